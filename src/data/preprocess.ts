@@ -1,0 +1,120 @@
+import { promises as fs } from 'node:fs';
+import sharp from 'sharp';
+import { centerCropOffsets, resizedSize } from './clip-geometry.js';
+import { classifyDecodeError, ImageDecodeError } from './image-problems.js';
+import { normalize } from './normalize.js';
+
+/**
+ * CLIP's image preprocessing (openai/CLIP `_transform`) with sharp. The recipe follows what was
+ * checked against the reference goldens (shared/design.md): Pillow ignores ICC profiles, resizes with
+ * an antialiased bicubic to torchvision's exact size, then crops the centre.
+ */
+
+/** Pillow's DecompressionBombWarning threshold: larger images are refused unless raised. */
+export const DEFAULT_MAX_PIXELS = 89_478_485;
+
+export interface PreprocessOptions {
+  /** Model input resolution R (square). Default 224. */
+  resolution?: number;
+  /** Apply the EXIF orientation (default true); false matches the reference, which ignores it. */
+  exif?: boolean;
+  /** Refuse images with more pixels than this (before resizing). */
+  maxPixels?: number;
+}
+
+export interface Uint8Crop {
+  /** Interleaved RGB, row-major: shape [R, R, 3]. */
+  data: Uint8Array;
+  shape: [number, number, 3];
+  /** Source size as decoded, after EXIF orientation when applied. */
+  sourceWidth: number;
+  sourceHeight: number;
+}
+
+export interface ImageTensor {
+  data: Float32Array;
+  shape: [3, number, number];
+}
+
+/** Decode, resize and centre-crop: the uint8 image CLIP normalises. Throws ImageDecodeError. */
+export async function preprocessImageUint8(input: string | Buffer, options: PreprocessOptions = {}): Promise<Uint8Crop> {
+  const resolution = options.resolution ?? 224;
+  const exif = options.exif ?? true;
+  const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
+  if (!Number.isInteger(resolution) || resolution <= 0) throw new RangeError(`resolution must be a positive integer, got ${resolution}`);
+  const name = typeof input === 'string' ? input : '<buffer>';
+
+  let bytes: Buffer;
+  try {
+    // Reading the file ourselves tells a missing or empty file apart from a broken one.
+    bytes = typeof input === 'string' ? await fs.readFile(input) : input;
+  } catch (err) {
+    throw classifyDecodeError(name, err);
+  }
+  if (bytes.length === 0) throw new ImageDecodeError('empty', name, '0 bytes');
+
+  try {
+    const sharpOptions = { ignoreIcc: true, limitInputPixels: false as const, failOn: 'truncated' as const };
+    const meta = await sharp(bytes, sharpOptions).metadata();
+    if (!meta.width || !meta.height) throw new ImageDecodeError('undecodable', name, 'no image size in the header');
+    if (meta.width * meta.height > maxPixels) {
+      throw new ImageDecodeError('too-large', name, `${meta.width}x${meta.height} = ${meta.width * meta.height} pixels > maxPixels ${maxPixels}`);
+    }
+    const transposed = exif && (meta.orientation ?? 1) >= 5;
+    const width = transposed ? meta.height : meta.width;
+    const height = transposed ? meta.width : meta.height;
+    const resized = resizedSize(width, height, resolution);
+    const { left, top } = centerCropOffsets(resized.width, resized.height, resolution);
+
+    let pipeline = sharp(bytes, sharpOptions);
+    if (exif) pipeline = pipeline.rotate();
+    if (meta.hasAlpha) {
+      // libvips resizes alpha images premultiplied in float, Pillow in uint8 (RGBa); both drift from
+      // the reference on nearly transparent pixels (max |Δ| 0.10 on coffee_rgba.png). Dropping alpha
+      // before the resize, which sharp only does in a separate pass, stays at 0.075.
+      const flat = await pipeline.removeAlpha().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+      pipeline = sharp(flat.data, { raw: { width: flat.info.width, height: flat.info.height, channels: flat.info.channels } });
+    }
+    const { data, info } = await pipeline
+      .resize(resized.width, resized.height, { kernel: 'cubic', fit: 'fill', fastShrinkOnLoad: false })
+      .extract({ left, top, width: resolution, height: resolution })
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+    return { data: toRgb(data, info.channels, name), shape: [resolution, resolution, 3], sourceWidth: width, sourceHeight: height };
+  } catch (err) {
+    throw classifyDecodeError(name, err);
+  }
+}
+
+/** CLIP's full transform: a normalised CHW float32 tensor [3, R, R]. */
+export async function preprocessImage(input: string | Buffer, options: PreprocessOptions = {}): Promise<ImageTensor> {
+  const crop = await preprocessImageUint8(input, options);
+  return { data: normalize(crop.data), shape: [3, crop.shape[0], crop.shape[1]] };
+}
+
+/** Greyscale becomes three equal channels and alpha is dropped, as Pillow's convert('RGB') does. */
+function toRgb(data: Buffer, channels: number, name: string): Uint8Array {
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (channels === 3) return bytes;
+  if (channels === 1 || channels === 2 || channels === 4) {
+    // 1: grey, 2: grey + alpha, 4: RGBA (kept only in raw inputs). Alpha is dropped, not composited.
+    const colour = channels >= 3 ? 3 : 1;
+    const pixels = bytes.length / channels;
+    const rgb = new Uint8Array(pixels * 3);
+    for (let i = 0, src = 0, dst = 0; i < pixels; i++, src += channels, dst += 3) {
+      rgb[dst] = bytes[src]!;
+      rgb[dst + 1] = bytes[src + (colour === 3 ? 1 : 0)]!;
+      rgb[dst + 2] = bytes[src + (colour === 3 ? 2 : 0)]!;
+    }
+    return rgb;
+  }
+  throw new ImageDecodeError('unsupported', name, `decoded to ${channels} channels (CMYK or similar)`);
+}
+
+/** Convert an HWC crop to CHW uint8 (for consumers that want planar bytes). */
+export function hwcToChw(hwc: Uint8Array): Uint8Array {
+  const pixels = hwc.length / 3;
+  const out = new Uint8Array(hwc.length);
+  for (let c = 0; c < 3; c++) for (let i = 0; i < pixels; i++) out[c * pixels + i] = hwc[i * 3 + c]!;
+  return out;
+}
