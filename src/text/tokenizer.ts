@@ -1,0 +1,281 @@
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+
+import { writeFileAtomic } from '../util/atomic.js';
+import { cacheDir, isOffline } from '../util/cache.js';
+import { BytePairEncoder, BYTE_TO_CHAR, CHAR_TO_BYTE, END_OF_TEXT, END_OF_WORD, parseBpeVocabulary, START_OF_TEXT } from './bpe.js';
+import type { BpeVocabulary } from './bpe.js';
+import { htmlUnescape } from './html-unescape.js';
+
+/*
+ * The CLIP tokenizer, exact to openai/CLIP `clip/simple_tokenizer.py` + `clip.tokenize` with ftfy
+ * not applied (the fixtures stub it). Every regex below spells out its character sets because
+ * JavaScript's `\s` and `/i` differ from Python's `str`/`regex` module ones.
+ */
+
+export const START_OF_TEXT_ID = 49406;
+export const END_OF_TEXT_ID = 49407;
+export const VOCAB_SIZE = 49408;
+export const DEFAULT_CONTEXT_LENGTH = 77;
+
+// ---------------------------------------------------------------------------------------------
+// Cleaning: basic_clean (html.unescape twice, str.strip), whitespace_clean, str.lower.
+
+/** Python's `str.isspace()` set, which `str.strip()` uses: Unicode White_Space plus U+001C–001F. */
+const PY_ISSPACE = new Set(
+  Array.from('\t\n\v\f\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000', (ch) => ch.charCodeAt(0)),
+);
+
+/** Python's `str.strip()` with no argument (a loop, not a regex: `\s+$` is quadratic on long runs). */
+export function pythonStrip(text: string): string {
+  let start = 0;
+  let end = text.length;
+  while (start < end && PY_ISSPACE.has(text.charCodeAt(start))) start++;
+  while (end > start && PY_ISSPACE.has(text.charCodeAt(end - 1))) end--;
+  return start === 0 && end === text.length ? text : text.slice(start, end);
+}
+
+/** The `regex` module's `\s` (Unicode White_Space): unlike JS `\s`, it has U+0085 and lacks U+FEFF. */
+const PY_REGEX_WHITESPACE_RUNS = /[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/g;
+
+/**
+ * The reference pre-tokenizer, compiled with IGNORECASE, rewritten without `/i`: the text is
+ * already lowercased, so IGNORECASE only adds `ſ` (U+017F, which folds to `s`) to the literals, and
+ * takes U+0345 (which folds to `ι`) out of the "other" class, so that U+0345 matches no branch and
+ * is dropped. JS's `/iu` would instead count U+0345 as a letter.
+ */
+const PRE_TOKENIZER =
+  /<\|[sſ]tartoftext\|>|<\|endoftext\|>|'[sſ]|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\p{L}\p{N}\u0345]+/gu;
+
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/** `whitespace_clean(basic_clean(text)).lower()` with ftfy stubbed. */
+export function cleanText(text: string): string {
+  const basic = pythonStrip(htmlUnescape(htmlUnescape(text)));
+  return pythonStrip(basic.replace(PY_REGEX_WHITESPACE_RUNS, ' ')).toLowerCase();
+}
+
+/** The pre-tokenizer's pieces of already-cleaned text. */
+export function preTokenize(cleaned: string): string[] {
+  return cleaned.match(PRE_TOKENIZER) ?? [];
+}
+
+function isPrintableAscii(piece: string): boolean {
+  for (let i = 0; i < piece.length; i++) {
+    const code = piece.charCodeAt(i);
+    if (code < 0x21 || code > 0x7e) return false;
+  }
+  return true;
+}
+
+const utf8 = new TextEncoder();
+
+/** UTF-8 bytes, each as its `bytes_to_unicode` character. Printable ASCII maps to itself. */
+function byteEncode(piece: string): string {
+  if (isPrintableAscii(piece)) return piece;
+  let out = '';
+  for (const byte of utf8.encode(piece)) out += BYTE_TO_CHAR[byte];
+  return out;
+}
+
+function abbreviate(text: string, max = 60): string {
+  const chars = Array.from(text);
+  return JSON.stringify(chars.length <= max ? text : chars.slice(0, max - 1).join('') + '…');
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export interface TokenizeOptions {
+  /** Positions per row, start and end tokens included. Default 77. */
+  contextLength?: number;
+  /** Cut texts that are too long (keeping an end token last) instead of throwing. Default false. */
+  truncate?: boolean;
+}
+
+/** Row-major `[n, contextLength]` int32 token ids, zero-padded, like `clip.tokenize`'s tensor. */
+export interface TokenBatch {
+  data: Int32Array;
+  shape: [number, number];
+}
+
+export class ClipTokenizer {
+  private readonly bpe: BytePairEncoder;
+  private readonly utf8Decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
+
+  constructor(private readonly vocabulary: BpeVocabulary) {
+    if (vocabulary.decoder.length !== VOCAB_SIZE) {
+      throw new Error(`CLIP needs a ${VOCAB_SIZE}-token vocabulary; this one has ${vocabulary.decoder.length}`);
+    }
+    this.bpe = new BytePairEncoder(vocabulary.ranks);
+  }
+
+  get vocabSize(): number {
+    return this.vocabulary.decoder.length;
+  }
+
+  /** `SimpleTokenizer.encode`: ids without start and end tokens. */
+  encode(text: string): number[] {
+    if (typeof text !== 'string') throw new TypeError(`encode expects a string, got ${typeof text}`);
+    if (LONE_SURROGATE.test(text)) {
+      // Python's str.encode('utf-8') raises on these; silently encoding U+FFFD would hide the problem.
+      throw new Error(`Cannot tokenize ${abbreviate(text)}: it contains a lone UTF-16 surrogate, which is not encodable as UTF-8`);
+    }
+    const ids: number[] = [];
+    for (const piece of preTokenize(cleanText(text))) {
+      for (const subword of this.bpe.encode(byteEncode(piece))) {
+        ids.push(this.vocabulary.encoder.get(subword)!);
+      }
+    }
+    return ids;
+  }
+
+  /** `SimpleTokenizer.decode`: `</w>` becomes a space; invalid UTF-8 becomes U+FFFD as in Python's errors="replace". */
+  decode(ids: ArrayLike<number>): string {
+    let byteChars = '';
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]!;
+      const token = Number.isInteger(id) ? this.vocabulary.decoder[id] : undefined;
+      if (token === undefined) throw new RangeError(`decode: ${id} is not a token id (0–${this.vocabSize - 1})`);
+      byteChars += token;
+    }
+    const bytes = new Uint8Array(byteChars.length);
+    for (let i = 0; i < byteChars.length; i++) bytes[i] = CHAR_TO_BYTE[byteChars.charCodeAt(i)]!;
+    // WHATWG's decoder replaces each maximal invalid subsequence with one U+FFFD, as Python does.
+    return this.utf8Decoder.decode(bytes).replaceAll(END_OF_WORD, ' ');
+  }
+
+  /** `clip.tokenize`: `[sot] + ids + [eot]` per text, zero-padded to `contextLength`. */
+  tokenize(texts: string | readonly string[], options: TokenizeOptions = {}): TokenBatch {
+    const { contextLength = DEFAULT_CONTEXT_LENGTH, truncate = false } = options;
+    if (!Number.isInteger(contextLength) || contextLength < 2) {
+      throw new RangeError(`contextLength must be an integer ≥ 2, got ${contextLength}`);
+    }
+    const list = typeof texts === 'string' ? [texts] : texts;
+    const data = new Int32Array(list.length * contextLength);
+    list.forEach((text, row) => {
+      const ids = this.encode(text);
+      const length = ids.length + 2;
+      if (length > contextLength && !truncate) {
+        throw new Error(
+          `Input ${abbreviate(text)} is too long for context length ${contextLength}: it has ${length} tokens ` +
+            `(${ids.length} + start and end). Shorten it or pass { truncate: true }.`,
+        );
+      }
+      const offset = row * contextLength;
+      data[offset] = START_OF_TEXT_ID;
+      const kept = Math.min(ids.length, contextLength - 2);
+      for (let i = 0; i < kept; i++) data[offset + 1 + i] = ids[i]!;
+      if (length > contextLength) {
+        // Reference: tokens[:contextLength] then tokens[-1] = eot, i.e. ids up to position contextLength-2 survive.
+        data[offset + contextLength - 1] = END_OF_TEXT_ID;
+      } else {
+        data[offset + 1 + kept] = END_OF_TEXT_ID;
+      }
+    });
+    return { data, shape: [list.length, contextLength] };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Finding the vocabulary file.
+
+export const VOCAB_FILE_NAME = 'bpe_simple_vocab_16e6.txt.gz';
+export const VOCAB_URL = 'https://github.com/openai/CLIP/raw/main/clip/bpe_simple_vocab_16e6.txt.gz';
+/** SHA-256 of openai/CLIP's `clip/bpe_simple_vocab_16e6.txt.gz`; a download must match it. */
+export const VOCAB_SHA256 = '924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a';
+export const VOCAB_ENV = 'CLIP_NATIVE_VOCAB';
+
+export interface LoadTokenizerOptions {
+  /** Path of bpe_simple_vocab_16e6.txt.gz; overrides everything else. */
+  vocab?: string;
+  /** Model cache directory (default: see `cacheDir()`); the vocabulary is cached there. */
+  cacheDir?: string;
+}
+
+/** How a missing vocabulary is downloaded; tests replace it. */
+export type VocabDownloader = (url: string) => Promise<Uint8Array>;
+
+const DOWNLOAD_TIMEOUT_MS = 60_000;
+
+export const downloadWithFetch: VocabDownloader = async (url) => {
+  const response = await fetch(url, { redirect: 'follow', signal: AbortSignal.timeout(DOWNLOAD_TIMEOUT_MS) });
+  if (!response.ok) throw new Error(`HTTP ${response.status} ${response.statusText}`);
+  return new Uint8Array(await response.arrayBuffer());
+};
+
+function sha256Hex(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+async function isFile(file: string): Promise<boolean> {
+  try {
+    return (await fs.stat(file)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Where the vocabulary is: `options.vocab`, `$CLIP_NATIVE_VOCAB`, the cache directory, else a
+ * download (SHA-256 checked) into the cache directory. Throws with the places to put the file.
+ */
+export async function resolveVocabularyPath(
+  options: LoadTokenizerOptions = {},
+  download: VocabDownloader = downloadWithFetch,
+): Promise<string> {
+  const explicit = options.vocab ?? process.env[VOCAB_ENV];
+  if (explicit) {
+    const file = path.resolve(explicit);
+    if (!(await isFile(file))) {
+      const origin = options.vocab ? 'options.vocab' : `$${VOCAB_ENV}`;
+      throw new Error(`CLIP vocabulary not found: ${origin} points to ${file}, which is not a file`);
+    }
+    return file;
+  }
+  const cached = path.join(cacheDir(options.cacheDir), VOCAB_FILE_NAME);
+  if (await isFile(cached)) return cached;
+
+  let why: string;
+  if (isOffline()) {
+    why = 'offline mode is on (HF_HUB_OFFLINE / CLIP_NATIVE_OFFLINE), so it was not downloaded';
+  } else {
+    try {
+      const bytes = await download(VOCAB_URL);
+      const actual = sha256Hex(bytes);
+      if (actual !== VOCAB_SHA256) throw new Error(`SHA-256 mismatch: got ${actual}, expected ${VOCAB_SHA256}`);
+      await fs.mkdir(path.dirname(cached), { recursive: true });
+      await writeFileAtomic(cached, bytes);
+      return cached;
+    } catch (err) {
+      why = `downloading ${VOCAB_URL} failed: ${(err as Error).message}`;
+    }
+  }
+  throw new Error(
+    `CLIP vocabulary ${VOCAB_FILE_NAME} not found (${why}). Put openai/CLIP's clip/${VOCAB_FILE_NAME} ` +
+      `(sha256 ${VOCAB_SHA256}) at ${cached}, or set ${VOCAB_ENV}=/path/to/${VOCAB_FILE_NAME}, ` +
+      'or pass { vocab: path } to loadTokenizer.',
+  );
+}
+
+const loaded = new Map<string, Promise<ClipTokenizer>>();
+
+/** Parses a vocabulary file; one parse per resolved path for the life of the process. */
+export function tokenizerFromFile(file: string): Promise<ClipTokenizer> {
+  const key = path.resolve(file);
+  let pending = loaded.get(key);
+  if (pending === undefined) {
+    pending = fs.readFile(key).then((bytes) => new ClipTokenizer(parseBpeVocabulary(bytes, key)));
+    loaded.set(key, pending);
+    // A failed parse must not poison the cache: the file may be fixed and retried.
+    pending.catch(() => loaded.delete(key));
+  }
+  return pending;
+}
+
+/** The CLIP tokenizer, with its vocabulary found (or downloaded) as `resolveVocabularyPath` says. */
+export async function loadTokenizer(options: LoadTokenizerOptions = {}): Promise<ClipTokenizer> {
+  return tokenizerFromFile(await resolveVocabularyPath(options));
+}
+
+export { START_OF_TEXT, END_OF_TEXT };
