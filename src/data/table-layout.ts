@@ -1,0 +1,131 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { parseDelimited } from './csv.js';
+import { DatasetError, finishDataset, isInside, type Dataset, type DatasetKind, type DatasetProblem, type Sample } from './dataset.js';
+
+/**
+ * A table of images: CSV, TSV or JSONL, one row per image with a path relative to the table file
+ * and either a label or a free caption.
+ */
+export interface TableLayoutOptions {
+  /** Column names; defaults are the first present of image|path|file|filename|filepath|image_path, label|class|category, caption|text. */
+  columns?: { image?: string; label?: string; caption?: string };
+  /** Force labels or captions when a table has both columns (default: labels if a label column exists). */
+  kind?: DatasetKind;
+  strict?: boolean;
+}
+
+const DEFAULT_COLUMNS = {
+  image: ['image', 'path', 'file', 'filename', 'filepath', 'image_path'],
+  label: ['label', 'class', 'category'],
+  caption: ['caption', 'text'],
+};
+
+interface Row {
+  line: number;
+  values: Map<string, unknown>;
+}
+
+export async function loadTableLayout(file: string, format: 'csv' | 'tsv' | 'jsonl', options: TableLayoutOptions = {}): Promise<Dataset> {
+  file = path.resolve(file);
+  const root = path.dirname(file);
+  const problems: DatasetProblem[] = [];
+  const text = await fs.readFile(file, 'utf8').catch((err: Error) => {
+    throw new DatasetError(`${file}: cannot read (${err.message})`);
+  });
+  const { header, rows } = format === 'jsonl' ? readJsonl(text, file, problems) : readDelimited(text, file, format === 'csv' ? ',' : '\t', problems);
+
+  const pick = (role: keyof typeof DEFAULT_COLUMNS): string | undefined => {
+    const explicit = options.columns?.[role];
+    if (explicit !== undefined) {
+      if (!header.has(explicit)) throw new DatasetError(`${file}: no column ${JSON.stringify(explicit)} (columns: ${[...header].join(', ')})`);
+      return explicit;
+    }
+    const lower = new Map([...header].map((h) => [h.toLowerCase(), h]));
+    return DEFAULT_COLUMNS[role].map((c) => lower.get(c)).find((c) => c !== undefined);
+  };
+  const imageColumn = pick('image');
+  if (!imageColumn) throw new DatasetError(`${file}: no image column (tried ${DEFAULT_COLUMNS.image.join('|')}; columns: ${[...header].join(', ')})`);
+  const labelColumn = pick('label');
+  const captionColumn = pick('caption');
+  const kind: DatasetKind = options.kind ?? (labelColumn ? 'labels' : 'captions');
+  const textColumn = kind === 'labels' ? labelColumn : captionColumn;
+  if (!textColumn) throw new DatasetError(`${file}: no ${kind === 'labels' ? 'label' : 'caption'} column (columns: ${[...header].join(', ')})`);
+
+  const samples: Sample[] = [];
+  const seen = new Map<string, number>();
+  for (const row of rows) {
+    const imageValue = row.values.get(imageColumn);
+    const textValue = row.values.get(textColumn);
+    const at = { file, line: row.line };
+    if (typeof imageValue !== 'string' || imageValue.trim() === '') {
+      problems.push({ ...at, message: `empty or missing ${JSON.stringify(imageColumn)}; skipped` });
+      continue;
+    }
+    const value = typeof textValue === 'number' ? String(textValue) : textValue;
+    if (typeof value !== 'string' || value.trim() === '') {
+      problems.push({ ...at, message: `empty or missing ${JSON.stringify(textColumn)}; skipped` });
+      continue;
+    }
+    const image = path.resolve(root, imageValue.trim());
+    if (!isInside(root, image)) {
+      problems.push({ ...at, message: `${JSON.stringify(imageValue)} points outside ${root}; skipped` });
+      continue;
+    }
+    // The same image may carry several captions; only a repeated (image, text) pair is a duplicate.
+    const key = `${image}\u0000${value}`;
+    const first = seen.get(key);
+    if (first !== undefined) {
+      problems.push({ ...at, message: `duplicate entry ${JSON.stringify(imageValue)} (first on line ${first}); skipped` });
+      continue;
+    }
+    seen.set(key, row.line);
+    samples.push(kind === 'labels' ? { image, label: value.trim(), source: at } : { image, caption: value, source: at });
+  }
+  if (rows.length === 0) problems.push({ file, line: 0, message: 'empty split: no rows' });
+  return finishDataset({ root, format, kind, samples }, samples.map((s) => s.label ?? ''), problems, {
+    strict: options.strict,
+    describe: file,
+  });
+}
+
+function readDelimited(text: string, file: string, delimiter: string, problems: DatasetProblem[]): { header: Set<string>; rows: Row[] } {
+  const parsed = parseDelimited(text, delimiter);
+  if (parsed.unterminatedQuoteLine !== undefined) {
+    problems.push({ file, line: parsed.unterminatedQuoteLine, message: 'quoted field never closed; the rest of the file is ignored' });
+  }
+  const [headerRecord, ...records] = parsed.records;
+  if (!headerRecord) return { header: new Set(), rows: [] };
+  const names = headerRecord.fields.map((f) => f.trim());
+  const rows: Row[] = [];
+  for (const record of records) {
+    if (record.fields.length !== names.length) {
+      problems.push({ file, line: record.line, message: `expected ${names.length} fields, found ${record.fields.length}; skipped` });
+      continue;
+    }
+    rows.push({ line: record.line, values: new Map(names.map((n, i) => [n, record.fields[i]])) });
+  }
+  return { header: new Set(names), rows };
+}
+
+function readJsonl(text: string, file: string, problems: DatasetProblem[]): { header: Set<string>; rows: Row[] } {
+  const header = new Set<string>();
+  const rows: Row[] = [];
+  text.replace(/^\uFEFF/, '').split(/\r?\n/).forEach((raw, i) => {
+    if (raw.trim() === '') return;
+    let value: unknown;
+    try {
+      value = JSON.parse(raw);
+    } catch (err) {
+      problems.push({ file, line: i + 1, message: `invalid JSON (${(err as Error).message}); skipped` });
+      return;
+    }
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      problems.push({ file, line: i + 1, message: 'expected a JSON object; skipped' });
+      return;
+    }
+    for (const key of Object.keys(value)) header.add(key);
+    rows.push({ line: i + 1, values: new Map(Object.entries(value)) });
+  });
+  return { header, rows };
+}
