@@ -1,0 +1,15 @@
+#!/usr/bin/env node
+// `clip-native` command line: each subcommand lives in its own module and registers itself here.
+import { Command } from 'commander';
+
+import { version } from '../version.js';
+import { registerDoctor } from './doctor.js';
+
+const program = new Command();
+program.name('clip-native').description('Fine-tune OpenAI CLIP from Node.js on a LibTorch native addon').version(version);
+registerDoctor(program);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  process.stderr.write(`clip-native: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,77 @@
+// The facts a user (or a bug report) needs about this installation, gathered without side effects.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+
+import { addonPath, buildInfo, runtimeInfo } from './native.js';
+import { cacheDir } from './util/cache.js';
+import { version } from './version.js';
+
+export interface DoctorReport {
+  version: string;
+  node: string;
+  platform: string;
+  addon: { path: string; buildPath: string | null };
+  libtorch: { version: string; source: string | null; path: string | null; builtWithCuda: boolean };
+  threads: number;
+  cuda: {
+    available: boolean;
+    devices: Array<{ index: number; name: string; capability: string; memoryBytes: number; bf16: boolean }>;
+  };
+  bf16: { cpu: boolean; cuda: boolean };
+  vocab: { path: string; exists: boolean; source: string };
+  cache: { dir: string; exists: boolean };
+}
+
+const VOCAB_FILE = 'bpe_simple_vocab_16e6.txt.gz';
+
+function vocabLocation(): DoctorReport['vocab'] {
+  const fromEnv = process.env.CLIP_NATIVE_VOCAB;
+  if (fromEnv) return { path: fromEnv, exists: existsSync(fromEnv), source: 'CLIP_NATIVE_VOCAB' };
+  const cached = path.join(cacheDir(), VOCAB_FILE);
+  return { path: cached, exists: existsSync(cached), source: 'cache' };
+}
+
+export function doctor(): DoctorReport {
+  const runtime = runtimeInfo();
+  const build = buildInfo();
+  return {
+    version,
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    addon: { path: addonPath(), buildPath: build?.buildPath ?? null },
+    libtorch: {
+      version: runtime.torchVersion,
+      source: build?.libtorch.source ?? null,
+      path: build?.libtorch.path ?? null,
+      builtWithCuda: runtime.builtWithCuda,
+    },
+    threads: runtime.threads,
+    cuda: { available: runtime.cudaAvailable, devices: runtime.devices },
+    bf16: { cpu: runtime.cpuBf16, cuda: runtime.devices.some((d) => d.bf16) },
+    vocab: vocabLocation(),
+    cache: { dir: cacheDir(), exists: existsSync(cacheDir()) },
+  };
+}
+
+function gib(bytes: number): string {
+  return `${(bytes / 2 ** 30).toFixed(1)} GiB`;
+}
+
+export function formatDoctor(report: DoctorReport): string {
+  const lines = [
+    `clip-native ${report.version}`,
+    `  node          ${report.node} (${report.platform})`,
+    `  libtorch      ${report.libtorch.version} from ${report.libtorch.source ?? 'unknown source'}${report.libtorch.path ? `: ${report.libtorch.path}` : ''}`,
+    `                ${report.libtorch.builtWithCuda ? 'built with CUDA' : 'CPU-only build'}`,
+    `  addon         ${report.addon.path} (built with ${report.addon.buildPath ?? 'unknown'})`,
+    `  cpu threads   ${report.threads}`,
+    `  cuda          ${report.cuda.available ? `available, ${report.cuda.devices.length} device(s)` : 'not available'}`,
+    ...report.cuda.devices.map(
+      (d) => `    cuda:${d.index}      ${d.name}, compute capability ${d.capability}, ${gib(d.memoryBytes)}${d.bf16 ? ', bf16' : ''}`,
+    ),
+    `  bf16          cpu ${report.bf16.cpu ? 'yes' : 'no'}, cuda ${report.bf16.cuda ? 'yes' : 'no'}`,
+    `  vocabulary    ${report.vocab.path} (${report.vocab.exists ? 'found' : 'missing'}; from ${report.vocab.source})`,
+    `  model cache   ${report.cache.dir}${report.cache.exists ? '' : ' (not created yet)'}`,
+  ];
+  return lines.join('\n');
+}

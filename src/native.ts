@@ -1,0 +1,90 @@
+// The only module that loads the addon. Everything else imports typed functions from here, so the
+// native boundary is described in one place.
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** A tensor crossing the boundary: row-major data plus its shape. */
+export interface TensorData<T extends ArrayBufferView = Float32Array> {
+  data: T;
+  shape: number[];
+}
+
+export interface CudaDeviceInfo {
+  index: number;
+  name: string;
+  capability: string;
+  memoryBytes: number;
+  bf16: boolean;
+}
+
+export interface RuntimeInfo {
+  torchVersion: string;
+  builtWithCuda: boolean;
+  cudaAvailable: boolean;
+  threads: number;
+  cpuBf16: boolean;
+  parallelInfo: string;
+  devices: CudaDeviceInfo[];
+}
+
+export interface BuildInfo {
+  buildPath: 'cmake-js' | 'node-gyp';
+  builtAt: string;
+  libtorch: { version: string; source: string; path: string; cuda: boolean };
+}
+
+/** The raw addon surface. Kept private to this module; wrappers below add types and validation. */
+interface Addon {
+  runtimeInfo(): RuntimeInfo;
+  setThreads(n: number): void;
+  matmul(a: TensorData, b: TensorData): Promise<TensorData>;
+}
+
+export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** Where the addon is loaded from: `CLIP_NATIVE_ADDON` (to test another build) or build/Release. */
+export function addonPath(): string {
+  return process.env.CLIP_NATIVE_ADDON ?? path.join(packageRoot, 'build', 'Release', 'clip_native.node');
+}
+
+let addon: Addon | undefined;
+
+export function native(): Addon {
+  if (addon) return addon;
+  const file = addonPath();
+  if (!existsSync(file)) {
+    throw new Error(
+      `The clip-native addon is not built (${file} is missing). Run \`npm run build:native\` in ${packageRoot}; ` +
+        'it needs LibTorch: `pip install torch`, or LIBTORCH=/path/to/libtorch (see README "Finding LibTorch").',
+    );
+  }
+  const require = createRequire(import.meta.url);
+  try {
+    addon = require(file) as Addon;
+  } catch (err) {
+    throw new Error(`Cannot load the clip-native addon ${file}: ${(err as Error).message}. Rebuild it with \`npm run build:native\`.`);
+  }
+  return addon;
+}
+
+/** How the loaded addon was built (written by scripts/build-native.mjs), if known. */
+export function buildInfo(): BuildInfo | undefined {
+  const file = path.join(path.dirname(addonPath()), 'build-info.json');
+  if (!existsSync(file)) return undefined;
+  return JSON.parse(readFileSync(file, 'utf8')) as BuildInfo;
+}
+
+export function runtimeInfo(): RuntimeInfo {
+  return native().runtimeInfo();
+}
+
+export function setThreads(n: number): void {
+  native().setThreads(n);
+}
+
+/** Matrix product of two float32 tensors on the CPU: a small op that exercises the boundary. */
+export function matmul(a: TensorData, b: TensorData): Promise<TensorData> {
+  return native().matmul(a, b);
+}

@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { test } from 'node:test';
+
+import { repoRoot } from './helpers/fixtures.js';
+
+const cli = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
+
+function pythonTorchVersion(): string | undefined {
+  const r = spawnSync('python3', ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : undefined;
+}
+
+test('doctor --json reports the version, LibTorch, CUDA and threads', () => {
+  const out = execFileSync(process.execPath, [cli, 'doctor', '--json'], { encoding: 'utf8' });
+  const report = JSON.parse(out);
+  const pkg = JSON.parse(execFileSync(process.execPath, ['-p', `JSON.stringify(require(${JSON.stringify(path.join(repoRoot, 'package.json'))}))`], { encoding: 'utf8' }));
+  assert.equal(report.version, pkg.version);
+  assert.match(report.libtorch.version, /^\d+\.\d+\.\d+/);
+  assert.ok(['python', 'LIBTORCH', 'system'].includes(report.libtorch.source), `source ${report.libtorch.source}`);
+  assert.equal(typeof report.libtorch.path, 'string');
+  assert.equal(typeof report.cuda.available, 'boolean');
+  assert.ok(Array.isArray(report.cuda.devices));
+  for (const d of report.cuda.devices) {
+    assert.equal(typeof d.name, 'string');
+    assert.match(d.capability, /^\d+\.\d+$/);
+    assert.ok(d.memoryBytes > 0);
+  }
+  assert.ok(Number.isInteger(report.threads) && report.threads >= 1);
+  assert.ok(['cmake-js', 'node-gyp'].includes(report.addon.buildPath));
+  const py = pythonTorchVersion();
+  if (report.libtorch.source === 'python' && py) {
+    assert.equal(report.libtorch.version, py.split('+')[0], 'the addon links the LibTorch of python3 torch');
+  }
+});
+
+test('doctor prints a readable summary', () => {
+  const out = execFileSync(process.execPath, [cli, 'doctor'], { encoding: 'utf8' });
+  assert.match(out, /^clip-native \d+\.\d+\.\d+/);
+  assert.match(out, /libtorch\s+\d+\.\d+\.\d+ from /);
+  assert.match(out, /cuda\s+(available|not available)/);
+  assert.match(out, /vocabulary\s+\S+/);
+});
+
+test('find-libtorch fails with instructions when LIBTORCH points nowhere', () => {
+  const r = spawnSync(process.execPath, [path.join(repoRoot, 'scripts', 'find-libtorch.mjs')], {
+    encoding: 'utf8',
+    env: { ...process.env, LIBTORCH: '/nonexistent/libtorch' },
+  });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /LIBTORCH=\/nonexistent\/libtorch does not hold a LibTorch/);
+  assert.match(r.stderr, /pip install torch/);
+});
+
+test('the addon finds LibTorch without LD_LIBRARY_PATH', () => {
+  const env = { ...process.env };
+  delete env.LD_LIBRARY_PATH;
+  const out = execFileSync(process.execPath, [cli, 'doctor', '--json'], { encoding: 'utf8', env });
+  assert.match(JSON.parse(out).libtorch.version, /^\d+\./);
+});
