@@ -1,0 +1,67 @@
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { writeFileAtomic } from '../util/atomic.js';
+import { cacheDir } from '../util/cache.js';
+
+/**
+ * On-disk cache of preprocessed uint8 crops, so epochs after the first skip decoding. An entry is
+ * keyed by what makes the crop: absolute path, size and mtime of the file, resolution and EXIF flag;
+ * editing or replacing an image changes its key, and stale entries are simply never read again.
+ *
+ * File layout: 8-byte magic, u32 LE resolution, u32 LE source pixel count (to re-apply a lower
+ * pixel limit without decoding), then R*R*3 bytes of HWC RGB.
+ */
+const MAGIC = Buffer.from('CLIPCRP1', 'latin1');
+const HEADER_BYTES = 16;
+
+export interface CropKey {
+  file: string;
+  size: number;
+  mtimeMs: number;
+  resolution: number;
+  exif: boolean;
+}
+
+export interface CachedCrop {
+  data: Uint8Array;
+  sourcePixels: number;
+}
+
+export function defaultCropCacheDir(): string {
+  return path.join(cacheDir(), 'preprocessed');
+}
+
+export class CropCache {
+  constructor(readonly dir: string = defaultCropCacheDir()) {}
+
+  entryPath(key: CropKey): string {
+    const id = createHash('sha256')
+      .update(JSON.stringify({ v: 1, file: path.resolve(key.file), size: key.size, mtimeMs: key.mtimeMs, resolution: key.resolution, exif: key.exif }))
+      .digest('hex');
+    return path.join(this.dir, id.slice(0, 2), `${id}.crop`);
+  }
+
+  /** The cached crop, or undefined when absent or unreadable (a damaged entry is just a miss). */
+  async get(key: CropKey): Promise<CachedCrop | undefined> {
+    let bytes: Buffer;
+    try {
+      bytes = await fs.readFile(this.entryPath(key));
+    } catch {
+      return undefined;
+    }
+    const expected = HEADER_BYTES + key.resolution * key.resolution * 3;
+    if (bytes.length !== expected || !bytes.subarray(0, 8).equals(MAGIC) || bytes.readUInt32LE(8) !== key.resolution) return undefined;
+    return { data: new Uint8Array(bytes.buffer, bytes.byteOffset + HEADER_BYTES, expected - HEADER_BYTES), sourcePixels: bytes.readUInt32LE(12) };
+  }
+
+  async put(key: CropKey, crop: CachedCrop): Promise<void> {
+    const target = this.entryPath(key);
+    await fs.mkdir(path.dirname(target), { recursive: true });
+    const header = Buffer.alloc(HEADER_BYTES);
+    MAGIC.copy(header, 0);
+    header.writeUInt32LE(key.resolution, 8);
+    header.writeUInt32LE(Math.min(crop.sourcePixels, 0xffffffff), 12);
+    await writeFileAtomic(target, Buffer.concat([header, crop.data]));
+  }
+}

@@ -1,0 +1,223 @@
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import sharp from 'sharp';
+import type { Dataset } from '../src/data/dataset.js';
+import { loadDataset } from '../src/data/datasets.js';
+import { createLoader, type Batch, type LoaderOptions, type SkippedImage } from '../src/data/loader.js';
+import { preprocessImage, preprocessImageUint8, type PreprocessOptions } from '../src/data/preprocess.js';
+import { seededPermutation } from '../src/util/prng.js';
+import { fixture } from './helpers/fixtures.js';
+
+const R = 32; // small resolution keeps the test fast; the goldens test 224
+let tmp: string;
+let root: string;
+let dataset: Dataset;
+
+before(async () => {
+  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'clip-loader-'));
+  root = path.join(tmp, 'ds');
+  const lines: string[] = [];
+  for (let i = 0; i < 14; i++) {
+    const label = ['ant', 'bee', 'cat'][i % 3]!;
+    const file = path.join(root, 'images', label, `${i}.png`);
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    // Distinct content and sizes so each sample's tensor identifies it.
+    await sharp({ create: { width: 40 + i * 3, height: 30 + (i % 4) * 7, channels: 3, background: { r: i * 18, g: 255 - i * 18, b: (i * 57) % 256 } } })
+      .png()
+      .toFile(file);
+    lines.push(`${label}/${i}`);
+  }
+  await fs.mkdir(path.join(root, 'meta'), { recursive: true });
+  await fs.writeFile(path.join(root, 'meta', 'train.txt'), lines.join('\n') + '\n');
+  await fs.writeFile(path.join(root, 'meta', 'test.txt'), '');
+  dataset = await loadDataset(root, { ext: 'png' });
+});
+after(async () => {
+  await fs.rm(tmp, { recursive: true, force: true });
+});
+
+async function collect(loader: AsyncIterable<Batch>): Promise<Batch[]> {
+  const out: Batch[] = [];
+  for await (const batch of loader) out.push(batch);
+  return out;
+}
+
+function countingDecoder() {
+  const calls: string[] = [];
+  let inFlight = 0;
+  let maxInFlight = 0;
+  const decoder = async (file: string, options: PreprocessOptions) => {
+    calls.push(file);
+    inFlight++;
+    maxInFlight = Math.max(maxInFlight, inFlight);
+    try {
+      return await preprocessImageUint8(file, options);
+    } finally {
+      inFlight--;
+    }
+  };
+  return { decoder, calls, maxInFlight: () => maxInFlight };
+}
+
+const base = (extra: Partial<LoaderOptions> = {}): LoaderOptions => ({ batchSize: 4, resolution: R, cacheDir: path.join(tmp, 'cache-default'), ...extra });
+
+describe('createLoader', () => {
+  test('order is a pure function of (seed, epoch) and batches carry matching tensors and labels', async () => {
+    const a = await collect(createLoader(dataset, base({ seed: 3, epoch: 1 })));
+    const b = await collect(createLoader(dataset, base({ seed: 3, epoch: 1, concurrency: 1 })));
+    const other = createLoader(dataset, base({ seed: 3, epoch: 2 }));
+    assert.deepEqual(a.map((x) => x.samples.map((s) => s.image)), b.map((x) => x.samples.map((s) => s.image)));
+    assert.notDeepEqual(Array.from(other.order), Array.from(createLoader(dataset, base({ seed: 3, epoch: 1 })).order));
+    assert.deepEqual(Array.from(createLoader(dataset, base({ shuffle: false })).order), [...Array(14).keys()]);
+    assert.deepEqual(Array.from(seededPermutation(14, 3, 1)), Array.from(createLoader(dataset, base({ seed: 3, epoch: 1 })).order));
+
+    assert.deepEqual(a.map((x) => x.images.shape), [[4, 3, R, R], [4, 3, R, R], [4, 3, R, R], [2, 3, R, R]]);
+    assert.deepEqual(a.map((x) => x.index), [0, 1, 2, 3]);
+    const seen = a.flatMap((x) => x.samples.map((s) => s.image)).sort();
+    assert.deepEqual(seen, dataset.samples.map((s) => s.image).sort());
+    const batch = a[1]!;
+    assert.deepEqual(Array.from(batch.labelIndices!), batch.samples.map((s) => dataset.classes.indexOf(s.label!)));
+    const expected = await preprocessImage(batch.samples[2]!.image, { resolution: R });
+    assert.deepEqual(batch.images.data.subarray(2 * 3 * R * R, 3 * 3 * R * R), expected.data);
+    const dropped = await collect(createLoader(dataset, base({ seed: 3, epoch: 1, dropLast: true })));
+    assert.equal(dropped.length, 3);
+  });
+
+  test('the second epoch comes from the cache: no decoder call, and corrupting the files (same size and mtime) changes nothing', async () => {
+    const cacheDir = path.join(tmp, 'cache-epochs');
+    // Whole-second mtimes, so restoring them below reproduces the exact key (utimes loses sub-ms digits).
+    const fixedTime = new Date('2020-01-01T00:00:00Z');
+    for (const s of dataset.samples) await fs.utimes(s.image, fixedTime, fixedTime);
+    const first = countingDecoder();
+    const epoch0 = await collect(createLoader(dataset, base({ cacheDir, epoch: 0, decoder: first.decoder })));
+    assert.equal(first.calls.length, 14);
+    const tensorOf = new Map<string, Float32Array>();
+    for (const b of epoch0) b.samples.forEach((s, i) => tensorOf.set(s.image, b.images.data.slice(i * 3 * R * R, (i + 1) * 3 * R * R)));
+
+    const copy = path.join(tmp, 'ds-backup');
+    await fs.cp(root, copy, { recursive: true });
+    try {
+      for (const s of dataset.samples) {
+        const stat = await fs.stat(s.image);
+        await fs.writeFile(s.image, Buffer.alloc(stat.size, 0x42)); // undecodable if anyone tries
+        await fs.utimes(s.image, fixedTime, fixedTime);
+      }
+      const second = countingDecoder();
+      const loader = createLoader(dataset, base({ cacheDir, epoch: 1, decoder: second.decoder }));
+      const epoch1 = await collect(loader);
+      assert.equal(second.calls.length, 0, 'epoch 1 must not decode');
+      assert.equal(loader.stats().cacheHits, 14);
+      assert.equal(loader.stats().skipped, 0);
+      for (const b of epoch1) b.samples.forEach((s, i) => assert.deepEqual(b.images.data.subarray(i * 3 * R * R, (i + 1) * 3 * R * R), tensorOf.get(s.image)));
+    } finally {
+      await fs.rm(root, { recursive: true });
+      await fs.rename(copy, root);
+      for (const s of dataset.samples) await fs.utimes(s.image, fixedTime, fixedTime); // fs.cp did not keep them
+    }
+    // A changed file (new mtime) is a new key: decoded again, not served stale.
+    const touched = dataset.samples[0]!.image;
+    const later = new Date(Date.now() + 5000);
+    await fs.utimes(touched, later, later);
+    const third = countingDecoder();
+    await collect(createLoader(dataset, base({ cacheDir, epoch: 2, decoder: third.decoder })));
+    assert.deepEqual(third.calls, [touched]);
+  });
+
+  test('startBatch resumes with the same batches and reads nothing before them', async () => {
+    const full = await collect(createLoader(dataset, base({ seed: 9, cache: false })));
+    const counter = countingDecoder();
+    const resumed = await collect(createLoader(dataset, base({ seed: 9, cache: false, startBatch: 2, decoder: counter.decoder })));
+    assert.deepEqual(resumed.map((b) => b.index), [2, 3]);
+    assert.deepEqual(resumed.map((b) => b.samples), full.slice(2).map((b) => b.samples));
+    assert.deepEqual(resumed[0]!.images.data, full[2]!.images.data);
+    assert.equal(counter.calls.length, 6);
+    const byCursor = await collect(createLoader(dataset, base({ seed: 9, cache: false, startBatch: 3, startCursor: full[2]!.cursor })));
+    assert.deepEqual(byCursor.map((b) => b.samples), full.slice(3).map((b) => b.samples));
+  });
+
+  test('decoding stays bounded: images in flight ≤ concurrency, and a stalled consumer stops the producer', async () => {
+    const counter = countingDecoder();
+    const loader = createLoader(dataset, base({ batchSize: 2, concurrency: 2, prefetch: 1, cache: false, decoder: counter.decoder }));
+    const iterator = loader[Symbol.asyncIterator]();
+    await iterator.next();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // One batch taken, one prefetched, one being assembled, plus the decode window.
+    assert.ok(counter.calls.length <= 2 * 3 + 2, `decoded ${counter.calls.length} of 14 while the consumer stalled`);
+    assert.ok(counter.maxInFlight() <= 2, `max in flight ${counter.maxInFlight()}`);
+    await iterator.return!();
+  });
+
+  test('a captions dataset yields captions and no label indices', async () => {
+    const file = path.join(root, 'captions.jsonl');
+    await fs.writeFile(file, dataset.samples.slice(0, 3).map((s, i) => JSON.stringify({ image: path.relative(root, s.image), caption: `caption ${i}` })).join('\n'));
+    const captions = await loadDataset(file);
+    const [batch] = await collect(createLoader(captions, base({ shuffle: false })));
+    assert.deepEqual(batch!.captions, ['caption 0', 'caption 1', 'caption 2']);
+    assert.equal(batch!.labelIndices, undefined);
+  });
+});
+
+describe('createLoader on bad images', () => {
+  let bad: Dataset;
+  let trainTxt: string;
+  before(async () => {
+    const dir = path.join(tmp, 'bad');
+    const images = path.join(dir, 'images', 'x');
+    await fs.mkdir(images, { recursive: true });
+    const jpeg = await fs.readFile(fixture('images', 'coffee.jpg'));
+    const good = (i: number) => sharp({ create: { width: 20, height: 20, channels: 3, background: { r: i * 30, g: 0, b: 0 } } }).png().toFile(path.join(images, `good${i}.png`));
+    for (let i = 0; i < 6; i++) await good(i);
+    await fs.writeFile(path.join(images, 'empty.png'), '');
+    await fs.writeFile(path.join(images, 'truncated.png'), jpeg.subarray(0, 5000));
+    await fs.writeFile(path.join(images, 'text.png'), 'hello, not an image');
+    await fs.copyFile(fixture('images', 'rocket.jpg'), path.join(images, 'big.png')); // 640x427: over the limit below
+    // meta lists stems; the extension is added by the layout.
+    const lines = ['x/good0', 'x/missing', 'x/good1', 'x/empty', 'x/truncated', 'x/good2', 'x/text', 'x/big', 'x/good3', 'x/good4', 'x/good5'];
+    await fs.mkdir(path.join(dir, 'meta'));
+    trainTxt = path.join(dir, 'meta', 'train.txt');
+    await fs.writeFile(trainTxt, lines.join('\n'));
+    await fs.writeFile(path.join(dir, 'meta', 'test.txt'), '');
+    bad = await loadDataset(dir, { ext: 'png' });
+  });
+
+  test('bad images are skipped, counted and reported with file and line; batches are refilled', async () => {
+    const skipped: SkippedImage[] = [];
+    const loader = createLoader(bad, base({ batchSize: 3, shuffle: false, cache: false, maxPixels: 250_000, onSkip: (s) => skipped.push(s) }));
+    const batches = await collect(loader);
+    assert.deepEqual(batches.map((b) => b.samples.map((s) => path.basename(s.image))), [
+      ['good0.png', 'good1.png', 'good2.png'],
+      ['good3.png', 'good4.png', 'good5.png'],
+    ]);
+    const stats = loader.stats();
+    assert.equal(stats.skipped, 5);
+    assert.deepEqual(stats.skippedByKind, { missing: 1, empty: 1, truncated: 1, unsupported: 1, 'too-large': 1 });
+    assert.deepEqual(skipped.map((s) => s.kind), ['missing', 'empty', 'truncated', 'unsupported', 'too-large']);
+    assert.deepEqual(skipped.map((s) => s.source.line), [2, 4, 5, 7, 8]);
+    assert.ok(skipped[0]!.message.startsWith(`${trainTxt}:2: `) && skipped[0]!.message.includes('missing.png'), skipped[0]!.message);
+    assert.deepEqual(stats.skippedImages, skipped);
+  });
+
+  test('strict mode fails the run with an Error naming the file and line', async () => {
+    const loader = createLoader(bad, base({ batchSize: 3, shuffle: false, cache: false, strict: true }));
+    await assert.rejects(collect(loader), (err: unknown) => {
+      assert.ok(err instanceof Error);
+      assert.match(err.message, /train\.txt:2: .*missing\.png.*not found/);
+      return true;
+    });
+  });
+
+  test('failures are not cached: a fixed file is read on the next pass', async () => {
+    const cacheDir = path.join(tmp, 'cache-bad');
+    const opts = base({ batchSize: 3, shuffle: false, cacheDir, maxPixels: 250_000 });
+    assert.equal((await collect(createLoader(bad, opts))).flatMap((b) => b.samples).length, 6);
+    const empty = bad.samples.find((s) => s.image.endsWith('empty.png'))!.image;
+    await sharp({ create: { width: 20, height: 20, channels: 3, background: 'white' } }).png().toFile(empty);
+    const loader = createLoader(bad, opts);
+    assert.equal((await collect(loader)).flatMap((b) => b.samples).length, 7);
+    assert.equal(loader.stats().decoded, 1);
+    assert.equal(loader.stats().cacheHits, 6);
+  });
+});
