@@ -8,13 +8,16 @@ section A). Requires the `regex` module: the reference's \\s and \\p{L} come fro
 
 Protocol (used by test/tokenizer.test.ts): argv[1] is the path of bpe_simple_vocab_16e6.txt.gz;
 stdin holds one JSON string per line; stdout gets one JSON object per line:
-{"ids": [...], "tokens77": [...], "decoded": "..."}. `ids` is null (and "error" is set) when the
-reference raises, e.g. for a lone surrogate that cannot be UTF-8 encoded.
+{"ids": [...], "tokens77": [...], "decoded": "...", "newer_unicode": bool}. `ids` is null (and "error"
+is set) when the reference raises, e.g. for a lone surrogate that cannot be UTF-8 encoded.
+`newer_unicode` is true when the cleaned text has a code point unassigned in this Python's Unicode
+database: there, case mappings and letter classes may legitimately differ from Node's newer data.
 """
 import gzip
 import html
 import json
 import sys
+import unicodedata
 from functools import lru_cache
 
 import regex as re
@@ -153,7 +156,13 @@ def main():
         text = json.loads(line)
         try:
             ids = tokenizer.encode(text)
-            record = {"ids": ids, "tokens77": tokenize_one(tokenizer, text), "decoded": tokenizer.decode(ids)}
+            cleaned = whitespace_clean(basic_clean(text))
+            record = {
+                "ids": ids,
+                "tokens77": tokenize_one(tokenizer, text),
+                "decoded": tokenizer.decode(ids),
+                "newer_unicode": any(unicodedata.category(c) == "Cn" for c in cleaned),
+            }
         except Exception as err:  # the reference raising is itself a result to compare
             record = {"ids": None, "error": f"{type(err).__name__}: {err}"}
         out.write(json.dumps(record) + "\n")
