@@ -83,7 +83,7 @@ try {
 
 - command: \`npx tsc -p tsconfig.json && node dist/bench/preprocess.js --images ${count}${values.write ? ` --write ${values.write}` : ''}\`
 - date: ${new Date().toISOString()}
-- machine: ${os.availableParallelism()} CPUs (nproc), ${cpu}, Node ${process.version}, sharp ${sharp.versions.sharp} (libvips ${sharp.versions.vips}), UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? 'default (4)'}; load average at the end ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} (other work on the machine slows every row alike, not the ratios)
+- machine: ${os.availableParallelism()} CPUs (nproc), ${cpu}, Node ${process.version}, sharp ${sharp.versions.sharp} (libvips ${sharp.versions.vips}), UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? 'default (4)'}; load average at the end ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} (the machine was shared with a C++ build; rows ran back to back, so expect noise of tens of per cent)
 - Python peer: Python ${pillow[2]}, Pillow ${pillow[0]}, numpy ${pillow[1]}; openai/CLIP \`_transform(224)\` written out with Pillow + numpy (bitwise equal to the goldens); torchvision's only available wheel is a CUDA build that does not load beside torch 2.13.0+cpu
 - data: ${count} JPEGs (q90) of ${(bytes / 1e6).toFixed(1)} MB, 240–1640 px wide, made from the fixture photos
 - loader defaults: concurrency ${Math.max(4, os.availableParallelism() * 2)}, prefetch 2, shuffle off, batch ${batchSize}
