@@ -3,3 +3,51 @@ export { doctor, type DoctorReport } from './doctor.js';
 export { runtimeInfo, setThreads, type TensorData, type RuntimeInfo } from './native.js';
 export { cacheDir } from './util/cache.js';
 export { version } from './version.js';
+
+// Model
+export { ARCHITECTURES, MODEL_NAMES, architecture, canonicalModelName, isResNet, type ClipConfig } from './model/config.js';
+export {
+  ClipModel,
+  createModel,
+  loadModel,
+  type CreateModelOptions,
+  type LoadModelOptions,
+  type LoadReport,
+  type Precision,
+  type TokenData,
+  type WeightFormat,
+} from './model/model.js';
+export { pretrainedFile, resolvePretrained } from './model/pretrained.js';
+export type { DownloadProgress, ProgressCallback } from './util/download.js';
+
+// Text
+export {
+  loadTokenizer,
+  tokenizerFromFile,
+  resolveVocabularyPath,
+  ClipTokenizer,
+  START_OF_TEXT_ID,
+  END_OF_TEXT_ID,
+  VOCAB_FILE_NAME,
+  type LoadTokenizerOptions,
+  type TokenizeOptions,
+  type TokenBatch,
+} from './text/tokenizer.js';
+export {
+  labelToPrompt,
+  promptsFor,
+  templates,
+  DEFAULT_TEMPLATE,
+  BLOG_TEMPLATE,
+  OPENAI_IMAGENET_TEMPLATES,
+  type TemplateSetName,
+} from './text/prompts.js';
+
+// Images and data
+export { preprocessImage, preprocessImageUint8, type PreprocessOptions, type ImageTensor } from './data/preprocess.js';
+export { normalize, CLIP_MEAN, CLIP_STD } from './data/normalize.js';
+export { ImageDecodeError } from './data/image-problems.js';
+export { loadDataset, detectDatasetFormat, type LoadDatasetOptions } from './data/datasets.js';
+export { DatasetError, type Dataset, type Sample, type DatasetProblem } from './data/dataset.js';
+export { createLoader, type Loader, type LoaderOptions, type Batch, type LoaderStats } from './data/loader.js';
+export { exportFashionMnist, FASHION_MNIST_CLASSES } from './data/fashion-mnist.js';

@@ -35,11 +35,43 @@ export interface BuildInfo {
   libtorch: { version: string; source: string; path: string; cuda: boolean };
 }
 
+type AnyTensor = TensorData<Float32Array | Int32Array | BigInt64Array | Uint8Array | Float64Array>;
+
+/** A native CLIP model (native/binding/model_binding.cc). Configs cross as JSON text. */
+export interface NativeModel {
+  config(): string;
+  device(): string;
+  encodeImage(images: AnyTensor, options: { precision?: string }): Promise<TensorData<Float32Array>>;
+  encodeText(tokens: AnyTensor, options: { precision?: string }): Promise<TensorData<Float32Array>>;
+  forward(
+    images: AnyTensor,
+    tokens: AnyTensor,
+    options: { precision?: string },
+  ): Promise<{ logitsPerImage: TensorData<Float32Array>; logitsPerText: TensorData<Float32Array> }>;
+  setTraining(on: boolean): void;
+  isTraining(): boolean;
+  save(path: string, options: { format: string; naming: string; metadata: Record<string, string> }): Promise<void>;
+  stateDict(): Promise<Array<{ name: string; tensor: TensorData<Float32Array | BigInt64Array> }>>;
+  parameterCount(): number;
+  dispose(): void;
+}
+
+export interface NativeLoadResult {
+  model: NativeModel;
+  format: string;
+  configSource: string;
+  hfNames: boolean;
+  metadata: Record<string, string>;
+  report: { missing: string[]; unexpected: string[]; mismatched: string[]; ignored: string[] };
+}
+
 /** The raw addon surface. Kept private to this module; wrappers below add types and validation. */
 interface Addon {
   runtimeInfo(): RuntimeInfo;
   setThreads(n: number): void;
   matmul(a: TensorData, b: TensorData): Promise<TensorData>;
+  createModel(configJson: string, options: { seed: number; device: string }): Promise<NativeModel>;
+  loadModel(path: string, options: { device: string; strict: boolean; config?: string }): Promise<NativeLoadResult>;
 }
 
 export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -87,4 +119,12 @@ export function setThreads(n: number): void {
 /** Matrix product of two float32 tensors on the CPU: a small op that exercises the boundary. */
 export function matmul(a: TensorData, b: TensorData): Promise<TensorData> {
   return native().matmul(a, b);
+}
+
+export function createNativeModel(configJson: string, options: { seed: number; device: string }): Promise<NativeModel> {
+  return native().createModel(configJson, options);
+}
+
+export function loadNativeModel(path: string, options: { device: string; strict: boolean; config?: string }): Promise<NativeLoadResult> {
+  return native().loadModel(path, options);
 }

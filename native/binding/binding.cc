@@ -2,12 +2,17 @@
 // lifetimes and schedule work; the model, training and I/O live in plain C++ beside them.
 #include <napi.h>
 
+#include "binding/addon_data.h"
+
 namespace clip::binding {
 void RegisterRuntime(Napi::Env env, Napi::Object exports);
+void RegisterModel(Napi::Env env, Napi::Object exports);
 }
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  env.SetInstanceData(new clip::binding::AddonData());
   clip::binding::RegisterRuntime(env, exports);
+  clip::binding::RegisterModel(env, exports);
   return exports;
 }
 

@@ -36,17 +36,42 @@ export function parseSafetensorsHeader(bytes: Uint8Array): SafetensorsHeader {
   };
 }
 
+type TypedTensor =
+  | { dtype: 'F32'; data: Float32Array; shape: number[] }
+  | { dtype: 'F64'; data: Float64Array; shape: number[] }
+  | { dtype: 'I64'; data: BigInt64Array; shape: number[] }
+  | { dtype: 'I32'; data: Int32Array; shape: number[] }
+  | { dtype: 'U8'; data: Uint8Array; shape: number[] };
+
+const ARRAY_TYPES = { F32: Float32Array, F64: Float64Array, I64: BigInt64Array, I32: Int32Array, U8: Uint8Array } as const;
+
 export interface LoadedSafetensors {
   header: SafetensorsHeader;
   /** A copy of one F32 tensor's data (copied so alignment never matters). */
   float32(name: string): { data: Float32Array; shape: number[] };
+  /** A copy of any F32/F64/I64/I32/U8 tensor as the matching typed array. */
+  tensor(name: string): TypedTensor;
+  names(): string[];
 }
 
 export async function readSafetensors(file: string): Promise<LoadedSafetensors> {
   const bytes = new Uint8Array(await fs.readFile(file));
   const header = parseSafetensorsHeader(bytes);
+  function tensor(name: string): TypedTensor {
+    const entry = header.tensors[name];
+    if (!entry) throw new Error(`safetensors: ${file} has no tensor named ${JSON.stringify(name)}`);
+    const ArrayType = ARRAY_TYPES[entry.dtype as keyof typeof ARRAY_TYPES];
+    if (!ArrayType) throw new Error(`safetensors: ${name} has unsupported dtype ${entry.dtype}`);
+    const [begin, end] = entry.data_offsets;
+    const raw = bytes.slice(header.dataStart + begin, header.dataStart + end);
+    const count = entry.shape.reduce((a, b) => a * b, 1);
+    if (raw.byteLength !== count * ArrayType.BYTES_PER_ELEMENT) throw new Error(`safetensors: ${name} has ${raw.byteLength} bytes for shape [${entry.shape}]`);
+    return { dtype: entry.dtype, data: new ArrayType(raw.buffer, raw.byteOffset, count), shape: entry.shape } as TypedTensor;
+  }
   return {
     header,
+    tensor,
+    names: () => Object.keys(header.tensors),
     float32(name) {
       const entry = header.tensors[name];
       if (!entry) throw new Error(`safetensors: ${file} has no tensor named ${JSON.stringify(name)}`);

@@ -1,0 +1,87 @@
+#include "model/clip.h"
+
+#include <cmath>
+#include <stdexcept>
+
+namespace clip::model {
+
+ClipImpl::ClipImpl(const ClipConfig& config) : config_(config) {
+  config.validate();
+  const int64_t width = config.transformer_width;
+  // Own parameters first, then submodules in the reference's order: its state-dict order.
+  positional_embedding = register_parameter("positional_embedding", torch::empty({config.context_length, width}));
+  text_projection = register_parameter("text_projection", torch::empty({width, config.embed_dim}));
+  logit_scale = register_parameter("logit_scale", torch::full({}, std::log(1.0 / 0.07)));
+  if (config.is_resnet()) {
+    visual_resnet = register_module(
+        "visual", ModifiedResNet(config.vision_layers, config.embed_dim, config.vision_heads(), config.image_resolution, config.vision_width));
+  } else {
+    visual_vit = register_module("visual", VisionTransformer(config.image_resolution, config.vision_patch_size, config.vision_width,
+                                                             config.vision_layers[0], config.vision_heads(), config.embed_dim));
+  }
+  transformer = register_module("transformer", Transformer(width, config.transformer_layers, config.transformer_heads));
+  token_embedding = register_module("token_embedding", torch::nn::Embedding(config.vocab_size, width));
+  ln_final = register_module("ln_final", LayerNormFp32(width));
+
+  torch::NoGradGuard no_grad;
+  token_embedding->weight.normal_(0.0, 0.02);
+  positional_embedding.normal_(0.0, 0.01);
+  text_projection.normal_(0.0, std::pow(static_cast<double>(width), -0.5));
+  transformer->initialize_like_reference();
+}
+
+void ClipImpl::check_images(const at::Tensor& images) const {
+  const int64_t r = config_.image_resolution;
+  if (images.dim() != 4 || images.size(1) != 3 || images.size(2) != r || images.size(3) != r)
+    throw std::invalid_argument("images must have shape [n, 3, " + std::to_string(r) + ", " + std::to_string(r) + "] for this model, got " +
+                                c10::str(images.sizes()));
+  if (!at::isFloatingType(images.scalar_type())) throw std::invalid_argument("images must be floating point (normalised pixels)");
+}
+
+void ClipImpl::check_tokens(const at::Tensor& tokens) const {
+  if (tokens.dim() != 2 || tokens.size(1) > config_.context_length || tokens.size(1) < 1)
+    throw std::invalid_argument("tokens must have shape [n, " + std::to_string(config_.context_length) + "], got " + c10::str(tokens.sizes()));
+  if (at::isFloatingType(tokens.scalar_type())) throw std::invalid_argument("tokens must be integers (Int32Array or BigInt64Array)");
+  // Range check on host data only: on a GPU it would cost a synchronisation every step.
+  if (tokens.numel() > 0 && tokens.device().is_cpu()) {
+    const int64_t lo = tokens.min().item<int64_t>(), hi = tokens.max().item<int64_t>();
+    if (lo < 0 || hi >= config_.vocab_size)
+      throw std::invalid_argument("token ids must lie in [0, " + std::to_string(config_.vocab_size) + "), got a " +
+                                  std::to_string(lo < 0 ? lo : hi));
+  }
+}
+
+at::Tensor ClipImpl::encode_image(const at::Tensor& images) {
+  check_images(images);
+  return config_.is_resnet() ? visual_resnet(images) : visual_vit(images);
+}
+
+at::Tensor ClipImpl::encode_text(const at::Tensor& input_tokens) {
+  check_tokens(input_tokens);
+  const at::Tensor tokens = input_tokens.to(at::kLong);
+  const int64_t length = tokens.size(1);
+  at::Tensor x = token_embedding(tokens) + positional_embedding.narrow(0, 0, length);
+  x = transformer(x, /*causal=*/true);
+  // The end-of-text token has the highest id; argmax takes its first occurrence, as the reference.
+  at::Tensor eot = tokens.argmax(-1);
+  x = x.index({at::arange(x.size(0), eot.options()), eot});
+  // LayerNorm acts per token, so normalising only the gathered tokens gives the reference's values.
+  return at::matmul(ln_final(x), text_projection.to(x.scalar_type()));
+}
+
+Logits ClipImpl::logits(const at::Tensor& image_features, const at::Tensor& text_features) {
+  at::Tensor image = image_features / image_features.norm(2, -1, true);
+  at::Tensor text = text_features / text_features.norm(2, -1, true);
+  at::Tensor per_image = logit_scale.exp() * at::matmul(image, text.t());
+  return {per_image, per_image.t()};
+}
+
+Logits ClipImpl::forward(const at::Tensor& images, const at::Tensor& tokens) {
+  return logits(encode_image(images), encode_text(tokens));
+}
+
+std::vector<torch::nn::BatchNorm2d> ClipImpl::batch_norms() {
+  return config_.is_resnet() ? visual_resnet->batch_norms() : std::vector<torch::nn::BatchNorm2d>{};
+}
+
+}  // namespace clip::model

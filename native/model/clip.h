@@ -1,0 +1,48 @@
+// openai/CLIP's `CLIP` module: an image tower (ViT or ModifiedResNet), the causal text transformer,
+// the projections and the learned temperature. Weights are always held in fp32; lower precision
+// comes from autocast (model/precision.h), never from converting the weights.
+#pragma once
+#include <torch/nn.h>
+
+#include "model/config.h"
+#include "model/layers.h"
+#include "model/modified_resnet.h"
+#include "model/vision_transformer.h"
+
+namespace clip::model {
+
+struct Logits {
+  at::Tensor per_image;  // [N_images, N_texts]
+  at::Tensor per_text;   // its transpose
+};
+
+class ClipImpl : public torch::nn::Module {
+ public:
+  /** A model with the reference's random initialisation (seed it with torch::manual_seed first). */
+  explicit ClipImpl(const ClipConfig& config);
+
+  at::Tensor encode_image(const at::Tensor& images);
+  at::Tensor encode_text(const at::Tensor& tokens);
+  /** Logits from already-encoded features (normalised here). */
+  Logits logits(const at::Tensor& image_features, const at::Tensor& text_features);
+  Logits forward(const at::Tensor& images, const at::Tensor& tokens);
+
+  const ClipConfig& config() const { return config_; }
+  /** The image tower's BatchNorm layers (empty for ViTs). */
+  std::vector<torch::nn::BatchNorm2d> batch_norms();
+
+  at::Tensor positional_embedding, text_projection, logit_scale;
+  VisionTransformer visual_vit{nullptr};
+  ModifiedResNet visual_resnet{nullptr};
+  Transformer transformer{nullptr};
+  torch::nn::Embedding token_embedding{nullptr};
+  LayerNormFp32 ln_final{nullptr};
+
+ private:
+  void check_images(const at::Tensor& images) const;
+  void check_tokens(const at::Tensor& tokens) const;
+  ClipConfig config_;
+};
+TORCH_MODULE(Clip);
+
+}  // namespace clip::model

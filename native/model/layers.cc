@@ -1,0 +1,81 @@
+#include "model/layers.h"
+
+#include <cmath>
+
+namespace clip::model {
+
+LayerNormFp32Impl::LayerNormFp32Impl(int64_t width) : width_(width) {
+  weight = register_parameter("weight", torch::ones({width}));
+  bias = register_parameter("bias", torch::zeros({width}));
+}
+
+at::Tensor LayerNormFp32Impl::forward(const at::Tensor& x) {
+  const auto dtype = x.scalar_type();
+  return at::layer_norm(x.to(at::kFloat), {width_}, weight, bias, 1e-5).to(dtype);
+}
+
+at::Tensor quick_gelu(const at::Tensor& x) { return x * at::sigmoid(1.702 * x); }
+
+SelfAttentionImpl::SelfAttentionImpl(int64_t width, int64_t heads) : heads_(heads) {
+  in_proj_weight = register_parameter("in_proj_weight", torch::empty({3 * width, width}));
+  in_proj_bias = register_parameter("in_proj_bias", torch::zeros({3 * width}));
+  out_proj = register_module("out_proj", torch::nn::Linear(width, width));
+  // nn.MultiheadAttention._reset_parameters: xavier-uniform packed weights, zero biases.
+  torch::NoGradGuard no_grad;
+  torch::nn::init::xavier_uniform_(in_proj_weight);
+  torch::nn::init::zeros_(out_proj->bias);
+}
+
+at::Tensor SelfAttentionImpl::forward(const at::Tensor& x, bool causal) {
+  const int64_t n = x.size(0), l = x.size(1), d = x.size(2);
+  // [N, L, 3D] → [3, N, H, L, D/H]
+  at::Tensor qkv = at::linear(x, in_proj_weight, in_proj_bias).view({n, l, 3, heads_, d / heads_}).permute({2, 0, 3, 1, 4});
+  at::Tensor out = at::scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], /*attn_mask=*/{}, /*dropout_p=*/0.0, /*is_causal=*/causal);
+  return out_proj(out.transpose(1, 2).reshape({n, l, d}));
+}
+
+MlpImpl::MlpImpl(int64_t width) {
+  c_fc = register_module("c_fc", torch::nn::Linear(width, width * 4));
+  c_proj = register_module("c_proj", torch::nn::Linear(width * 4, width));
+}
+
+at::Tensor MlpImpl::forward(const at::Tensor& x) { return c_proj(quick_gelu(c_fc(x))); }
+
+ResidualAttentionBlockImpl::ResidualAttentionBlockImpl(int64_t width, int64_t heads) {
+  // Registration order = state-dict order of the reference: attn, ln_1, mlp, ln_2.
+  attn = register_module("attn", SelfAttention(width, heads));
+  ln_1 = register_module("ln_1", LayerNormFp32(width));
+  mlp = register_module("mlp", Mlp(width));
+  ln_2 = register_module("ln_2", LayerNormFp32(width));
+}
+
+at::Tensor ResidualAttentionBlockImpl::forward(const at::Tensor& x, bool causal) {
+  at::Tensor h = x + attn(ln_1(x), causal);
+  return h + mlp(ln_2(h));
+}
+
+TransformerImpl::TransformerImpl(int64_t width, int64_t layers, int64_t heads) : width_(width), layers_(layers) {
+  resblocks = register_module("resblocks", torch::nn::ModuleList());
+  for (int64_t i = 0; i < layers; ++i) resblocks->push_back(ResidualAttentionBlock(width, heads));
+}
+
+at::Tensor TransformerImpl::forward(at::Tensor x, bool causal) {
+  for (const auto& block : *resblocks) x = block->as<ResidualAttentionBlockImpl>()->forward(x, causal);
+  return x;
+}
+
+void TransformerImpl::initialize_like_reference() {
+  torch::NoGradGuard no_grad;
+  const double proj_std = std::pow(static_cast<double>(width_), -0.5) * std::pow(2.0 * static_cast<double>(layers_), -0.5);
+  const double attn_std = std::pow(static_cast<double>(width_), -0.5);
+  const double fc_std = std::pow(2.0 * static_cast<double>(width_), -0.5);
+  for (const auto& module : *resblocks) {
+    auto* block = module->as<ResidualAttentionBlockImpl>();
+    torch::nn::init::normal_(block->attn->in_proj_weight, 0.0, attn_std);
+    torch::nn::init::normal_(block->attn->out_proj->weight, 0.0, proj_std);
+    torch::nn::init::normal_(block->mlp->c_fc->weight, 0.0, fc_std);
+    torch::nn::init::normal_(block->mlp->c_proj->weight, 0.0, proj_std);
+  }
+}
+
+}  // namespace clip::model

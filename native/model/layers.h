@@ -1,0 +1,69 @@
+// The transformer pieces shared by the text tower and the vision transformer, with the reference's
+// parameter names (`attn.in_proj_weight`, `mlp.c_fc`, `ln_1`, …) so state dicts map one to one.
+// Activations are batch-first [N, L, D]; the reference's [L, N, D] layout is only a permutation.
+#pragma once
+#include <torch/nn.h>
+
+namespace clip::model {
+
+/** LayerNorm computed in fp32 whatever the input dtype, as the reference does for fp16/bf16. */
+class LayerNormFp32Impl : public torch::nn::Module {
+ public:
+  explicit LayerNormFp32Impl(int64_t width);
+  at::Tensor forward(const at::Tensor& x);
+  at::Tensor weight, bias;
+
+ private:
+  int64_t width_;
+};
+TORCH_MODULE(LayerNormFp32);
+
+/** x · sigmoid(1.702 x), the activation CLIP was trained with. */
+at::Tensor quick_gelu(const at::Tensor& x);
+
+/** nn.MultiheadAttention's parameters (packed q/k/v), computed with scaled_dot_product_attention. */
+class SelfAttentionImpl : public torch::nn::Module {
+ public:
+  SelfAttentionImpl(int64_t width, int64_t heads);
+  at::Tensor forward(const at::Tensor& x, bool causal);
+  at::Tensor in_proj_weight, in_proj_bias;
+  torch::nn::Linear out_proj{nullptr};
+
+ private:
+  int64_t heads_;
+};
+TORCH_MODULE(SelfAttention);
+
+class MlpImpl : public torch::nn::Module {
+ public:
+  explicit MlpImpl(int64_t width);
+  at::Tensor forward(const at::Tensor& x);
+  torch::nn::Linear c_fc{nullptr}, c_proj{nullptr};
+};
+TORCH_MODULE(Mlp);
+
+class ResidualAttentionBlockImpl : public torch::nn::Module {
+ public:
+  ResidualAttentionBlockImpl(int64_t width, int64_t heads);
+  at::Tensor forward(const at::Tensor& x, bool causal);
+  SelfAttention attn{nullptr};
+  LayerNormFp32 ln_1{nullptr};
+  Mlp mlp{nullptr};
+  LayerNormFp32 ln_2{nullptr};
+};
+TORCH_MODULE(ResidualAttentionBlock);
+
+class TransformerImpl : public torch::nn::Module {
+ public:
+  TransformerImpl(int64_t width, int64_t layers, int64_t heads);
+  at::Tensor forward(at::Tensor x, bool causal);
+  /** The reference's initialisation of attention and MLP weights (CLIP.initialize_parameters). */
+  void initialize_like_reference();
+  torch::nn::ModuleList resblocks{nullptr};
+
+ private:
+  int64_t width_, layers_;
+};
+TORCH_MODULE(Transformer);
+
+}  // namespace clip::model

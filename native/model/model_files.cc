@@ -1,0 +1,91 @@
+#include "model/model_files.h"
+
+#include <stdexcept>
+
+#include "io/hf_names.h"
+#include "io/weights.h"
+#include "model/config_json.h"
+
+namespace clip::model {
+namespace {
+
+NamedTensors to_pairs(const std::vector<io::NamedTensor>& tensors) {
+  NamedTensors out;
+  out.reserve(tensors.size());
+  for (const auto& t : tensors) out.emplace_back(t.name, t.tensor);
+  return out;
+}
+
+std::vector<io::NamedTensor> to_named(const NamedTensors& pairs) {
+  std::vector<io::NamedTensor> out;
+  out.reserve(pairs.size());
+  for (const auto& [name, tensor] : pairs) out.push_back({name, tensor});
+  return out;
+}
+
+}  // namespace
+
+LoadedModel load_model_file(const std::string& path, const std::optional<ClipConfig>& config, bool strict) {
+  io::TensorFile file = io::read_weights(path);
+  LoadedModel loaded;
+  loaded.format = file.format;
+  loaded.metadata = file.metadata;
+  std::vector<io::NamedTensor> tensors = std::move(file.tensors);
+  if (io::has_hf_clip_names(tensors)) {
+    tensors = io::hf_to_openai(tensors, {.keep_unknown = !strict});
+    loaded.hf_names = true;
+  }
+  NamedTensors weights = to_pairs(tensors);
+
+  ClipConfig resolved;
+  if (config) {
+    resolved = *config;
+    loaded.config_source = "given";
+  } else if (auto it = file.metadata.find("config"); it != file.metadata.end()) {
+    try {
+      resolved = config_from_json(it->second);
+    } catch (const std::exception& e) {
+      throw std::invalid_argument(path + ": its metadata 'config' is not a valid CLIP configuration: " + e.what());
+    }
+    loaded.config_source = "metadata";
+  } else {
+    std::map<std::string, at::Tensor> by_name(weights.begin(), weights.end());
+    try {
+      resolved = infer_config(by_name);
+    } catch (const std::exception& e) {
+      throw std::invalid_argument(path + ": " + e.what());
+    }
+    loaded.config_source = "inferred";
+  }
+  loaded.model = Clip(resolved);
+  try {
+    loaded.report = load_state_dict(*loaded.model, weights, strict);
+  } catch (const std::exception& e) {
+    throw std::invalid_argument(path + ": " + e.what());
+  }
+  return loaded;
+}
+
+void save_model_file(Clip& model, const std::string& path, const std::string& format, WeightNaming naming,
+                     std::map<std::string, std::string> metadata) {
+  NamedTensors state = state_dict(*model);
+  for (auto& [name, tensor] : state) tensor = tensor.detach().to(at::kCPU).contiguous();
+  std::vector<io::NamedTensor> tensors = to_named(state);
+  if (naming == WeightNaming::kHuggingFace) {
+    if (model->config().is_resnet()) throw std::invalid_argument("Hugging Face CLIPModel naming exists for ViT models only");
+    tensors = io::openai_to_hf(tensors);
+  }
+  if (format == "safetensors") {
+    metadata["config"] = config_to_json(model->config());
+    if (!metadata.count("format")) metadata["format"] = "pt";
+    io::write_safetensors(path, tensors, metadata);
+  } else if (format == "pt") {
+    c10::impl::GenericDict dict(c10::StringType::get(), c10::TensorType::get());
+    for (const auto& t : tensors) dict.insert(t.name, t.tensor);
+    io::write_torch_pickle(path, dict);
+  } else {
+    throw std::invalid_argument("unknown weight format '" + format + "': use safetensors or pt");
+  }
+}
+
+}  // namespace clip::model

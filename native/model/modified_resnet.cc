@@ -1,0 +1,117 @@
+#include "model/modified_resnet.h"
+
+#include <cmath>
+
+namespace clip::model {
+namespace {
+
+torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1, int64_t padding = 0) {
+  return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, kernel).stride(stride).padding(padding).bias(false));
+}
+
+}  // namespace
+
+DownsampleImpl::DownsampleImpl(int64_t inplanes, int64_t outplanes, int64_t stride) : stride_(stride) {
+  conv = register_module("0", torch::nn::Conv2d(torch::nn::Conv2dOptions(inplanes, outplanes, 1).bias(false)));
+  bn = register_module("1", torch::nn::BatchNorm2d(outplanes));
+}
+
+at::Tensor DownsampleImpl::forward(const at::Tensor& x) {
+  at::Tensor h = stride_ > 1 ? at::avg_pool2d(x, stride_) : x;
+  return bn(conv(h));
+}
+
+BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride) : stride_(stride) {
+  conv1 = register_module("conv1", conv(inplanes, planes, 1));
+  bn1 = register_module("bn1", torch::nn::BatchNorm2d(planes));
+  conv2 = register_module("conv2", conv(planes, planes, 3, 1, 1));
+  bn2 = register_module("bn2", torch::nn::BatchNorm2d(planes));
+  conv3 = register_module("conv3", conv(planes, planes * kExpansion, 1));
+  bn3 = register_module("bn3", torch::nn::BatchNorm2d(planes * kExpansion));
+  if (stride > 1 || inplanes != planes * kExpansion) downsample = register_module("downsample", Downsample(inplanes, planes * kExpansion, stride));
+}
+
+at::Tensor BottleneckImpl::forward(const at::Tensor& x) {
+  at::Tensor out = at::relu(bn1(conv1(x)));
+  out = at::relu(bn2(conv2(out)));
+  if (stride_ > 1) out = at::avg_pool2d(out, stride_);
+  out = bn3(conv3(out));
+  out = out + (downsample ? downsample(x) : x);
+  return at::relu(out);
+}
+
+AttentionPool2dImpl::AttentionPool2dImpl(int64_t spatial_dim, int64_t embed_dim, int64_t heads, int64_t output_dim) : heads_(heads) {
+  positional_embedding = register_parameter("positional_embedding", torch::randn({spatial_dim * spatial_dim + 1, embed_dim}) /
+                                                                        std::sqrt(static_cast<double>(embed_dim)));
+  k_proj = register_module("k_proj", torch::nn::Linear(embed_dim, embed_dim));
+  q_proj = register_module("q_proj", torch::nn::Linear(embed_dim, embed_dim));
+  v_proj = register_module("v_proj", torch::nn::Linear(embed_dim, embed_dim));
+  c_proj = register_module("c_proj", torch::nn::Linear(embed_dim, output_dim));
+}
+
+at::Tensor AttentionPool2dImpl::forward(const at::Tensor& input) {
+  const int64_t n = input.size(0), c = input.size(1);
+  at::Tensor x = input.flatten(2).transpose(1, 2);                       // [N, HW, C]
+  x = at::cat({x.mean(1, /*keepdim=*/true), x}, 1);                      // [N, HW+1, C]
+  x = x + positional_embedding.to(x.scalar_type());
+  const int64_t l = x.size(1), d = c / heads_;
+  // Only the mean token's output is used, so only it is a query (the keys still see every position).
+  at::Tensor q = q_proj(x.narrow(1, 0, 1)).view({n, 1, heads_, d}).transpose(1, 2);
+  at::Tensor k = k_proj(x).view({n, l, heads_, d}).transpose(1, 2);
+  at::Tensor v = v_proj(x).view({n, l, heads_, d}).transpose(1, 2);
+  at::Tensor out = at::scaled_dot_product_attention(q, k, v);            // [N, H, 1, d]
+  return c_proj(out.transpose(1, 2).reshape({n, c}));
+}
+
+ModifiedResNetImpl::ModifiedResNetImpl(const std::vector<int64_t>& layers, int64_t output_dim, int64_t heads, int64_t resolution,
+                                       int64_t width) {
+  conv1 = register_module("conv1", conv(3, width / 2, 3, 2, 1));
+  bn1 = register_module("bn1", torch::nn::BatchNorm2d(width / 2));
+  conv2 = register_module("conv2", conv(width / 2, width / 2, 3, 1, 1));
+  bn2 = register_module("bn2", torch::nn::BatchNorm2d(width / 2));
+  conv3 = register_module("conv3", conv(width / 2, width, 3, 1, 1));
+  bn3 = register_module("bn3", torch::nn::BatchNorm2d(width));
+  int64_t inplanes = width;
+  for (int i = 0; i < 4; ++i) {
+    stages[i] = register_module("layer" + std::to_string(i + 1), make_stage(inplanes, width << i, layers[i], i == 0 ? 1 : 2));
+  }
+  attnpool = register_module("attnpool", AttentionPool2d(resolution / 32, width * 32, heads, output_dim));
+  initialize_like_reference();
+}
+
+torch::nn::Sequential ModifiedResNetImpl::make_stage(int64_t& inplanes, int64_t planes, int64_t blocks, int64_t stride) {
+  torch::nn::Sequential stage;
+  stage->push_back(Bottleneck(inplanes, planes, stride));
+  inplanes = planes * BottleneckImpl::kExpansion;
+  for (int64_t i = 1; i < blocks; ++i) stage->push_back(Bottleneck(inplanes, planes, 1));
+  return stage;
+}
+
+void ModifiedResNetImpl::initialize_like_reference() {
+  torch::NoGradGuard no_grad;
+  const double std = std::pow(static_cast<double>(attnpool->c_proj->weight.size(1)), -0.5);
+  for (auto* linear : {&attnpool->q_proj, &attnpool->k_proj, &attnpool->v_proj, &attnpool->c_proj}) (*linear)->weight.normal_(0.0, std);
+  // Zero-initialised last BatchNorm of each block: every residual branch starts as the identity.
+  for (auto& stage : stages) {
+    for (const auto& block : stage->children()) block->as<BottleneckImpl>()->bn3->weight.zero_();
+  }
+}
+
+std::vector<torch::nn::BatchNorm2d> ModifiedResNetImpl::batch_norms() {
+  std::vector<torch::nn::BatchNorm2d> out;
+  for (const auto& module : modules(/*include_self=*/false)) {
+    if (auto bn = std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(module)) out.emplace_back(bn);
+  }
+  return out;
+}
+
+at::Tensor ModifiedResNetImpl::forward(const at::Tensor& images) {
+  at::Tensor x = at::relu(bn1(conv1(images)));
+  x = at::relu(bn2(conv2(x)));
+  x = at::relu(bn3(conv3(x)));
+  x = at::avg_pool2d(x, 2);
+  for (auto& stage : stages) x = stage->forward(x);
+  return attnpool(x);
+}
+
+}  // namespace clip::model

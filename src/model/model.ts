@@ -1,0 +1,140 @@
+// The CLIP model API: createModel / loadModel and the ClipModel class over the native model.
+import { existsSync } from 'node:fs';
+
+import { createNativeModel, loadNativeModel, type NativeModel, type TensorData } from '../native.js';
+import type { ProgressCallback } from '../util/download.js';
+import { architecture, type ClipConfig } from './config.js';
+import { resolvePretrained } from './pretrained.js';
+
+export type Precision = 'fp32' | 'bf16' | 'fp16';
+export type WeightFormat = 'safetensors' | 'pt';
+export type TokenData = TensorData<Int32Array> | TensorData<BigInt64Array>;
+
+export interface LoadReport {
+  missing: string[];
+  unexpected: string[];
+  mismatched: string[];
+  ignored: string[];
+}
+
+export interface CreateModelOptions {
+  seed?: number;
+  device?: string;
+}
+
+export interface LoadModelOptions {
+  device?: string;
+  /** Accept weights that do not cover the model exactly (default false: refuse, naming the keys). */
+  partial?: boolean;
+  /** Use this architecture instead of the file's metadata or what its shapes imply. */
+  config?: ClipConfig;
+  cacheDir?: string;
+  progressCallback?: ProgressCallback;
+}
+
+export interface InferenceOptions {
+  precision?: Precision;
+}
+
+export class ClipModel {
+  /** How the weights were found, for models from loadModel(). */
+  readonly source?: { path: string; format: string; configSource: string; hfNames: boolean; report: LoadReport; metadata: Record<string, string> };
+
+  constructor(
+    readonly native: NativeModel,
+    source?: ClipModel['source'],
+  ) {
+    this.source = source;
+  }
+
+  get config(): ClipConfig {
+    return JSON.parse(this.native.config()) as ClipConfig;
+  }
+
+  get device(): string {
+    return this.native.device();
+  }
+
+  get training(): boolean {
+    return this.native.isTraining();
+  }
+
+  /** Image features [n, embed_dim] from normalised images [n, 3, R, R]. */
+  encodeImage(images: TensorData<Float32Array>, options: InferenceOptions = {}): Promise<TensorData<Float32Array>> {
+    return this.native.encodeImage(images, options);
+  }
+
+  /** Text features [n, embed_dim] from tokens [n, 77]. */
+  encodeText(tokens: TokenData, options: InferenceOptions = {}): Promise<TensorData<Float32Array>> {
+    return this.native.encodeText(tokens, options);
+  }
+
+  forward(
+    images: TensorData<Float32Array>,
+    tokens: TokenData,
+    options: InferenceOptions = {},
+  ): Promise<{ logitsPerImage: TensorData<Float32Array>; logitsPerText: TensorData<Float32Array> }> {
+    return this.native.forward(images, tokens, options);
+  }
+
+  train(on = true): this {
+    this.native.setTraining(on);
+    return this;
+  }
+
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** Writes the weights atomically: safetensors (configuration in the metadata) or a `.pt` that `torch.load` reads. */
+  save(path: string, options: { format?: WeightFormat; naming?: 'openai' | 'hf'; metadata?: Record<string, string> } = {}): Promise<void> {
+    const format = options.format ?? (path.endsWith('.pt') || path.endsWith('.pth') ? 'pt' : 'safetensors');
+    return this.native.save(path, { format, naming: options.naming ?? 'openai', metadata: options.metadata ?? {} });
+  }
+
+  /** fp32 (and int64 BatchNorm counter) copies of every weight, in the reference's order and naming. */
+  stateDict(): Promise<Array<{ name: string; tensor: TensorData<Float32Array | BigInt64Array> }>> {
+    return this.native.stateDict();
+  }
+
+  parameterCount(): number {
+    return this.native.parameterCount();
+  }
+
+  /** Frees the native memory now rather than at garbage collection. */
+  dispose(): void {
+    this.native.dispose();
+  }
+}
+
+function resolveConfig(nameOrConfig: string | ClipConfig): ClipConfig {
+  return typeof nameOrConfig === 'string' ? architecture(nameOrConfig) : nameOrConfig;
+}
+
+/** A randomly initialised model (the reference's initialisation scheme), seeded. */
+export async function createModel(nameOrConfig: string | ClipConfig, options: CreateModelOptions = {}): Promise<ClipModel> {
+  const config = resolveConfig(nameOrConfig);
+  const native = await createNativeModel(JSON.stringify(config), { seed: options.seed ?? 0, device: options.device ?? 'cpu' });
+  return new ClipModel(native);
+}
+
+/**
+ * A model from a weight file (OpenAI's TorchScript `.pt`, a `torch.save`d state dict, safetensors in
+ * OpenAI or Hugging Face naming) or a released model name (resolved in the model cache).
+ */
+export async function loadModel(source: string, options: LoadModelOptions = {}): Promise<ClipModel> {
+  const path = existsSync(source) ? source : await resolvePretrained(source, options);
+  const loaded = await loadNativeModel(path, {
+    device: options.device ?? 'cpu',
+    strict: !options.partial,
+    config: options.config ? JSON.stringify(options.config) : undefined,
+  });
+  return new ClipModel(loaded.model, {
+    path,
+    format: loaded.format,
+    configSource: loaded.configSource,
+    hfNames: loaded.hfNames,
+    report: loaded.report,
+    metadata: loaded.metadata,
+  });
+}

@@ -1,0 +1,61 @@
+// OpenAI's released weights: where they come from, their SHA-256, and where they are cached.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+
+import { cacheDir, isOffline, openaiCacheDir } from '../util/cache.js';
+import { downloadVerified, sha256File, type ProgressCallback } from '../util/download.js';
+import { canonicalModelName } from './config.js';
+
+interface PretrainedFile {
+  url: string;
+  sha256: string;
+  file: string;
+}
+
+const BASE = 'https://openaipublic.azureedge.net/clip/models';
+const files: Record<string, [string, string]> = {
+  RN50: ['afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762', 'RN50.pt'],
+  RN101: ['8fa8567bab74a42d41c5915025a8e4538c3bdbe8804a470a72f30b0d94fab599', 'RN101.pt'],
+  RN50x4: ['7e526bd135e493cef0776de27d5f42653e6b4c8bf9e0f653bb11773263205fdd', 'RN50x4.pt'],
+  RN50x16: ['52378b407f34354e150460fe41077663dd5b39c54cd0bfd2b27167a4a06ec9aa', 'RN50x16.pt'],
+  RN50x64: ['be1cfb55d75a9666199fb2206c106743da0f6468c9d327f3e0d0a543a9919d9c', 'RN50x64.pt'],
+  'ViT-B/32': ['40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af', 'ViT-B-32.pt'],
+  'ViT-B/16': ['5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f', 'ViT-B-16.pt'],
+  'ViT-L/14': ['b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836', 'ViT-L-14.pt'],
+  'ViT-L/14@336px': ['3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02', 'ViT-L-14-336px.pt'],
+};
+
+export function pretrainedFile(name: string): PretrainedFile | undefined {
+  const canonical = canonicalModelName(name);
+  if (!canonical) return undefined;
+  const [sha256, file] = files[canonical]!;
+  return { url: `${BASE}/${sha256}/${file}`, sha256, file };
+}
+
+export interface ResolveOptions {
+  cacheDir?: string;
+  progressCallback?: ProgressCallback;
+  /** Replaces the network download (tests). */
+  download?: typeof downloadVerified;
+}
+
+/**
+ * The local path of a released model: our cache, then OpenAI's own `~/.cache/clip` when its SHA-256
+ * matches, then a verified download unless offline.
+ */
+export async function resolvePretrained(name: string, options: ResolveOptions = {}): Promise<string> {
+  const entry = pretrainedFile(name);
+  if (!entry) throw new Error(`'${name}' is neither a file nor a released CLIP model`);
+  const target = path.join(cacheDir(options.cacheDir), 'openai', entry.file);
+  if (existsSync(target)) return target;
+  const theirs = path.join(openaiCacheDir(), entry.file);
+  if (existsSync(theirs) && (await sha256File(theirs)) === entry.sha256) return theirs;
+  const fix = `Put ${entry.file} (sha256 ${entry.sha256}, from ${entry.url}) at ${target}, or pass a file path instead of a name.`;
+  if (isOffline()) throw new Error(`${name} is not in the model cache and offline mode is on (HF_HUB_OFFLINE / CLIP_NATIVE_OFFLINE). ${fix}`);
+  try {
+    await (options.download ?? downloadVerified)(entry.url, target, entry.sha256, options.progressCallback);
+  } catch (err) {
+    throw new Error(`${name} is not in the model cache and downloading it failed (${(err as Error).message}). ${fix}`);
+  }
+  return target;
+}
