@@ -52,6 +52,7 @@ export interface NativeModel {
   isTraining(): boolean;
   save(path: string, options: { format: string; naming: string; metadata: Record<string, string> }): Promise<void>;
   stateDict(): Promise<Array<{ name: string; tensor: TensorData<Float32Array | BigInt64Array> }>>;
+  loadStateDict(entries: Array<{ name: string; tensor: AnyTensor }>, options: { strict: boolean }): Promise<NativeLoadResult['report']>;
   parameterCount(): number;
   dispose(): void;
 }

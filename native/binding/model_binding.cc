@@ -117,6 +117,7 @@ Napi::Object ModelWrap::Init(Napi::Env env, Napi::Object exports) {
                                         InstanceMethod<&ModelWrap::IsTraining>("isTraining"),
                                         InstanceMethod<&ModelWrap::Save>("save"),
                                         InstanceMethod<&ModelWrap::StateDict>("stateDict"),
+                                        InstanceMethod<&ModelWrap::LoadStateDict>("loadStateDict"),
                                         InstanceMethod<&ModelWrap::ParameterCount>("parameterCount"),
                                         InstanceMethod<&ModelWrap::Dispose>("dispose"),
                                     });
@@ -284,6 +285,43 @@ Napi::Value ModelWrap::StateDict(const Napi::CallbackInfo& info) {
           }
           return out;
         });
+  });
+}
+
+Napi::Value ModelWrap::LoadStateDict(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    if (!info[0].IsArray()) throw Napi::TypeError::New(env, "loadStateDict(entries): entries must be an array of {name, tensor}");
+    Napi::Array entries = info[0].As<Napi::Array>();
+    const bool strict = OptionalBool(OptionsArg(info, 1), "strict").value_or(true);
+    model::NamedTensors weights;
+    std::vector<Napi::Value> keep;
+    for (uint32_t i = 0; i < entries.Length(); ++i) {
+      Napi::Value entry = entries.Get(i);
+      if (!entry.IsObject()) throw Napi::TypeError::New(env, "loadStateDict: entry " + std::to_string(i) + " must be {name, tensor}");
+      Napi::Object object = entry.As<Napi::Object>();
+      if (!object.Get("name").IsString()) throw Napi::TypeError::New(env, "loadStateDict: entry " + std::to_string(i) + " has no name");
+      const std::string name = object.Get("name").As<Napi::String>().Utf8Value();
+      JsTensor tensor = TensorFromJs(object.Get("tensor"), name);
+      weights.emplace_back(name, tensor.tensor);
+      keep.push_back(tensor.holder);
+    }
+    ModelPtr handle = Handle(env);
+    return RunAsync<model::LoadReport>(
+        env,
+        [handle, weights, strict]() {
+          std::lock_guard<std::mutex> lock(handle->mutex);
+          return model::load_state_dict(*handle->model, weights, strict);
+        },
+        [](Napi::Env e, model::LoadReport& report) -> Napi::Value {
+          Napi::Object out = Napi::Object::New(e);
+          out.Set("missing", ReportList(e, report.missing));
+          out.Set("unexpected", ReportList(e, report.unexpected));
+          out.Set("mismatched", ReportList(e, report.mismatched));
+          out.Set("ignored", ReportList(e, report.ignored));
+          return out;
+        },
+        keep);
   });
 }
 

@@ -97,6 +97,11 @@ export class ClipModel {
     return this.native.stateDict();
   }
 
+  /** Copies the given weights in (converted to fp32); refuses a partial state dict unless `partial`. */
+  loadStateDict(entries: Array<{ name: string; tensor: TensorData<Float32Array | BigInt64Array> }>, options: { partial?: boolean } = {}): Promise<LoadReport> {
+    return this.native.loadStateDict(entries, { strict: !options.partial });
+  }
+
   parameterCount(): number {
     return this.native.parameterCount();
   }
