@@ -64,17 +64,25 @@ at::Tensor tensor_on_storage(const Ref& storage, const Ref& offset_obj, const Re
   const uint64_t itemsize = c10::elementSize(storage->storage_dtype);
   const uint64_t capacity = storage->storage.nbytes() / itemsize;
   bool empty = false;
-  uint64_t last = static_cast<uint64_t>(offset);
   for (size_t d = 0; d < sizes.size(); ++d) {
     if (sizes[d] < 0 || strides[d] < 0) throw std::runtime_error("negative tensor size or stride");
-    if (sizes[d] == 0) empty = true;
-    else if (static_cast<uint64_t>(sizes[d] - 1) > (UINT64_MAX / 2) / std::max<uint64_t>(1, strides[d]))
-      throw std::runtime_error("tensor extent overflows");
-    else last += static_cast<uint64_t>(sizes[d] - 1) * static_cast<uint64_t>(strides[d]);
+    empty = empty || sizes[d] == 0;
+  }
+  // The last element the view touches must lie inside the storage; checked
+  // term by term so a crafted size cannot overflow the sum.
+  uint64_t last = static_cast<uint64_t>(offset);
+  for (size_t d = 0; d < sizes.size() && !empty; ++d) {
+    const uint64_t span = static_cast<uint64_t>(sizes[d] - 1), stride = static_cast<uint64_t>(strides[d]);
+    if (stride != 0 && span > (capacity - std::min(last, capacity)) / stride) {
+      last = capacity;
+      break;
+    }
+    last += span * stride;
   }
   if (!empty && last >= capacity)
-    throw std::runtime_error("tensor reaches element " + std::to_string(last) + " of a storage holding " +
-                             std::to_string(capacity));
+    throw std::runtime_error("tensor of size " + c10::str(at::IntArrayRef(sizes)) + " and stride " +
+                             c10::str(at::IntArrayRef(strides)) + " at offset " + std::to_string(offset) +
+                             " reaches past its storage of " + std::to_string(capacity) + " elements");
   at::Tensor t = at::empty({0}, at::TensorOptions().dtype(storage->storage_dtype));
   t.set_(storage->storage, offset, sizes, strides);
   return t;

@@ -10,6 +10,7 @@
 #include <caffe2/serialize/inline_container.h>
 
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 
 namespace clip::io {
@@ -166,25 +167,45 @@ void write_torch_pickle(const std::string& path, const c10::IValue& value) {
   pickle.op('.');
 
   AtomicFile out(path);
+  // The writer's destructor finalizes an unfinished archive and may throw
+  // from there (std::terminate) once a write has failed, so the callback
+  // never throws: it remembers the error and reports a short write, and a
+  // failed writer is released rather than destroyed (a small leak on a
+  // failed save beats aborting the process).
+  std::string write_error;
+  auto writer = std::make_unique<caffe2::serialize::PyTorchStreamWriter>(
+      [&](const void* data, size_t size) -> size_t {
+        if (!write_error.empty()) return 0;
+        try {
+          out.write(data, size);
+          return size;
+        } catch (const std::exception& e) {
+          write_error = e.what();
+          return 0;
+        }
+      });
   try {
-    // A writer callback (not a file name) so the archive folder is "archive",
-    // as with torch.save to a file object, and so the file is replaced atomically.
-    caffe2::serialize::PyTorchStreamWriter writer([&](const void* data, size_t size) -> size_t {
-      out.write(data, size);
-      return size;
-    });
-    writer.writeRecord("data.pkl", pickle.bytes.data(), pickle.bytes.size());
-    writer.writeRecord(".format_version", "1", 1);
-    writer.writeRecord(".storage_alignment", "64", 2);
-    writer.writeRecord("byteorder", "little", 6);
+    // A writer callback (not a file name) makes the archive folder "archive",
+    // as torch.save to a file object does.
+    writer->writeRecord("data.pkl", pickle.bytes.data(), pickle.bytes.size());
+    writer->writeRecord(".format_version", "1", 1);
+    writer->writeRecord(".storage_alignment", "64", 2);
+    writer->writeRecord("byteorder", "little", 6);
     for (size_t i = 0; i < pickle.storages.size(); ++i) {
       const at::Tensor& t = pickle.storages[i];
-      writer.writeRecord("data/" + std::to_string(i), t.const_data_ptr(), t.nbytes());
+      writer->writeRecord("data/" + std::to_string(i), t.const_data_ptr(), t.nbytes());
     }
-    writer.writeEndOfFile();
+    writer->writeEndOfFile();
   } catch (const c10::Error& e) {
-    throw std::runtime_error(path + ": writing the archive failed: " + e.what_without_backtrace());
+    (void)writer.release();
+    throw std::runtime_error(write_error.empty() ? path + ": writing the archive failed: " + e.what_without_backtrace()
+                                                 : write_error);
   }
+  if (!write_error.empty()) {
+    (void)writer.release();
+    throw std::runtime_error(write_error);
+  }
+  writer.reset();
   out.commit();
 }
 
