@@ -1,0 +1,96 @@
+// Zero-shot evaluation of a labelled dataset: class embeddings from prompt templates, image
+// embeddings batch by batch through the loader, metrics from the cosine scores.
+import { loadDataset, type LoadDatasetOptions } from '../data/datasets.js';
+import type { Dataset } from '../data/dataset.js';
+import { createLoader } from '../data/loader.js';
+import type { ClipModel, Precision } from '../model/model.js';
+import { resolveTemplates } from '../text/prompts.js';
+import type { ClipTokenizer } from '../text/tokenizer.js';
+import { zeroShotClassifier, type Templates } from './classifier.js';
+import { asMatrix, matmulTransposed, normalizeRows } from './matrix.js';
+import { MetricsAccumulator, type ClassificationMetrics } from './metrics.js';
+import { inEvalMode, tokenizerFor, withModel, type ModelSource } from './model-source.js';
+
+export interface EvaluateProgress {
+  /** Images scored so far. */
+  done: number;
+  total: number;
+}
+
+export interface EvaluateModelOptions {
+  /** Template set name, one template, or a list. Default 'default'. */
+  templates?: Templates;
+  /** Images per encodeImage call. Default 32. */
+  batchSize?: number;
+  precision?: Precision;
+  tokenizer?: ClipTokenizer;
+  signal?: AbortSignal;
+  onProgress?: (progress: EvaluateProgress) => void;
+  /** Loader cache of preprocessed crops (see LoaderOptions). Default: the loader's default. */
+  cache?: boolean;
+  cacheDir?: string;
+  /** Fail on an unreadable image instead of skipping it (skipped images are counted). */
+  strict?: boolean;
+}
+
+export interface EvaluateOptions extends EvaluateModelOptions {
+  model: ModelSource;
+  /** A dataset location (see loadDataset) or an already loaded Dataset. */
+  data: string | Dataset;
+  /** Split to load when `data` is a location. Default 'test'. */
+  split?: 'train' | 'test';
+  /** Extra options for loadDataset (e.g. `ext` for the blog layout). */
+  dataOptions?: LoadDatasetOptions;
+  /** Device for a model given by name or path. */
+  device?: string;
+}
+
+export interface EvaluateResult extends ClassificationMetrics {
+  templates: string[];
+  /** Images the loader could not read and left out of the metrics. */
+  skipped: number;
+}
+
+export const DEFAULT_EVAL_BATCH = 32;
+
+/** Zero-shot accuracy of a model on a labelled dataset, loading either when given by location. */
+export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult> {
+  const dataset =
+    typeof options.data === 'string' ? await loadDataset(options.data, { ...options.dataOptions, split: options.split ?? 'test' }) : options.data;
+  return withModel(options.model, options.device, (model) => evaluateModel(model, dataset, options));
+}
+
+/**
+ * Zero-shot accuracy of an already loaded model on an already loaded dataset: what a training loop
+ * calls between epochs. The model is switched to eval mode for the pass and restored afterwards.
+ */
+export async function evaluateModel(model: ClipModel, dataset: Dataset, options: EvaluateModelOptions = {}): Promise<EvaluateResult> {
+  if (dataset.kind !== 'labels' || dataset.classes.length === 0) {
+    throw new Error(`${dataset.root}: zero-shot evaluation needs a dataset with class labels, not captions`);
+  }
+  const templates = [...resolveTemplates(options.templates ?? 'default')];
+  const batchSize = options.batchSize ?? DEFAULT_EVAL_BATCH;
+  return inEvalMode(model, async () => {
+    const tokenizer = await tokenizerFor(options.tokenizer);
+    const classifier = await zeroShotClassifier(model, dataset.classes, templates, tokenizer, { precision: options.precision, signal: options.signal });
+    const loader = createLoader(dataset, {
+      batchSize,
+      shuffle: false,
+      resolution: model.config.image_resolution,
+      cache: options.cache,
+      cacheDir: options.cacheDir,
+      strict: options.strict,
+    });
+    const metrics = new MetricsAccumulator(dataset.classes);
+    const total = dataset.samples.length;
+    let done = 0;
+    for await (const batch of loader) {
+      options.signal?.throwIfAborted();
+      const features = await model.encodeImage(batch.images, { precision: options.precision });
+      metrics.add(matmulTransposed(normalizeRows(asMatrix(features, 'encodeImage output')), classifier), batch.labelIndices!);
+      done += batch.samples.length;
+      options.onProgress?.({ done, total });
+    }
+    return { ...metrics.result(), templates, skipped: loader.stats().skipped };
+  });
+}
