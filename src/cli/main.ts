@@ -4,10 +4,20 @@ import { Command } from 'commander';
 
 import { version } from '../version.js';
 import { registerDoctor } from './doctor.js';
+import { registerEmbed } from './embed.js';
+import { registerEval } from './eval.js';
+import { registerInterpolate } from './interpolate.js';
+import { registerPredict } from './predict.js';
+import { registerReport } from './report.js';
 
 const program = new Command();
 program.name('clip-native').description('Fine-tune OpenAI CLIP from Node.js on a LibTorch native addon').version(version);
 registerDoctor(program);
+registerEval(program);
+registerPredict(program);
+registerEmbed(program);
+registerInterpolate(program);
+registerReport(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`clip-native: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -7,6 +7,6 @@ export function escapeXml(text: string): string {
 export function formatNumber(v: number): string {
   if (v === 0) return '0';
   const abs = Math.abs(v);
-  if (abs < 1e-3 || abs >= 1e6) return v.toExponential(2);
+  if (abs < 1e-3 || abs >= 1e6) return v.toExponential(2).replace(/\.?0+e/, 'e');
   return Number(v.toPrecision(4)).toString();
 }

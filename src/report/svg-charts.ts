@@ -22,7 +22,7 @@ export interface LineChartSpec {
 
 const W = 560;
 const H = 300;
-const M = { left: 64, right: 16, top: 32, bottom: 48 };
+const M = { left: 76, right: 16, top: 32, bottom: 48 };
 
 export const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b'];
 
@@ -31,7 +31,7 @@ export function niceTicks(lo: number, hi: number, count = 5): number[] {
   if (!(hi > lo)) return [lo];
   const raw = (hi - lo) / count;
   const magnitude = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * magnitude).find((s) => s >= raw)!;
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * magnitude).find((s) => s >= raw * (1 - 1e-9))!; // tolerance: 3e-5 / 3 is a hair above 1e-5
   const ticks: number[] = [];
   for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) ticks.push(Number(v.toPrecision(12)));
   return ticks;
@@ -144,8 +144,10 @@ export function confusionHeatmap(spec: HeatmapSpec): string {
   if (n === 0 || spec.matrix.length !== n) return emptyChart(spec.id, spec.title, 'no confusion matrix recorded');
   const cell = Math.max(18, Math.min(40, Math.floor(400 / n)));
   const left = 150;
-  const top = 130;
-  const size = left + n * cell + 20;
+  // Column labels are rotated 60°: their height is about 0.87 × their length at ~6.5 px per character.
+  const longest = Math.max(...spec.classes.map((c) => c.length));
+  const top = Math.min(200, Math.round(longest * 6.5 * 0.87) + 24);
+  const size = Math.max(left + n * cell + 40, 420);
   const height = top + n * cell + 40;
   const parts: string[] = [];
   spec.matrix.forEach((row, t) => {
@@ -166,7 +168,7 @@ export function confusionHeatmap(spec: HeatmapSpec): string {
     const x = left + p * cell + cell / 2;
     parts.push(`<text transform="translate(${x + 4} ${top - 6}) rotate(-60)" font-size="11">${escapeXml(name)}</text>`);
   });
-  parts.push(`<text x="${left + (n * cell) / 2}" y="${height - 12}" text-anchor="middle" font-size="12">predicted (columns) · true (rows)</text>`);
+  parts.push(`<text x="${left}" y="${height - 12}" font-size="12">rows: true class · columns: predicted</text>`);
   return (
     `<figure class="chart" id="${escapeXml(spec.id)}"><figcaption>${escapeXml(spec.title)}</figcaption>` +
     `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${size} ${height}" width="${size}" height="${height}" data-chart="heatmap" role="img" aria-label="${escapeXml(spec.title)}">${parts.join('')}</svg></figure>`
