@@ -97,6 +97,8 @@ TensorFile read_weights(const std::string& path) {
     result = torchscript ? read_torchscript(path) : flatten_pickle(path, read_torch_pickle(path));
   } else if (looks_like_safetensors(path)) {
     result = read_safetensors(path);
+  } else if (looks_like_legacy_torch_save(path)) {
+    throw std::runtime_error(path + ": " + kLegacyTorchSaveMessage);
   } else {
     throw std::runtime_error(path + ": not a safetensors file, torch.save checkpoint or TorchScript archive");
   }

@@ -21,11 +21,14 @@ std::string first_bytes(const std::string& path, size_t n) {
 
 bool looks_like_zip(const std::string& path) { return first_bytes(path, 4) == std::string("PK\3\4", 4); }
 
+bool looks_like_legacy_torch_save(const std::string& path) { return first_bytes(path, 1) == "\x80"; }
+
+const char* const kLegacyTorchSaveMessage =
+    "legacy (pre-1.6, non-zip) torch.save format is not supported; re-save it with a newer torch";
+
 ZipRecords::ZipRecords(const std::string& path) : path_(path) {
   if (!looks_like_zip(path)) {
-    // torch.save before 1.6 wrote a bare pickle stream starting with PROTO.
-    if (first_bytes(path, 1) == "\x80")
-      throw std::runtime_error("legacy (pre-1.6, non-zip) torch.save format is not supported; re-save it with a newer torch");
+    if (looks_like_legacy_torch_save(path)) throw std::runtime_error(kLegacyTorchSaveMessage);
     throw std::runtime_error("not a PyTorch zip archive");
   }
   try {

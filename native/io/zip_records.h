@@ -32,4 +32,8 @@ class ZipRecords {
 // True when the file starts like a zip archive ("PK\3\4").
 bool looks_like_zip(const std::string& path);
 
+// torch.save before 1.6 wrote a bare pickle stream, starting with PROTO.
+bool looks_like_legacy_torch_save(const std::string& path);
+extern const char* const kLegacyTorchSaveMessage;
+
 }  // namespace clip::io

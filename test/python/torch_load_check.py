@@ -10,6 +10,8 @@ holds exactly the safetensors tensors (names, dtypes, shapes, bytes); with --ord
 same order (the safetensors header order, or the order listed in --order-file). --prefix keeps
 only safetensors keys starting with P and strips it (tiny_vit.visual.state_dict.pt vs
 tiny_vit.safetensors uses --prefix visual.). --expect-type OrderedDict|dict checks the Python type.
+--trusted loads with weights_only=False (only for files the test suite made itself, e.g. protocol 4).
+A 'module.' prefix on every key is stripped, as read_weights does.
 Prints one line of JSON describing the result; exit 1 on any mismatch, 2 on a load error.
 """
 import argparse
@@ -30,9 +32,10 @@ def main():
     ap.add_argument('--order-file')
     ap.add_argument('--prefix', default='')
     ap.add_argument('--expect-type', choices=['OrderedDict', 'dict'])
+    ap.add_argument('--trusted', action='store_true', help='weights_only=False, for files this suite made itself')
     args = ap.parse_args()
     try:
-        loaded = torch.load(args.pt)
+        loaded = torch.load(args.pt, weights_only=not args.trusted)
     except Exception as e:  # noqa: BLE001 - report whatever torch.load refused
         print(json.dumps({'ok': False, 'error': f'torch.load failed: {type(e).__name__}: {e}'[:2000]}))
         return 2

@@ -55,15 +55,37 @@ def bitwise_equal(a, b):
     if a.numel() == 0:
         return True
     # Compare bytes, not values: NaN payloads and -0.0 must survive a round trip too.
-    ac, bc = a.detach().cpu().reshape(-1), b.detach().cpu().reshape(-1)
+    ac, bc = a.detach().cpu().contiguous().reshape(-1), b.detach().cpu().contiguous().reshape(-1)
     return ac.view(torch.uint8).equal(bc.view(torch.uint8))
 
 
 def find_state_dict(obj, keys=('state_dict', 'model', 'network', 'module')):
-    """The same choice read_weights makes: the dict itself or the one under a usual key."""
+    """The same choice read_weights makes: the dict itself or the one under a usual key,
+    with a 'module.' prefix (DataParallel / DDP) stripped when every key has it."""
     if isinstance(obj, dict):
         for k in keys:
             v = obj.get(k)
             if isinstance(v, dict) and v and all(torch.is_tensor(x) for x in v.values()):
-                return v
+                obj = v
+                break
+        if obj and all(isinstance(k, str) and k.startswith('module.') for k in obj):
+            obj = type(obj)((k[len('module.'):], v) for k, v in obj.items())
     return obj
+
+
+def write_safetensors(path, tensors, metadata=None):
+    """A plain writer (header in the given order, no alignment promises) for reference files."""
+    names = {v: k for k, v in SAFETENSORS_DTYPES.items()}
+    header, blobs, offset = {}, [], 0
+    if metadata:
+        header['__metadata__'] = dict(metadata)
+    for name, t in tensors.items():
+        t = t.detach().cpu().contiguous()
+        raw = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b''
+        header[name] = {'dtype': names[t.dtype], 'shape': list(t.shape), 'data_offsets': [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    hb = json.dumps(header, separators=(',', ':')).encode()
+    hb += b' ' * ((8 - (8 + len(hb)) % 8) % 8)
+    with open(path, 'wb') as f:
+        f.write(struct.pack('<Q', len(hb)) + hb + b''.join(blobs))
