@@ -66,6 +66,22 @@ export interface NativeLoadResult {
   report: { missing: string[]; unexpected: string[]; mismatched: string[]; ignored: string[] };
 }
 
+export interface NativeStepResult {
+  loss: number;
+  updated: boolean;
+  skipped: boolean;
+  gradNorm: number;
+  lossScale: number;
+}
+
+export interface NativeTrainer {
+  step(images: AnyTensor, tokens: AnyTensor, labels: AnyTensor | null, options: { lr: number }): Promise<NativeStepResult>;
+  counters(): { optimizerSteps: number; microSteps: number; skippedSteps: number };
+  info(): { trainableParameters: number; frozenParameters: number };
+  saveCheckpoint(path: string, metadata: Record<string, string>): Promise<void>;
+  loadCheckpoint(path: string): Promise<Record<string, string>>;
+}
+
 /** The raw addon surface. Kept private to this module; wrappers below add types and validation. */
 interface Addon {
   runtimeInfo(): RuntimeInfo;
@@ -73,6 +89,7 @@ interface Addon {
   matmul(a: TensorData, b: TensorData): Promise<TensorData>;
   createModel(configJson: string, options: { seed: number; device: string }): Promise<NativeModel>;
   loadModel(path: string, options: { device: string; strict: boolean; config?: string }): Promise<NativeLoadResult>;
+  createTrainer(model: NativeModel, options: object): Promise<NativeTrainer>;
 }
 
 export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -128,4 +145,8 @@ export function createNativeModel(configJson: string, options: { seed: number; d
 
 export function loadNativeModel(path: string, options: { device: string; strict: boolean; config?: string }): Promise<NativeLoadResult> {
   return native().loadModel(path, options);
+}
+
+export function createNativeTrainer(model: NativeModel, options: object): Promise<NativeTrainer> {
+  return native().createTrainer(model, options);
 }

@@ -7,12 +7,14 @@
 namespace clip::binding {
 void RegisterRuntime(Napi::Env env, Napi::Object exports);
 void RegisterModel(Napi::Env env, Napi::Object exports);
+void RegisterTrainer(Napi::Env env, Napi::Object exports);
 }
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new clip::binding::AddonData());
   clip::binding::RegisterRuntime(env, exports);
   clip::binding::RegisterModel(env, exports);
+  clip::binding::RegisterTrainer(env, exports);
   return exports;
 }
 

@@ -1,0 +1,203 @@
+// Trainer objects for JS: createTrainer(model, options) and the NativeTrainer class. One N-API call
+// per train step; the step itself (native/train/) runs on the thread pool under the model's lock.
+#include <napi.h>
+
+#include <memory>
+
+#include "binding/addon_data.h"
+#include "binding/async.h"
+#include "binding/js_values.h"
+#include "binding/model_handle.h"
+#include "binding/model_wrap.h"
+#include "binding/tensor_js.h"
+#include "train/checkpoint.h"
+#include "train/trainer.h"
+
+namespace clip::binding {
+namespace {
+
+struct TrainerHandle {
+  ModelPtr model;
+  std::unique_ptr<train::Trainer> trainer;
+};
+using TrainerPtr = std::shared_ptr<TrainerHandle>;
+
+train::TrainerOptions ParseTrainerOptions(const Napi::Object& o) {
+  Napi::Env env = o.Env();
+  train::TrainerOptions t;
+  const std::string optimizer = OptionalString(o, "optimizer").value_or("adam");
+  if (optimizer != "adam" && optimizer != "adamw") throw Napi::TypeError::New(env, "option 'optimizer' must be 'adam' or 'adamw'");
+  t.adamw = optimizer == "adamw";
+  Napi::Value betas = o.Get("betas");
+  if (!betas.IsUndefined()) {
+    if (!betas.IsArray() || betas.As<Napi::Array>().Length() != 2)
+      throw Napi::TypeError::New(env, "option 'betas' must be [beta1, beta2]");
+    t.adam.beta1 = betas.As<Napi::Array>().Get(0u).As<Napi::Number>().DoubleValue();
+    t.adam.beta2 = betas.As<Napi::Array>().Get(1u).As<Napi::Number>().DoubleValue();
+  }
+  t.adam.eps = OptionalNumber(o, "eps").value_or(t.adam.eps);
+  t.adam.weight_decay = OptionalNumber(o, "weightDecay").value_or(0.0);
+  t.precision = model::parse_precision(OptionalString(o, "precision").value_or("fp32"));
+  const std::string bn = OptionalString(o, "batchNorm").value_or("frozen");
+  if (bn != "frozen" && bn != "train") throw Napi::TypeError::New(env, "option 'batchNorm' must be 'frozen' or 'train'");
+  t.batchnorm_train = bn == "train";
+  t.grad_clip_norm = OptionalNumber(o, "gradClip").value_or(0.0);
+  t.accumulate = static_cast<int64_t>(OptionalNumber(o, "accumulate").value_or(1));
+  t.lock_image = OptionalBool(o, "lockImage").value_or(false);
+  t.lock_text = OptionalBool(o, "lockText").value_or(false);
+  t.clamp_logit_scale = OptionalBool(o, "clampLogitScale").value_or(true);
+  t.scaler.init_scale = OptionalNumber(o, "initScale").value_or(t.scaler.init_scale);
+  t.scaler.growth_interval = static_cast<int64_t>(OptionalNumber(o, "growthInterval").value_or(static_cast<double>(t.scaler.growth_interval)));
+  Napi::Value freeze = o.Get("freeze");
+  if (!freeze.IsUndefined()) {
+    if (!freeze.IsArray()) throw Napi::TypeError::New(env, "option 'freeze' must be an array of regular expressions");
+    Napi::Array list = freeze.As<Napi::Array>();
+    for (uint32_t i = 0; i < list.Length(); ++i) t.freeze.push_back(list.Get(i).As<Napi::String>().Utf8Value());
+  }
+  return t;
+}
+
+Napi::Object CountersToJs(Napi::Env env, const train::TrainerCounters& c) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("optimizerSteps", static_cast<double>(c.optimizer_steps));
+  out.Set("microSteps", static_cast<double>(c.micro_steps));
+  out.Set("skippedSteps", static_cast<double>(c.skipped_steps));
+  return out;
+}
+
+class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports) {
+    Napi::Function ctor = DefineClass(env, "NativeTrainer",
+                                      {
+                                          InstanceMethod<&TrainerWrap::Step>("step"),
+                                          InstanceMethod<&TrainerWrap::Counters>("counters"),
+                                          InstanceMethod<&TrainerWrap::Info>("info"),
+                                          InstanceMethod<&TrainerWrap::SaveCheckpoint>("saveCheckpoint"),
+                                          InstanceMethod<&TrainerWrap::LoadCheckpoint>("loadCheckpoint"),
+                                      });
+    GetAddonData(env).trainer_constructor = Napi::Persistent(ctor);
+    exports.Set("NativeTrainer", ctor);
+  }
+
+  static Napi::Object NewInstance(Napi::Env env, const TrainerPtr& handle) {
+    auto* holder = new TrainerPtr(handle);
+    auto external = Napi::External<TrainerPtr>::New(env, holder, [](Napi::Env, TrainerPtr* p) { delete p; });
+    return GetAddonData(env).trainer_constructor.New({external});
+  }
+
+  explicit TrainerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrainerWrap>(info) {
+    if (info.Length() != 1 || !info[0].IsExternal())
+      throw Napi::TypeError::New(info.Env(), "NativeTrainer cannot be constructed directly: use createTrainer()");
+    handle_ = *info[0].As<Napi::External<TrainerPtr>>().Data();
+  }
+
+ private:
+  // step(images, tokens, labels | null, {lr}) → Promise<{loss, updated, skipped, gradNorm, lossScale}>
+  Napi::Value Step(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return Guard(env, [&]() -> Napi::Value {
+      JsTensor images = TensorFromJs(info[0], "images");
+      JsTensor tokens = TensorFromJs(info[1], "tokens");
+      std::optional<JsTensor> labels;
+      if (info.Length() > 2 && !info[2].IsNull() && !info[2].IsUndefined()) labels = TensorFromJs(info[2], "labels");
+      auto lr = OptionalNumber(OptionsArg(info, 3), "lr");
+      if (!lr) throw Napi::TypeError::New(env, "step(): option 'lr' is required");
+      std::vector<Napi::Value> keep = {images.holder, tokens.holder};
+      std::optional<at::Tensor> label_tensor;
+      if (labels) {
+        keep.push_back(labels->holder);
+        label_tensor = labels->tensor;
+      }
+      TrainerPtr handle = handle_;
+      return RunAsync<train::StepResult>(
+          env,
+          [handle, images = images.tensor, tokens = tokens.tensor, label_tensor, lr = *lr]() {
+            std::lock_guard<std::mutex> lock(handle->model->mutex);
+            return handle->trainer->step(images, tokens, label_tensor, lr);
+          },
+          [](Napi::Env e, train::StepResult& r) -> Napi::Value {
+            Napi::Object out = Napi::Object::New(e);
+            out.Set("loss", r.loss);
+            out.Set("updated", r.updated);
+            out.Set("skipped", r.skipped);
+            out.Set("gradNorm", r.grad_norm);
+            out.Set("lossScale", r.loss_scale);
+            return out;
+          },
+          keep);
+    });
+  }
+
+  Napi::Value Counters(const Napi::CallbackInfo& info) { return CountersToJs(info.Env(), handle_->trainer->counters()); }
+
+  Napi::Value Info(const Napi::CallbackInfo& info) {
+    Napi::Object out = Napi::Object::New(info.Env());
+    out.Set("trainableParameters", static_cast<double>(handle_->trainer->trainable_parameters()));
+    out.Set("frozenParameters", static_cast<double>(handle_->trainer->frozen_parameters()));
+    return out;
+  }
+
+  Napi::Value SaveCheckpoint(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return Guard(env, [&]() -> Napi::Value {
+      const std::string path = StringArg(info, 0, "path");
+      auto metadata = StringMap(info.Length() > 1 ? info[1] : env.Undefined(), "metadata");
+      TrainerPtr handle = handle_;
+      return RunAsync<bool>(
+          env,
+          [handle, path, metadata]() {
+            std::lock_guard<std::mutex> lock(handle->model->mutex);
+            train::save_checkpoint(path, handle->model->model, *handle->trainer, metadata);
+            return true;
+          },
+          [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
+    });
+  }
+
+  Napi::Value LoadCheckpoint(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return Guard(env, [&]() -> Napi::Value {
+      const std::string path = StringArg(info, 0, "path");
+      TrainerPtr handle = handle_;
+      using Meta = std::map<std::string, std::string>;
+      return RunAsync<Meta>(
+          env,
+          [handle, path]() {
+            std::lock_guard<std::mutex> lock(handle->model->mutex);
+            return train::load_checkpoint(path, handle->model->model, *handle->trainer);
+          },
+          [](Napi::Env e, Meta& metadata) -> Napi::Value { return StringMapToJs(e, metadata); });
+    });
+  }
+
+  TrainerPtr handle_;
+};
+
+// createTrainer(model, options) → Promise<NativeTrainer>
+Napi::Value CreateTrainerJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    ModelPtr model = ModelWrap::Unwrap(info[0], "model");
+    train::TrainerOptions options = ParseTrainerOptions(OptionsArg(info, 1));
+    return RunAsync<TrainerPtr>(
+        env,
+        [model, options]() {
+          std::lock_guard<std::mutex> lock(model->mutex);
+          auto handle = std::make_shared<TrainerHandle>();
+          handle->model = model;
+          handle->trainer = std::make_unique<train::Trainer>(model->model, model->device, options);
+          return handle;
+        },
+        [](Napi::Env e, TrainerPtr& handle) -> Napi::Value { return TrainerWrap::NewInstance(e, handle); });
+  });
+}
+
+}  // namespace
+
+void RegisterTrainer(Napi::Env env, Napi::Object exports) {
+  TrainerWrap::Init(env, exports);
+  exports.Set("createTrainer", Napi::Function::New(env, CreateTrainerJs, "createTrainer"));
+}
+
+}  // namespace clip::binding

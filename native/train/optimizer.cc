@@ -1,0 +1,58 @@
+#include "train/optimizer.h"
+
+namespace clip::train {
+
+bool Adam::decays(const std::string& name, const at::Tensor& param) {
+  if (param.dim() < 2) return false;  // biases, norm weights, logit_scale, class_embedding
+  for (const char* part : {"bn", "ln_", "bias", "logit_scale", "embedding"}) {
+    if (name.find(part) != std::string::npos) return false;
+  }
+  return true;
+}
+
+Adam::Adam(std::vector<std::pair<std::string, at::Tensor>> params, AdamOptions options) : options_(options) {
+  for (auto& [name, param] : params) {
+    ParamState s;
+    s.name = name;
+    s.param = param;
+    s.exp_avg = at::zeros_like(param, at::MemoryFormat::Preserve);
+    s.exp_avg_sq = at::zeros_like(param, at::MemoryFormat::Preserve);
+    s.step = at::zeros({}, param.options().dtype(at::kFloat));
+    // Adam's L2 decay applies to every parameter, as torch.optim.Adam(model.parameters()) does.
+    s.decay = options.decoupled ? decays(name, param) : true;
+    states_.push_back(std::move(s));
+  }
+}
+
+void Adam::update_group(bool decay, double lr, const std::optional<at::Tensor>& found_inf) {
+  std::vector<at::Tensor> params, grads, exp_avgs, exp_avg_sqs, steps;
+  for (auto& s : states_) {
+    if (s.decay != decay || !s.param.grad().defined()) continue;
+    params.push_back(s.param);
+    grads.push_back(s.param.grad());
+    exp_avgs.push_back(s.exp_avg);
+    exp_avg_sqs.push_back(s.exp_avg_sq);
+    steps.push_back(s.step);
+  }
+  if (params.empty()) return;
+  const double wd = decay ? options_.weight_decay : 0.0;
+  // The fused kernels read the step counters but do not advance them (torch.optim does it around
+  // the call): advance here, on the device, and take the step back where the scaler found inf/NaN.
+  at::_foreach_add_(steps, 1);
+  if (options_.decoupled) {
+    at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, {}, steps, lr, options_.beta1, options_.beta2, wd, options_.eps,
+                      /*amsgrad=*/false, /*maximize=*/false, /*grad_scale=*/std::nullopt, found_inf);
+  } else {
+    at::_fused_adam_(params, grads, exp_avgs, exp_avg_sqs, {}, steps, lr, options_.beta1, options_.beta2, wd, options_.eps,
+                     /*amsgrad=*/false, /*maximize=*/false, /*grad_scale=*/std::nullopt, found_inf);
+  }
+  if (found_inf) at::_foreach_sub_(steps, *found_inf);
+}
+
+void Adam::step(double lr, const std::optional<at::Tensor>& found_inf) {
+  at::NoGradGuard no_grad;
+  update_group(true, lr, found_inf);
+  update_group(false, lr, found_inf);
+}
+
+}  // namespace clip::train

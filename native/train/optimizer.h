@@ -1,0 +1,47 @@
+// Adam (L2 weight decay added to the gradient, the blog's torch.optim.Adam) and AdamW (decoupled
+// decay, skipped for biases, norms, embeddings and logit_scale as open_clip does), on LibTorch's
+// fused multi-tensor kernels with on-device step counters.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace clip::train {
+
+struct AdamOptions {
+  bool decoupled = false;  // false: Adam with L2; true: AdamW
+  double beta1 = 0.9, beta2 = 0.98, eps = 1e-6, weight_decay = 0.0;
+};
+
+struct ParamState {
+  std::string name;
+  at::Tensor param;
+  at::Tensor exp_avg, exp_avg_sq, step;  // step: fp32 scalar on the parameter's device
+  bool decay = true;
+};
+
+class Adam {
+ public:
+  Adam(std::vector<std::pair<std::string, at::Tensor>> params, AdamOptions options);
+
+  /**
+   * One update of every parameter that has a gradient. `found_inf` (fp16 loss scaling): a 1-element
+   * tensor; where it is non-zero the fused kernel leaves parameters and state untouched.
+   */
+  void step(double lr, const std::optional<at::Tensor>& found_inf = std::nullopt);
+
+  std::vector<ParamState>& states() { return states_; }
+  const AdamOptions& options() const { return options_; }
+
+  /** open_clip's rule for which parameters AdamW decays. */
+  static bool decays(const std::string& name, const at::Tensor& param);
+
+ private:
+  void update_group(bool decay, double lr, const std::optional<at::Tensor>& found_inf);
+  std::vector<ParamState> states_;
+  AdamOptions options_;
+};
+
+}  // namespace clip::train

@@ -1,0 +1,100 @@
+// The low-level trainer: single native train steps on given tensors, with the learning rate taken
+// from a schedule over optimizer steps. The training loop (loop.ts) drives it batch by batch.
+import type { ClipModel, Precision, TokenData } from '../model/model.js';
+import { createNativeTrainer, type NativeStepResult, type NativeTrainer, type TensorData } from '../native.js';
+import { learningRate, scheduleProblems, type Schedule } from './schedule.js';
+
+export interface TrainerOptions {
+  optimizer?: 'adam' | 'adamw';
+  lr?: number;
+  betas?: [number, number];
+  eps?: number;
+  weightDecay?: number;
+  schedule?: Schedule;
+  precision?: Precision;
+  /** ResNet BatchNorm: 'frozen' keeps running statistics (eval mode, the default), 'train' updates them. */
+  batchNorm?: 'frozen' | 'train';
+  /** Clip gradients to this global L2 norm (0 or absent: no clipping). */
+  gradClip?: number;
+  /** Micro-batches per optimizer step. */
+  accumulate?: number;
+  lockImage?: boolean;
+  lockText?: boolean;
+  /** Regular expressions over parameter names to freeze. */
+  freeze?: string[];
+}
+
+export interface StepResult extends NativeStepResult {
+  lr: number;
+}
+
+/** The blog's recipe, without its bugs: Adam(1e-6, (0.9, 0.98), 1e-6, wd 0.001), fp32 master weights. */
+export const DEFAULT_TRAINER_OPTIONS = {
+  optimizer: 'adam',
+  lr: 1e-6,
+  betas: [0.9, 0.98],
+  eps: 1e-6,
+  weightDecay: 0.001,
+  schedule: { kind: 'constant' },
+  precision: 'fp32',
+  batchNorm: 'frozen',
+  gradClip: 0,
+  accumulate: 1,
+} as const satisfies TrainerOptions;
+
+export class Trainer {
+  private constructor(
+    readonly native: NativeTrainer,
+    readonly model: ClipModel,
+    readonly options: Required<Pick<TrainerOptions, 'lr' | 'schedule'>> & TrainerOptions,
+  ) {}
+
+  static async create(model: ClipModel, options: TrainerOptions = {}): Promise<Trainer> {
+    const resolved = { ...DEFAULT_TRAINER_OPTIONS, ...options } as Required<Pick<TrainerOptions, 'lr' | 'schedule'>> & TrainerOptions;
+    const problems = scheduleProblems(resolved.schedule);
+    if (!(resolved.lr >= 0)) problems.push('lr: must be a non-negative number');
+    if (problems.length) throw new Error(`invalid trainer options: ${problems.join('; ')}`);
+    const native = await createNativeTrainer(model.native, resolved);
+    return new Trainer(native, model, resolved);
+  }
+
+  /** Optimizer steps taken so far (skipped steps excluded): the schedule's clock. */
+  get optimizerSteps(): number {
+    return this.native.counters().optimizerSteps;
+  }
+
+  get counters() {
+    return this.native.counters();
+  }
+
+  /** The learning rate the next optimizer step will use. */
+  currentLr(): number {
+    return learningRate(this.options.schedule, this.options.lr, this.optimizerSteps);
+  }
+
+  /**
+   * One forward/backward (and, at the accumulation boundary, one optimizer step) on a batch.
+   * `labels` (class index per sample) turns on multi-positive targets. Resolves to the loss before
+   * the update, with what happened to the step.
+   */
+  async step(images: TensorData<Float32Array>, tokens: TokenData, labels?: Int32Array | BigInt64Array): Promise<StepResult> {
+    const lr = this.currentLr();
+    const labelTensor = labels ? { data: labels, shape: [labels.length] } : null;
+    const result = await this.native.step(images, tokens, labelTensor, { lr });
+    return { ...result, lr };
+  }
+
+  /** Writes weights, optimizer state, counters and RNG (plus `metadata` strings) atomically. */
+  saveCheckpoint(path: string, metadata: Record<string, string> = {}): Promise<void> {
+    return this.native.saveCheckpoint(path, metadata);
+  }
+
+  /** Restores a checkpoint written by saveCheckpoint; resolves to its metadata. */
+  loadCheckpoint(path: string): Promise<Record<string, string>> {
+    return this.native.loadCheckpoint(path);
+  }
+}
+
+export function createTrainer(model: ClipModel, options: TrainerOptions = {}): Promise<Trainer> {
+  return Trainer.create(model, options);
+}

@@ -1,0 +1,79 @@
+// Three Adam steps on the fixture batch against torch.optim.Adam (L2 decay, foreach=False) run on
+// the reference model: losses, every parameter (large ones at the fixture's sampled indices) and
+// the eval-mode forward after training.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+
+import { readSafetensors } from '../src/io/safetensors-header.js';
+import { loadModel } from '../src/model/model.js';
+import type { Schedule } from '../src/train/schedule.js';
+import { createTrainer } from '../src/train/trainer.js';
+import { fixture } from './helpers/fixtures.js';
+import { assertAllClose } from './helpers/tensors.js';
+
+const variants: Array<{ file: string; schedule: Schedule; lrs: number[] }> = [
+  { file: 'adam3', schedule: { kind: 'constant' }, lrs: [1e-3, 1e-3, 1e-3] },
+  { file: 'adam3_steplr', schedule: { kind: 'step', every: 1, gamma: 0.5 }, lrs: [1e-3, 5e-4, 2.5e-4] },
+];
+
+for (const name of ['tiny_vit', 'tiny_rn']) {
+  describe(`${name}: three Adam steps match torch.optim.Adam`, () => {
+    for (const variant of variants) {
+      test(`${variant.file} (${variant.schedule.kind} schedule)`, async () => {
+        const golden = await readSafetensors(fixture('models', `${name}.golden.safetensors`));
+        const reference = await readSafetensors(fixture('models', `${name}.${variant.file}.safetensors`));
+        const images = golden.float32('images');
+        const tokens = golden.tensor('text_tokens') as { data: BigInt64Array; shape: number[] };
+
+        const model = await loadModel(fixture('models', `${name}.safetensors`));
+        // The fixtures ran model.train() with BatchNorm updating its statistics, and no clamp was
+        // needed (logit_scale stays far below ln 100 in three steps).
+        const trainer = await createTrainer(model, {
+          optimizer: 'adam',
+          lr: 1e-3,
+          betas: [0.9, 0.98],
+          eps: 1e-6,
+          weightDecay: 0.001,
+          schedule: variant.schedule,
+          batchNorm: 'train',
+        });
+        const losses: number[] = [];
+        const lrs: number[] = [];
+        for (let i = 0; i < 3; i++) {
+          const result = await trainer.step(images, tokens);
+          assert.equal(result.updated, true);
+          losses.push(result.loss);
+          lrs.push(result.lr);
+        }
+        assert.deepEqual(lrs, variant.lrs);
+        assertAllClose(losses, reference.float32('losses').data, { rtol: 0, atol: 2e-5, what: 'losses' });
+        assert.equal(trainer.optimizerSteps, 3);
+
+        const state = new Map((await model.stateDict()).map((e) => [e.name, e.tensor]));
+        const sampled = JSON.parse(reference.header.metadata.sampled ?? '{}') as Record<string, unknown>;
+        let compared = 0;
+        for (const [key, tensor] of state) {
+          if (key in sampled) {
+            const index = reference.tensor(`${key}.sample_index`).data as Int32Array;
+            const values = reference.float32(`${key}.sample_value`).data;
+            const data = tensor.data as Float32Array;
+            assertAllClose(Array.from(index, (i) => data[i]!), values, { rtol: 0, atol: 2e-4, what: `${key} (sampled)` });
+          } else if (tensor.data instanceof BigInt64Array) {
+            const expected = reference.tensor(key).data as BigInt64Array;
+            assert.deepEqual(Array.from(tensor.data), Array.from(expected), `${key}`);
+          } else {
+            assertAllClose(tensor.data, reference.float32(key).data, { rtol: 0, atol: 2e-4, what: key });
+          }
+          compared++;
+        }
+        assert.equal(compared, state.size);
+
+        model.eval();
+        const after = await model.forward(images, tokens);
+        assertAllClose(after.logitsPerImage.data, reference.float32('after.logits_per_image').data, { rtol: 0, atol: 2e-4, what: 'after.logits_per_image' });
+        const features = await model.encodeText(tokens);
+        assertAllClose(features.data, reference.float32('after.text_features').data, { rtol: 0, atol: 2e-4, what: 'after.text_features' });
+      });
+    }
+  });
+}
