@@ -43,6 +43,8 @@ export async function classify(images: ReadonlyArray<string | Buffer>, labels: r
   if (duplicate !== undefined) throw new Error(`classify: label ${JSON.stringify(duplicate)} is given twice`);
   const top = options.top ?? labels.length;
   if (!Number.isInteger(top) || top < 1) throw new RangeError(`classify: top must be a positive integer, got ${top}`);
+  const batchSize = options.batchSize ?? 32;
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`classify: batchSize must be a positive integer, got ${batchSize}`);
   const templates = [...resolveTemplates(options.templates ?? 'default')];
 
   return withModel(options.model, options.device, async (model) => {
@@ -50,7 +52,6 @@ export async function classify(images: ReadonlyArray<string | Buffer>, labels: r
     const classifier = await zeroShotClassifier(model, labels, templates, tokenizer, { precision: options.precision, signal: options.signal });
     const scale = await logitScale(model);
     const predictions: ImagePrediction[] = [];
-    const batchSize = options.batchSize ?? 32;
     for (let start = 0; start < images.length; start += batchSize) {
       options.signal?.throwIfAborted();
       const chunk = images.slice(start, start + batchSize);
