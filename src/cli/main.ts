@@ -9,10 +9,12 @@ import { registerEval } from './eval.js';
 import { registerInterpolate } from './interpolate.js';
 import { registerPredict } from './predict.js';
 import { registerReport } from './report.js';
+import { registerTrain } from './train.js';
 
 const program = new Command();
 program.name('clip-native').description('Fine-tune OpenAI CLIP from Node.js on a LibTorch native addon').version(version);
 registerDoctor(program);
+registerTrain(program);
 registerEval(program);
 registerPredict(program);
 registerEmbed(program);

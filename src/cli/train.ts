@@ -1,0 +1,117 @@
+import { Command, Option } from 'commander';
+
+import { readConfigFile, resolveConfig, type TrainConfig } from '../train/config.js';
+import { train } from '../train/loop.js';
+import { createTrainProgress } from './train-progress.js';
+
+const int = (v: string) => Number(v);
+const num = (v: string) => Number(v);
+const list = (v: string, previous: string[] = []) => [...previous, v];
+
+interface TrainFlags extends Partial<TrainConfig> {
+  config?: string;
+  printConfig?: boolean;
+  json?: boolean;
+}
+
+export function registerTrain(program: Command): void {
+  program
+    .command('train')
+    .description('fine-tune CLIP on a dataset (defaults: the blog recipe, without its bugs)')
+    .option('--data <path>', 'dataset: blog layout folder (meta/train.txt), folder per class, or .csv/.tsv/.jsonl')
+    .option('--model <name|path>', 'released model name (RN50, ViT-B/32, …), weight file, or JSON model config with --init random')
+    .option('--out <dir>', 'run directory: config.json, metrics.jsonl, weights, checkpoints')
+    .option('--config <file>', 'JSON or YAML file of options; flags override it')
+    .addOption(new Option('--init <init>', 'start from the pretrained weights or random ones').choices(['pretrained', 'random']))
+    .option('--name <prefix>', 'prefix of the per-epoch weight files')
+    .option('--epochs <n>', 'epochs (default 30)', int)
+    .option('--batch-size <n>', 'images per batch (default 4)', int)
+    .addOption(new Option('--optimizer <name>', 'adam (L2 decay, the blog) or adamw (decoupled)').choices(['adam', 'adamw']))
+    .option('--lr <lr>', 'learning rate (default 1e-6)', num)
+    .option('--weight-decay <wd>', 'weight decay (default 0.001)', num)
+    .option('--eps <eps>', 'Adam epsilon (default 1e-6)', num)
+    .addOption(new Option('--schedule <kind>', 'learning-rate schedule (default step: ×gamma every --step-every epochs)').choices(['step', 'cosine', 'constant']))
+    .option('--step-every <epochs>', 'StepLR period in epochs (default 10)', int)
+    .option('--gamma <g>', 'StepLR factor (default 0.1)', num)
+    .option('--warmup <steps>', 'cosine warm-up in optimizer steps', int)
+    .option('--grad-clip <norm>', 'clip gradients to this global norm', num)
+    .option('--accumulate <n>', 'micro-batches per optimizer step', int)
+    .option('--lock-image', 'freeze the image tower')
+    .option('--lock-text', 'freeze the text tower')
+    .option('--freeze <regex>', 'freeze parameters whose name matches (repeatable)', list)
+    .addOption(new Option('--batchnorm <mode>', 'ResNet BatchNorm: keep statistics frozen (default) or train them').choices(['frozen', 'train']))
+    .addOption(new Option('--multi-positive <mode>', 'same-label pairs as positives (auto: on for labels, off for captions)').choices(['auto', 'on', 'off']))
+    .option('--templates <set|template>', "prompt template set (blog, default, openai-imagenet) or a template with {label} (default blog: 'a photo of {label}')")
+    .option('--seed <n>', 'seed for initialisation and data order (default 0)', int)
+    .option('--device <device>', 'auto, cpu, cuda or cuda:<n> (default auto)')
+    .addOption(new Option('--precision <p>', 'auto: bf16 where supported, else fp32').choices(['auto', 'fp32', 'bf16', 'fp16']))
+    .option('--drop-last', 'drop a last smaller batch')
+    .option('--workers <n>', 'images decoded at once (default 4)', int)
+    .option('--no-cache', 'do not cache preprocessed images')
+    .option('--strict', 'fail on the first unreadable image instead of skipping it')
+    .option('--log-every <n>', 'log every n batches (default 4)', int)
+    .option('--checkpoint-every <n>', 'full checkpoint every n epochs (default 4; 0: only at the end)', int)
+    .option('--save-pt', 'also write each epoch’s weights as .pt')
+    .option('--keep-last <n>', 'keep only the newest n checkpoints', int)
+    .option('--eval-every <n>', 'zero-shot evaluation every n epochs (and before the first)', int)
+    .option('--images-dir <dir>', "blog layout: images folder (default 'images')")
+    .option('--ext <ext>', "blog layout: image extension (default 'jpg')")
+    .option('--resume <path|latest>', 'continue from a checkpoint')
+    .option('--print-config', 'print the resolved configuration and exit')
+    .option('--json', 'print the result as JSON at the end')
+    .action(async (flags: TrainFlags & { cache?: boolean; batchnorm?: TrainConfig['batchNorm'] }) => {
+      const { config, printConfig, json, batchnorm, cache, ...rest } = flags;
+      const overrides: Partial<TrainConfig> = { ...rest, batchNorm: batchnorm, cache: cache === false ? false : undefined };
+      if (printConfig) {
+        const resolved = resolveConfig(config ? await readConfigFile(config) : undefined, overrides);
+        process.stdout.write(JSON.stringify(resolved, null, 2) + '\n');
+        return;
+      }
+      const progress = createTrainProgress();
+      const controller = new AbortController();
+      let interrupts = 0;
+      const onSignal = (signal: NodeJS.Signals) => {
+        interrupts++;
+        if (interrupts > 1) process.exit(130);
+        progress.message(`${signal}: finishing the current batch and writing a checkpoint (again to quit at once)`);
+        controller.abort();
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+      try {
+        const result = await train({
+          ...overrides,
+          config,
+          signal: controller.signal,
+          onBatch: progress.onBatch,
+          onLog: progress.onLog,
+          onEpoch: progress.onEpoch,
+          onMessage: progress.message,
+        });
+        progress.stop();
+        const summary = {
+          out: result.out,
+          epochsCompleted: result.epochsCompleted,
+          optimizerSteps: result.optimizerSteps,
+          skippedSteps: result.skippedSteps,
+          interrupted: result.interrupted,
+          epochLosses: result.epochLosses,
+          lastWeights: result.weights.at(-1),
+          lastCheckpoint: result.checkpoints.at(-1),
+          evals: result.evals.map((e) => ({ epoch: e.epoch, top1: e.top1, top5: e.top5 })),
+        };
+        if (json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
+        else {
+          process.stderr.write(
+            `${result.interrupted ? 'interrupted' : 'done'}: ${result.epochsCompleted}/${result.config.epochs} epochs, ${result.optimizerSteps} optimizer steps` +
+              `${result.skippedSteps ? ` (${result.skippedSteps} skipped)` : ''}; weights ${summary.lastWeights ?? '-'}; checkpoint ${summary.lastCheckpoint ?? '-'}\n`,
+          );
+        }
+        if (result.interrupted) process.exitCode = 130;
+      } finally {
+        progress.stop();
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+    });
+}

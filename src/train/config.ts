@@ -1,0 +1,242 @@
+// The training run's configuration: defaults that reproduce the blog's recipe without its bugs,
+// a JSON or YAML file, then flags on top; every invalid value reported at once with its key.
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+
+import YAML from 'yaml';
+
+import type { Precision } from '../model/model.js';
+
+export interface TrainConfig {
+  /** Dataset: blog layout folder, folder per class, or .csv/.tsv/.jsonl. */
+  data: string;
+  /** Images folder and extension of the blog layout. */
+  imagesDir: string;
+  ext: string;
+  trainSplit: 'train' | 'test';
+  evalSplit: 'train' | 'test';
+  /** A released model name, a weight file, or (with init 'random') a JSON file holding a model configuration. */
+  model: string;
+  init: 'pretrained' | 'random';
+  out: string;
+  /** Prefix of the per-epoch weight files; default: the model name made file-safe. */
+  name?: string;
+
+  epochs: number;
+  batchSize: number;
+  optimizer: 'adam' | 'adamw';
+  lr: number;
+  betas: [number, number];
+  eps: number;
+  weightDecay: number;
+  /** step: ×gamma every `stepEvery` epochs (StepLR); cosine: linear warm-up over `warmup` steps then cosine to 0. */
+  schedule: 'step' | 'cosine' | 'constant';
+  stepEvery: number;
+  gamma: number;
+  warmup: number;
+  gradClip: number;
+  accumulate: number;
+  lockImage: boolean;
+  lockText: boolean;
+  freeze: string[];
+  batchNorm: 'frozen' | 'train';
+  /** Same-label pairs are positives: 'auto' = on for labelled data, off for captions. */
+  multiPositive: 'auto' | 'on' | 'off';
+  /** Prompt template(s): a set name ('blog', 'default', 'openai-imagenet') or one template with {label}. */
+  templates: string;
+
+  seed: number;
+  /** 'auto': the first CUDA device when there is one, else the CPU. */
+  device: string;
+  /** 'auto': bf16 where the device supports it (CUDA, compute capability ≥ 8), else fp32. */
+  precision: Precision | 'auto';
+  dropLast: boolean;
+  workers: number;
+  prefetch: number;
+  cache: boolean;
+  strict: boolean;
+
+  logEvery: number;
+  checkpointEvery: number;
+  /** Also write each epoch's weights as a .pt that torch.load reads. */
+  savePt: boolean;
+  /** Keep only the newest N full checkpoints (0: keep all). */
+  keepLast: number;
+  /** Zero-shot evaluation every N epochs (0: never), plus one before the first epoch. */
+  evalEvery: number;
+  /** Stop after this many consecutive non-finite losses (fp32/bf16). */
+  maxNonFinite: number;
+  /** Resume from a checkpoint file, or 'latest' in `out`. */
+  resume?: string;
+}
+
+export const DEFAULT_CONFIG: Omit<TrainConfig, 'data' | 'out'> = {
+  imagesDir: 'images',
+  ext: 'jpg',
+  trainSplit: 'train',
+  evalSplit: 'test',
+  model: 'RN50',
+  init: 'pretrained',
+  epochs: 30,
+  batchSize: 4,
+  optimizer: 'adam',
+  lr: 1e-6,
+  betas: [0.9, 0.98],
+  eps: 1e-6,
+  weightDecay: 0.001,
+  schedule: 'step',
+  stepEvery: 10,
+  gamma: 0.1,
+  warmup: 0,
+  gradClip: 0,
+  accumulate: 1,
+  lockImage: false,
+  lockText: false,
+  freeze: [],
+  batchNorm: 'frozen',
+  multiPositive: 'auto',
+  templates: 'blog',
+  seed: 0,
+  device: 'auto',
+  precision: 'auto',
+  dropLast: false,
+  workers: 4,
+  prefetch: 2,
+  cache: true,
+  strict: false,
+  logEvery: 4,
+  checkpointEvery: 4,
+  savePt: false,
+  keepLast: 0,
+  evalEvery: 0,
+  maxNonFinite: 3,
+};
+
+type Check = (value: unknown) => string | undefined;
+
+const positiveInt: Check = (v) => (Number.isInteger(v) && (v as number) > 0 ? undefined : 'must be a positive integer');
+const nonNegativeInt: Check = (v) => (Number.isInteger(v) && (v as number) >= 0 ? undefined : 'must be a non-negative integer');
+const nonNegative: Check = (v) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? undefined : 'must be a non-negative number');
+const positive: Check = (v) => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? undefined : 'must be a positive number');
+const bool: Check = (v) => (typeof v === 'boolean' ? undefined : 'must be true or false');
+const text: Check = (v) => (typeof v === 'string' && v.length > 0 ? undefined : 'must be a non-empty string');
+const oneOf =
+  (...values: string[]): Check =>
+  (v) =>
+    values.includes(v as string) ? undefined : `must be one of ${values.join(', ')}`;
+
+const CHECKS: Record<keyof TrainConfig, Check> = {
+  data: text,
+  imagesDir: text,
+  ext: (v) => (typeof v === 'string' ? undefined : 'must be a string'),
+  trainSplit: oneOf('train', 'test'),
+  evalSplit: oneOf('train', 'test'),
+  model: text,
+  init: oneOf('pretrained', 'random'),
+  out: text,
+  name: (v) => (v === undefined || (typeof v === 'string' && /^[\w.-]+$/.test(v)) ? undefined : 'must use letters, digits, _ . - only'),
+  epochs: positiveInt,
+  batchSize: positiveInt,
+  optimizer: oneOf('adam', 'adamw'),
+  lr: nonNegative,
+  betas: (v) =>
+    Array.isArray(v) && v.length === 2 && v.every((b) => typeof b === 'number' && b >= 0 && b < 1) ? undefined : 'must be [beta1, beta2] in [0, 1)',
+  eps: positive,
+  weightDecay: nonNegative,
+  schedule: oneOf('step', 'cosine', 'constant'),
+  stepEvery: positiveInt,
+  gamma: positive,
+  warmup: nonNegativeInt,
+  gradClip: nonNegative,
+  accumulate: positiveInt,
+  lockImage: bool,
+  lockText: bool,
+  freeze: (v) => {
+    if (!Array.isArray(v) || !v.every((p) => typeof p === 'string')) return 'must be a list of regular expressions';
+    for (const p of v) {
+      try {
+        new RegExp(p);
+      } catch {
+        return `'${p}' is not a valid regular expression`;
+      }
+    }
+    return undefined;
+  },
+  batchNorm: oneOf('frozen', 'train'),
+  multiPositive: oneOf('auto', 'on', 'off'),
+  templates: text,
+  seed: nonNegativeInt,
+  device: (v) => (typeof v === 'string' && /^(auto|cpu|cuda(:\d+)?)$/.test(v) ? undefined : 'must be auto, cpu, cuda or cuda:<n>'),
+  precision: oneOf('auto', 'fp32', 'bf16', 'fp16'),
+  dropLast: bool,
+  workers: positiveInt,
+  prefetch: positiveInt,
+  cache: bool,
+  strict: bool,
+  logEvery: positiveInt,
+  checkpointEvery: nonNegativeInt,
+  savePt: bool,
+  keepLast: nonNegativeInt,
+  evalEvery: nonNegativeInt,
+  maxNonFinite: positiveInt,
+  resume: (v) => (v === undefined || (typeof v === 'string' && v.length > 0) ? undefined : 'must be a checkpoint path or latest'),
+};
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid training configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Every problem of a partial configuration, as `key: message`. Unknown keys are problems too. */
+export function configProblems(config: Record<string, unknown>, source = ''): string[] {
+  const problems: string[] = [];
+  const where = source ? `${source}: ` : '';
+  for (const [key, value] of Object.entries(config)) {
+    if (value === undefined) continue;
+    const check = CHECKS[key as keyof TrainConfig];
+    if (!check) {
+      problems.push(`${where}${key}: unknown option`);
+      continue;
+    }
+    const message = check(value);
+    if (message) problems.push(`${where}${key}: ${message} (got ${JSON.stringify(value)})`);
+  }
+  return problems;
+}
+
+/** A JSON or YAML configuration file, checked key by key. */
+export async function readConfigFile(file: string): Promise<Partial<TrainConfig>> {
+  const raw = await fs.readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    throw new ConfigError([`${file}: cannot read (${err.code ?? err.message})`]);
+  });
+  let parsed: unknown;
+  try {
+    parsed = /\.json$/i.test(file) ? JSON.parse(raw) : YAML.parse(raw);
+  } catch (err) {
+    throw new ConfigError([`${file}: not valid ${/\.json$/i.test(file) ? 'JSON' : 'YAML'}: ${(err as Error).message}`]);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError([`${file}: must hold a mapping of options`]);
+  const problems = configProblems(parsed as Record<string, unknown>, file);
+  if (problems.length) throw new ConfigError(problems);
+  const config = parsed as Partial<TrainConfig>;
+  // Paths in a config file are relative to the file, as users of such files expect.
+  const base = path.dirname(path.resolve(file));
+  for (const key of ['data', 'out'] as const) {
+    if (typeof config[key] === 'string') config[key] = path.resolve(base, config[key]!);
+  }
+  return config;
+}
+
+/** Defaults, then the file, then explicit options; validated as a whole. */
+export function resolveConfig(...layers: Array<Partial<TrainConfig> | undefined>): TrainConfig {
+  const merged: Record<string, unknown> = { ...DEFAULT_CONFIG };
+  for (const layer of layers) {
+    for (const [key, value] of Object.entries(layer ?? {})) if (value !== undefined) merged[key] = value;
+  }
+  const problems = configProblems(merged);
+  for (const key of ['data', 'out'] as const) if (merged[key] === undefined) problems.push(`${key}: is required`);
+  if (problems.length) throw new ConfigError(problems);
+  return merged as unknown as TrainConfig;
+}

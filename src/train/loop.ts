@@ -1,0 +1,369 @@
+// The fine-tuning loop: epochs of native train steps over the loader, logging, evaluation,
+// per-epoch weights, full checkpoints (also on abort) and exact resume.
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+
+import { loadDataset } from '../data/datasets.js';
+import type { Dataset } from '../data/dataset.js';
+import { createLoader, type Batch } from '../data/loader.js';
+import { evaluateModel, type EvaluateResult } from '../eval/zero-shot.js';
+import { architecture, type ClipConfig } from '../model/config.js';
+import { createModel, loadModel, type ClipModel, type Precision } from '../model/model.js';
+import { runtimeInfo } from '../native.js';
+import { labelToPrompt, resolveTemplates } from '../text/prompts.js';
+import { loadTokenizer, type ClipTokenizer } from '../text/tokenizer.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { readConfigFile, resolveConfig, type TrainConfig } from './config.js';
+import { MetricsLog } from './metrics-log.js';
+import { checkpointPath, CONFIG_FILE, METRICS_FILE, pruneCheckpoints, resolveResume, weightsPath, type CheckpointPosition } from './run-files.js';
+import type { Schedule } from './schedule.js';
+import { createTrainer, type StepResult, type Trainer } from './trainer.js';
+
+export interface StepLog {
+  epoch: number;
+  /** Optimizer steps so far. */
+  step: number;
+  /** Batch index within the epoch (1-based: batches done). */
+  batch: number;
+  batches: number;
+  loss: number;
+  lr: number;
+  imagesPerSecond: number;
+}
+
+export interface EpochLog {
+  epoch: number;
+  epochs: number;
+  /** Mean of the epoch's batch losses (not divided by the sample count, as the blog did). */
+  loss: number;
+  batches: number;
+  seconds: number;
+  skippedImages: number;
+  weights: string[];
+  checkpoint?: string;
+  eval?: EvaluateResult;
+}
+
+export interface TrainOptions extends Partial<TrainConfig> {
+  /** A JSON or YAML file of options; explicit options override it. */
+  config?: string;
+  signal?: AbortSignal;
+  onLog?: (log: StepLog) => void;
+  /** After every batch (progress bars). */
+  onBatch?: (log: StepLog) => void;
+  onEpoch?: (log: EpochLog) => void;
+  /** Messages worth showing a person (resume, skipped images, evaluation). */
+  onMessage?: (message: string) => void;
+  tokenizer?: ClipTokenizer;
+  /** Where preprocessed crops are cached (default: the cache directory). */
+  cacheDir?: string;
+}
+
+export interface TrainResult {
+  config: TrainConfig;
+  epochsCompleted: number;
+  optimizerSteps: number;
+  skippedSteps: number;
+  interrupted: boolean;
+  lastLoss: number | undefined;
+  epochLosses: number[];
+  weights: string[];
+  checkpoints: string[];
+  evals: Array<{ epoch: number } & EvaluateResult>;
+  out: string;
+}
+
+/** Checkpoint metadata written by this loop beside the native state. */
+interface LoopState {
+  position: CheckpointPosition;
+  /** Loader position (`Batch.cursor`) after the last batch done in the current epoch. */
+  cursor: number;
+  /** Sum and count of the finite batch losses of the current epoch so far. */
+  lossSum: number;
+  lossCount: number;
+  bestTop1?: number;
+}
+
+function fileSafe(name: string): string {
+  return name.replace(/[^\w.-]+/g, '-');
+}
+
+function resolveDevice(device: string): string {
+  if (device !== 'auto') return device;
+  return runtimeInfo().cudaAvailable ? 'cuda' : 'cpu';
+}
+
+function resolvePrecision(precision: TrainConfig['precision'], device: string): Precision {
+  if (precision !== 'auto') return precision;
+  if (!device.startsWith('cuda')) return 'fp32';
+  const index = Number(device.split(':')[1] ?? 0);
+  return runtimeInfo().devices.find((d) => d.index === index)?.bf16 ? 'bf16' : 'fp16';
+}
+
+async function buildModel(config: TrainConfig, device: string): Promise<ClipModel> {
+  if (config.init === 'random') {
+    const arch: ClipConfig = config.model.endsWith('.json')
+      ? (JSON.parse(await fs.readFile(config.model, 'utf8').catch((err: Error) => {
+          throw new Error(`model: cannot read ${config.model}: ${err.message}`);
+        })) as ClipConfig)
+      : architecture(config.model);
+    return createModel(arch, { seed: config.seed, device });
+  }
+  if (config.model.endsWith('.json')) throw new Error(`model: ${config.model} holds a configuration, not weights; add --init random to train it from scratch`);
+  return loadModel(config.model, { device });
+}
+
+function schedule(config: TrainConfig, stepsPerEpoch: number): Schedule {
+  switch (config.schedule) {
+    case 'constant':
+      return { kind: 'constant' };
+    case 'step':
+      return { kind: 'step', every: config.stepEvery * stepsPerEpoch, gamma: config.gamma };
+    case 'cosine':
+      return { kind: 'cosine', warmup: config.warmup, total: config.epochs * stepsPerEpoch };
+  }
+}
+
+/** Prompts → tokens, cached per distinct text (labelled data repeats a handful of prompts). */
+class BatchTokenizer {
+  private readonly cache = new Map<string, Int32Array>();
+  private readonly templates: readonly string[];
+
+  constructor(
+    private readonly tokenizer: ClipTokenizer,
+    templates: string,
+    private readonly contextLength: number,
+  ) {
+    this.templates = resolveTemplates(templates);
+  }
+
+  tokens(batch: Batch, epoch: number): { data: Int32Array; shape: number[] } {
+    const texts = batch.samples.map((sample, i) => {
+      if (sample.caption !== undefined) return sample.caption;
+      // With a template ensemble, each sample gets one template, deterministic in (epoch, position).
+      const template = this.templates[(epoch * 7919 + batch.cursor - batch.samples.length + i) % this.templates.length]!;
+      return labelToPrompt(sample.label ?? '', template);
+    });
+    const data = new Int32Array(texts.length * this.contextLength);
+    texts.forEach((text, i) => {
+      let row = this.cache.get(text);
+      if (!row) {
+        row = this.tokenizer.tokenize([text], { contextLength: this.contextLength, truncate: true }).data;
+        this.cache.set(text, row);
+      }
+      data.set(row, i * this.contextLength);
+    });
+    return { data, shape: [texts.length, this.contextLength] };
+  }
+}
+
+/** Fine-tune a CLIP model. Resolves when the run ends, is interrupted (checkpoint written) or fails. */
+export async function train(options: TrainOptions): Promise<TrainResult> {
+  const { config: configFile, signal, onLog, onBatch, onEpoch, onMessage, tokenizer: givenTokenizer, cacheDir, ...overrides } = options;
+  const fromFile = configFile ? await readConfigFile(configFile) : undefined;
+  const config = resolveConfig(fromFile, overrides);
+  const out = path.resolve(config.out);
+  await fs.mkdir(out, { recursive: true });
+  const device = resolveDevice(config.device);
+  const precision = resolvePrecision(config.precision, device);
+  const say = onMessage ?? (() => {});
+
+  const datasetOptions = { imagesDir: config.imagesDir, ext: config.ext, seed: config.seed, strict: config.strict };
+  const trainSet = await loadDataset(config.data, { ...datasetOptions, split: config.trainSplit });
+  for (const problem of trainSet.problems.slice(0, 20)) say(`dataset: ${problem.file}:${problem.line}: ${problem.message}`);
+  const evalSet: Dataset | undefined =
+    config.evalEvery > 0 && trainSet.kind === 'labels' ? await loadDataset(config.data, { ...datasetOptions, split: config.evalSplit }) : undefined;
+  const tokenizer = givenTokenizer ?? (await loadTokenizer());
+  const model = await buildModel(config, device);
+  const name = config.name ?? fileSafe(config.init === 'random' ? path.basename(config.model, '.json') : path.basename(config.model).replace(/\.(pt|pth|safetensors)$/, ''));
+  const multiPositive = config.multiPositive === 'on' || (config.multiPositive === 'auto' && trainSet.kind === 'labels');
+
+  const batchesPerEpoch = config.dropLast ? Math.floor(trainSet.samples.length / config.batchSize) : Math.ceil(trainSet.samples.length / config.batchSize);
+  if (batchesPerEpoch === 0) throw new Error(`batchSize ${config.batchSize} is larger than the ${trainSet.samples.length} training samples with dropLast`);
+  const stepsPerEpoch = Math.max(1, Math.ceil(batchesPerEpoch / config.accumulate));
+  const trainer: Trainer = await createTrainer(model, {
+    optimizer: config.optimizer,
+    lr: config.lr,
+    betas: config.betas,
+    eps: config.eps,
+    weightDecay: config.weightDecay,
+    schedule: schedule(config, stepsPerEpoch),
+    precision,
+    batchNorm: config.batchNorm,
+    gradClip: config.gradClip,
+    accumulate: config.accumulate,
+    lockImage: config.lockImage,
+    lockText: config.lockText,
+    freeze: config.freeze,
+  });
+
+  const resolved = { ...config, out, device, precision };
+  await writeFileAtomic(path.join(out, CONFIG_FILE), JSON.stringify({ ...resolved, modelConfig: model.config }, null, 2) + '\n');
+  const metrics = new MetricsLog(path.join(out, METRICS_FILE));
+  const time = () => new Date().toISOString();
+
+  let state: LoopState = { position: { epoch: 0, batch: 0 }, cursor: 0, lossSum: 0, lossCount: 0 };
+  if (config.resume) {
+    const file = await resolveResume(config.resume, out);
+    const metadata = await trainer.loadCheckpoint(file);
+    if (!metadata.loop) throw new Error(`${file}: checkpoint has no loop state (was it written by clip-native train?)`);
+    state = JSON.parse(metadata.loop) as LoopState;
+    say(`resumed from ${file}: epoch ${state.position.epoch + 1}, batch ${state.position.batch}, optimizer step ${trainer.optimizerSteps}`);
+    await metrics.append({ type: 'resume', epoch: state.position.epoch, batch: state.position.batch, checkpoint: file, time: time() });
+  }
+
+  const result: TrainResult = {
+    config: resolved,
+    epochsCompleted: state.position.epoch,
+    optimizerSteps: trainer.optimizerSteps,
+    skippedSteps: trainer.counters.skippedSteps,
+    interrupted: false,
+    lastLoss: undefined,
+    epochLosses: [],
+    weights: [],
+    checkpoints: [],
+    evals: [],
+    out,
+  };
+
+  const saveCheckpoint = async (position: CheckpointPosition, cursor: number, lossSum: number, lossCount: number): Promise<string> => {
+    const file = checkpointPath(out, position);
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    const loop: LoopState = { position, cursor, lossSum, lossCount, bestTop1: state.bestTop1 };
+    await trainer.saveCheckpoint(file, { loop: JSON.stringify(loop), run: JSON.stringify(resolved) });
+    result.checkpoints.push(file);
+    for (const removed of await pruneCheckpoints(out, config.keepLast)) say(`removed old checkpoint ${removed}`);
+    return file;
+  };
+
+  const runEval = async (epoch: number): Promise<EvaluateResult | undefined> => {
+    if (!evalSet) return undefined;
+    const evaluation = await evaluateModel(model, evalSet, { templates: config.templates, tokenizer, precision, cacheDir, strict: config.strict });
+    await metrics.append({ type: 'eval', epoch, split: config.evalSplit, time: time(), ...evaluation });
+    result.evals.push({ epoch, ...evaluation });
+    say(`eval after epoch ${epoch}: top-1 ${(evaluation.top1 * 100).toFixed(1)}%, top-5 ${(evaluation.top5 * 100).toFixed(1)}% on ${evaluation.n} ${config.evalSplit} images`);
+    if (state.bestTop1 === undefined || evaluation.top1 > state.bestTop1) {
+      state.bestTop1 = evaluation.top1;
+      const best = path.join(out, `${name}_best.safetensors`);
+      await model.save(best, { metadata: { epoch: String(epoch), top1: String(evaluation.top1) } });
+      say(`best accuracy so far: weights saved to ${best}`);
+    }
+    return evaluation;
+  };
+
+  if (state.position.epoch === 0 && state.position.batch === 0) await runEval(0);
+
+  const batchTokenizer = new BatchTokenizer(tokenizer, config.templates, model.config.context_length);
+  let consecutiveNonFinite = 0;
+  for (let epoch = state.position.epoch; epoch < config.epochs; epoch++) {
+    const resuming = epoch === state.position.epoch && state.position.batch > 0;
+    const loader = createLoader(trainSet, {
+      batchSize: config.batchSize,
+      seed: config.seed,
+      epoch,
+      shuffle: true,
+      dropLast: config.dropLast,
+      resolution: model.config.image_resolution,
+      concurrency: config.workers,
+      prefetch: config.prefetch,
+      cache: config.cache,
+      cacheDir: cacheDir,
+      strict: config.strict,
+      startBatch: resuming ? state.position.batch : 0,
+      startCursor: resuming ? state.cursor : undefined,
+    });
+    let lossSum = resuming ? state.lossSum : 0;
+    let lossCount = resuming ? state.lossCount : 0;
+    let batchesDone = resuming ? state.position.batch : 0;
+    let cursor = resuming ? state.cursor : 0;
+    const epochStart = performance.now();
+    let windowStart = performance.now();
+    let windowImages = 0;
+    let step: StepResult | undefined;
+    for await (const batch of loader) {
+      const tokens = batchTokenizer.tokens(batch, epoch);
+      step = await trainer.step(batch.images, tokens, multiPositive ? batch.labelIndices : undefined);
+      batchesDone++;
+      cursor = batch.cursor;
+      windowImages += batch.samples.length;
+      if (step.skipped && !Number.isFinite(step.loss)) {
+        consecutiveNonFinite++;
+        if (precision !== 'fp16' && consecutiveNonFinite >= config.maxNonFinite) {
+          const last = result.checkpoints.at(-1);
+          throw new Error(
+            `the loss was not finite for ${consecutiveNonFinite} consecutive steps (last: epoch ${epoch + 1}, batch ${batchesDone}, ` +
+              `optimizer step ${trainer.optimizerSteps}); those steps were not applied. Lower the learning rate (now ${step.lr}) ` +
+              `or try --grad-clip 1.0.${last ? ` The last good checkpoint is ${last}.` : ''}`,
+          );
+        }
+      } else {
+        consecutiveNonFinite = 0;
+        lossSum += step.loss;
+        lossCount++;
+      }
+      const seconds = (performance.now() - windowStart) / 1000;
+      const log: StepLog = {
+        epoch: epoch + 1,
+        step: trainer.optimizerSteps,
+        batch: batchesDone,
+        batches: loader.batchesPerEpoch,
+        loss: step.loss,
+        lr: step.lr,
+        imagesPerSecond: seconds > 0 ? windowImages / seconds : 0,
+      };
+      onBatch?.(log);
+      if (batchesDone % config.logEvery === 0) {
+        onLog?.(log);
+        await metrics.append({ type: 'step', ...log, time: time() });
+        windowStart = performance.now();
+        windowImages = 0;
+      }
+      if (signal?.aborted) {
+        const file = await saveCheckpoint({ epoch, batch: batchesDone }, cursor, lossSum, lossCount);
+        say(`interrupted: checkpoint written to ${file}; continue with --resume latest`);
+        result.interrupted = true;
+        break;
+      }
+    }
+    if (result.interrupted) break;
+
+    const stats = loader.stats();
+    if (stats.skipped > 0) say(`epoch ${epoch + 1}: skipped ${stats.skipped} unreadable image(s), e.g. ${stats.skippedImages[0]?.message ?? ''}`);
+    const epochLoss = lossCount > 0 ? lossSum / lossCount : Number.NaN;
+    const weights = [weightsPath(out, name, epoch + 1, 'safetensors')];
+    if (config.savePt) weights.push(weightsPath(out, name, epoch + 1, 'pt'));
+    for (const file of weights) await model.save(file, { metadata: { epoch: String(epoch + 1) } });
+    result.weights.push(...weights);
+    result.epochLosses.push(epochLoss);
+    result.lastLoss = step?.loss;
+    result.epochsCompleted = epoch + 1;
+    const seconds = (performance.now() - epochStart) / 1000;
+    await metrics.append({
+      type: 'epoch',
+      epoch: epoch + 1,
+      loss: epochLoss,
+      steps: trainer.optimizerSteps,
+      batches: batchesDone,
+      seconds,
+      skipped: stats.skipped,
+      lr: trainer.currentLr(),
+      time: time(),
+    });
+    const evaluation = config.evalEvery > 0 && (epoch + 1) % config.evalEvery === 0 ? await runEval(epoch + 1) : undefined;
+    const last = epoch + 1 === config.epochs;
+    let checkpoint: string | undefined;
+    if (last || (config.checkpointEvery > 0 && (epoch + 1) % config.checkpointEvery === 0)) {
+      checkpoint = await saveCheckpoint({ epoch: epoch + 1, batch: 0 }, 0, 0, 0);
+    }
+    onEpoch?.({ epoch: epoch + 1, epochs: config.epochs, loss: epochLoss, batches: batchesDone, seconds, skippedImages: stats.skipped, weights, checkpoint, eval: evaluation });
+    if (signal?.aborted) {
+      if (!checkpoint) checkpoint = await saveCheckpoint({ epoch: epoch + 1, batch: 0 }, 0, 0, 0);
+      say(`interrupted: checkpoint written to ${checkpoint}; continue with --resume latest`);
+      result.interrupted = true;
+      break;
+    }
+  }
+  result.optimizerSteps = trainer.optimizerSteps;
+  result.skippedSteps = trainer.counters.skippedSteps;
+  return result;
+}

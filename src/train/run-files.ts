@@ -1,0 +1,52 @@
+// Where a run keeps its files, and how checkpoints are named, found and pruned.
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+
+export const CONFIG_FILE = 'config.json';
+export const METRICS_FILE = 'metrics.jsonl';
+export const CHECKPOINT_DIR = 'checkpoints';
+
+export interface CheckpointPosition {
+  /** Epochs completed. */
+  epoch: number;
+  /** Batches completed in the epoch after those (0 at an epoch boundary). */
+  batch: number;
+}
+
+const CHECKPOINT_NAME = /^checkpoint-epoch(\d+)-batch(\d+)\.safetensors$/;
+
+export function checkpointPath(out: string, at: CheckpointPosition): string {
+  return path.join(out, CHECKPOINT_DIR, `checkpoint-epoch${String(at.epoch).padStart(4, '0')}-batch${String(at.batch).padStart(6, '0')}.safetensors`);
+}
+
+export function weightsPath(out: string, name: string, epoch: number, ext: 'safetensors' | 'pt'): string {
+  return path.join(out, `${name}_epoch_${epoch}.${ext}`);
+}
+
+/** The run's checkpoints, oldest first. */
+export async function listCheckpoints(out: string): Promise<Array<CheckpointPosition & { file: string }>> {
+  const dir = path.join(out, CHECKPOINT_DIR);
+  const names = await fs.readdir(dir).catch(() => [] as string[]);
+  return names
+    .map((name) => ({ name, match: CHECKPOINT_NAME.exec(name) }))
+    .filter((e): e is { name: string; match: RegExpExecArray } => e.match !== null)
+    .map((e) => ({ file: path.join(dir, e.name), epoch: Number(e.match[1]), batch: Number(e.match[2]) }))
+    .sort((a, b) => a.epoch - b.epoch || a.batch - b.batch);
+}
+
+/** `--resume latest` → the newest checkpoint in the run; a path → itself. */
+export async function resolveResume(resume: string, out: string): Promise<string> {
+  if (resume !== 'latest') return path.resolve(resume);
+  const all = await listCheckpoints(out);
+  if (all.length === 0) throw new Error(`--resume latest: no checkpoint in ${path.join(out, CHECKPOINT_DIR)}`);
+  return all[all.length - 1]!.file;
+}
+
+/** Deletes all but the newest `keep` checkpoints (keep 0: delete none). */
+export async function pruneCheckpoints(out: string, keep: number): Promise<string[]> {
+  if (keep <= 0) return [];
+  const all = await listCheckpoints(out);
+  const doomed = all.slice(0, Math.max(0, all.length - keep)).map((c) => c.file);
+  await Promise.all(doomed.map((file) => fs.rm(file, { force: true })));
+  return doomed;
+}
