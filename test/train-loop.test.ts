@@ -1,0 +1,243 @@
+// The training loop on real image files: exact resume (straight vs checkpoint + resume, an
+// AbortSignal mid-epoch, a SIGKILLed CLI run), metrics, checkpoints, configuration errors and the
+// non-finite-loss stop.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { DEBIAN_FASHION_MNIST_DIR, exportFashionMnist } from '../src/data/fashion-mnist.js';
+import { parseSafetensorsHeader } from '../src/io/safetensors-header.js';
+import { tokenizerFromFile } from '../src/text/tokenizer.js';
+import { ConfigError, resolveConfig } from '../src/train/config.js';
+import { train, type TrainOptions } from '../src/train/loop.js';
+import { listCheckpoints } from '../src/train/run-files.js';
+import { fixture, repoRoot } from './helpers/fixtures.js';
+
+const havePackage = existsSync(path.join(DEBIAN_FASHION_MNIST_DIR, 'train-images-idx3-ubyte.gz'));
+const SKIP = `SKIPPED: Debian package dataset-fashion-mnist is not installed (${DEBIAN_FASHION_MNIST_DIR}); apt-get install dataset-fashion-mnist`;
+const cli = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
+
+const TINY = {
+  embed_dim: 32,
+  image_resolution: 32,
+  vision_layers: 1,
+  vision_width: 64,
+  vision_patch_size: 16,
+  context_length: 77,
+  vocab_size: 49408,
+  transformer_width: 32,
+  transformer_heads: 2,
+  transformer_layers: 1,
+};
+
+let tmp: string;
+let data: string;
+let modelJson: string;
+before(async () => {
+  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'clip-train-loop-'));
+  modelJson = path.join(tmp, 'tiny.json');
+  await fs.writeFile(modelJson, JSON.stringify(TINY));
+  if (havePackage) {
+    data = path.join(tmp, 'fm');
+    await exportFashionMnist({ out: data, trainPerClass: 6, testPerClass: 2, seed: 1 });
+  }
+});
+after(() => fs.rm(tmp, { recursive: true, force: true }));
+
+const tokenizer = () => tokenizerFromFile(fixture('bpe_simple_vocab_16e6.txt.gz'));
+
+async function options(out: string, extra: Partial<TrainOptions> = {}): Promise<TrainOptions> {
+  return {
+    data,
+    ext: 'png',
+    model: modelJson,
+    init: 'random',
+    out: path.join(tmp, out),
+    epochs: 2,
+    batchSize: 8,
+    lr: 1e-3,
+    optimizer: 'adamw',
+    weightDecay: 0.01,
+    // StepLR does not depend on the number of epochs (cosine would), so a 1-epoch run resumed to 2
+    // epochs follows the same learning rates as a 2-epoch run.
+    schedule: 'step',
+    stepEvery: 1,
+    gamma: 0.5,
+    logEvery: 1,
+    checkpointEvery: 1,
+    device: 'cpu',
+    cacheDir: path.join(tmp, 'crops'),
+    tokenizer: await tokenizer(),
+    ...extra,
+  };
+}
+
+/** The data section of a safetensors file: the weights, without the (timestamped) header. */
+async function weightBytes(file: string): Promise<Buffer> {
+  const bytes = await fs.readFile(file);
+  return bytes.subarray(parseSafetensorsHeader(bytes).dataStart);
+}
+
+async function metrics(out: string): Promise<Array<Record<string, unknown>>> {
+  const text = await fs.readFile(path.join(tmp, out, 'metrics.jsonl'), 'utf8');
+  return text.trim().split('\n').map((line) => JSON.parse(line));
+}
+
+describe('training loop', () => {
+  test('two epochs straight equal one epoch, a checkpoint and a resume, bitwise', async (t) => {
+    if (!havePackage) return t.skip(SKIP);
+    const straight = await train(await options('straight'));
+    assert.equal(straight.epochsCompleted, 2);
+    assert.equal(straight.epochLosses.length, 2);
+    assert.ok(straight.epochLosses.every(Number.isFinite));
+    const lines = await metrics('straight');
+    assert.equal(lines.filter((l) => l.type === 'epoch').length, 2);
+    assert.equal(lines.filter((l) => l.type === 'step').length, 16, '8 batches per epoch, a line each (logEvery 1)');
+    const config = JSON.parse(await fs.readFile(path.join(tmp, 'straight', 'config.json'), 'utf8'));
+    assert.equal(config.batchSize, 8);
+    assert.deepEqual(config.modelConfig, TINY);
+
+    const first = await train(await options('resumed', { epochs: 1 }));
+    assert.equal(first.epochsCompleted, 1);
+    const resumed = await train(await options('resumed', { epochs: 2, resume: 'latest' }));
+    assert.equal(resumed.epochsCompleted, 2);
+    assert.equal(resumed.optimizerSteps, straight.optimizerSteps);
+    assert.deepEqual(
+      await weightBytes(path.join(tmp, 'resumed', 'tiny_epoch_2.safetensors')),
+      await weightBytes(path.join(tmp, 'straight', 'tiny_epoch_2.safetensors')),
+    );
+    assert.ok((await metrics('resumed')).some((l) => l.type === 'resume'));
+  });
+
+  test('an AbortSignal mid-epoch writes a checkpoint that resumes to the same weights', async (t) => {
+    if (!havePackage) return t.skip(SKIP);
+    const controller = new AbortController();
+    let batches = 0;
+    const interrupted = await train(
+      await options('aborted', {
+        signal: controller.signal,
+        onBatch: () => {
+          if (++batches === 11) controller.abort(); // epoch 2, batch 3
+        },
+      }),
+    );
+    assert.equal(interrupted.interrupted, true);
+    const checkpoints = await listCheckpoints(path.join(tmp, 'aborted'));
+    assert.deepEqual(checkpoints.at(-1)!.epoch, 1);
+    assert.deepEqual(checkpoints.at(-1)!.batch, 3);
+    await train(await options('aborted', { resume: 'latest' }));
+    assert.deepEqual(
+      await weightBytes(path.join(tmp, 'aborted', 'tiny_epoch_2.safetensors')),
+      await weightBytes(path.join(tmp, 'straight', 'tiny_epoch_2.safetensors')),
+    );
+  });
+
+  test('a run killed with SIGKILL in epoch 2 resumes from its last checkpoint to the same weights', async (t) => {
+    if (!havePackage) return t.skip(SKIP);
+    const out = path.join(tmp, 'killed');
+    const args = [cli, 'train', '--data', data, '--ext', 'png', '--model', modelJson, '--init', 'random', '--out', out, '--epochs', '2'];
+    args.push('--batch-size', '8', '--lr', '1e-3', '--optimizer', 'adamw', '--weight-decay', '0.01', '--schedule', 'step', '--step-every', '1', '--gamma', '0.5');
+    args.push('--log-every', '1', '--checkpoint-every', '1', '--device', 'cpu');
+    const env = { ...process.env, CLIP_NATIVE_VOCAB: fixture('bpe_simple_vocab_16e6.txt.gz'), CLIP_NATIVE_CACHE: path.join(tmp, 'cache') };
+    const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    const killed = await new Promise<boolean>((resolve) => {
+      const timer = setInterval(async () => {
+        const text = await fs.readFile(path.join(out, 'metrics.jsonl'), 'utf8').catch(() => '');
+        if (text.includes('"type":"step","epoch":2')) {
+          clearInterval(timer);
+          resolve(child.kill('SIGKILL'));
+        }
+      }, 5);
+      child.on('exit', () => {
+        clearInterval(timer);
+        resolve(false);
+      });
+    });
+    assert.ok(killed, `the run ended before it could be killed in epoch 2:\n${stderr}`);
+    await new Promise((r) => child.once('exit', r));
+    assert.equal(existsSync(path.join(out, 'tiny_epoch_2.safetensors')), false, 'killed before epoch 2 finished');
+    const resumed = spawn(process.execPath, [...args, '--resume', 'latest'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let resumeErr = '';
+    resumed.stderr.on('data', (chunk) => (resumeErr += chunk));
+    const code = await new Promise((r) => resumed.once('exit', r));
+    assert.equal(code, 0, resumeErr);
+    assert.match(resumeErr, /resumed from .*checkpoint-epoch0001-batch000000/);
+    assert.deepEqual(await weightBytes(path.join(out, 'tiny_epoch_2.safetensors')), await weightBytes(path.join(tmp, 'straight', 'tiny_epoch_2.safetensors')));
+  });
+
+  test('keep-last prunes old checkpoints; a checkpoint of another architecture is refused', async (t) => {
+    if (!havePackage) return t.skip(SKIP);
+    await train(await options('pruned', { epochs: 3, keepLast: 1 }));
+    const left = await listCheckpoints(path.join(tmp, 'pruned'));
+    assert.equal(left.length, 1);
+    assert.equal(left[0]!.epoch, 3);
+    const other = path.join(tmp, 'other.json');
+    await fs.writeFile(other, JSON.stringify({ ...TINY, transformer_layers: 2 }));
+    await assert.rejects(train(await options('pruned', { model: other, epochs: 4, resume: left[0]!.file })), /another architecture/);
+    const corrupt = path.join(tmp, 'corrupt.safetensors');
+    await fs.writeFile(corrupt, (await fs.readFile(left[0]!.file)).subarray(0, 1000));
+    await assert.rejects(train(await options('pruned', { epochs: 4, resume: corrupt })), /corrupt\.safetensors/);
+  });
+
+  test('a diverging run stops after consecutive non-finite losses, naming the step and the fix', async (t) => {
+    if (!havePackage) return t.skip(SKIP);
+    const run = train(await options('diverged', { lr: 1e30, schedule: 'constant', optimizer: 'adam', epochs: 3, maxNonFinite: 2 }));
+    await assert.rejects(run, /not finite for 2 consecutive steps \(last: epoch \d+, batch \d+, optimizer step \d+\).*Lower the learning rate/s);
+    // Checkpoints written before the divergence (if any) are intact and loadable.
+    for (const c of await listCheckpoints(path.join(tmp, 'diverged'))) {
+      parseSafetensorsHeader(await fs.readFile(c.file));
+    }
+  });
+});
+
+describe('training configuration', () => {
+  test('defaults are the blog recipe', () => {
+    const config = resolveConfig({ data: 'd', out: 'o' });
+    assert.equal(config.model, 'RN50');
+    assert.equal(config.batchSize, 4);
+    assert.equal(config.epochs, 30);
+    assert.equal(config.optimizer, 'adam');
+    assert.equal(config.lr, 1e-6);
+    assert.deepEqual(config.betas, [0.9, 0.98]);
+    assert.equal(config.eps, 1e-6);
+    assert.equal(config.weightDecay, 0.001);
+    assert.deepEqual([config.schedule, config.stepEvery, config.gamma], ['step', 10, 0.1]);
+    assert.equal(config.logEvery, 4);
+    assert.equal(config.checkpointEvery, 4);
+    assert.equal(config.templates, 'blog');
+  });
+
+  test('every invalid value is reported at once, with its key', () => {
+    assert.throws(
+      () => resolveConfig({ data: 'd', out: 'o', epochs: 0, lr: -1, optimizer: 'sgd' as 'adam', betas: [0.9, 1.5], bogus: 1 } as never),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        const text = err.problems.join('\n');
+        for (const key of ['epochs', 'lr', 'optimizer', 'betas', 'bogus']) assert.match(text, new RegExp(`^${key}: `, 'm'));
+        return true;
+      },
+    );
+    assert.throws(() => resolveConfig({}), /data: is required[\s\S]*out: is required/);
+  });
+
+  test('a YAML file is read, flags override it, and --print-config shows the result', async () => {
+    const file = path.join(tmp, 'run.yaml');
+    await fs.writeFile(file, 'data: ./images\nout: ./runs/a\nepochs: 5\nlr: 0.0001\nfreeze: ["^visual\\\\.conv1"]\n');
+    const { execFileSync } = await import('node:child_process');
+    const printed = JSON.parse(execFileSync(process.execPath, [cli, 'train', '--config', file, '--epochs', '7', '--print-config'], { encoding: 'utf8' }));
+    assert.equal(printed.epochs, 7);
+    assert.equal(printed.lr, 0.0001);
+    assert.equal(printed.data, path.join(tmp, 'images'));
+    assert.deepEqual(printed.freeze, ['^visual\\.conv1']);
+    await fs.writeFile(file, 'epochs: many\nbatchSize: -2\n');
+    const r = (await import('node:child_process')).spawnSync(process.execPath, [cli, 'train', '--config', file, '--print-config'], { encoding: 'utf8' });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /run\.yaml: epochs: must be a positive integer/);
+    assert.match(r.stderr, /run\.yaml: batchSize: must be a positive integer/);
+  });
+});
