@@ -1,0 +1,154 @@
+/**
+ * GPU parity check (not a test: the CI machine has no GPU). Loads both tiny fixture models on a
+ * CUDA device and checks, against the reference goldens computed by openai/CLIP on the CPU:
+ *   - fp32: encode_image / encode_text / logits within rtol 1e-4, atol 1e-5 (eval mode for both
+ *     models, and train mode too for the ResNet, whose eval image features hardly see the image);
+ *   - bf16 autocast: logits within a relative bound of our own fp32 logits (max |Δ| / max |logit|).
+ *     The issue asks for 1e-2; openai/CLIP itself moves 2.0–2.3 % under CPU bf16 autocast on these
+ *     models (test/python/autocast_ref.py), so `ok` uses 3e-2 and `bf16.withinIssueBound` reports 1e-2;
+ *   - fp16 autocast: the same figures, informational.
+ * Prints one JSON summary (and writes it with --out).
+ *
+ *   npx tsc -p tsconfig.json && node dist/bench/gpu-parity.js [--device cuda:0] [--out bench/results/gpu-parity.json]
+ *
+ * Needs an addon built against a CUDA LibTorch (`npx clip-native doctor` shows it). Exit 0 when all
+ * checks pass, 1 when one fails, 2 when the device is unavailable. If fp32 misses by ~1e-3, suspect
+ * TF32: cuDNN convolutions use it by default in LibTorch (allowTF32CuDNN), unlike the CPU golden.
+ */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { readSafetensors, type LoadedSafetensors } from '../src/io/safetensors-header.js';
+import { loadModel, type ClipModel, type Precision } from '../src/model/model.js';
+import { runtimeInfo } from '../src/native.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const fixtures = process.env.CLIP_NATIVE_FIXTURES ?? path.resolve(repoRoot, '..', 'shared', 'fixtures');
+
+function option(name: string, fallback?: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : fallback;
+}
+
+const device = option('device', 'cuda')!;
+const out = option('out');
+const RTOL = 1e-4;
+const ATOL = 1e-5;
+const BF16_BOUND = 3e-2;
+const ISSUE_BF16_BOUND = 1e-2;
+
+interface Comparison {
+  ok: boolean;
+  maxAbsDiff: number;
+  worstExcess: number;
+}
+
+/** torch.allclose(actual, expected, rtol, atol), with the largest |Δ| and the worst excess over the bound. */
+function compare(actual: Float32Array, expected: Float32Array): Comparison {
+  if (actual.length !== expected.length) return { ok: false, maxAbsDiff: Infinity, worstExcess: Infinity };
+  let maxAbsDiff = 0;
+  let worstExcess = -Infinity;
+  for (let i = 0; i < actual.length; i++) {
+    const d = Math.abs(actual[i]! - expected[i]!);
+    maxAbsDiff = Math.max(maxAbsDiff, Number.isNaN(d) ? Infinity : d);
+    worstExcess = Math.max(worstExcess, Number.isNaN(d) ? Infinity : d - (ATOL + RTOL * Math.abs(expected[i]!)));
+  }
+  return { ok: worstExcess <= 0, maxAbsDiff, worstExcess };
+}
+
+function relative(actual: Float32Array, reference: Float32Array) {
+  let diff = 0;
+  let top = 0;
+  for (let i = 0; i < reference.length; i++) {
+    diff = Math.max(diff, Math.abs(actual[i]! - reference[i]!));
+    top = Math.max(top, Math.abs(reference[i]!));
+  }
+  return { maxAbsDiff: diff, maxAbsLogit: top, relative: diff / top };
+}
+
+async function fp32Parity(model: ClipModel, golden: LoadedSafetensors, prefix: '' | 'train.') {
+  const images = golden.float32('images');
+  const tokens = golden.tensor('text_tokens') as { data: BigInt64Array; shape: number[] };
+  if (prefix === 'train.') model.train();
+  else model.eval();
+  const imageFeatures = await model.encodeImage(images);
+  const textFeatures = await model.encodeText(tokens);
+  const { logitsPerImage, logitsPerText } = await model.forward(images, tokens);
+  model.eval();
+  const checks = {
+    image_features: compare(imageFeatures.data, golden.float32(`${prefix}image_features`).data),
+    text_features: compare(textFeatures.data, golden.float32(`${prefix}text_features`).data),
+    logits_per_image: compare(logitsPerImage.data, golden.float32(`${prefix}logits_per_image`).data),
+    logits_per_text: compare(logitsPerText.data, golden.float32(`${prefix}logits_per_text`).data),
+  };
+  return { ok: Object.values(checks).every((c) => c.ok), ...checks };
+}
+
+async function autocast(model: ClipModel, golden: LoadedSafetensors, precision: Precision) {
+  const images = golden.float32('images');
+  const tokens = golden.tensor('text_tokens') as { data: BigInt64Array; shape: number[] };
+  const fp32 = (await model.forward(images, tokens)).logitsPerImage.data;
+  const low = (await model.forward(images, tokens, { precision })).logitsPerImage.data;
+  const r = relative(low, fp32);
+  return { ...r, changed: low.some((v, i) => v !== fp32[i]) };
+}
+
+async function main(): Promise<number> {
+  const info = runtimeInfo();
+  const summary: Record<string, unknown> = {
+    device,
+    torch: info.torchVersion,
+    builtWithCuda: info.builtWithCuda,
+    cudaAvailable: info.cudaAvailable,
+    devices: info.devices,
+    tolerances: { fp32: { rtol: RTOL, atol: ATOL }, bf16Relative: BF16_BOUND, issueBf16Relative: ISSUE_BF16_BOUND },
+    date: new Date().toISOString(),
+  };
+  if (device.startsWith('cuda') && !info.cudaAvailable) {
+    summary.ok = false;
+    summary.error = info.builtWithCuda ? 'the addon has CUDA but no device is available' : 'the addon was built against a LibTorch without CUDA';
+    return finish(summary, 2);
+  }
+  const models: Record<string, unknown> = {};
+  let ok = true;
+  for (const name of ['tiny_vit', 'tiny_rn']) {
+    const golden = await readSafetensors(path.join(fixtures, 'models', `${name}.golden.safetensors`));
+    const model = await loadModel(path.join(fixtures, 'models', `${name}.safetensors`), { device });
+    const result: Record<string, unknown> = { device: model.device };
+    const eval32 = await fp32Parity(model, golden, '');
+    result.fp32 = eval32;
+    ok &&= eval32.ok;
+    if (name === 'tiny_rn') {
+      const train32 = await fp32Parity(model, golden, 'train.');
+      result.fp32Train = train32;
+      ok &&= train32.ok;
+    }
+    const bf16 = await autocast(model, golden, 'bf16');
+    result.bf16 = { ...bf16, ok: bf16.changed && bf16.relative <= BF16_BOUND, withinIssueBound: bf16.relative <= ISSUE_BF16_BOUND };
+    ok &&= bf16.changed && bf16.relative <= BF16_BOUND;
+    result.fp16 = await autocast(model, golden, 'fp16');
+    models[name] = result;
+    model.dispose();
+  }
+  summary.models = models;
+  summary.ok = ok;
+  return finish(summary, ok ? 0 : 1);
+}
+
+function finish(summary: Record<string, unknown>, code: number): number {
+  const text = JSON.stringify(summary, null, 2);
+  console.log(text);
+  if (out) writeFileSync(out, `${text}\n`);
+  return code;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    finish({ device, ok: false, error: err instanceof Error ? err.message : String(err) }, 2);
+    process.exitCode = 2;
+  },
+);
