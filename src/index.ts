@@ -51,3 +51,18 @@ export { loadDataset, detectDatasetFormat, type LoadDatasetOptions } from './dat
 export { DatasetError, type Dataset, type Sample, type DatasetProblem } from './data/dataset.js';
 export { createLoader, type Loader, type LoaderOptions, type Batch, type LoaderStats } from './data/loader.js';
 export { exportFashionMnist, FASHION_MNIST_CLASSES } from './data/fashion-mnist.js';
+
+// Training
+export { train, type TrainOptions, type TrainResult, type StepLog, type EpochLog } from './train/loop.js';
+export { createTrainer, Trainer, DEFAULT_TRAINER_OPTIONS, type TrainerOptions, type StepResult } from './train/trainer.js';
+export { learningRate, type Schedule } from './train/schedule.js';
+export { DEFAULT_CONFIG, resolveConfig, readConfigFile, ConfigError, type TrainConfig } from './train/config.js';
+
+// Evaluation and tools
+export { evaluate, evaluateModel, type EvaluateOptions, type EvaluateModelOptions, type EvaluateResult } from './eval/zero-shot.js';
+export { zeroShotClassifier, type Templates } from './eval/classifier.js';
+export { classify, type ClassifyOptions, type ImagePrediction, type LabelScore } from './eval/classify.js';
+export { embedImages, embedTexts, type ImageEmbeddings } from './eval/embed.js';
+export { writeEmbeddings } from './eval/embedding-files.js';
+export { interpolateWeights } from './eval/interpolate.js';
+export { renderReport, writeReport } from './report/html.js';

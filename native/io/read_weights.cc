@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -27,7 +28,7 @@ bool looks_like_safetensors(const std::string& path) {
 
 // The blog's checkpoints are {epoch, network, optimizer, scheduler}; other
 // trainers use these other names for the model's state dict.
-constexpr const char* kStateDictKeys[] = {"state_dict", "model", "network", "module"};
+constexpr const char* kStateDictKeys[] = {"state_dict", "model_state_dict", "model", "network", "module"};
 
 bool is_state_dict_like(const c10::IValue& v) {
   if (!v.isGenericDict()) return false;
@@ -85,6 +86,7 @@ void strip_common_module_prefix(std::vector<NamedTensor>& tensors) {
 }  // namespace
 
 TensorFile read_weights(const std::string& path) {
+  if (std::filesystem::is_directory(path)) throw std::runtime_error(path + ": is a directory, not a weight file");
   TensorFile result;
   if (looks_like_zip(path)) {
     bool torchscript;

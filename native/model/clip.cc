@@ -51,8 +51,10 @@ void ClipImpl::check_tokens(const at::Tensor& tokens) const {
   }
 }
 
-at::Tensor ClipImpl::encode_image(const at::Tensor& images) {
-  check_images(images);
+at::Tensor ClipImpl::encode_image(const at::Tensor& input) {
+  check_images(input);
+  // As the reference's `image.type(self.dtype)`: fp64 input is brought to the weights' fp32.
+  const at::Tensor images = input.scalar_type() == at::kDouble ? input.to(at::kFloat) : input;
   return config_.is_resnet() ? visual_resnet(images) : visual_vit(images);
 }
 

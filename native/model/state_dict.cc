@@ -72,7 +72,7 @@ LoadReport load_state_dict(torch::nn::Module& module, const NamedTensors& weight
   }
   if (strict && !report.complete()) {
     throw std::invalid_argument("the weights do not fit this model: " + report.describe() +
-                                "Check the architecture (or load with {strict: false} to accept a partial load).");
+                                "Check the architecture (or load with {partial: true} to accept a partial load).");
   }
   torch::NoGradGuard no_grad;
   for (auto& [target, source] : copies) target.copy_(source.to(target.device(), target.scalar_type()));

@@ -60,16 +60,16 @@ export class ClipModel {
   }
 
   /** Image features [n, embed_dim] from normalised images [n, 3, R, R]. */
-  encodeImage(images: TensorData<Float32Array>, options: InferenceOptions = {}): Promise<TensorData<Float32Array>> {
+  async encodeImage(images: TensorData<Float32Array>, options: InferenceOptions = {}): Promise<TensorData<Float32Array>> {
     return this.native.encodeImage(images, options);
   }
 
   /** Text features [n, embed_dim] from tokens [n, 77]. */
-  encodeText(tokens: TokenData, options: InferenceOptions = {}): Promise<TensorData<Float32Array>> {
+  async encodeText(tokens: TokenData, options: InferenceOptions = {}): Promise<TensorData<Float32Array>> {
     return this.native.encodeText(tokens, options);
   }
 
-  forward(
+  async forward(
     images: TensorData<Float32Array>,
     tokens: TokenData,
     options: InferenceOptions = {},
@@ -87,18 +87,18 @@ export class ClipModel {
   }
 
   /** Writes the weights atomically: safetensors (configuration in the metadata) or a `.pt` that `torch.load` reads. */
-  save(path: string, options: { format?: WeightFormat; naming?: 'openai' | 'hf'; metadata?: Record<string, string> } = {}): Promise<void> {
+  async save(path: string, options: { format?: WeightFormat; naming?: 'openai' | 'hf'; metadata?: Record<string, string> } = {}): Promise<void> {
     const format = options.format ?? (path.endsWith('.pt') || path.endsWith('.pth') ? 'pt' : 'safetensors');
     return this.native.save(path, { format, naming: options.naming ?? 'openai', metadata: options.metadata ?? {} });
   }
 
   /** fp32 (and int64 BatchNorm counter) copies of every weight, in the reference's order and naming. */
-  stateDict(): Promise<Array<{ name: string; tensor: TensorData<Float32Array | BigInt64Array> }>> {
+  async stateDict(): Promise<Array<{ name: string; tensor: TensorData<Float32Array | BigInt64Array> }>> {
     return this.native.stateDict();
   }
 
   /** Copies the given weights in (converted to fp32); refuses a partial state dict unless `partial`. */
-  loadStateDict(entries: Array<{ name: string; tensor: TensorData<Float32Array | BigInt64Array> }>, options: { partial?: boolean } = {}): Promise<LoadReport> {
+  async loadStateDict(entries: Array<{ name: string; tensor: TensorData<Float32Array | BigInt64Array> }>, options: { partial?: boolean } = {}): Promise<LoadReport> {
     return this.native.loadStateDict(entries, { strict: !options.partial });
   }
 

@@ -1,5 +1,5 @@
 // OpenAI's released weights: where they come from, their SHA-256, and where they are cached.
-import { existsSync } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 
 import { cacheDir, isOffline, openaiCacheDir } from '../util/cache.js';
@@ -54,6 +54,12 @@ export async function resolvePretrained(name: string, options: ResolveOptions = 
   if (isOffline()) throw new Error(`${name} is not in the model cache and offline mode is on (HF_HUB_OFFLINE / CLIP_NATIVE_OFFLINE). ${fix}`);
   try {
     await (options.download ?? downloadVerified)(entry.url, target, entry.sha256, options.progressCallback);
+    // Whatever fetched it, nothing unverified stays in the cache.
+    const actual = await sha256File(target);
+    if (actual !== entry.sha256) {
+      await fs.rm(target, { force: true });
+      throw new Error(`the downloaded file's SHA-256 is ${actual}, expected ${entry.sha256}; it was deleted`);
+    }
   } catch (err) {
     throw new Error(`${name} is not in the model cache and downloading it failed (${(err as Error).message}). ${fix}`);
   }

@@ -85,12 +85,12 @@ export class Trainer {
   }
 
   /** Writes weights, optimizer state, counters and RNG (plus `metadata` strings) atomically. */
-  saveCheckpoint(path: string, metadata: Record<string, string> = {}): Promise<void> {
+  async saveCheckpoint(path: string, metadata: Record<string, string> = {}): Promise<void> {
     return this.native.saveCheckpoint(path, metadata);
   }
 
   /** Restores a checkpoint written by saveCheckpoint; resolves to its metadata. */
-  loadCheckpoint(path: string): Promise<Record<string, string>> {
+  async loadCheckpoint(path: string): Promise<Record<string, string>> {
     return this.native.loadCheckpoint(path);
   }
 }

@@ -1,0 +1,73 @@
+// Times the native train step (forward of both towers, loss, backward, optimizer step) on random
+// weights and a synthetic batch, as ../shared/measurements/h100-reference.md measures PyTorch.
+//
+//   node dist/bench/train-step.js --model ViT-B/32 --batch 256 --device cuda --precision bf16 [--steps 20] [--warmup 5] [--json]
+//
+// Prints images/s, ms/step, achieved TFLOP/s (from the reference's FLOP counts per image-text pair),
+// and the time from process start to the end of the first step.
+import { parseArgs } from 'node:util';
+
+import { createModel } from '../src/model/model.js';
+import { architecture } from '../src/model/config.js';
+import { runtimeInfo } from '../src/native.js';
+import { createTrainer } from '../src/train/trainer.js';
+
+// FLOPs per image-text pair, forward + backward (PyTorch's FLOP counter, h100-reference.md).
+const GFLOP_PER_PAIR: Record<string, number> = { RN50: 52.7, 'ViT-B/32': 44.2 };
+
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string', default: 'ViT-B/32' },
+    batch: { type: 'string', default: '32' },
+    device: { type: 'string', default: 'cpu' },
+    precision: { type: 'string', default: 'fp32' },
+    steps: { type: 'string', default: '20' },
+    warmup: { type: 'string', default: '5' },
+    json: { type: 'boolean', default: false },
+  },
+});
+
+const batch = Number(values.batch);
+const config = architecture(values.model!);
+const r = config.image_resolution;
+const images = { data: new Float32Array(batch * 3 * r * r).map(() => Math.random() * 2 - 1), shape: [batch, 3, r, r] };
+const tokens = { data: new Int32Array(batch * 77), shape: [batch, 77] };
+for (let i = 0; i < batch; i++) {
+  tokens.data[i * 77] = 49406;
+  for (let j = 1; j < 12; j++) tokens.data[i * 77 + j] = 1000 + ((i * 31 + j * 7) % 40000);
+  tokens.data[i * 77 + 12] = 49407;
+}
+
+const model = await createModel(config, { seed: 0, device: values.device });
+const trainer = await createTrainer(model, { optimizer: 'adamw', lr: 1e-5, weightDecay: 0.1, precision: values.precision as 'fp32' | 'bf16' | 'fp16' });
+await trainer.step(images, tokens);
+const firstStepSeconds = performance.now() / 1000;
+for (let i = 1; i < Number(values.warmup); i++) await trainer.step(images, tokens);
+const steps = Number(values.steps);
+const start = performance.now();
+let loss = 0;
+for (let i = 0; i < steps; i++) loss = (await trainer.step(images, tokens)).loss;
+const seconds = (performance.now() - start) / 1000;
+const msPerStep = (seconds / steps) * 1000;
+const imagesPerSecond = (batch * steps) / seconds;
+const gflop = GFLOP_PER_PAIR[values.model!];
+const result = {
+  model: values.model,
+  batch,
+  device: values.device,
+  precision: values.precision,
+  imagesPerSecond: Math.round(imagesPerSecond * 10) / 10,
+  msPerStep: Math.round(msPerStep * 100) / 100,
+  tflops: gflop ? Math.round(((gflop * imagesPerSecond) / 1000) * 10) / 10 : null,
+  firstStepSeconds: Math.round(firstStepSeconds * 100) / 100,
+  loss,
+  torch: runtimeInfo().torchVersion,
+  gpu: runtimeInfo().devices[0]?.name ?? null,
+};
+if (values.json) process.stdout.write(JSON.stringify(result) + '\n');
+else {
+  process.stdout.write(
+    `${result.model} batch ${batch} ${result.precision} on ${result.device}: ${result.imagesPerSecond} images/s, ${result.msPerStep} ms/step` +
+      `${result.tflops !== null ? `, ${result.tflops} TFLOP/s` : ''}, first step after ${result.firstStepSeconds} s\n`,
+  );
+}
