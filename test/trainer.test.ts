@@ -1,0 +1,169 @@
+// The low-level trainer's options against independent computations: the multi-positive loss,
+// freezing, accumulation, clipping, BatchNorm policy and precision checks.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+
+import { readSafetensors } from '../src/io/safetensors-header.js';
+import { loadModel, type ClipModel } from '../src/model/model.js';
+import { learningRate } from '../src/train/schedule.js';
+import { createTrainer } from '../src/train/trainer.js';
+import { fixture } from './helpers/fixtures.js';
+
+async function batch(name: string) {
+  const g = await readSafetensors(fixture('models', `${name}.golden.safetensors`));
+  return { images: g.float32('images'), tokens: g.tensor('text_tokens') as { data: BigInt64Array; shape: number[] } };
+}
+
+function logSoftmaxRow(row: number[]): number[] {
+  const max = Math.max(...row);
+  const lse = max + Math.log(row.reduce((s, v) => s + Math.exp(v - max), 0));
+  return row.map((v) => v - lse);
+}
+
+/** (CE(L, T) + CE(Lᵀ, T)) / 2 with soft targets T, in float64. */
+function contrastiveLoss(logits: Float32Array, n: number, labels?: number[]): number {
+  const rows = (transpose: boolean) =>
+    Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => logits[transpose ? j * n + i : i * n + j]!));
+  const target = (i: number, j: number) => {
+    if (!labels) return i === j ? 1 : 0;
+    const same = labels.filter((l) => l === labels[i]).length;
+    return labels[i] === labels[j] ? 1 / same : 0;
+  };
+  const ce = (m: number[][]) => m.reduce((s, row, i) => s - logSoftmaxRow(row).reduce((a, lp, j) => a + target(i, j) * lp, 0), 0) / n;
+  return (ce(rows(false)) + ce(rows(true))) / 2;
+}
+
+async function paramsByName(model: ClipModel) {
+  return new Map((await model.stateDict()).map((e) => [e.name, Buffer.from(e.tensor.data.buffer as ArrayBuffer)]));
+}
+
+describe('trainer', () => {
+  test('multi-positive targets: same-label pairs are positives; without labels they are negatives', async () => {
+    const { images, tokens } = await batch('tiny_vit');
+    const labels = [0, 0, 1, 2];
+    const reference = await loadModel(fixture('models', 'tiny_vit.safetensors'));
+    const { logitsPerImage } = await reference.forward(images, tokens);
+    const plain = contrastiveLoss(logitsPerImage.data, 4);
+    const multi = contrastiveLoss(logitsPerImage.data, 4, labels);
+    assert.ok(Math.abs(plain - multi) > 1e-3, 'the two targets must give different losses on this batch');
+
+    const a = await createTrainer(await loadModel(fixture('models', 'tiny_vit.safetensors')), { lr: 1e-3 });
+    const b = await createTrainer(await loadModel(fixture('models', 'tiny_vit.safetensors')), { lr: 1e-3 });
+    const withoutLabels = await a.step(images, tokens);
+    const withLabels = await b.step(images, tokens, Int32Array.from(labels));
+    assert.ok(Math.abs(withoutLabels.loss - plain) < 2e-5, `${withoutLabels.loss} vs ${plain}`);
+    assert.ok(Math.abs(withLabels.loss - multi) < 2e-5, `${withLabels.loss} vs ${multi}`);
+    // After a few steps, the two same-label images are pulled together only with multi-positive targets.
+    for (let i = 0; i < 5; i++) {
+      await a.step(images, tokens);
+      await b.step(images, tokens, Int32Array.from(labels));
+    }
+    const cosine01 = async (model: ClipModel) => {
+      const f = (await model.encodeImage(images)).data;
+      const d = f.length / 4;
+      let dot = 0, n0 = 0, n1 = 0;
+      for (let k = 0; k < d; k++) {
+        dot += f[k]! * f[d + k]!;
+        n0 += f[k]! ** 2;
+        n1 += f[d + k]! ** 2;
+      }
+      return dot / Math.sqrt(n0 * n1);
+    };
+    a.model.eval();
+    b.model.eval();
+    assert.ok((await cosine01(b.model)) > (await cosine01(a.model)), 'same-label images end closer with multi-positive targets');
+  });
+
+  test('lockImage freezes the image tower, lockText the text tower, freeze patterns by name', async () => {
+    const { images, tokens } = await batch('tiny_vit');
+    const cases = [
+      { options: { lockImage: true }, frozen: (n: string) => n.startsWith('visual.') },
+      { options: { lockText: true }, frozen: (n: string) => !n.startsWith('visual.') && n !== 'logit_scale' },
+      { options: { freeze: ['^token_embedding\\.', 'ln_post'] }, frozen: (n: string) => n.startsWith('token_embedding.') || n.includes('ln_post') },
+    ];
+    for (const { options, frozen } of cases) {
+      const model = await loadModel(fixture('models', 'tiny_vit.safetensors'));
+      const before = await paramsByName(model);
+      const trainer = await createTrainer(model, { lr: 1e-3, weightDecay: 0.01, ...options });
+      await trainer.step(images, tokens);
+      for (const [name, after] of await paramsByName(model)) {
+        const changed = !after.equals(before.get(name)!);
+        assert.equal(changed, !frozen(name), `${name} ${changed ? 'changed' : 'did not change'} with ${JSON.stringify(options)}`);
+      }
+    }
+    await assert.rejects(
+      createTrainer(await loadModel(fixture('models', 'tiny_vit.safetensors')), { freeze: ['.*'] }),
+      /every parameter is frozen/,
+    );
+  });
+
+  test('accumulate: one optimizer step per N micro-batches, the schedule counting optimizer steps', async () => {
+    const { images, tokens } = await batch('tiny_vit');
+    const trainer = await createTrainer(await loadModel(fixture('models', 'tiny_vit.safetensors')), {
+      lr: 1e-3,
+      accumulate: 2,
+      schedule: { kind: 'step', every: 1, gamma: 0.5 },
+    });
+    const results = [];
+    for (let i = 0; i < 4; i++) results.push(await trainer.step(images, tokens));
+    assert.deepEqual(results.map((r) => r.updated), [false, true, false, true]);
+    assert.deepEqual(results.map((r) => r.lr), [1e-3, 1e-3, 5e-4, 5e-4]);
+    assert.deepEqual(trainer.counters, { optimizerSteps: 2, microSteps: 4, skippedSteps: 0 });
+  });
+
+  test('gradient clipping reports the pre-clip norm and bounds the update', async () => {
+    const { images, tokens } = await batch('tiny_vit');
+    const model = await loadModel(fixture('models', 'tiny_vit.safetensors'));
+    const trainer = await createTrainer(model, { lr: 1e-3, gradClip: 1e-3, optimizer: 'adamw' });
+    const result = await trainer.step(images, tokens);
+    assert.ok(Number.isFinite(result.gradNorm) && result.gradNorm > 1e-3, `gradNorm ${result.gradNorm}`);
+    const unclipped = await createTrainer(await loadModel(fixture('models', 'tiny_vit.safetensors')), { lr: 1e-3 });
+    assert.ok(Number.isNaN((await unclipped.step(images, tokens)).gradNorm), 'no norm computed without clipping');
+  });
+
+  test('ResNet BatchNorm statistics stay frozen by default and update with batchNorm: train', async () => {
+    const { images, tokens } = await batch('tiny_rn');
+    for (const mode of ['frozen', 'train'] as const) {
+      const model = await loadModel(fixture('models', 'tiny_rn.safetensors'));
+      const before = await paramsByName(model);
+      const trainer = await createTrainer(model, { lr: 1e-3, batchNorm: mode });
+      await trainer.step(images, tokens);
+      const after = await paramsByName(model);
+      const stat = 'visual.bn1.running_mean';
+      assert.equal(!after.get(stat)!.equals(before.get(stat)!), mode === 'train', `${stat} with batchNorm ${mode}`);
+      assert.ok(!after.get('visual.bn1.weight')!.equals(before.get('visual.bn1.weight')!), 'affine BatchNorm weights still train');
+    }
+  });
+
+  test('fp16 needs CUDA; bad options are refused with the option named', async () => {
+    const model = await loadModel(fixture('models', 'tiny_vit.safetensors'));
+    await assert.rejects(createTrainer(model, { precision: 'fp16' }), /fp16 autocast needs a CUDA device/);
+    await assert.rejects(createTrainer(model, { optimizer: 'sgd' as 'adam' }), /'optimizer' must be 'adam' or 'adamw'/);
+    await assert.rejects(createTrainer(model, { schedule: { kind: 'step', every: 0, gamma: 0.1 } }), /schedule\.every/);
+    await assert.rejects(createTrainer(model, { freeze: ['('] }), /not a valid regular expression/);
+  });
+
+  test('logit_scale is clamped to ln 100 after each step', async () => {
+    const { images, tokens } = await batch('tiny_vit');
+    const model = await loadModel(fixture('models', 'tiny_vit.safetensors'));
+    const state = await model.stateDict();
+    const scale = state.find((e) => e.name === 'logit_scale')!;
+    (scale.tensor.data as Float32Array)[0] = 10;
+    await model.loadStateDict(state);
+    const trainer = await createTrainer(model, { lr: 1e-6 });
+    await trainer.step(images, tokens);
+    const after = (await model.stateDict()).find((e) => e.name === 'logit_scale')!.tensor.data as Float32Array;
+    assert.ok(Math.abs(after[0]! - Math.log(100)) < 1e-6, `logit_scale ${after[0]}`);
+  });
+
+  test('schedules are pure functions of the optimizer step', () => {
+    assert.equal(learningRate({ kind: 'constant' }, 0.1, 1234), 0.1);
+    assert.deepEqual([0, 9, 10, 19, 20].map((s) => learningRate({ kind: 'step', every: 10, gamma: 0.1 }, 1, s)), [1, 1, 0.1, 0.1, 0.1 * 0.1]);
+    const cosine = { kind: 'cosine', warmup: 10, total: 110 } as const;
+    assert.equal(learningRate(cosine, 1, 0), 0.1);
+    assert.equal(learningRate(cosine, 1, 9), 1);
+    assert.equal(learningRate(cosine, 1, 10), 1);
+    assert.ok(Math.abs(learningRate(cosine, 1, 60) - 0.5) < 1e-12);
+    assert.ok(learningRate(cosine, 1, 110) < 1e-12);
+  });
+});
