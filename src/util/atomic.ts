@@ -18,14 +18,15 @@ export async function syncDirectory(dir: string): Promise<void> {
 }
 
 /**
- * Write a file atomically: temporary file, fsync, rename, fsync of the directory.
- * A reader sees the old content or the new one, never a torn file.
+ * Create `target` atomically from whatever `write` puts into a temporary file: fsync, rename, fsync of
+ * the directory. If `write` throws (a failed download, a hash mismatch), nothing is left behind and
+ * an existing `target` is untouched. A reader sees the old content or the new one, never a torn file.
  */
-export async function writeFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
+export async function writeAtomically(target: string, write: (handle: fs.FileHandle) => Promise<void>): Promise<void> {
   const tmp = temporaryPath(target);
   const handle = await fs.open(tmp, 'w');
   try {
-    await handle.writeFile(data);
+    await write(handle);
     await handle.sync();
   } catch (err) {
     await handle.close().catch(() => {});
@@ -40,4 +41,8 @@ export async function writeFileAtomic(target: string, data: string | Uint8Array)
     throw err;
   }
   await syncDirectory(path.dirname(target));
+}
+
+export function writeFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
+  return writeAtomically(target, (handle) => handle.writeFile(data));
 }

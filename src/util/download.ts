@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 
-import { syncDirectory, temporaryPath } from './atomic.js';
+import { writeAtomically } from './atomic.js';
 
 export interface DownloadProgress {
   status: 'initiate' | 'progress' | 'done';
@@ -28,31 +28,19 @@ export async function downloadVerified(url: string, target: string, sha256: stri
   const response = await fetch(url, { redirect: 'follow' });
   if (!response.ok || !response.body) throw new Error(`GET ${url}: HTTP ${response.status}`);
   const total = Number(response.headers.get('content-length')) || null;
-  const tmp = temporaryPath(target);
-  const handle = await fs.open(tmp, 'w');
-  const hash = createHash('sha256');
-  let loaded = 0;
-  onProgress?.({ status: 'initiate', file, loaded, total });
-  try {
+  onProgress?.({ status: 'initiate', file, loaded: 0, total });
+  await writeAtomically(target, async (handle) => {
+    const hash = createHash('sha256');
+    let loaded = 0;
     for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
       hash.update(chunk);
       await handle.write(chunk);
       loaded += chunk.length;
       onProgress?.({ status: 'progress', file, loaded, total });
     }
-    await handle.sync();
-  } catch (err) {
-    await handle.close().catch(() => {});
-    await fs.rm(tmp, { force: true });
-    throw err;
-  }
-  await handle.close();
-  const actual = hash.digest('hex');
-  if (actual !== sha256) {
-    await fs.rm(tmp, { force: true });
-    throw new Error(`downloaded ${url} but its SHA-256 is ${actual}, expected ${sha256}; nothing was kept`);
-  }
-  await fs.rename(tmp, target);
-  await syncDirectory(path.dirname(target));
-  onProgress?.({ status: 'done', file, loaded, total });
+    const actual = hash.digest('hex');
+    if (actual !== sha256) throw new Error(`downloaded ${url} but its SHA-256 is ${actual}, expected ${sha256}; nothing was kept`);
+  });
+  const { size } = await fs.stat(target);
+  onProgress?.({ status: 'done', file, loaded: size, total });
 }
