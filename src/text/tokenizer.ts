@@ -7,6 +7,17 @@ import { cacheDir, isOffline } from '../util/cache.js';
 import { BytePairEncoder, BYTE_TO_CHAR, CHAR_TO_BYTE, END_OF_TEXT, END_OF_WORD, parseBpeVocabulary, START_OF_TEXT } from './bpe.js';
 import type { BpeVocabulary } from './bpe.js';
 import { htmlUnescape } from './html-unescape.js';
+import {
+  CASE_IGNORABLE_RANGES,
+  CASED_RANGES,
+  IGNORECASE_NOT_OTHER,
+  LETTER_RANGES,
+  LOWER_MULTI,
+  LOWER_RUNS,
+  NUMBER_RANGES,
+  PY_ISSPACE as PY_ISSPACE_CODE_POINTS,
+  REGEX_WHITESPACE,
+} from './unicode-tables.js';
 
 /*
  * The CLIP tokenizer, exact to openai/CLIP `clip/simple_tokenizer.py` + `clip.tokenize` with ftfy
@@ -21,11 +32,13 @@ export const DEFAULT_CONTEXT_LENGTH = 77;
 
 // ---------------------------------------------------------------------------------------------
 // Cleaning: basic_clean (html.unescape twice, str.strip), whitespace_clean, str.lower.
+//
+// All Unicode data comes from ./unicode-tables.ts, generated for the reference's versions (Python
+// 3.11 = Unicode 14.0 for str.lower/str.isspace, regex 2022.10.31 = Unicode 15.0 for \p{L}, \p{N},
+// \s), not from this Node's ICU, whose newer Unicode cases and classifies more characters.
 
 /** Python's `str.isspace()` set, which `str.strip()` uses: Unicode White_Space plus U+001C–001F. */
-const PY_ISSPACE = new Set(
-  Array.from('\t\n\v\f\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000', (ch) => ch.charCodeAt(0)),
-);
+const PY_ISSPACE = new Set(PY_ISSPACE_CODE_POINTS);
 
 /** Python's `str.strip()` with no argument (a loop, not a regex: `\s+$` is quadratic on long runs). */
 export function pythonStrip(text: string): string {
@@ -36,24 +49,124 @@ export function pythonStrip(text: string): string {
   return start === 0 && end === text.length ? text : text.slice(start, end);
 }
 
-/** The `regex` module's `\s` (Unicode White_Space): unlike JS `\s`, it has U+0085 and lacks U+FEFF. */
-const PY_REGEX_WHITESPACE_RUNS = /[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/g;
+/** Flat inclusive [first, last, ...] pairs of a sorted code point list. */
+function rangesOf(codePoints: readonly number[]): number[] {
+  const ranges: number[] = [];
+  for (const cp of codePoints) {
+    if (ranges.length > 0 && ranges[ranges.length - 1] === cp - 1) ranges[ranges.length - 1] = cp;
+    else ranges.push(cp, cp);
+  }
+  return ranges;
+}
+
+/** The body of a `u`-flag character class matching flat inclusive ranges; every code point escaped. */
+function classBody(ranges: readonly number[]): string {
+  let body = '';
+  for (let i = 0; i < ranges.length; i += 2) {
+    const first = ranges[i]!;
+    const last = ranges[i + 1]!;
+    body += `\\u{${first.toString(16)}}`;
+    if (last !== first) body += `-\\u{${last.toString(16)}}`;
+  }
+  return body;
+}
+
+/** Whether `cp` is in flat inclusive ranges (binary search). */
+function inRanges(ranges: readonly number[], cp: number): boolean {
+  let lo = 0;
+  let hi = (ranges.length >> 1) - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (cp < ranges[2 * mid]!) hi = mid - 1;
+    else if (cp > ranges[2 * mid + 1]!) lo = mid + 1;
+    else return true;
+  }
+  return false;
+}
+
+/** The regex module's `\s` (Unicode White_Space): unlike JS `\s`, it has U+0085 and lacks U+FEFF. */
+const WHITESPACE_CLASS = classBody(rangesOf(REGEX_WHITESPACE));
+const PY_REGEX_WHITESPACE_RUNS = new RegExp(`[${WHITESPACE_CLASS}]+`, 'gu');
+
+/** Python 3.11's `str.lower()` of single code points (Unicode 14.0); absent = unchanged. */
+const PY_LOWER = new Map<number, string>();
+for (let i = 0; i < LOWER_RUNS.length; i += 4) {
+  const [start, end, stride, delta] = [LOWER_RUNS[i]!, LOWER_RUNS[i + 1]!, LOWER_RUNS[i + 2]!, LOWER_RUNS[i + 3]!];
+  for (let cp = start; cp <= end; cp += stride) PY_LOWER.set(cp, String.fromCodePoint(cp + delta));
+}
+for (const [cp, lowered] of LOWER_MULTI) PY_LOWER.set(cp, String.fromCodePoint(...lowered));
+const CAPITAL_SIGMA = 0x3a3;
+const PY_LOWER_CANDIDATES = new RegExp(`[${classBody(rangesOf([...PY_LOWER.keys()].sort((a, b) => a - b)))}]`, 'gu');
+const NON_ASCII = /[^\x00-\x7f]/;
 
 /**
- * The reference pre-tokenizer, compiled with IGNORECASE, rewritten without `/i`: the text is
- * already lowercased, so IGNORECASE only adds `ſ` (U+017F, which folds to `s`) to the literals, and
- * takes U+0345 (which folds to `ι`) out of the "other" class, so that U+0345 matches no branch and
- * is dropped. JS's `/iu` would instead count U+0345 as a letter.
+ * CPython 3.11's `handle_capital_sigma`: Σ at `index` lowers to final ς when it follows a cased
+ * letter and precedes none, skipping Case_Ignorable characters on both sides (Unicode 14.0 data).
  */
-const PRE_TOKENIZER =
-  /<\|[sſ]tartoftext\|>|<\|endoftext\|>|'[sſ]|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\p{L}\p{N}\u0345]+/gu;
+function isFinalSigma(text: string, index: number): boolean {
+  let j = index;
+  let before = -1;
+  while (j > 0) {
+    let code = text.charCodeAt(--j);
+    if (code >= 0xdc00 && code <= 0xdfff && j > 0) {
+      const high = text.charCodeAt(j - 1);
+      if (high >= 0xd800 && high <= 0xdbff) {
+        code = (high - 0xd800) * 0x400 + (code - 0xdc00) + 0x10000;
+        j--;
+      }
+    }
+    if (!inRanges(CASE_IGNORABLE_RANGES, code)) {
+      before = code;
+      break;
+    }
+  }
+  if (before < 0 || !inRanges(CASED_RANGES, before)) return false;
+  for (let k = index + 1; k < text.length; ) {
+    const cp = text.codePointAt(k)!;
+    if (!inRanges(CASE_IGNORABLE_RANGES, cp)) return !inRanges(CASED_RANGES, cp);
+    k += cp > 0xffff ? 2 : 1;
+  }
+  return true;
+}
+
+function lowerMatch(match: string, offset: number, whole: string): string {
+  const cp = match.codePointAt(0)!;
+  if (cp === CAPITAL_SIGMA) return isFinalSigma(whole, offset) ? '\u03c2' : '\u03c3';
+  return PY_LOWER.get(cp)!;
+}
+
+/**
+ * Python 3.11's `str.lower()` (Unicode 14.0, full lowercasing with the Final_Sigma rule, so `İ`
+ * becomes `i̇`). JS `toLowerCase` is used only for pure-ASCII text, where every version agrees.
+ */
+export function pythonLower(text: string): string {
+  if (!NON_ASCII.test(text)) return text.toLowerCase();
+  return text.replace(PY_LOWER_CANDIDATES, lowerMatch);
+}
+
+/**
+ * The reference pre-tokenizer, compiled with IGNORECASE, rewritten without `/i` and with the
+ * regex module's Unicode 15.0 letter and number classes (not JS's `\p{L}`/`\p{N}`, whose newer
+ * Unicode counts later-assigned characters as letters: the reference puts them in the "other"
+ * class). The text is already lowercased, so IGNORECASE only adds `ſ` (U+017F, which folds to `s`)
+ * to the literals, and takes U+0345 (which folds to `ι`) out of the "other" class, so that U+0345
+ * matches no branch and is dropped (checked per code point against regex 2022.10.31 by the
+ * generator).
+ */
+const LETTER_CLASS = classBody(LETTER_RANGES);
+const NUMBER_CLASS = classBody(NUMBER_RANGES);
+const PRE_TOKENIZER = new RegExp(
+  `<\\|[s\u017f]tartoftext\\|>|<\\|endoftext\\|>|'[s\u017f]|'t|'re|'ve|'m|'ll|'d|[${LETTER_CLASS}]+|[${NUMBER_CLASS}]|` +
+    `[^${WHITESPACE_CLASS}${LETTER_CLASS}${NUMBER_CLASS}${classBody(rangesOf(IGNORECASE_NOT_OTHER))}]+`,
+  'gu',
+);
 
 const LONE_SURROGATE = /\p{Cs}/u;
 
 /** `whitespace_clean(basic_clean(text)).lower()` with ftfy stubbed. */
 export function cleanText(text: string): string {
   const basic = pythonStrip(htmlUnescape(htmlUnescape(text)));
-  return pythonStrip(basic.replace(PY_REGEX_WHITESPACE_RUNS, ' ')).toLowerCase();
+  return pythonLower(pythonStrip(basic.replace(PY_REGEX_WHITESPACE_RUNS, ' ')));
 }
 
 /** The pre-tokenizer's pieces of already-cleaned text. */
