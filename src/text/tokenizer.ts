@@ -59,14 +59,27 @@ function rangesOf(codePoints: readonly number[]): number[] {
   return ranges;
 }
 
-/** The body of a `u`-flag character class matching flat inclusive ranges; every code point escaped. */
+/**
+ * A code point as it stands inside a `u`- or `v`-flag character class: ASCII other than letters
+ * and digits is escaped (class syntax, `v`-mode punctuators, controls); the rest is literal.
+ */
+function classChar(cp: number): string {
+  if (cp < 0x80 && !/[0-9A-Za-z]/.test(String.fromCharCode(cp))) return `\\u{${cp.toString(16)}}`;
+  return String.fromCodePoint(cp);
+}
+
+/**
+ * The body of a `u`-flag character class matching flat inclusive ranges. Literal characters keep
+ * the source short: V8 stops optimizing regexps whose source is over 20 KB, and `\\u{...}` escapes
+ * of the letter class alone would be 13 KB.
+ */
 function classBody(ranges: readonly number[]): string {
   let body = '';
   for (let i = 0; i < ranges.length; i += 2) {
     const first = ranges[i]!;
     const last = ranges[i + 1]!;
-    body += `\\u{${first.toString(16)}}`;
-    if (last !== first) body += `-\\u{${last.toString(16)}}`;
+    body += classChar(first);
+    if (last !== first) body += '-' + classChar(last);
   }
   return body;
 }
@@ -96,8 +109,27 @@ for (let i = 0; i < LOWER_RUNS.length; i += 4) {
 }
 for (const [cp, lowered] of LOWER_MULTI) PY_LOWER.set(cp, String.fromCodePoint(...lowered));
 const CAPITAL_SIGMA = 0x3a3;
-const PY_LOWER_CANDIDATES = new RegExp(`[${classBody(rangesOf([...PY_LOWER.keys()].sort((a, b) => a - b)))}]`, 'gu');
+const PY_LOWER_KEYS = [...PY_LOWER.keys()].sort((a, b) => a - b);
+const PY_LOWER_CANDIDATES = new RegExp(`[${classBody(rangesOf(PY_LOWER_KEYS))}]`, 'gu');
 const NON_ASCII = /[^\x00-\x7f]/;
+
+/**
+ * Characters for which this Node's own `toLowerCase` is not Python's: those it lowercases that
+ * Python 3.11 leaves alone (letters cased after Unicode 14.0), those both lowercase differently,
+ * and Σ (Final_Sigma uses the case properties of the neighbours, which differ between versions).
+ * Text without any of them can use `toLowerCase`. Worked out when the module loads, from the
+ * running Node's own data, so it holds for any ICU version; null (always use the table) where the
+ * `v` flag is missing.
+ */
+const NODE_LOWER_DIFFERS: RegExp | null = (() => {
+  const differ = PY_LOWER_KEYS.filter((cp) => String.fromCodePoint(cp).toLowerCase() !== PY_LOWER.get(cp));
+  const special = rangesOf([...new Set([...differ, CAPITAL_SIGMA])].sort((a, b) => a - b));
+  try {
+    return new RegExp(`[[\\p{Changes_When_Lowercased}--[${classBody(rangesOf(PY_LOWER_KEYS))}]]${classBody(special)}]`, 'v');
+  } catch {
+    return null;
+  }
+})();
 
 /**
  * CPython 3.11's `handle_capital_sigma`: Σ at `index` lowers to final ς when it follows a cased
@@ -137,10 +169,12 @@ function lowerMatch(match: string, offset: number, whole: string): string {
 
 /**
  * Python 3.11's `str.lower()` (Unicode 14.0, full lowercasing with the Final_Sigma rule, so `İ`
- * becomes `i̇`). JS `toLowerCase` is used only for pure-ASCII text, where every version agrees.
+ * becomes `i̇`), from the generated table. JS `toLowerCase` is used only where it gives the same:
+ * pure-ASCII text, and text with no character of `NODE_LOWER_DIFFERS`.
  */
 export function pythonLower(text: string): string {
   if (!NON_ASCII.test(text)) return text.toLowerCase();
+  if (NODE_LOWER_DIFFERS !== null && !NODE_LOWER_DIFFERS.test(text)) return text.toLowerCase();
   return text.replace(PY_LOWER_CANDIDATES, lowerMatch);
 }
 
