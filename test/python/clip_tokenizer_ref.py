@@ -11,7 +11,11 @@ stdin holds one JSON string per line; stdout gets one JSON object per line:
 {"ids": [...], "tokens77": [...], "decoded": "...", "newer_unicode": bool}. `ids` is null (and "error"
 is set) when the reference raises, e.g. for a lone surrogate that cannot be UTF-8 encoded.
 `newer_unicode` is true when the cleaned text has a code point unassigned in this Python's Unicode
-database: there, case mappings and letter classes may legitimately differ from Node's newer data.
+database (14.0 for CPython 3.11). src/text/tokenizer.ts pins its Unicode data to the fixtures'
+environment (str.lower: Unicode 14.0; regex 2022.10.31: Unicode 15.0), so such texts match exactly
+when this script runs under that environment (Debian 12's /usr/bin/python3 + python3-regex); with a
+newer `regex` module its \p{L}/\p{N} follow newer Unicode and can differ on those code points
+(test/tokenizer-unicode.test.ts picks the interpreter and says which it used).
 """
 import gzip
 import html
