@@ -1,5 +1,7 @@
 #include "train/optimizer.h"
 
+#include <ATen/core/grad_mode.h>
+
 namespace clip::train {
 
 bool Adam::decays(const std::string& name, const at::Tensor& param) {
