@@ -170,6 +170,44 @@ describe('training loop', () => {
     assert.deepEqual(await weightBytes(path.join(out, 'tiny_epoch_2.safetensors')), await weightBytes(path.join(tmp, 'straight', 'tiny_epoch_2.safetensors')));
   });
 
+  test('SIGINT finishes the batch, writes a checkpoint, says how to resume and exits with 130', async (t) => {
+    if (!havePackage) return t.skip(SKIP);
+    const out = path.join(tmp, 'sigint');
+    const args = [cli, 'train', '--data', data, '--ext', 'png', '--model', modelJson, '--init', 'random', '--out', out];
+    args.push('--epochs', '50', '--batch-size', '8', '--log-every', '1', '--device', 'cpu');
+    const env = { ...process.env, CLIP_NATIVE_VOCAB: fixture('bpe_simple_vocab_16e6.txt.gz'), CLIP_NATIVE_CACHE: path.join(tmp, 'cache') };
+    const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    const timer = setInterval(async () => {
+      const text = await fs.readFile(path.join(out, 'metrics.jsonl'), 'utf8').catch(() => '');
+      if (text.includes('"type":"step"')) {
+        clearInterval(timer);
+        child.kill('SIGINT');
+      }
+    }, 5);
+    const code = await new Promise((r) => child.once('exit', (c) => r(c)));
+    clearInterval(timer);
+    assert.equal(code, 130, stderr);
+    assert.match(stderr, /SIGINT: finishing the current batch/);
+    assert.match(stderr, /interrupted: checkpoint written to .*checkpoint-epoch0000-batch\d+\.safetensors; continue with --resume latest/);
+    assert.equal((await listCheckpoints(out)).length, 1);
+  });
+
+  test('captions (JSONL) train with one positive per image; labels are not required', async (t) => {
+    if (!havePackage) return t.skip(SKIP);
+    const list = (await fs.readFile(path.join(data, 'meta', 'train.txt'), 'utf8')).trim().split('\n');
+    const jsonl = path.join(tmp, 'captions.jsonl');
+    await fs.writeFile(
+      jsonl,
+      list.map((line, i) => JSON.stringify({ image: `fm/images/${line}.png`, caption: `picture ${i} of a ${line.split('/')[0]!.replace(/_/g, ' ')}` })).join('\n'),
+    );
+    const result = await train(await options('captions', { data: jsonl, epochs: 1, evalEvery: 1 }));
+    assert.equal(result.epochsCompleted, 1);
+    assert.ok(Number.isFinite(result.epochLosses[0]));
+    assert.deepEqual(result.evals, [], 'no zero-shot evaluation without class labels');
+  });
+
   test('keep-last prunes old checkpoints; a checkpoint of another architecture is refused', async (t) => {
     if (!havePackage) return t.skip(SKIP);
     await train(await options('pruned', { epochs: 3, keepLast: 1 }));
