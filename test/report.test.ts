@@ -96,6 +96,16 @@ describe('HTML report', () => {
     assert.doesNotMatch(html, /sneaker <&>/);
   });
 
+  test('a run that logged no steps still draws its epoch loss and learning rate', async () => {
+    const dir = path.join(tmp, 'epochs-only');
+    await fs.mkdir(dir, { recursive: true });
+    const epochs = [1, 2, 3].map((epoch) => JSON.stringify({ type: 'epoch', epoch, loss: 2 / epoch, steps: 32 * epoch, lr: 1e-3 / epoch }));
+    await fs.writeFile(path.join(dir, 'metrics.jsonl'), epochs.join('\n') + '\n');
+    const html = renderReport(await readRun(dir));
+    assert.match(html, /data-series="epoch mean loss" data-points="3"/);
+    assert.match(html, /data-series="lr" data-points="3"/);
+  });
+
   test('an empty run still renders, saying what is missing', async () => {
     const dir = path.join(tmp, 'empty');
     await fs.mkdir(dir, { recursive: true });

@@ -3,7 +3,7 @@
 import path from 'node:path';
 import { writeFileAtomic } from '../util/atomic.js';
 import { escapeXml, formatNumber } from './escape.js';
-import { readRun, type EvalRecord, type RunData, type StepRecord } from './run-files.js';
+import { readRun, type EpochRecord, type EvalRecord, type RunData, type StepRecord } from './run-files.js';
 import { barChart, confusionHeatmap, lineChart, PALETTE, type Series } from './svg-charts.js';
 
 const STYLE = `
@@ -69,11 +69,21 @@ function summaryTable(run: RunData): string {
 export function renderReport(run: RunData): string {
   const { xs, label } = stepAxis(run.steps);
   const lossSeries: Series[] = [{ name: 'step loss', points: run.steps.map((s, i) => [xs[i]!, s.loss]), color: PALETTE[0]! }];
-  // Epoch means sit at the x of the epoch's last logged step, so both series share an axis.
-  const epochPoints = run.epochs.flatMap((e): Array<[number, number]> => {
+  // Epoch means sit at the epoch's last optimizer step (or its last logged step), so both series
+  // share an axis; a run that logged no steps still shows its epoch curve.
+  const epochX = (e: EpochRecord): number | undefined => {
+    if (label === 'step' && e.steps !== undefined) return e.steps;
     const lastIndex = run.steps.findLastIndex((s) => s.epoch === e.epoch);
-    return lastIndex >= 0 ? [[xs[lastIndex]!, e.loss]] : [];
+    return lastIndex >= 0 ? xs[lastIndex] : undefined;
+  };
+  const epochPoints = run.epochs.flatMap((e): Array<[number, number]> => {
+    const x = epochX(e);
+    return x !== undefined ? [[x, e.loss]] : [];
   });
+  const lrPoints: Array<[number, number]> =
+    run.steps.length > 0
+      ? run.steps.map((s, i) => [xs[i]!, s.lr])
+      : run.epochs.flatMap((e): Array<[number, number]> => (e.lr !== undefined && epochX(e) !== undefined ? [[epochX(e)!, e.lr]] : []));
   if (epochPoints.length > 0) lossSeries.push({ name: 'epoch mean loss', points: epochPoints, color: PALETTE[1]!, markers: true });
 
   const accuracySeries: Series[] = splitsOf(run.evals).flatMap((split, i) => {
@@ -103,7 +113,7 @@ ${summaryTable(run)}
 <h2>Training</h2>
 <div class="charts">
 ${lineChart({ id: 'loss', title: 'Loss', xLabel: label, yLabel: 'loss', series: lossSeries })}
-${lineChart({ id: 'lr', title: 'Learning rate', xLabel: label, yLabel: 'learning rate', series: [{ name: 'lr', points: run.steps.map((s, i) => [xs[i]!, s.lr]), color: PALETTE[2]! }] })}
+${lineChart({ id: 'lr', title: 'Learning rate', xLabel: label, yLabel: 'learning rate', series: [{ name: 'lr', points: lrPoints, color: PALETTE[2]! }] })}
 </div>
 <h2>Evaluation</h2>
 <div class="charts">
