@@ -54,6 +54,7 @@ export interface NativeModel {
   stateDict(): Promise<Array<{ name: string; tensor: TensorData<Float32Array | BigInt64Array> }>>;
   loadStateDict(entries: Array<{ name: string; tensor: AnyTensor }>, options: { strict: boolean }): Promise<NativeLoadResult['report']>;
   parameterCount(): number;
+  logitScale(): number;
   dispose(): void;
 }
 

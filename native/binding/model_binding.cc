@@ -119,6 +119,7 @@ Napi::Object ModelWrap::Init(Napi::Env env, Napi::Object exports) {
                                         InstanceMethod<&ModelWrap::StateDict>("stateDict"),
                                         InstanceMethod<&ModelWrap::LoadStateDict>("loadStateDict"),
                                         InstanceMethod<&ModelWrap::ParameterCount>("parameterCount"),
+                                        InstanceMethod<&ModelWrap::LogitScale>("logitScale"),
                                         InstanceMethod<&ModelWrap::Dispose>("dispose"),
                                     });
   GetAddonData(env).model_constructor = Napi::Persistent(ctor);
@@ -177,7 +178,11 @@ Napi::Value RunInference(const Napi::CallbackInfo& info, const ModelPtr& handle,
         std::lock_guard<std::mutex> lock(handle->mutex);
         torch::NoGradGuard no_grad;
         std::vector<at::Tensor> on_device;
-        for (const auto& t : tensors) on_device.push_back(t.to(handle->device));
+        for (const auto& t : tensors) {
+          // Token ids are checked while still on the host: on a GPU a bad id would be a device assert.
+          if (!at::isFloatingType(t.scalar_type())) handle->model->check_tokens(t);
+          on_device.push_back(t.to(handle->device));
+        }
         Out out;
         {
           model::AutocastGuard autocast(handle->device.type(), precision);
@@ -329,6 +334,15 @@ Napi::Value ModelWrap::ParameterCount(const Napi::CallbackInfo& info) {
   int64_t count = 0;
   for (const auto& p : Handle(info.Env())->model->parameters()) count += p.numel();
   return Napi::Number::New(info.Env(), static_cast<double>(count));
+}
+
+Napi::Value ModelWrap::LogitScale(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    const ModelPtr& handle = Handle(env);
+    std::lock_guard<std::mutex> lock(handle->mutex);
+    return Napi::Number::New(env, handle->model->logit_scale.detach().to(at::kCPU).item<double>());
+  });
 }
 
 Napi::Value ModelWrap::Dispose(const Napi::CallbackInfo& info) {

@@ -29,6 +29,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value StateDict(const Napi::CallbackInfo& info);
   Napi::Value LoadStateDict(const Napi::CallbackInfo& info);
   Napi::Value ParameterCount(const Napi::CallbackInfo& info);
+  Napi::Value LogitScale(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
 
   ModelPtr handle_;

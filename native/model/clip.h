@@ -28,6 +28,10 @@ class ClipImpl : public torch::nn::Module {
   Logits forward(const at::Tensor& images, const at::Tensor& tokens);
 
   const ClipConfig& config() const { return config_; }
+  /** Shape/dtype checks; token ids are range-checked only on host tensors (on a GPU an
+   * out-of-range id is a device-side assert), so call these before moving inputs to a device. */
+  void check_images(const at::Tensor& images) const;
+  void check_tokens(const at::Tensor& tokens) const;
   /** The image tower's BatchNorm layers (empty for ViTs). */
   std::vector<torch::nn::BatchNorm2d> batch_norms();
 
@@ -39,8 +43,6 @@ class ClipImpl : public torch::nn::Module {
   LayerNormFp32 ln_final{nullptr};
 
  private:
-  void check_images(const at::Tensor& images) const;
-  void check_tokens(const at::Tensor& tokens) const;
   ClipConfig config_;
 };
 TORCH_MODULE(Clip);

@@ -75,6 +75,8 @@ void Trainer::set_modes() {
 StepResult Trainer::step(const at::Tensor& images_in, const at::Tensor& tokens_in, const std::optional<at::Tensor>& labels, double lr) {
   if (!(lr >= 0) || !std::isfinite(lr)) throw std::invalid_argument("learning rate must be a finite non-negative number");
   set_modes();
+  model_->check_images(images_in);
+  model_->check_tokens(tokens_in);
   const at::Tensor images = images_in.to(device_, /*non_blocking=*/true);
   const at::Tensor tokens = tokens_in.to(device_, /*non_blocking=*/true);
   if (images.size(0) != tokens.size(0))

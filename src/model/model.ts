@@ -102,6 +102,11 @@ export class ClipModel {
     return this.native.loadStateDict(entries, { strict: !options.partial });
   }
 
+  /** The learned temperature parameter (logits = exp(logitScale) · cosine). */
+  logitScale(): number {
+    return this.native.logitScale();
+  }
+
   parameterCount(): number {
     return this.native.parameterCount();
   }
