@@ -11,11 +11,13 @@ OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 source .device/enter.sh || exit 1
 [ -d node_modules ] || tar xJf .device/node_modules.tar.xz
-export CLIP_NATIVE_FIXTURES=${CLIP_NATIVE_FIXTURES:-$PWD/shared/fixtures}
+mkdir -p /tmp/fixtures && tar xf .device/fixtures.tar -C /tmp/fixtures
+export CLIP_NATIVE_FIXTURES=/tmp/fixtures
 start=$(date +%s)
 node scripts/build-native.mjs 2>&1 | tail -4
-node dist/src/cli/main.js doctor --json | tee "$OUT/doctor.json"
-[ -d "$CLIP_NATIVE_FIXTURES" ] && node dist/bench/gpu-parity.js | tee "$OUT/gpu-parity.json"
+# doctor() directly: the CLI entry also loads sharp, which is not carried (no images are decoded here).
+node --input-type=module -e "import('./dist/src/doctor.js').then((m) => console.log(JSON.stringify(m.doctor(), null, 2)))" | tee "$OUT/doctor.json"
+node dist/bench/gpu-parity.js | tee "$OUT/gpu-parity.json"
 for model in ViT-B/32 RN50; do
   for batch in 32 256; do
     node dist/bench/train-step.js --model "$model" --batch "$batch" --device cuda --precision bf16 --json | tee -a "$OUT/train-step.jsonl"
