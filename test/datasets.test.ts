@@ -191,6 +191,22 @@ describe('CSV, TSV and JSONL tables', () => {
     await assert.rejects(loadDataset(file, { columns: { image: 'img', label: 'missing' } }), /no column "missing"/);
   });
 
+  test('a split column selects train or test rows; classes span both splits', async () => {
+    const dir = path.join(tmp, 'split-column');
+    for (const name of ['a', 'b', 'c']) await writeImage(path.join(dir, `${name}.png`));
+    const file = path.join(dir, 'list.csv');
+    await writeText(file, 'image,label,split\na.png,cat,train\nb.png,dog,test\nc.png,cat,Test\nc.png,bird,valid\n');
+    const train = await loadDataset(file, { split: 'train' });
+    const test = await loadDataset(file, { split: 'test' });
+    assert.deepEqual(train.samples.map((s) => path.basename(s.image)), ['a.png']);
+    assert.deepEqual(test.samples.map((s) => path.basename(s.image)), ['b.png', 'c.png']);
+    assert.equal(test.split, 'test');
+    assert.deepEqual(train.classes, ['cat', 'dog']);
+    assert.deepEqual(test.classes, train.classes);
+    assert.deepEqual(test.samples.map((s) => s.labelIndex), [1, 0]);
+    assert.match(problemLines(train)[0]!, /list\.csv:5: "split" must be train or test, got "valid"/);
+  });
+
   test('JSONL with labels; bad lines reported, strict fails', async () => {
     const dir = path.join(tmp, 'jsonl');
     await writeImage(path.join(dir, 'p', '1.png'));

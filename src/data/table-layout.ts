@@ -9,9 +9,14 @@ import { DatasetError, finishDataset, isInside, type Dataset, type DatasetKind, 
  */
 export interface TableLayoutOptions {
   /** Column names; defaults are the first present of image|path|file|filename|filepath|image_path, label|class|category, caption|text. */
-  columns?: { image?: string; label?: string; caption?: string };
+  columns?: { image?: string; label?: string; caption?: string; split?: string };
   /** Force labels or captions when a table has both columns (default: labels if a label column exists). */
   kind?: DatasetKind;
+  /**
+   * With a split column (split|subset|set, values train/test), the rows of this split; without one,
+   * the whole table is every split.
+   */
+  split?: 'train' | 'test';
   strict?: boolean;
 }
 
@@ -19,7 +24,10 @@ const DEFAULT_COLUMNS = {
   image: ['image', 'path', 'file', 'filename', 'filepath', 'image_path'],
   label: ['label', 'class', 'category'],
   caption: ['caption', 'text'],
+  split: ['split', 'subset', 'set'],
 };
+
+const SPLIT_VALUES = new Set(['train', 'test']);
 
 interface Row {
   line: number;
@@ -52,10 +60,24 @@ export async function loadTableLayout(file: string, format: 'csv' | 'tsv' | 'jso
   const textColumn = kind === 'labels' ? labelColumn : captionColumn;
   if (!textColumn) throw new DatasetError(`${file}: no ${kind === 'labels' ? 'label' : 'caption'} column (columns: ${[...header].join(', ')})`);
 
+  const splitColumn = pick('split');
+  const wantedSplit = options.split ?? 'train';
   const samples: Sample[] = [];
+  // Labels of every split, so class indices agree between train and test.
+  const allLabels: string[] = [];
   const seen = new Map<string, number>();
   for (const row of rows) {
     const imageValue = row.values.get(imageColumn);
+    if (splitColumn) {
+      const split = String(row.values.get(splitColumn) ?? '').trim().toLowerCase();
+      if (!SPLIT_VALUES.has(split)) {
+        problems.push({ file, line: row.line, message: `${JSON.stringify(splitColumn)} must be train or test, got ${JSON.stringify(split)}; skipped` });
+        continue;
+      }
+      const label = row.values.get(textColumn);
+      if (kind === 'labels' && (typeof label === 'string' || typeof label === 'number') && String(label).trim()) allLabels.push(String(label).trim());
+      if (split !== wantedSplit) continue;
+    }
     const textValue = row.values.get(textColumn);
     const at = { file, line: row.line };
     if (typeof imageValue !== 'string' || imageValue.trim() === '') {
@@ -83,7 +105,9 @@ export async function loadTableLayout(file: string, format: 'csv' | 'tsv' | 'jso
     samples.push(kind === 'labels' ? { image, label: value.trim(), source: at } : { image, caption: value, source: at });
   }
   if (rows.length === 0) problems.push({ file, line: 0, message: 'empty split: no rows' });
-  return finishDataset({ root, format, kind, samples }, samples.map((s) => s.label ?? ''), problems, {
+  else if (samples.length === 0 && splitColumn) problems.push({ file, line: 0, message: `empty split: no rows with ${splitColumn} = ${wantedSplit}` });
+  const labels = splitColumn ? allLabels : samples.map((s) => s.label ?? '');
+  return finishDataset({ root, format, kind, samples, split: splitColumn ? wantedSplit : undefined }, labels, problems, {
     strict: options.strict,
     describe: file,
   });
