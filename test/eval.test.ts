@@ -1,23 +1,22 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { loadDataset } from '../src/data/datasets.js';
 import type { Dataset } from '../src/data/dataset.js';
-import { DEBIAN_FASHION_MNIST_DIR, exportFashionMnist } from '../src/data/fashion-mnist.js';
+import { exportFashionMnist } from '../src/data/fashion-mnist.js';
 import { preprocessImage } from '../src/data/preprocess.js';
 import { zeroShotClassifier } from '../src/eval/classifier.js';
 import { evaluate, evaluateModel } from '../src/eval/zero-shot.js';
 import { loadModel, type ClipModel } from '../src/model/model.js';
 import { labelToPrompt } from '../src/text/prompts.js';
 import { loadTokenizer, type ClipTokenizer } from '../src/text/tokenizer.js';
+import { FASHION_MNIST_SKIP, fashionMnistPresent } from './helpers/fashion-mnist.js';
 import { fixture, repoRoot } from './helpers/fixtures.js';
 
-const FASHION_MNIST = existsSync(path.join(DEBIAN_FASHION_MNIST_DIR, 't10k-images-idx3-ubyte.gz'));
-const SKIP = `SKIPPED: Debian package dataset-fashion-mnist is not installed (${DEBIAN_FASHION_MNIST_DIR}): apt-get install dataset-fashion-mnist`;
 const MODEL = fixture('models', 'tiny_vit.safetensors');
 const TEMPLATES = ['a photo of a {}.', 'a blurry photo of a {}.', 'a sketch of the {}.'];
 
@@ -31,7 +30,7 @@ before(async () => {
   tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'clip-eval-'));
   tokenizer = await loadTokenizer({ vocab: fixture('bpe_simple_vocab_16e6.txt.gz') });
   model = await loadModel(MODEL);
-  if (FASHION_MNIST) {
+  if (fashionMnistPresent) {
     data = path.join(tmp, 'fm');
     await exportFashionMnist({ out: data, trainPerClass: 1, testPerClass: 5, seed: 3 });
     dataset = await loadDataset(data, { split: 'test', ext: 'png' });
@@ -81,7 +80,7 @@ async function referenceMetrics(ds: Dataset, templates: string[]) {
 
 describe('zero-shot evaluation on a Fashion-MNIST subset', () => {
   test('evaluate() from a dataset folder and a weight file agrees with an independent computation', async (t) => {
-    if (!FASHION_MNIST) return t.skip(SKIP);
+    if (!fashionMnistPresent) return t.skip(FASHION_MNIST_SKIP);
     const result = await evaluate({ data, dataOptions: { ext: 'png' }, model: MODEL, templates: TEMPLATES, batchSize: 16, tokenizer, cache: false });
     const expected = await referenceMetrics(dataset, TEMPLATES);
     assert.equal(result.n, 50);
@@ -100,7 +99,7 @@ describe('zero-shot evaluation on a Fashion-MNIST subset', () => {
   });
 
   test('batch size does not change the result; progress reaches the total', async (t) => {
-    if (!FASHION_MNIST) return t.skip(SKIP);
+    if (!fashionMnistPresent) return t.skip(FASHION_MNIST_SKIP);
     const seen: number[] = [];
     const a = await evaluateModel(model, dataset, { templates: 'default', batchSize: 7, tokenizer, cache: false, onProgress: (p) => seen.push(p.done) });
     const b = await evaluateModel(model, dataset, { templates: 'default', batchSize: 50, tokenizer, cache: false });
@@ -110,7 +109,7 @@ describe('zero-shot evaluation on a Fashion-MNIST subset', () => {
   });
 
   test('with fewer than 5 classes top-5 is top-k over all classes (always 1)', async (t) => {
-    if (!FASHION_MNIST) return t.skip(SKIP);
+    if (!fashionMnistPresent) return t.skip(FASHION_MNIST_SKIP);
     const classes = dataset.classes.slice(0, 3);
     const small: Dataset = { ...dataset, classes, samples: dataset.samples.filter((s) => s.labelIndex! < 3) };
     const result = await evaluateModel(model, small, { tokenizer, cache: false });
@@ -122,7 +121,7 @@ describe('zero-shot evaluation on a Fashion-MNIST subset', () => {
   });
 
   test('evaluateModel leaves a training model in training mode, and honours an abort signal', async (t) => {
-    if (!FASHION_MNIST) return t.skip(SKIP);
+    if (!fashionMnistPresent) return t.skip(FASHION_MNIST_SKIP);
     model.train();
     await evaluateModel(model, dataset, { tokenizer, cache: false, batchSize: 50 });
     assert.equal(model.training, true);
@@ -133,7 +132,7 @@ describe('zero-shot evaluation on a Fashion-MNIST subset', () => {
   });
 
   test('`clip-native eval --json` prints the same metrics', async (t) => {
-    if (!FASHION_MNIST) return t.skip(SKIP);
+    if (!fashionMnistPresent) return t.skip(FASHION_MNIST_SKIP);
     const cli = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
     const { stdout } = await promisify(execFile)(
       process.execPath,

@@ -12,7 +12,6 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import path from 'node:path';
 import { before, describe, test } from 'node:test';
 import type { TestContext } from 'node:test';
 
@@ -20,7 +19,8 @@ import { cleanText, ClipTokenizer, preTokenize, pythonLower, pythonStrip, tokeni
 import { LETTER_RANGES, NUMBER_RANGES } from '../src/text/unicode-tables.js';
 import { createRng } from '../src/util/prng.js';
 import type { Rng } from '../src/util/prng.js';
-import { fixture, repoRoot } from './helpers/fixtures.js';
+import { fixture } from './helpers/fixtures.js';
+import { runReferenceTokenizer } from './helpers/reference-tokenizer.js';
 
 const vocabPath = fixture(VOCAB_FILE_NAME);
 let tokenizer: ClipTokenizer;
@@ -301,14 +301,7 @@ describe('Unicode versions: exhaustive and random checks against the Python refe
     if (skipIfNone(t) || reference.kind === 'none') return;
     const rng = createRng(20260501, 15);
     const texts = Array.from({ length: 1500 }, () => soupText(rng));
-    const run = spawnSync(reference.info.python, [path.join(repoRoot, 'test', 'python', 'clip_tokenizer_ref.py'), vocabPath], {
-      input: texts.map((text) => JSON.stringify(text)).join('\n') + '\n',
-      encoding: 'utf8',
-      maxBuffer: 1 << 28,
-    });
-    assert.equal(run.status, 0, `reference failed: ${run.stderr}`);
-    const outputs = run.stdout.trim().split('\n').map((line) => JSON.parse(line) as { ids: number[] | null; tokens77: number[]; decoded: string; newer_unicode: boolean });
-    assert.equal(outputs.length, texts.length);
+    const outputs = runReferenceTokenizer(reference.info.python, vocabPath, texts);
     const failures: string[] = [];
     let compared = 0;
     let newer = 0;

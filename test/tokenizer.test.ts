@@ -19,7 +19,8 @@ import {
 } from '../src/text/tokenizer.js';
 import { createRng } from '../src/util/prng.js';
 import type { Rng } from '../src/util/prng.js';
-import { fixture, repoRoot } from './helpers/fixtures.js';
+import { fixture } from './helpers/fixtures.js';
+import { runReferenceTokenizer } from './helpers/reference-tokenizer.js';
 
 interface TokenizerCase {
   text: string;
@@ -282,7 +283,6 @@ describe('finding the vocabulary', () => {
 // ---------------------------------------------------------------------------------------------
 // Differential check against the Python reference on seeded random strings.
 
-const REFERENCE_SCRIPT = path.join(repoRoot, 'test', 'python', 'clip_tokenizer_ref.py');
 
 function pythonWithRegex(): string | null {
   const probe = spawnSync('python3', ['-c', 'import regex'], { encoding: 'utf8' });
@@ -335,14 +335,7 @@ test('differential check against the Python reference on 400 seeded random strin
   }
   const rng = createRng(20240521, 77);
   const texts = Array.from({ length: 400 }, () => randomText(rng));
-  const run = spawnSync('python3', [REFERENCE_SCRIPT, vocabPath], {
-    input: texts.map((text) => JSON.stringify(text)).join('\n') + '\n',
-    encoding: 'utf8',
-    maxBuffer: 1 << 28,
-  });
-  assert.equal(run.status, 0, `reference failed: ${run.stderr}`);
-  const outputs = run.stdout.trim().split('\n').map((line) => JSON.parse(line) as { ids: number[] | null; tokens77: number[]; decoded: string; newer_unicode: boolean });
-  assert.equal(outputs.length, texts.length);
+  const outputs = runReferenceTokenizer('python3', vocabPath, texts);
 
   const failures: string[] = [];
   let compared = 0;

@@ -8,15 +8,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 
-import { DEBIAN_FASHION_MNIST_DIR, exportFashionMnist } from '../src/data/fashion-mnist.js';
+import { exportFashionMnist } from '../src/data/fashion-mnist.js';
+import { FASHION_MNIST_SKIP, fashionMnistPresent } from './helpers/fashion-mnist.js';
 import { fixture, repoRoot } from './helpers/fixtures.js';
 
-const havePackage = existsSync(path.join(DEBIAN_FASHION_MNIST_DIR, 'train-images-idx3-ubyte.gz'));
 let tmp: string | undefined;
 after(() => (tmp ? fs.rm(tmp, { recursive: true, force: true }) : undefined));
 
 test('a from-scratch CLIP trained by `clip-native train` reaches ≥ 70% zero-shot on Fashion-MNIST', { timeout: 10 * 60_000 }, async (t) => {
-  if (!havePackage) return t.skip(`SKIPPED: Debian package dataset-fashion-mnist is not installed (${DEBIAN_FASHION_MNIST_DIR}); apt-get install dataset-fashion-mnist`);
+  if (!fashionMnistPresent) return t.skip(FASHION_MNIST_SKIP);
   tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'clip-e2e-'));
   const data = path.join(tmp, 'fashion');
   await exportFashionMnist({ out: data, trainPerClass: 400, testPerClass: 30, seed: 0 });

@@ -8,16 +8,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { DEBIAN_FASHION_MNIST_DIR, exportFashionMnist } from '../src/data/fashion-mnist.js';
+import { exportFashionMnist } from '../src/data/fashion-mnist.js';
 import { parseSafetensorsHeader } from '../src/io/safetensors-header.js';
 import { tokenizerFromFile } from '../src/text/tokenizer.js';
 import { ConfigError, resolveConfig } from '../src/train/config.js';
 import { train, type TrainOptions } from '../src/train/loop.js';
 import { listCheckpoints } from '../src/train/run-files.js';
+import { FASHION_MNIST_SKIP, fashionMnistPresent } from './helpers/fashion-mnist.js';
 import { fixture, repoRoot } from './helpers/fixtures.js';
 
-const havePackage = existsSync(path.join(DEBIAN_FASHION_MNIST_DIR, 'train-images-idx3-ubyte.gz'));
-const SKIP = `SKIPPED: Debian package dataset-fashion-mnist is not installed (${DEBIAN_FASHION_MNIST_DIR}); apt-get install dataset-fashion-mnist`;
 const cli = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
 
 const TINY = {
@@ -40,7 +39,7 @@ before(async () => {
   tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'clip-train-loop-'));
   modelJson = path.join(tmp, 'tiny.json');
   await fs.writeFile(modelJson, JSON.stringify(TINY));
-  if (havePackage) {
+  if (fashionMnistPresent) {
     data = path.join(tmp, 'fm');
     await exportFashionMnist({ out: data, trainPerClass: 6, testPerClass: 2, seed: 1 });
   }
@@ -88,7 +87,7 @@ async function metrics(out: string): Promise<Array<Record<string, unknown>>> {
 
 describe('training loop', () => {
   test('two epochs straight equal one epoch, a checkpoint and a resume, bitwise', async (t) => {
-    if (!havePackage) return t.skip(SKIP);
+    if (!fashionMnistPresent) return t.skip(FASHION_MNIST_SKIP);
     const straight = await train(await options('straight'));
     assert.equal(straight.epochsCompleted, 2);
     assert.equal(straight.epochLosses.length, 2);
@@ -113,7 +112,7 @@ describe('training loop', () => {
   });
 
   test('an AbortSignal mid-epoch writes a checkpoint that resumes to the same weights', async (t) => {
-    if (!havePackage) return t.skip(SKIP);
+    if (!fashionMnistPresent) return t.skip(FASHION_MNIST_SKIP);
     const controller = new AbortController();
     let batches = 0;
     const interrupted = await train(
@@ -136,7 +135,7 @@ describe('training loop', () => {
   });
 
   test('a run killed with SIGKILL in epoch 2 resumes from its last checkpoint to the same weights', async (t) => {
-    if (!havePackage) return t.skip(SKIP);
+    if (!fashionMnistPresent) return t.skip(FASHION_MNIST_SKIP);
     const out = path.join(tmp, 'killed');
     const args = [cli, 'train', '--data', data, '--ext', 'png', '--model', modelJson, '--init', 'random', '--out', out, '--epochs', '2'];
     args.push('--batch-size', '8', '--lr', '1e-3', '--optimizer', 'adamw', '--weight-decay', '0.01', '--schedule', 'step', '--step-every', '1', '--gamma', '0.5');
@@ -171,7 +170,7 @@ describe('training loop', () => {
   });
 
   test('SIGINT finishes the batch, writes a checkpoint, says how to resume and exits with 130', async (t) => {
-    if (!havePackage) return t.skip(SKIP);
+    if (!fashionMnistPresent) return t.skip(FASHION_MNIST_SKIP);
     const out = path.join(tmp, 'sigint');
     const args = [cli, 'train', '--data', data, '--ext', 'png', '--model', modelJson, '--init', 'random', '--out', out];
     args.push('--epochs', '50', '--batch-size', '8', '--log-every', '1', '--device', 'cpu');
@@ -195,7 +194,7 @@ describe('training loop', () => {
   });
 
   test('captions (JSONL) train with one positive per image; labels are not required', async (t) => {
-    if (!havePackage) return t.skip(SKIP);
+    if (!fashionMnistPresent) return t.skip(FASHION_MNIST_SKIP);
     const list = (await fs.readFile(path.join(data, 'meta', 'train.txt'), 'utf8')).trim().split('\n');
     const jsonl = path.join(tmp, 'captions.jsonl');
     await fs.writeFile(
@@ -209,7 +208,7 @@ describe('training loop', () => {
   });
 
   test('keep-last prunes old checkpoints; a checkpoint of another architecture is refused', async (t) => {
-    if (!havePackage) return t.skip(SKIP);
+    if (!fashionMnistPresent) return t.skip(FASHION_MNIST_SKIP);
     await train(await options('pruned', { epochs: 3, keepLast: 1 }));
     const left = await listCheckpoints(path.join(tmp, 'pruned'));
     assert.equal(left.length, 1);
@@ -223,7 +222,7 @@ describe('training loop', () => {
   });
 
   test('a diverging run stops after consecutive non-finite losses, naming the step and the fix', async (t) => {
-    if (!havePackage) return t.skip(SKIP);
+    if (!fashionMnistPresent) return t.skip(FASHION_MNIST_SKIP);
     const run = train(await options('diverged', { lr: 1e30, schedule: 'constant', optimizer: 'adam', epochs: 3, maxNonFinite: 2 }));
     await assert.rejects(run, /not finite for 2 consecutive steps \(last: epoch \d+, batch \d+, optimizer step \d+\).*Lower the learning rate/s);
     // Checkpoints written before the divergence (if any) are intact and loadable.
