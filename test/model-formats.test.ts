@@ -172,11 +172,12 @@ describe('(c2) an OpenAI-style TorchScript archive (fp16 weights, input_resoluti
     await checkForward(model, 'tiny_vit', await readSafetensors(work('fp16_expected.safetensors')), '', 'openai_style.pt');
   });
 
-  test('without {config} the architecture is inferred from its shapes as build_model does (text heads = width / 64)', async (t) => {
+  test('without {config} the architecture is inferred from its shapes, the text heads from the traced graph', async (t) => {
     if (!need(t, formatsRun)) return;
     const model = await loadModel(work('openai_style.pt'));
-    assert.equal(model.source?.configSource, 'inferred');
-    assert.deepEqual({ ...model.config, transformer_heads: configs.tiny_vit!.transformer_heads }, configs.tiny_vit);
+    assert.equal(model.source?.configSource, 'inferred (text heads from the TorchScript graph)');
+    assert.deepEqual(model.config, configs.tiny_vit);
+    await checkForward(model, 'tiny_vit', await readSafetensors(work('fp16_expected.safetensors')), '', 'openai_style.pt inferred');
   });
 });
 

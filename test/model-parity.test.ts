@@ -97,12 +97,22 @@ test('the configuration comes from the safetensors metadata, not from guessing h
   assert.equal(rn.parameterCount(), 4_582_137);
 });
 
-test('without metadata the configuration is inferred from shapes as the reference does (heads = width / 64)', async () => {
+test('a TorchScript archive without metadata gives its text head count through its traced graph', async () => {
   const model = await loadModel(fixture('models', 'tiny_vit.torchscript.pt'));
   assert.equal(model.source?.format, 'torchscript');
-  assert.equal(model.source?.configSource, 'inferred');
-  assert.deepEqual({ ...model.config, transformer_heads: 4 }, await fixtureConfig('tiny_vit'));
-  assert.equal(model.config.transformer_heads, 1);
+  assert.match(model.source!.configSource, /^inferred \(text heads from the TorchScript graph\)/);
+  assert.deepEqual(model.config, await fixtureConfig('tiny_vit'));
+  await checkForward(model, 'tiny_vit', '');
+});
+
+test('a torch.save state dict without metadata is inferred as the reference does (heads = width / 64)', async () => {
+  const model = await loadModel(fixture('models', 'tiny_vit.safetensors'));
+  const file = path.join(tmp, 'plain.pt');
+  await model.save(file, { format: 'pt' });
+  const inferred = await loadModel(file);
+  assert.equal(inferred.source?.configSource, 'inferred');
+  assert.equal(inferred.config.transformer_heads, 1);
+  assert.deepEqual({ ...inferred.config, transformer_heads: 4 }, await fixtureConfig('tiny_vit'));
 });
 
 test('the visual-only torch.save state dict is refused as a partial model, naming the missing keys', async () => {

@@ -56,6 +56,12 @@ LoadedModel load_model_file(const std::string& path, const std::optional<ClipCon
       throw std::invalid_argument(path + ": " + e.what());
     }
     loaded.config_source = "inferred";
+    // A TorchScript archive records the text head count in its traced graph; prefer it to width / 64.
+    if (auto heads = file.metadata.find("transformer_heads"); heads != file.metadata.end()) {
+      resolved.transformer_heads = std::stoll(heads->second);
+      resolved.validate();
+      loaded.config_source = "inferred (text heads from the TorchScript graph)";
+    }
   }
   loaded.model = Clip(resolved);
   try {
