@@ -1,7 +1,7 @@
 // The native CLIP model against the reference implementation's golden outputs, for every weight
 // format the fixtures hold, and in both modes for the ResNet (whose eval outputs barely see the image).
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -107,12 +107,31 @@ test('a TorchScript archive without metadata gives its text head count through i
 
 test('a torch.save state dict without metadata is inferred as the reference does (heads = width / 64)', async () => {
   const model = await loadModel(fixture('models', 'tiny_vit.safetensors'));
-  const file = path.join(tmp, 'plain.pt');
+  const dir = mkdtempSync(path.join(tmp, 'alone-'));
+  const file = path.join(dir, 'tiny_vit.state_dict.pt');
   await model.save(file, { format: 'pt' });
   const inferred = await loadModel(file);
   assert.equal(inferred.source?.configSource, 'inferred');
   assert.equal(inferred.config.transformer_heads, 1);
   assert.deepEqual({ ...inferred.config, transformer_heads: 4 }, await fixtureConfig('tiny_vit'));
+});
+
+test('… unless a configuration beside it says otherwise: a same-model safetensors or config.json', async () => {
+  const model = await loadModel(fixture('models', 'tiny_vit.safetensors'));
+  const dir = mkdtempSync(path.join(tmp, 'beside-'));
+  const file = path.join(dir, 'tiny_vit.state_dict.pt');
+  await model.save(file, { format: 'pt' });
+  await model.save(path.join(dir, 'tiny_vit.safetensors'));
+  const withSibling = await loadModel(file);
+  assert.equal(withSibling.source?.configSource, `inferred, text heads from ${path.join(dir, 'tiny_vit.safetensors')}`);
+  await checkForward(withSibling, 'tiny_vit', '');
+
+  const other = mkdtempSync(path.join(tmp, 'config-json-'));
+  await model.save(path.join(other, 'weights.pt'), { format: 'pt' });
+  writeFileSync(path.join(other, 'config.json'), JSON.stringify({ ...(await fixtureConfig('tiny_vit')), embed_dim: 99 }));
+  assert.equal((await loadModel(path.join(other, 'weights.pt'))).config.transformer_heads, 1, 'a config that contradicts the shapes is ignored');
+  writeFileSync(path.join(other, 'config.json'), JSON.stringify(await fixtureConfig('tiny_vit')));
+  assert.equal((await loadModel(path.join(other, 'weights.pt'))).config.transformer_heads, 4);
 });
 
 test('the visual-only torch.save state dict is refused as a partial model, naming the missing keys', async () => {

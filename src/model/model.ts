@@ -5,6 +5,7 @@ import { createNativeModel, loadNativeModel, type NativeModel, type TensorData }
 import type { ProgressCallback } from '../util/download.js';
 import { architecture, type ClipConfig } from './config.js';
 import { resolvePretrained } from './pretrained.js';
+import { findSidecarConfig } from './sidecar-config.js';
 
 export type Precision = 'fp32' | 'bf16' | 'fp16';
 export type WeightFormat = 'safetensors' | 'pt';
@@ -134,15 +135,24 @@ export async function createModel(nameOrConfig: string | ClipConfig, options: Cr
  */
 export async function loadModel(source: string, options: LoadModelOptions = {}): Promise<ClipModel> {
   const path = existsSync(source) ? source : await resolvePretrained(source, options);
-  const loaded = await loadNativeModel(path, {
-    device: options.device ?? 'cpu',
-    strict: !options.partial,
-    config: options.config ? JSON.stringify(options.config) : undefined,
-  });
+  const load = (config: ClipConfig | undefined) =>
+    loadNativeModel(path, { device: options.device ?? 'cpu', strict: !options.partial, config: config ? JSON.stringify(config) : undefined });
+  let loaded = await load(options.config);
+  let configSource = loaded.configSource;
+  if (configSource === 'inferred') {
+    // Shapes cannot tell the text head count; a configuration beside the weights can.
+    const inferred = JSON.parse(loaded.model.config()) as ClipConfig;
+    const sidecar = await findSidecarConfig(path, inferred);
+    if (sidecar && sidecar.config.transformer_heads !== inferred.transformer_heads) {
+      loaded.model.dispose();
+      loaded = await load(sidecar.config);
+      configSource = `inferred, text heads from ${sidecar.file}`;
+    }
+  }
   return new ClipModel(loaded.model, {
     path,
     format: loaded.format,
-    configSource: loaded.configSource,
+    configSource,
     hfNames: loaded.hfNames,
     report: loaded.report,
     metadata: loaded.metadata,
