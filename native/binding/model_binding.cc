@@ -128,16 +128,12 @@ Napi::Object ModelWrap::Init(Napi::Env env, Napi::Object exports) {
 }
 
 Napi::Object ModelWrap::NewInstance(Napi::Env env, const ModelPtr& handle) {
-  auto* holder = new ModelPtr(handle);
-  Napi::External<ModelPtr> external = Napi::External<ModelPtr>::New(env, holder, [](Napi::Env, ModelPtr* p) { delete p; });
-  return GetAddonData(env).model_constructor.New({external});
+  return NewWrapped(env, GetAddonData(env).model_constructor, handle);
 }
 
-ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
-  if (info.Length() != 1 || !info[0].IsExternal())
-    throw Napi::TypeError::New(info.Env(), "NativeModel cannot be constructed directly: use createModel() or loadModel()");
-  handle_ = *info[0].As<Napi::External<ModelPtr>>().Data();
-}
+ModelWrap::ModelWrap(const Napi::CallbackInfo& info)
+    : Napi::ObjectWrap<ModelWrap>(info),
+      handle_(HandleFromConstructor<ModelPtr>(info, "NativeModel cannot be constructed directly: use createModel() or loadModel()")) {}
 
 const ModelPtr& ModelWrap::Handle(Napi::Env env) const {
   if (!handle_) throw Napi::Error::New(env, "this model was disposed");

@@ -81,16 +81,12 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   }
 
   static Napi::Object NewInstance(Napi::Env env, const TrainerPtr& handle) {
-    auto* holder = new TrainerPtr(handle);
-    auto external = Napi::External<TrainerPtr>::New(env, holder, [](Napi::Env, TrainerPtr* p) { delete p; });
-    return GetAddonData(env).trainer_constructor.New({external});
+    return NewWrapped(env, GetAddonData(env).trainer_constructor, handle);
   }
 
-  explicit TrainerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrainerWrap>(info) {
-    if (info.Length() != 1 || !info[0].IsExternal())
-      throw Napi::TypeError::New(info.Env(), "NativeTrainer cannot be constructed directly: use createTrainer()");
-    handle_ = *info[0].As<Napi::External<TrainerPtr>>().Data();
-  }
+  explicit TrainerWrap(const Napi::CallbackInfo& info)
+      : Napi::ObjectWrap<TrainerWrap>(info),
+        handle_(HandleFromConstructor<TrainerPtr>(info, "NativeTrainer cannot be constructed directly: use createTrainer()")) {}
 
  private:
   // step(images, tokens, labels | null, {lr}) → Promise<{loss, updated, skipped, gradNorm, lossScale}>
