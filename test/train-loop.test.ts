@@ -13,7 +13,7 @@ import { parseSafetensorsHeader } from '../src/io/safetensors-header.js';
 import { tokenizerFromFile } from '../src/text/tokenizer.js';
 import { ConfigError, resolveConfig } from '../src/train/config.js';
 import { train, type TrainOptions } from '../src/train/loop.js';
-import { listCheckpoints } from '../src/train/run-files.js';
+import { listCheckpoints, runName } from '../src/train/run-files.js';
 import { FASHION_MNIST_SKIP, fashionMnistPresent } from './helpers/fashion-mnist.js';
 import { fixture, repoRoot } from './helpers/fixtures.js';
 
@@ -233,6 +233,12 @@ describe('training loop', () => {
 });
 
 describe('training configuration', () => {
+  test('weight files are named after the model: a released name made file-safe, or a file stem', () => {
+    assert.equal(runName('ViT-B/32'), 'ViT-B-32');
+    assert.equal(runName('ViT-L/14@336px'), 'ViT-L-14-336px');
+    assert.equal(runName(modelJson), 'tiny');
+  });
+
   test('defaults are the blog recipe', () => {
     const config = resolveConfig({ data: 'd', out: 'o' });
     assert.equal(config.model, 'RN50');

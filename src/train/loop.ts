@@ -15,7 +15,7 @@ import { loadTokenizer, type ClipTokenizer } from '../text/tokenizer.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { readConfigFile, resolveConfig, type TrainConfig } from './config.js';
 import { MetricsLog } from './metrics-log.js';
-import { checkpointPath, CONFIG_FILE, METRICS_FILE, pruneCheckpoints, resolveResume, weightsPath, type CheckpointPosition } from './run-files.js';
+import { checkpointPath, CONFIG_FILE, METRICS_FILE, pruneCheckpoints, resolveResume, runName, weightsPath, type CheckpointPosition } from './run-files.js';
 import type { Schedule } from './schedule.js';
 import { createTrainer, type StepResult, type Trainer } from './trainer.js';
 
@@ -82,10 +82,6 @@ interface LoopState {
   lossSum: number;
   lossCount: number;
   bestTop1?: number;
-}
-
-function fileSafe(name: string): string {
-  return name.replace(/[^\w.-]+/g, '-');
 }
 
 function resolveDevice(device: string): string {
@@ -175,7 +171,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     config.evalEvery > 0 && trainSet.kind === 'labels' ? await loadDataset(config.data, { ...datasetOptions, split: config.evalSplit }) : undefined;
   const tokenizer = givenTokenizer ?? (await loadTokenizer());
   const model = await buildModel(config, device);
-  const name = config.name ?? fileSafe(config.init === 'random' ? path.basename(config.model, '.json') : path.basename(config.model).replace(/\.(pt|pth|safetensors)$/, ''));
+  const name = config.name ?? runName(config.model);
   const multiPositive = config.multiPositive === 'on' || (config.multiPositive === 'auto' && trainSet.kind === 'labels');
 
   const batchesPerEpoch = config.dropLast ? Math.floor(trainSet.samples.length / config.batchSize) : Math.ceil(trainSet.samples.length / config.batchSize);

@@ -1,5 +1,5 @@
 // Where a run keeps its files, and how checkpoints are named, found and pruned.
-import { promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 
 export const CONFIG_FILE = 'config.json';
@@ -17,6 +17,16 @@ const CHECKPOINT_NAME = /^checkpoint-epoch(\d+)-batch(\d+)\.safetensors$/;
 
 export function checkpointPath(out: string, at: CheckpointPosition): string {
   return path.join(out, CHECKPOINT_DIR, `checkpoint-epoch${String(at.epoch).padStart(4, '0')}-batch${String(at.batch).padStart(6, '0')}.safetensors`);
+}
+
+function fileSafe(name: string): string {
+  return name.replace(/[^\w.-]+/g, '-');
+}
+
+/** Weight-file prefix: a file's stem (`tiny.json` → tiny), or a model name made file-safe (`ViT-B/32` → ViT-B-32). */
+export function runName(model: string): string {
+  if (!existsSync(model)) return fileSafe(model);
+  return fileSafe(path.basename(model).replace(/\.(json|pt|pth|safetensors)$/, ''));
 }
 
 export function weightsPath(out: string, name: string, epoch: number, ext: 'safetensors' | 'pt'): string {
