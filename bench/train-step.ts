@@ -46,7 +46,7 @@ for (let i = 1; i < Number(values.warmup); i++) await trainer.step(images, token
 const steps = Number(values.steps);
 const start = performance.now();
 let loss = 0;
-for (let i = 0; i < steps; i++) loss = (await trainer.step(images, tokens)).loss;
+for (let i = 0; i < steps; i++) loss = await trainer.step(images, tokens);
 const seconds = (performance.now() - start) / 1000;
 const msPerStep = (seconds / steps) * 1000;
 const imagesPerSecond = (batch * steps) / seconds;

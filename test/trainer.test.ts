@@ -50,9 +50,9 @@ describe('trainer', () => {
     const a = await createTrainer(await loadModel(fixture('models', 'tiny_vit.safetensors')), { lr: 1e-3 });
     const b = await createTrainer(await loadModel(fixture('models', 'tiny_vit.safetensors')), { lr: 1e-3 });
     const withoutLabels = await a.step(images, tokens);
-    const withLabels = await b.step(images, tokens, Int32Array.from(labels));
-    assert.ok(Math.abs(withoutLabels.loss - plain) < 2e-5, `${withoutLabels.loss} vs ${plain}`);
-    assert.ok(Math.abs(withLabels.loss - multi) < 2e-5, `${withLabels.loss} vs ${multi}`);
+    const withLabels = await b.step(images, tokens, labels);
+    assert.ok(Math.abs(withoutLabels - plain) < 2e-5, `${withoutLabels} vs ${plain}`);
+    assert.ok(Math.abs(withLabels - multi) < 2e-5, `${withLabels} vs ${multi}`);
     // After a few steps, the two same-label images are pulled together only with multi-positive targets.
     for (let i = 0; i < 5; i++) {
       await a.step(images, tokens);
@@ -105,7 +105,7 @@ describe('trainer', () => {
       schedule: { kind: 'step', every: 1, gamma: 0.5 },
     });
     const results = [];
-    for (let i = 0; i < 4; i++) results.push(await trainer.step(images, tokens));
+    for (let i = 0; i < 4; i++) results.push(await trainer.stepWithInfo(images, tokens));
     assert.deepEqual(results.map((r) => r.updated), [false, true, false, true]);
     assert.deepEqual(results.map((r) => r.lr), [1e-3, 1e-3, 5e-4, 5e-4]);
     assert.deepEqual(trainer.counters, { optimizerSteps: 2, microSteps: 4, skippedSteps: 0 });
@@ -115,10 +115,10 @@ describe('trainer', () => {
     const { images, tokens } = await batch('tiny_vit');
     const model = await loadModel(fixture('models', 'tiny_vit.safetensors'));
     const trainer = await createTrainer(model, { lr: 1e-3, gradClip: 1e-3, optimizer: 'adamw' });
-    const result = await trainer.step(images, tokens);
+    const result = await trainer.stepWithInfo(images, tokens);
     assert.ok(Number.isFinite(result.gradNorm) && result.gradNorm > 1e-3, `gradNorm ${result.gradNorm}`);
     const unclipped = await createTrainer(await loadModel(fixture('models', 'tiny_vit.safetensors')), { lr: 1e-3 });
-    assert.ok(Number.isNaN((await unclipped.step(images, tokens)).gradNorm), 'no norm computed without clipping');
+    assert.ok(Number.isNaN((await unclipped.stepWithInfo(images, tokens)).gradNorm), 'no norm computed without clipping');
   });
 
   test('ResNet BatchNorm statistics stay frozen by default and update with batchNorm: train', async () => {

@@ -278,7 +278,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     let step: StepResult | undefined;
     for await (const batch of loader) {
       const tokens = batchTokenizer.tokens(batch, epoch);
-      step = await trainer.step(batch.images, tokens, multiPositive ? batch.labelIndices : undefined);
+      step = await trainer.stepWithInfo(batch.images, tokens, multiPositive ? batch.labelIndices : undefined);
       batchesDone++;
       cursor = batch.cursor;
       windowImages += batch.samples.length;

@@ -75,11 +75,17 @@ export class Trainer {
   /**
    * One forward/backward (and, at the accumulation boundary, one optimizer step) on a batch.
    * `labels` (class index per sample) turns on multi-positive targets. Resolves to the loss before
-   * the update, with what happened to the step.
+   * the update.
    */
-  async step(images: TensorData<Float32Array>, tokens: TokenData, labels?: Int32Array | BigInt64Array): Promise<StepResult> {
+  async step(images: TensorData<Float32Array>, tokens: TokenData, labels?: ArrayLike<number> | BigInt64Array): Promise<number> {
+    return (await this.stepWithInfo(images, tokens, labels)).loss;
+  }
+
+  /** step(), resolving to what happened too: whether an update ran or was skipped, the lr, the gradient norm. */
+  async stepWithInfo(images: TensorData<Float32Array>, tokens: TokenData, labels?: ArrayLike<number> | BigInt64Array): Promise<StepResult> {
     const lr = this.currentLr();
-    const labelTensor = labels ? { data: labels, shape: [labels.length] } : null;
+    const data = labels === undefined || labels instanceof Int32Array || labels instanceof BigInt64Array ? labels : Int32Array.from(labels);
+    const labelTensor = data ? { data, shape: [data.length] } : null;
     const result = await this.native.step(images, tokens, labelTensor, { lr });
     return { ...result, lr };
   }
