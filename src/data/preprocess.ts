@@ -3,6 +3,7 @@ import sharp from 'sharp';
 import { centerCropOffsets, resizedSize } from './clip-geometry.js';
 import { classifyDecodeError, ImageDecodeError } from './image-problems.js';
 import { normalize } from './normalize.js';
+import { premultiply, resampleBicubic, resizeNearest, unpremultiply, type RawImage } from './pillow-resample.js';
 
 /**
  * CLIP's image preprocessing (openai/CLIP `_transform`) with sharp. The recipe follows what was
@@ -68,6 +69,37 @@ export async function preprocessImageUint8(input: string | Buffer, options: Prep
 
     let pipeline = sharp(bytes, sharpOptions);
     if (exif) pipeline = pipeline.rotate();
+
+    // Where sharp's resize cannot follow Pillow, decode with sharp and resize with the Pillow port:
+    // palette and 1-bit images (Pillow resizes "P"/"1" with NEAREST), alpha (Pillow resizes RGBa/La,
+    // premultiplied in uint8) and any enlargement (libvips' upsampling is not Pillow's bicubic).
+    const palette = meta.isPalette === true || meta.bitsPerSample === 1;
+    const upscale = resized.width > width || resized.height > height;
+    if (palette || meta.hasAlpha || upscale) {
+      const decoded = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+      const img: RawImage = {
+        data: new Uint8Array(decoded.data.buffer, decoded.data.byteOffset, decoded.data.byteLength),
+        width: decoded.info.width,
+        height: decoded.info.height,
+        channels: decoded.info.channels,
+      };
+      const win = { left, top, width: resolution, height: resolution };
+      let out: RawImage;
+      if (palette) {
+        out = resizeNearest(img, resized.width, resized.height, win);
+      } else if (meta.hasAlpha && (img.channels === 2 || img.channels === 4)) {
+        // Image.resize returns a plain copy when the size does not change: no premultiplied round trip.
+        const same = resized.width === img.width && resized.height === img.height;
+        out = same
+          ? resampleBicubic(img, resized.width, resized.height, win)
+          : unpremultiply(resampleBicubic(premultiply(img), resized.width, resized.height, win));
+      } else {
+        out = resampleBicubic(img, resized.width, resized.height, win);
+      }
+      const data = Buffer.from(out.data.buffer, out.data.byteOffset, out.data.byteLength);
+      return { data: toRgb(data, out.channels, name), shape: [resolution, resolution, 3], sourceWidth: width, sourceHeight: height };
+    }
+
     if (meta.hasAlpha) {
       // libvips resizes alpha images premultiplied in float, Pillow in uint8 (RGBa); both drift from
       // the reference on nearly transparent pixels (max |Δ| 0.10 on coffee_rgba.png). Dropping alpha
