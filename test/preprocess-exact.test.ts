@@ -41,6 +41,7 @@ rgb = Image.fromarray(noise(400, 600, 3))
 rgb.quantize(64).save(d + '/palette.png')
 p = rgb.quantize(32); p.info['transparency'] = 3; p.save(d + '/palette_trns.png', transparency=3)
 rgb.quantize(128).save(d + '/anim.gif')
+rgb.quantize(64).save(d + '/gif_trns.gif', transparency=5)
 a = noise(400, 600, 3)
 alpha = rng.integers(0, 256, (400, 600), dtype=np.uint8)
 Image.fromarray(np.dstack([a, alpha])).save(d + '/rgba.png')
@@ -64,7 +65,7 @@ for name in sys.argv[3:]:
 `;
 
 const IMAGES = [
-  'palette.png', 'palette_trns.png', 'anim.gif', 'rgba.png', 'la.png', 'rgba_tiny.png', 'rgba_exact.png',
+  'palette.png', 'palette_trns.png', 'anim.gif', 'gif_trns.gif', 'rgba.png', 'la.png', 'rgba_tiny.png', 'rgba_exact.png',
   'tiny.png', 'wide.png', 'tall_l.png', 'bilevel.png', 'palette_tiny.png',
 ];
 

@@ -86,6 +86,12 @@ export async function preprocessImageUint8(input: string | Buffer, options: Prep
       const win = { left, top, width: resolution, height: resolution };
       let out: RawImage;
       if (palette) {
+        // GIF decoders blank the transparent index to 0,0,0,0; Pillow's convert('RGB') shows its colour.
+        const fill = meta.format === 'gif' && img.channels === 4 ? gifTransparentColour(bytes) : undefined;
+        if (fill) {
+          const d = img.data;
+          for (let p = 0; p < d.length; p += 4) if (d[p + 3] === 0) d.set(fill, p);
+        }
         out = resizeNearest(img, resized.width, resized.height, win);
       } else if (meta.hasAlpha && (img.channels === 2 || img.channels === 4)) {
         // Image.resize returns a plain copy when the size does not change: no premultiplied round trip.
@@ -122,6 +128,39 @@ export async function preprocessImageUint8(input: string | Buffer, options: Prep
 export async function preprocessImage(input: string | Buffer, options: PreprocessOptions = {}): Promise<ImageTensor> {
   const crop = await preprocessImageUint8(input, options);
   return { data: normalize(crop.data), shape: [3, crop.shape[0], crop.shape[1]] };
+}
+
+/**
+ * The colour of the first frame's transparent palette index (Graphic Control Extension, then the local
+ * or global colour table), or undefined when the GIF has none or is not laid out as expected.
+ */
+function gifTransparentColour(gif: Buffer): [number, number, number] | undefined {
+  if (gif.length < 13 || gif.toString('latin1', 0, 3) !== 'GIF') return undefined;
+  const flags = gif[10]!;
+  const globalAt = 13;
+  const globalSize = flags & 0x80 ? 3 << ((flags & 7) + 1) : 0;
+  let pos = globalAt + globalSize;
+  let index: number | undefined;
+  while (pos < gif.length) {
+    const block = gif[pos]!;
+    if (block === 0x21) {
+      const label = gif[pos + 1];
+      if (label === 0xf9 && gif[pos + 2] === 4 && pos + 7 < gif.length && gif[pos + 3]! & 1) index = gif[pos + 6];
+      pos += 2;
+      while (pos < gif.length && gif[pos]! > 0) pos += gif[pos]! + 1;
+      pos += 1;
+    } else if (block === 0x2c) {
+      if (index === undefined || pos + 10 > gif.length) return undefined;
+      const local = gif[pos + 9]!;
+      const at = local & 0x80 ? pos + 10 : globalAt;
+      if (!(local & 0x80) && !globalSize) return undefined;
+      const o = at + index * 3;
+      return o + 3 <= gif.length ? [gif[o]!, gif[o + 1]!, gif[o + 2]!] : undefined;
+    } else {
+      return undefined;
+    }
+  }
+  return undefined;
 }
 
 /** Greyscale becomes three equal channels and alpha is dropped, as Pillow's convert('RGB') does. */
