@@ -67,17 +67,29 @@ export interface NativeLoadResult {
   report: { missing: string[]; unexpected: string[]; mismatched: string[]; ignored: string[] };
 }
 
+/** What a native step did; values that need a device read-back are NaN/false unless `lossRead`. */
 export interface NativeStepResult {
   loss: number;
-  updated: boolean;
+  lossRead: boolean;
+  /** This micro-batch completed an optimizer step (applied, or skipped for non-finite values). */
+  boundary: boolean;
   skipped: boolean;
   gradNorm: number;
   lossScale: number;
 }
 
+export interface NativeTrainerStats {
+  skippedSteps: number;
+  lossSum: number;
+  lossCount: number;
+  nonFiniteRun: number;
+}
+
 export interface NativeTrainer {
-  step(images: AnyTensor, tokens: AnyTensor, labels: AnyTensor | null, options: { lr: number }): Promise<NativeStepResult>;
-  counters(): { optimizerSteps: number; microSteps: number; skippedSteps: number };
+  step(images: AnyTensor, tokens: AnyTensor, labels: AnyTensor | null, options: { lr: number; readLoss: boolean }): Promise<NativeStepResult>;
+  counters(): { optimizerSteps: number; microSteps: number };
+  stats(): Promise<NativeTrainerStats>;
+  resetEpochStats(): Promise<void>;
   info(): { trainableParameters: number; frozenParameters: number };
   saveCheckpoint(path: string, metadata: Record<string, string>): Promise<void>;
   loadCheckpoint(path: string): Promise<Record<string, string>>;

@@ -106,9 +106,51 @@ describe('trainer', () => {
     });
     const results = [];
     for (let i = 0; i < 4; i++) results.push(await trainer.stepWithInfo(images, tokens));
-    assert.deepEqual(results.map((r) => r.updated), [false, true, false, true]);
+    assert.deepEqual(results.map((r) => r.boundary), [false, true, false, true]);
+    assert.deepEqual(results.map((r) => r.skipped), [false, false, false, false]);
     assert.deepEqual(results.map((r) => r.lr), [1e-3, 1e-3, 5e-4, 5e-4]);
-    assert.deepEqual(trainer.counters, { optimizerSteps: 2, microSteps: 4, skippedSteps: 0 });
+    assert.deepEqual(trainer.counters, { optimizerSteps: 2, microSteps: 4 });
+    const stats = await trainer.stats();
+    assert.equal(stats.skippedSteps, 0);
+    assert.equal(stats.lossCount, 4);
+    assert.ok(Math.abs(stats.lossSum - results.reduce((sum, r) => sum + r.loss, 0)) < 1e-4);
+  });
+
+  test('readLoss: false reads nothing back and trains exactly as a step that does', async () => {
+    const { images, tokens } = await batch('tiny_vit');
+    const read = await createTrainer(await loadModel(fixture('models', 'tiny_vit.safetensors')), { lr: 1e-3 });
+    const deferred = await createTrainer(await loadModel(fixture('models', 'tiny_vit.safetensors')), { lr: 1e-3 });
+    let sum = 0;
+    for (let i = 0; i < 3; i++) {
+      sum += await read.step(images, tokens);
+      const r = await deferred.stepWithInfo(images, tokens, undefined, { readLoss: false });
+      assert.equal(r.lossRead, false);
+      assert.ok(Number.isNaN(r.loss));
+    }
+    const [a, b] = [await read.model.stateDict(), await deferred.model.stateDict()];
+    for (let i = 0; i < a.length; i++) assert.ok(Buffer.from(a[i]!.tensor.data.buffer).equals(Buffer.from(b[i]!.tensor.data.buffer)), a[i]!.name);
+    const stats = await deferred.stats();
+    assert.ok(Math.abs(stats.lossSum - sum) < 1e-4, `device loss sum ${stats.lossSum} vs ${sum}`);
+    assert.equal(stats.lossCount, 3);
+  });
+
+  test('a non-finite loss skips the update on the device and is counted', async () => {
+    const { images, tokens } = await batch('tiny_vit');
+    const model = await loadModel(fixture('models', 'tiny_vit.safetensors'));
+    const trainer = await createTrainer(model, { lr: 1e-3 });
+    const poisoned = { data: images.data.slice(), shape: images.shape };
+    poisoned.data[0] = Number.NaN;
+    const before = await model.stateDict();
+    const result = await trainer.stepWithInfo(poisoned, tokens);
+    assert.ok(Number.isNaN(result.loss));
+    assert.equal(result.skipped, true);
+    const after = await model.stateDict();
+    for (let i = 0; i < before.length; i++) {
+      assert.ok(Buffer.from(before[i]!.tensor.data.buffer).equals(Buffer.from(after[i]!.tensor.data.buffer)), `${before[i]!.name} changed`);
+    }
+    assert.deepEqual(await trainer.stats(), { skippedSteps: 1, lossSum: 0, lossCount: 0, nonFiniteRun: 1 });
+    await trainer.step(images, tokens);
+    assert.equal((await trainer.stats()).nonFiniteRun, 0);
   });
 
   test('gradient clipping reports the pre-clip norm and bounds the update', async () => {

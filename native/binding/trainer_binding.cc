@@ -61,7 +61,6 @@ Napi::Object CountersToJs(Napi::Env env, const train::TrainerCounters& c) {
   Napi::Object out = Napi::Object::New(env);
   out.Set("optimizerSteps", static_cast<double>(c.optimizer_steps));
   out.Set("microSteps", static_cast<double>(c.micro_steps));
-  out.Set("skippedSteps", static_cast<double>(c.skipped_steps));
   return out;
 }
 
@@ -72,6 +71,8 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
                                       {
                                           InstanceMethod<&TrainerWrap::Step>("step"),
                                           InstanceMethod<&TrainerWrap::Counters>("counters"),
+                                          InstanceMethod<&TrainerWrap::Stats>("stats"),
+                                          InstanceMethod<&TrainerWrap::ResetEpochStats>("resetEpochStats"),
                                           InstanceMethod<&TrainerWrap::Info>("info"),
                                           InstanceMethod<&TrainerWrap::SaveCheckpoint>("saveCheckpoint"),
                                           InstanceMethod<&TrainerWrap::LoadCheckpoint>("loadCheckpoint"),
@@ -89,7 +90,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
         handle_(HandleFromConstructor<TrainerPtr>(info, "NativeTrainer cannot be constructed directly: use createTrainer()")) {}
 
  private:
-  // step(images, tokens, labels | null, {lr}) → Promise<{loss, updated, skipped, gradNorm, lossScale}>
+  // step(images, tokens, labels | null, {lr, readLoss}) → Promise<{loss, lossRead, boundary, skipped, gradNorm, lossScale}>
   Napi::Value Step(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return Guard(env, [&]() -> Napi::Value {
@@ -97,8 +98,10 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
       JsTensor tokens = TensorFromJs(info[1], "tokens");
       std::optional<JsTensor> labels;
       if (info.Length() > 2 && !info[2].IsNull() && !info[2].IsUndefined()) labels = TensorFromJs(info[2], "labels");
-      auto lr = OptionalNumber(OptionsArg(info, 3), "lr");
+      Napi::Object options = OptionsArg(info, 3);
+      auto lr = OptionalNumber(options, "lr");
       if (!lr) throw Napi::TypeError::New(env, "step(): option 'lr' is required");
+      const bool read_back = OptionalBool(options, "readLoss").value_or(true);
       std::vector<Napi::Value> keep = {images.holder, tokens.holder};
       std::optional<at::Tensor> label_tensor;
       if (labels) {
@@ -108,14 +111,15 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
       TrainerPtr handle = handle_;
       return RunAsync<train::StepResult>(
           env,
-          [handle, images = images.tensor, tokens = tokens.tensor, label_tensor, lr = *lr]() {
+          [handle, images = images.tensor, tokens = tokens.tensor, label_tensor, lr = *lr, read_back]() {
             std::lock_guard<std::mutex> lock(handle->model->mutex);
-            return handle->trainer->step(images, tokens, label_tensor, lr);
+            return handle->trainer->step(images, tokens, label_tensor, lr, read_back);
           },
           [](Napi::Env e, train::StepResult& r) -> Napi::Value {
             Napi::Object out = Napi::Object::New(e);
             out.Set("loss", r.loss);
-            out.Set("updated", r.updated);
+            out.Set("lossRead", r.read);
+            out.Set("boundary", r.boundary);
             out.Set("skipped", r.skipped);
             out.Set("gradNorm", r.grad_norm);
             out.Set("lossScale", r.loss_scale);
@@ -126,6 +130,43 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   }
 
   Napi::Value Counters(const Napi::CallbackInfo& info) { return CountersToJs(info.Env(), handle_->trainer->counters()); }
+
+  // stats() → Promise<{skippedSteps, lossSum, lossCount, nonFiniteRun}>: one device read-back.
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return Guard(env, [&]() -> Napi::Value {
+      TrainerPtr handle = handle_;
+      return RunAsync<train::TrainerStats>(
+          env,
+          [handle]() {
+            std::lock_guard<std::mutex> lock(handle->model->mutex);
+            return handle->trainer->stats();
+          },
+          [](Napi::Env e, train::TrainerStats& s) -> Napi::Value {
+            Napi::Object out = Napi::Object::New(e);
+            out.Set("skippedSteps", s.skipped_steps);
+            out.Set("lossSum", s.loss_sum);
+            out.Set("lossCount", s.loss_count);
+            out.Set("nonFiniteRun", s.non_finite_run);
+            return out;
+          });
+    });
+  }
+
+  Napi::Value ResetEpochStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return Guard(env, [&]() -> Napi::Value {
+      TrainerPtr handle = handle_;
+      return RunAsync<bool>(
+          env,
+          [handle]() {
+            std::lock_guard<std::mutex> lock(handle->model->mutex);
+            handle->trainer->reset_epoch_stats();
+            return true;
+          },
+          [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
+    });
+  }
 
   Napi::Value Info(const Napi::CallbackInfo& info) {
     Napi::Object out = Napi::Object::New(info.Env());

@@ -25,7 +25,6 @@ void save_checkpoint(const std::string& path, model::Clip& model, Trainer& train
   const TrainerCounters& c = trainer.counters();
   tensors.push_back({"trainer.optimizer_steps", counter(c.optimizer_steps)});
   tensors.push_back({"trainer.micro_steps", counter(c.micro_steps)});
-  tensors.push_back({"trainer.skipped_steps", counter(c.skipped_steps)});
   tensors.push_back({"rng.cpu", at::detail::getDefaultCPUGenerator().get_state()});
   metadata[kMarker] = "1";
   metadata["config"] = model::config_to_json(model->config());
@@ -53,13 +52,12 @@ std::map<std::string, std::string> load_checkpoint(const std::string& path, mode
   } catch (const std::exception& e) {
     throw std::invalid_argument(path + ": " + e.what());
   }
-  for (const char* name : {"trainer.optimizer_steps", "trainer.micro_steps", "trainer.skipped_steps", "rng.cpu"}) {
+  for (const char* name : {"trainer.optimizer_steps", "trainer.micro_steps", "rng.cpu"}) {
     if (!scalars.count(name)) throw std::invalid_argument(path + ": checkpoint has no '" + name + "'");
   }
   TrainerCounters& c = trainer.counters();
   c.optimizer_steps = scalars["trainer.optimizer_steps"].item<int64_t>();
   c.micro_steps = scalars["trainer.micro_steps"].item<int64_t>();
-  c.skipped_steps = scalars["trainer.skipped_steps"].item<int64_t>();
   at::Generator generator = at::detail::getDefaultCPUGenerator();
   generator.set_state(scalars["rng.cpu"]);
   return file.metadata;

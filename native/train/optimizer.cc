@@ -48,7 +48,10 @@ void Adam::update_group(bool decay, double lr, const std::optional<at::Tensor>& 
     at::_fused_adam_(params, grads, exp_avgs, exp_avg_sqs, {}, steps, lr, options_.beta1, options_.beta2, wd, options_.eps,
                      /*amsgrad=*/false, /*maximize=*/false, /*grad_scale=*/std::nullopt, found_inf);
   }
-  if (found_inf) at::_foreach_sub_(steps, *found_inf);
+  if (found_inf) {
+    const at::Tensor skipped = found_inf->reshape({});  // the counters are 0-dim
+    at::_foreach_sub_(steps, std::vector<at::Tensor>(steps.size(), skipped));
+  }
 }
 
 void Adam::step(double lr, const std::optional<at::Tensor>& found_inf) {

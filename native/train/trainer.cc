@@ -47,6 +47,11 @@ Trainer::Trainer(model::Clip model, at::Device device, TrainerOptions options) :
   options_.adam.decoupled = options_.adamw;
   optimizer_ = std::make_unique<Adam>(std::move(trainable), options_.adam);
   if (options_.precision == model::Precision::kFp16) scaler_ = std::make_unique<GradScaler>(device, options_.scaler);
+  const auto stat = at::TensorOptions().dtype(at::kFloat).device(device);
+  skipped_ = at::zeros({1}, stat);
+  loss_sum_ = at::zeros({1}, stat);
+  loss_count_ = at::zeros({1}, stat);
+  non_finite_run_ = at::zeros({1}, stat);
 }
 
 bool Trainer::is_frozen(const std::string& name) const {
@@ -72,7 +77,8 @@ void Trainer::set_modes() {
   }
 }
 
-StepResult Trainer::step(const at::Tensor& images_in, const at::Tensor& tokens_in, const std::optional<at::Tensor>& labels, double lr) {
+StepResult Trainer::step(const at::Tensor& images_in, const at::Tensor& tokens_in, const std::optional<at::Tensor>& labels, double lr,
+                         bool read_back) {
   if (!(lr >= 0) || !std::isfinite(lr)) throw std::invalid_argument("learning rate must be a finite non-negative number");
   set_modes();
   model_->check_images(images_in);
@@ -91,62 +97,72 @@ StepResult Trainer::step(const at::Tensor& images_in, const at::Tensor& tokens_i
     model::Logits logits = model_->forward(images, tokens);
     loss = contrastive_loss(logits.per_image, logits.per_text, labels);
   }
-  StepResult result{loss.item<double>(), false, false, std::nan(""), 1.0};
-  if (!std::isfinite(result.loss)) {
-    // The update is dropped, with any gradients gathered for it; under fp16 the scale backs off too.
-    for (auto& s : optimizer_->states()) s.param.mutable_grad() = at::Tensor();
-    counters_.micro_steps = (counters_.micro_steps / options_.accumulate) * options_.accumulate;
-    ++counters_.skipped_steps;
-    result.skipped = true;
-    if (scaler_) {
-      result.loss_scale = scaler_->scale_tensor().item<double>();
-      scaler_->update(at::ones({1}, scaler_->scale_tensor().options()));
-    }
-    return result;
+  StepResult result;
+  // Everything below stays on the device: a non-finite loss is not tested on the host but turned into
+  // a flag that makes the fused optimizer skip the update, as the fp16 scaler does for gradients.
+  at::Tensor non_finite;
+  {
+    at::NoGradGuard no_grad;
+    const at::Tensor value = loss.detach().reshape({1});
+    non_finite = at::logical_not(at::isfinite(value)).to(at::kFloat);
+    loss_sum_.add_(at::where(non_finite > 0, at::zeros_like(value), value));
+    loss_count_.add_(1.0 - non_finite);
+    non_finite_run_.add_(1.0).mul_(non_finite);
+    pending_non_finite_ = pending_non_finite_.defined() ? at::maximum(pending_non_finite_, non_finite) : non_finite;
   }
   at::Tensor to_backward = options_.accumulate > 1 ? loss / static_cast<double>(options_.accumulate) : loss;
   if (scaler_) to_backward = scaler_->scale(to_backward);
   to_backward.backward();
   ++counters_.micro_steps;
-  const bool boundary = counters_.micro_steps % options_.accumulate == 0;
-  if (!boundary) return result;
+  if (read_back) {
+    result.read = true;
+    result.loss = loss.item<double>();
+  }
+  if (counters_.micro_steps % options_.accumulate != 0) return result;
 
+  result.boundary = true;
   std::vector<at::Tensor> grads;
   for (auto& s : optimizer_->states()) {
     if (s.param.grad().defined()) grads.push_back(s.param.grad());
   }
-  std::optional<at::Tensor> found_inf;
+  at::Tensor found_inf = pending_non_finite_;
+  pending_non_finite_ = at::Tensor();
   if (scaler_) {
-    result.loss_scale = scaler_->scale_tensor().item<double>();
-    found_inf = scaler_->unscale(grads);
+    if (read_back) result.loss_scale = scaler_->scale_tensor().item<double>();
+    found_inf = at::maximum(found_inf, scaler_->unscale(grads));
   }
+  at::Tensor grad_norm;
   if (options_.grad_clip_norm > 0 && !grads.empty()) {
     at::NoGradGuard no_grad;
-    std::vector<at::Tensor> norms = at::_foreach_norm(grads, 2);
-    at::Tensor total = at::stack(norms).norm(2);
-    // No host synchronisation: the clip coefficient stays on the device.
-    at::Tensor coef = (options_.grad_clip_norm / (total + 1e-6)).clamp_max(1.0);
+    grad_norm = at::stack(at::_foreach_norm(grads, 2)).norm(2);
+    at::Tensor coef = (options_.grad_clip_norm / (grad_norm + 1e-6)).clamp_max(1.0);
     at::_foreach_mul_(grads, coef);
-    result.grad_norm = total.item<double>();
   }
   optimizer_->step(lr, found_inf);
-  if (scaler_) {
-    scaler_->update(*found_inf);
-    if (found_inf->item<float>() != 0.0f) {
-      result.skipped = true;
-      ++counters_.skipped_steps;
-    }
-  }
-  if (!result.skipped) {
-    ++counters_.optimizer_steps;
-    result.updated = true;
-  }
-  if (options_.clamp_logit_scale) {
+  if (scaler_) scaler_->update(found_inf);
+  {
     at::NoGradGuard no_grad;
-    model_->logit_scale.clamp_(0.0, std::log(100.0));
+    skipped_.add_(found_inf);
+    if (options_.clamp_logit_scale) model_->logit_scale.clamp_(0.0, std::log(100.0));
   }
+  ++counters_.optimizer_steps;
   for (auto& s : optimizer_->states()) s.param.mutable_grad() = at::Tensor();
+  if (read_back) {
+    result.skipped = found_inf.item<float>() != 0.0f;
+    if (grad_norm.defined()) result.grad_norm = grad_norm.item<double>();
+  }
   return result;
+}
+
+TrainerStats Trainer::stats() const {
+  const at::Tensor all = at::cat({skipped_, loss_sum_, loss_count_, non_finite_run_}).to(at::kCPU, at::kDouble);
+  const double* v = all.data_ptr<double>();
+  return {v[0], v[1], v[2], v[3]};
+}
+
+void Trainer::reset_epoch_stats() {
+  loss_sum_.zero_();
+  loss_count_.zero_();
 }
 
 std::vector<std::pair<std::string, at::Tensor>> Trainer::state_tensors() const {
@@ -160,6 +176,10 @@ std::vector<std::pair<std::string, at::Tensor>> Trainer::state_tensors() const {
     out.emplace_back("scaler.scale", scaler_->scale_tensor().to(at::kCPU));
     out.emplace_back("scaler.growth_tracker", scaler_->growth_tracker().to(at::kCPU));
   }
+  out.emplace_back("trainer.skipped", skipped_.to(at::kCPU));
+  out.emplace_back("trainer.loss_sum", loss_sum_.to(at::kCPU));
+  out.emplace_back("trainer.loss_count", loss_count_.to(at::kCPU));
+  out.emplace_back("trainer.non_finite_run", non_finite_run_.to(at::kCPU));
   return out;
 }
 
@@ -182,6 +202,10 @@ void Trainer::load_state_tensors(const std::vector<std::pair<std::string, at::Te
     restore("scaler.scale", scaler_->scale_tensor());
     restore("scaler.growth_tracker", scaler_->growth_tracker());
   }
+  restore("trainer.skipped", skipped_);
+  restore("trainer.loss_sum", loss_sum_);
+  restore("trainer.loss_count", loss_count_);
+  restore("trainer.non_finite_run", non_finite_run_);
 }
 
 }  // namespace clip::train

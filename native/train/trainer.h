@@ -4,6 +4,7 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <cmath>
 #include <memory>
 #include <optional>
 #include <regex>
@@ -30,26 +31,42 @@ struct TrainerOptions {
   GradScalerOptions scaler;
 };
 
+/**
+ * What a step did. Reading it back costs a host synchronisation, so only a step asked to `read_back`
+ * fills the values; the others leave them NaN/false and keep everything on the device.
+ */
 struct StepResult {
-  double loss;            // before the update
-  bool updated;           // an optimizer step ran (false while accumulating or when skipped)
-  bool skipped;           // the step was dropped: non-finite gradients (fp16) or loss
-  double grad_norm;       // before clipping; NaN when not computed
-  double loss_scale;      // fp16 only, else 1
+  bool read = false;
+  double loss = std::nan("");   // before the update
+  bool boundary = false;        // this micro-batch completed an optimizer step (applied or skipped)
+  bool skipped = false;         // that step was dropped: non-finite loss or (fp16) gradients
+  double grad_norm = std::nan("");  // before clipping, when clipping
+  double loss_scale = 1.0;      // fp16 only
 };
 
-/** Counters that, with the optimizer state tensors, let a run continue exactly. */
+/** Host-side counters (no synchronisation to read). Skipped steps count as optimizer steps, as in
+ * PyTorch, where a GradScaler-skipped step still advances the LR scheduler. */
 struct TrainerCounters {
   int64_t optimizer_steps = 0;
   int64_t micro_steps = 0;
-  int64_t skipped_steps = 0;
+};
+
+/** Device-side statistics, read back on demand (one synchronisation). */
+struct TrainerStats {
+  double skipped_steps;
+  double loss_sum;         // finite losses since reset_epoch_stats()
+  double loss_count;
+  double non_finite_run;   // consecutive non-finite losses up to the last step
 };
 
 class Trainer {
  public:
   Trainer(model::Clip model, at::Device device, TrainerOptions options);
 
-  StepResult step(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels, double lr);
+  StepResult step(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels, double lr, bool read_back);
+
+  TrainerStats stats() const;
+  void reset_epoch_stats();
 
   /** Optimizer moments, step counters and loss-scaler state as named CPU tensors. */
   std::vector<std::pair<std::string, at::Tensor>> state_tensors() const;
@@ -72,6 +89,9 @@ class Trainer {
   std::unique_ptr<GradScaler> scaler_;
   std::vector<std::regex> freeze_;
   TrainerCounters counters_;
+  // On the device, [1] fp32 each: they accumulate without host synchronisation.
+  at::Tensor skipped_, loss_sum_, loss_count_, non_finite_run_;
+  at::Tensor pending_non_finite_;  // any non-finite loss among the micro-batches of this optimizer step
   int64_t frozen_ = 0;
 };
 

@@ -78,9 +78,6 @@ interface LoopState {
   position: CheckpointPosition;
   /** Loader position (`Batch.cursor`) after the last batch done in the current epoch. */
   cursor: number;
-  /** Sum and count of the finite batch losses of the current epoch so far. */
-  lossSum: number;
-  lossCount: number;
   bestTop1?: number;
 }
 
@@ -198,7 +195,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const metrics = new MetricsLog(path.join(out, METRICS_FILE));
   const time = () => new Date().toISOString();
 
-  let state: LoopState = { position: { epoch: 0, batch: 0 }, cursor: 0, lossSum: 0, lossCount: 0 };
+  let state: LoopState = { position: { epoch: 0, batch: 0 }, cursor: 0 };
   if (config.resume) {
     const file = await resolveResume(config.resume, out);
     const metadata = await trainer.loadCheckpoint(file);
@@ -212,7 +209,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     config: resolved,
     epochsCompleted: state.position.epoch,
     optimizerSteps: trainer.optimizerSteps,
-    skippedSteps: trainer.counters.skippedSteps,
+    skippedSteps: 0,
     interrupted: false,
     lastLoss: undefined,
     epochLosses: [],
@@ -222,10 +219,11 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     out,
   };
 
-  const saveCheckpoint = async (position: CheckpointPosition, cursor: number, lossSum: number, lossCount: number): Promise<string> => {
+  // The epoch's running loss sum and count live in the trainer (on the device) and in its checkpoints.
+  const saveCheckpoint = async (position: CheckpointPosition, cursor: number): Promise<string> => {
     const file = checkpointPath(out, position);
     await fs.mkdir(path.dirname(file), { recursive: true });
-    const loop: LoopState = { position, cursor, lossSum, lossCount, bestTop1: state.bestTop1 };
+    const loop: LoopState = { position, cursor, bestTop1: state.bestTop1 };
     await trainer.saveCheckpoint(file, { loop: JSON.stringify(loop), run: JSON.stringify(resolved) });
     result.checkpoints.push(file);
     for (const removed of await pruneCheckpoints(out, config.keepLast)) say(`removed old checkpoint ${removed}`);
@@ -250,7 +248,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   if (state.position.epoch === 0 && state.position.batch === 0) await runEval(0);
 
   const batchTokenizer = new BatchTokenizer(tokenizer, config.templates, model.config.context_length);
-  let consecutiveNonFinite = 0;
+  // Reading a loss back waits for the GPU to drain its queue, so on CUDA only the steps that are
+  // logged (or end an epoch, or are interrupted) read theirs; on the CPU it costs nothing.
+  const readsEveryStep = !device.startsWith('cuda');
+  let lastLoss = Number.NaN;
   for (let epoch = state.position.epoch; epoch < config.epochs; epoch++) {
     const resuming = epoch === state.position.epoch && state.position.batch > 0;
     const loader = createLoader(trainSet, {
@@ -268,8 +269,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       startBatch: resuming ? state.position.batch : 0,
       startCursor: resuming ? state.cursor : undefined,
     });
-    let lossSum = resuming ? state.lossSum : 0;
-    let lossCount = resuming ? state.lossCount : 0;
+    if (!resuming) await trainer.resetEpochStats();
     let batchesDone = resuming ? state.position.batch : 0;
     let cursor = resuming ? state.cursor : 0;
     const epochStart = performance.now();
@@ -278,24 +278,24 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     let step: StepResult | undefined;
     for await (const batch of loader) {
       const tokens = batchTokenizer.tokens(batch, epoch);
-      step = await trainer.stepWithInfo(batch.images, tokens, multiPositive ? batch.labelIndices : undefined);
+      const logged = (batchesDone + 1) % config.logEvery === 0;
+      const readLoss = readsEveryStep || logged || batchesDone + 1 === loader.batchesPerEpoch || signal?.aborted === true;
+      step = await trainer.stepWithInfo(batch.images, tokens, multiPositive ? batch.labelIndices : undefined, { readLoss });
       batchesDone++;
       cursor = batch.cursor;
       windowImages += batch.samples.length;
-      if (step.skipped && !Number.isFinite(step.loss)) {
-        consecutiveNonFinite++;
-        if (precision !== 'fp16' && consecutiveNonFinite >= config.maxNonFinite) {
+      if (step.lossRead) lastLoss = step.loss;
+      if (step.lossRead && !Number.isFinite(step.loss) && precision !== 'fp16') {
+        // Non-finite steps are skipped on the device; a run of them means the run has diverged.
+        const { nonFiniteRun } = await trainer.stats();
+        if (nonFiniteRun >= config.maxNonFinite) {
           const last = result.checkpoints.at(-1);
           throw new Error(
-            `the loss was not finite for ${consecutiveNonFinite} consecutive steps (last: epoch ${epoch + 1}, batch ${batchesDone}, ` +
+            `the loss was not finite for ${nonFiniteRun} consecutive steps (last: epoch ${epoch + 1}, batch ${batchesDone}, ` +
               `optimizer step ${trainer.optimizerSteps}); those steps were not applied. Lower the learning rate (now ${step.lr}) ` +
               `or try --grad-clip 1.0.${last ? ` The last good checkpoint is ${last}.` : ''}`,
           );
         }
-      } else {
-        consecutiveNonFinite = 0;
-        lossSum += step.loss;
-        lossCount++;
       }
       const seconds = (performance.now() - windowStart) / 1000;
       const log: StepLog = {
@@ -303,19 +303,19 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         step: trainer.optimizerSteps,
         batch: batchesDone,
         batches: loader.batchesPerEpoch,
-        loss: step.loss,
+        loss: lastLoss,
         lr: step.lr,
         imagesPerSecond: seconds > 0 ? windowImages / seconds : 0,
       };
       onBatch?.(log);
-      if (batchesDone % config.logEvery === 0) {
+      if (logged) {
         onLog?.(log);
         await metrics.append({ type: 'step', ...log, time: time() });
         windowStart = performance.now();
         windowImages = 0;
       }
       if (signal?.aborted) {
-        const file = await saveCheckpoint({ epoch, batch: batchesDone }, cursor, lossSum, lossCount);
+        const file = await saveCheckpoint({ epoch, batch: batchesDone }, cursor);
         say(`interrupted: checkpoint written to ${file}; continue with --resume latest`);
         result.interrupted = true;
         break;
@@ -325,13 +325,16 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
 
     const stats = loader.stats();
     if (stats.skipped > 0) say(`epoch ${epoch + 1}: skipped ${stats.skipped} unreadable image(s), e.g. ${stats.skippedImages[0]?.message ?? ''}`);
+    const { lossSum, lossCount } = await trainer.stats();
     const epochLoss = lossCount > 0 ? lossSum / lossCount : Number.NaN;
+    // Before any checkpoint of this epoch boundary, so a resume starts the next epoch's sum at zero.
+    await trainer.resetEpochStats();
     const weights = [weightsPath(out, name, epoch + 1, 'safetensors')];
     if (config.savePt) weights.push(weightsPath(out, name, epoch + 1, 'pt'));
     for (const file of weights) await model.save(file, { metadata: { epoch: String(epoch + 1) } });
     result.weights.push(...weights);
     result.epochLosses.push(epochLoss);
-    result.lastLoss = step?.loss;
+    result.lastLoss = lastLoss;
     result.epochsCompleted = epoch + 1;
     const seconds = (performance.now() - epochStart) / 1000;
     await metrics.append({
@@ -349,17 +352,17 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     const last = epoch + 1 === config.epochs;
     let checkpoint: string | undefined;
     if (last || (config.checkpointEvery > 0 && (epoch + 1) % config.checkpointEvery === 0)) {
-      checkpoint = await saveCheckpoint({ epoch: epoch + 1, batch: 0 }, 0, 0, 0);
+      checkpoint = await saveCheckpoint({ epoch: epoch + 1, batch: 0 }, 0);
     }
     onEpoch?.({ epoch: epoch + 1, epochs: config.epochs, loss: epochLoss, batches: batchesDone, seconds, skippedImages: stats.skipped, weights, checkpoint, eval: evaluation });
     if (signal?.aborted) {
-      if (!checkpoint) checkpoint = await saveCheckpoint({ epoch: epoch + 1, batch: 0 }, 0, 0, 0);
+      if (!checkpoint) checkpoint = await saveCheckpoint({ epoch: epoch + 1, batch: 0 }, 0);
       say(`interrupted: checkpoint written to ${checkpoint}; continue with --resume latest`);
       result.interrupted = true;
       break;
     }
   }
   result.optimizerSteps = trainer.optimizerSteps;
-  result.skippedSteps = trainer.counters.skippedSteps;
+  result.skippedSteps = (await trainer.stats()).skippedSteps;
   return result;
 }

@@ -1,7 +1,7 @@
 // The low-level trainer: single native train steps on given tensors, with the learning rate taken
 // from a schedule over optimizer steps. The training loop (loop.ts) drives it batch by batch.
 import type { ClipModel, Precision, TokenData } from '../model/model.js';
-import { createNativeTrainer, type NativeStepResult, type NativeTrainer, type TensorData } from '../native.js';
+import { createNativeTrainer, type NativeStepResult, type NativeTrainer, type NativeTrainerStats, type TensorData } from '../native.js';
 import { learningRate, scheduleProblems, type Schedule } from './schedule.js';
 
 export interface TrainerOptions {
@@ -58,13 +58,29 @@ export class Trainer {
     return new Trainer(native, model, resolved);
   }
 
-  /** Optimizer steps taken so far (skipped steps excluded): the schedule's clock. */
+  /**
+   * Optimizer steps so far: the schedule's clock. A step skipped for non-finite values counts too, as
+   * PyTorch's schedulers count a step the GradScaler skipped.
+   */
   get optimizerSteps(): number {
     return this.native.counters().optimizerSteps;
   }
 
-  get counters() {
+  /** Optimizer steps and micro-batches so far (host counters: free to read). */
+  get counters(): { optimizerSteps: number; microSteps: number } {
     return this.native.counters();
+  }
+
+  /**
+   * Device-side statistics, in one read-back: skipped steps, the sum and count of finite losses since
+   * the last resetEpochStats(), and how many of the latest losses in a row were not finite.
+   */
+  stats(): Promise<NativeTrainerStats> {
+    return this.native.stats();
+  }
+
+  resetEpochStats(): Promise<void> {
+    return this.native.resetEpochStats();
   }
 
   /** The learning rate the next optimizer step will use. */
@@ -81,12 +97,21 @@ export class Trainer {
     return (await this.stepWithInfo(images, tokens, labels)).loss;
   }
 
-  /** step(), resolving to what happened too: whether an update ran or was skipped, the lr, the gradient norm. */
-  async stepWithInfo(images: TensorData<Float32Array>, tokens: TokenData, labels?: ArrayLike<number> | BigInt64Array): Promise<StepResult> {
+  /**
+   * step(), resolving to what happened too: whether the step completed an optimizer step, whether it
+   * was skipped, the lr, the gradient norm. With `readLoss: false` nothing is read back from the
+   * device (no synchronisation: the GPU keeps its queue), and loss, skipped and gradNorm stay unknown.
+   */
+  async stepWithInfo(
+    images: TensorData<Float32Array>,
+    tokens: TokenData,
+    labels?: ArrayLike<number> | BigInt64Array,
+    options: { readLoss?: boolean } = {},
+  ): Promise<StepResult> {
     const lr = this.currentLr();
     const data = labels === undefined || labels instanceof Int32Array || labels instanceof BigInt64Array ? labels : Int32Array.from(labels);
     const labelTensor = data ? { data, shape: [data.length] } : null;
-    const result = await this.native.step(images, tokens, labelTensor, { lr });
+    const result = await this.native.step(images, tokens, labelTensor, { lr, readLoss: options.readLoss ?? true });
     return { ...result, lr };
   }
 
