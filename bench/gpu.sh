@@ -23,6 +23,8 @@ for model in ViT-B/32 RN50; do
     node dist/bench/train-step.js --model "$model" --batch "$batch" --device cuda --precision bf16 --json | tee -a "$OUT/train-step.jsonl"
   done
 done
+# Lever check: the same step reading the loss back every step (a host synchronisation per step).
+node dist/bench/train-step.js --model ViT-B/32 --batch 32 --device cuda --precision bf16 --sync-every-step --json | tee -a "$OUT/train-step.jsonl"
 for batch in 32 256; do
   python3 bench/hf_peer.py --batch "$batch" | tee -a "$OUT/hf-peer.jsonl"
 done
