@@ -100,8 +100,8 @@ interface Addon {
   runtimeInfo(): RuntimeInfo;
   setThreads(n: number): void;
   matmul(a: TensorData, b: TensorData): Promise<TensorData>;
-  createModel(configJson: string, options: { seed: number; device: string }): Promise<NativeModel>;
-  loadModel(path: string, options: { device: string; strict: boolean; config?: string }): Promise<NativeLoadResult>;
+  createModel(configJson: string, options: { seed: number; device: string; memoryFormat: string }): Promise<NativeModel>;
+  loadModel(path: string, options: { device: string; strict: boolean; config?: string; memoryFormat: string }): Promise<NativeLoadResult>;
   createTrainer(model: NativeModel, options: object): Promise<NativeTrainer>;
 }
 
@@ -152,11 +152,11 @@ export function matmul(a: TensorData, b: TensorData): Promise<TensorData> {
   return native().matmul(a, b);
 }
 
-export function createNativeModel(configJson: string, options: { seed: number; device: string }): Promise<NativeModel> {
+export function createNativeModel(configJson: string, options: { seed: number; device: string; memoryFormat: string }): Promise<NativeModel> {
   return native().createModel(configJson, options);
 }
 
-export function loadNativeModel(path: string, options: { device: string; strict: boolean; config?: string }): Promise<NativeLoadResult> {
+export function loadNativeModel(path: string, options: { device: string; strict: boolean; config?: string; memoryFormat: string }): Promise<NativeLoadResult> {
   return native().loadModel(path, options);
 }
 

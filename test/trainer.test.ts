@@ -177,6 +177,32 @@ describe('trainer', () => {
     }
   });
 
+  test('channels-last ResNet (the CUDA default) gives the same forward and training as contiguous', async () => {
+    const { images, tokens } = await batch('tiny_rn');
+    const golden = await readSafetensors(fixture('models', 'tiny_rn.golden.safetensors'));
+    const nhwc = await loadModel(fixture('models', 'tiny_rn.safetensors'), { memoryFormat: 'channels_last' });
+    const nchw = await loadModel(fixture('models', 'tiny_rn.safetensors'), { memoryFormat: 'contiguous' });
+    nhwc.train();
+    const features = await nhwc.encodeImage(images);
+    const expected = golden.float32('train.image_features').data;
+    for (let i = 0; i < expected.length; i++) assert.ok(Math.abs(features.data[i]! - expected[i]!) <= 1e-5 + 1e-4 * Math.abs(expected[i]!), `feature ${i}`);
+    // A train-mode forward updates BatchNorm statistics: give the contiguous model the same one.
+    await nchw.train().encodeImage(images);
+    const a = await createTrainer(nhwc, { lr: 1e-3, batchNorm: 'train' });
+    const b = await createTrainer(nchw, { lr: 1e-3, batchNorm: 'train' });
+    for (let i = 0; i < 2; i++) {
+      const [la, lb] = [await a.step(images, tokens), await b.step(images, tokens)];
+      assert.ok(Math.abs(la - lb) < 2e-5, `step ${i}: ${la} vs ${lb}`);
+    }
+    const [sa, sb] = [await nhwc.stateDict(), await nchw.stateDict()];
+    for (let i = 0; i < sa.length; i++) {
+      const [x, y] = [sa[i]!.tensor.data, sb[i]!.tensor.data];
+      assert.deepEqual(sa[i]!.tensor.shape, sb[i]!.tensor.shape, sa[i]!.name);
+      for (let k = 0; k < x.length; k += 97) assert.ok(Math.abs(Number(x[k]!) - Number(y[k]!)) <= 2e-4 + 1e-4 * Math.abs(Number(y[k]!)), `${sa[i]!.name}[${k}]: ${x[k]} vs ${y[k]}`);
+    }
+    await assert.rejects(loadModel(fixture('models', 'tiny_rn.safetensors'), { memoryFormat: 'nhwc' as 'auto' }), /memoryFormat/);
+  });
+
   test('fp16 needs CUDA; bad options are refused with the option named', async () => {
     const model = await loadModel(fixture('models', 'tiny_vit.safetensors'));
     await assert.rejects(createTrainer(model, { precision: 'fp16' }), /fp16 autocast needs a CUDA device/);

@@ -25,6 +25,15 @@ struct EncodeResult {
   at::Tensor tensor;
 };
 
+/** 'auto' (channels-last for ResNets on CUDA), 'channels_last' or 'contiguous'. */
+bool ChannelsLastOption(const Napi::Object& options, const at::Device& device) {
+  const std::string format = OptionalString(options, "memoryFormat").value_or("auto");
+  if (format == "auto") return device.is_cuda();
+  if (format == "channels_last") return true;
+  if (format == "contiguous") return false;
+  throw Napi::TypeError::New(options.Env(), "option 'memoryFormat' must be 'auto', 'channels_last' or 'contiguous'");
+}
+
 model::Precision PrecisionOption(const Napi::Object& options) {
   return model::parse_precision(OptionalString(options, "precision").value_or("fp32"));
 }
@@ -42,9 +51,10 @@ Napi::Value CreateModelJs(const Napi::CallbackInfo& info) {
     Napi::Object options = OptionsArg(info, 1);
     const auto seed = static_cast<uint64_t>(OptionalNumber(options, "seed").value_or(0));
     const at::Device device = DeviceFromString(OptionalString(options, "device").value_or("cpu"));
+    const bool channels_last = ChannelsLastOption(options, device);
     return RunAsync<ModelPtr>(
         env,
-        [config, seed, device]() {
+        [config, seed, device, channels_last]() {
           auto handle = std::make_shared<ModelHandle>();
           {
             std::lock_guard<std::mutex> lock(g_seed_mutex);
@@ -52,6 +62,7 @@ Napi::Value CreateModelJs(const Napi::CallbackInfo& info) {
             handle->model = model::Clip(config);
           }
           handle->model->to(device);
+          handle->model->set_channels_last(channels_last);
           handle->device = device;
           return handle;
         },
@@ -73,14 +84,16 @@ Napi::Value LoadModelJs(const Napi::CallbackInfo& info) {
     const bool strict = OptionalBool(options, "strict").value_or(true);
     std::optional<model::ClipConfig> config;
     if (auto json = OptionalString(options, "config")) config = model::config_from_json(*json);
+    const bool channels_last = ChannelsLastOption(options, device);
     return RunAsync<LoadResult>(
         env,
-        [path, device, strict, config]() {
+        [path, device, strict, config, channels_last]() {
           LoadResult result;
           result.loaded = model::load_model_file(path, config, strict);
           result.handle = std::make_shared<ModelHandle>();
           result.handle->model = result.loaded.model;
           result.handle->model->to(device);
+          result.handle->model->set_channels_last(channels_last);
           result.handle->device = device;
           result.handle->model->eval();
           return result;

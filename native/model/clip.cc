@@ -54,8 +54,10 @@ void ClipImpl::check_tokens(const at::Tensor& tokens) const {
 at::Tensor ClipImpl::encode_image(const at::Tensor& input) {
   check_images(input);
   // As the reference's `image.type(self.dtype)`: fp64 input is brought to the weights' fp32.
-  const at::Tensor images = input.scalar_type() == at::kDouble ? input.to(at::kFloat) : input;
-  return config_.is_resnet() ? visual_resnet(images) : visual_vit(images);
+  at::Tensor images = input.scalar_type() == at::kDouble ? input.to(at::kFloat) : input;
+  if (!config_.is_resnet()) return visual_vit(images);
+  if (channels_last_) images = images.contiguous(at::MemoryFormat::ChannelsLast);
+  return visual_resnet(images);
 }
 
 at::Tensor ClipImpl::encode_text(const at::Tensor& input_tokens) {
@@ -80,6 +82,17 @@ Logits ClipImpl::logits(const at::Tensor& image_features, const at::Tensor& text
 
 Logits ClipImpl::forward(const at::Tensor& images, const at::Tensor& tokens) {
   return logits(encode_image(images), encode_text(tokens));
+}
+
+void ClipImpl::set_channels_last(bool on) {
+  if (!config_.is_resnet()) return;
+  torch::NoGradGuard no_grad;
+  const auto format = on ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  for (auto& p : visual_resnet->parameters()) {
+    // Re-striding in place keeps the Parameter objects (and any optimizer state keyed on them).
+    if (p.dim() == 4) p.set_data(p.data().contiguous(format));
+  }
+  channels_last_ = on;
 }
 
 std::vector<torch::nn::BatchNorm2d> ClipImpl::batch_norms() {

@@ -35,6 +35,14 @@ class ClipImpl : public torch::nn::Module {
   /** The image tower's BatchNorm layers (empty for ViTs). */
   std::vector<torch::nn::BatchNorm2d> batch_norms();
 
+  /**
+   * Keep the ResNet's convolution weights and activations in channels-last (NHWC) layout, which
+   * cuDNN's tensor-core convolutions prefer. A no-op for ViTs, whose only convolution is the patch
+   * embedding. Weights keep their values and their reference names; files are written contiguous.
+   */
+  void set_channels_last(bool on);
+  bool channels_last() const { return channels_last_; }
+
   at::Tensor positional_embedding, text_projection, logit_scale;
   VisionTransformer visual_vit{nullptr};
   ModifiedResNet visual_resnet{nullptr};
@@ -44,6 +52,7 @@ class ClipImpl : public torch::nn::Module {
 
  private:
   ClipConfig config_;
+  bool channels_last_ = false;
 };
 TORCH_MODULE(Clip);
 
