@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import type { Dataset } from '../src/data/dataset.js';
 import { loadDataset } from '../src/data/datasets.js';
+import { normalize } from '../src/data/normalize.js';
 import { createLoader, type Batch, type LoaderOptions, type SkippedImage } from '../src/data/loader.js';
 import { preprocessImage, preprocessImageUint8, type PreprocessOptions } from '../src/data/preprocess.js';
 import { seededPermutation } from '../src/util/prng.js';
@@ -94,7 +95,7 @@ describe('createLoader', () => {
     const first = countingDecoder();
     const epoch0 = await collect(createLoader(dataset, base({ cacheDir, epoch: 0, decoder: first.decoder })));
     assert.equal(first.calls.length, 14);
-    const tensorOf = new Map<string, Float32Array>();
+    const tensorOf = new Map<string, Float32Array | Uint8Array>();
     for (const b of epoch0) b.samples.forEach((s, i) => tensorOf.set(s.image, b.images.data.slice(i * 3 * R * R, (i + 1) * 3 * R * R)));
 
     const copy = path.join(tmp, 'ds-backup');
@@ -148,6 +149,22 @@ describe('createLoader', () => {
     assert.ok(counter.calls.length <= 2 * 3 + 2, `decoded ${counter.calls.length} of 14 while the consumer stalled`);
     assert.ok(counter.maxInFlight() <= 2, `max in flight ${counter.maxInFlight()}`);
     await iterator.return!();
+  });
+
+  test("pixels: 'uint8' yields the same crops as bytes [n, R, R, 3], normalising to the float batches exactly", async () => {
+    const floats = await collect(createLoader(dataset, base({ seed: 5 })));
+    const bytes = await collect(createLoader(dataset, base({ seed: 5, pixels: 'uint8' })));
+    assert.equal(bytes.length, floats.length);
+    for (let b = 0; b < bytes.length; b++) {
+      const images = bytes[b]!.images;
+      assert.ok(images.data instanceof Uint8Array);
+      assert.deepEqual(images.shape, [bytes[b]!.samples.length, R, R, 3]);
+      const plane = 3 * R * R;
+      for (let i = 0; i < bytes[b]!.samples.length; i++) {
+        const normalised = normalize(images.data.subarray(i * plane, (i + 1) * plane));
+        assert.deepEqual(normalised, floats[b]!.images.data.slice(i * plane, (i + 1) * plane));
+      }
+    }
   });
 
   test('a captions dataset yields captions and no label indices', async () => {

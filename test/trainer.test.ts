@@ -5,6 +5,7 @@ import { describe, test } from 'node:test';
 
 import { readSafetensors } from '../src/io/safetensors-header.js';
 import { loadModel, type ClipModel } from '../src/model/model.js';
+import { normalize } from '../src/data/normalize.js';
 import { learningRate } from '../src/train/schedule.js';
 import { createTrainer } from '../src/train/trainer.js';
 import { fixture } from './helpers/fixtures.js';
@@ -201,6 +202,26 @@ describe('trainer', () => {
       for (let k = 0; k < x.length; k += 97) assert.ok(Math.abs(Number(x[k]!) - Number(y[k]!)) <= 2e-4 + 1e-4 * Math.abs(Number(y[k]!)), `${sa[i]!.name}[${k}]: ${x[k]} vs ${y[k]}`);
     }
     await assert.rejects(loadModel(fixture('models', 'tiny_rn.safetensors'), { memoryFormat: 'nhwc' as 'auto' }), /memoryFormat/);
+  });
+
+  test('uint8 pixel batches [n, R, R, 3] are normalised natively, bitwise as the JS loader does', async () => {
+    const model = await loadModel(fixture('models', 'tiny_vit.safetensors'));
+    const r = model.config.image_resolution;
+    const pixels = new Uint8Array(2 * r * r * 3);
+    for (let i = 0; i < pixels.length; i++) pixels[i] = (i * 7919) % 256;
+    const floats = new Float32Array(2 * 3 * r * r);
+    for (let n = 0; n < 2; n++) {
+      floats.set(normalize(pixels.subarray(n * r * r * 3, (n + 1) * r * r * 3)), n * 3 * r * r);
+    }
+    const { tokens } = await batch('tiny_vit');
+    const two = { data: tokens.data.slice(0, 2 * 77), shape: [2, 77] };
+    const a = await model.encodeImage({ data: pixels, shape: [2, r, r, 3] });
+    const b = await model.encodeImage({ data: floats, shape: [2, 3, r, r] });
+    assert.ok(Buffer.from(a.data.buffer).equals(Buffer.from(b.data.buffer)), 'encodeImage differs between uint8 and float input');
+    const t1 = await createTrainer(await loadModel(fixture('models', 'tiny_vit.safetensors')), { lr: 1e-3 });
+    const t2 = await createTrainer(await loadModel(fixture('models', 'tiny_vit.safetensors')), { lr: 1e-3 });
+    assert.equal(await t1.step({ data: pixels, shape: [2, r, r, 3] }, two), await t2.step({ data: floats, shape: [2, 3, r, r] }, two));
+    await assert.rejects(model.encodeImage({ data: pixels, shape: [2, 3, r, r] }), /uint8 images must be RGB pixels of shape \[n, 32, 32, 3\]/);
   });
 
   test('fp16 needs CUDA; bad options are refused with the option named', async () => {

@@ -189,7 +189,7 @@ Napi::Value RunInference(const Napi::CallbackInfo& info, const ModelPtr& handle,
         std::vector<at::Tensor> on_device;
         for (const auto& t : tensors) {
           // Token ids are checked while still on the host: on a GPU a bad id would be a device assert.
-          if (!at::isFloatingType(t.scalar_type())) handle->model->check_tokens(t);
+          if (t.scalar_type() == at::kInt || t.scalar_type() == at::kLong) handle->model->check_tokens(t);
           on_device.push_back(t.to(handle->device));
         }
         Out out;

@@ -1,6 +1,8 @@
 #include "model/clip.h"
 
 #include <cmath>
+#include <map>
+#include <mutex>
 #include <stdexcept>
 
 namespace clip::model {
@@ -32,10 +34,48 @@ ClipImpl::ClipImpl(const ClipConfig& config) : config_(config) {
 
 void ClipImpl::check_images(const at::Tensor& images) const {
   const int64_t r = config_.image_resolution;
+  const std::string size = std::to_string(r);
+  if (images.scalar_type() == at::kByte) {
+    if (images.dim() != 4 || images.size(1) != r || images.size(2) != r || images.size(3) != 3)
+      throw std::invalid_argument("uint8 images must be RGB pixels of shape [n, " + size + ", " + size + ", 3] for this model, got " +
+                                  c10::str(images.sizes()));
+    return;
+  }
   if (images.dim() != 4 || images.size(1) != 3 || images.size(2) != r || images.size(3) != r)
-    throw std::invalid_argument("images must have shape [n, 3, " + std::to_string(r) + ", " + std::to_string(r) + "] for this model, got " +
-                                c10::str(images.sizes()));
-  if (!at::isFloatingType(images.scalar_type())) throw std::invalid_argument("images must be floating point (normalised pixels)");
+    throw std::invalid_argument("images must have shape [n, 3, " + size + ", " + size + "] for this model (or uint8 [n, " + size + ", " + size +
+                                ", 3] pixels), got " + c10::str(images.sizes()));
+  if (!at::isFloatingType(images.scalar_type())) throw std::invalid_argument("images must be floating point (normalised pixels) or uint8 pixels");
+}
+
+namespace {
+
+struct PixelConstants {
+  at::Tensor scale, mean, std;  // [1], [1,3,1,1], [1,3,1,1] on one device
+};
+
+/** Made once per device: copying them from the host every step would wait for the GPU's queue. */
+const PixelConstants& pixel_constants(const at::Device& device) {
+  static std::mutex mutex;
+  static std::map<std::string, PixelConstants> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto [it, inserted] = cache.try_emplace(device.str());
+  if (inserted) {
+    const auto cpu = at::TensorOptions().dtype(at::kFloat);
+    // Tensors, not scalars: dividing by a scalar may multiply by its reciprocal, which is not x / 255.
+    it->second.scale = at::full({1}, 255.0f, cpu).to(device);
+    it->second.mean = at::tensor({0.48145466f, 0.4578275f, 0.40821073f}, cpu).view({1, 3, 1, 1}).to(device);
+    it->second.std = at::tensor({0.26862954f, 0.26130258f, 0.27577711f}, cpu).view({1, 3, 1, 1}).to(device);
+  }
+  return it->second;
+}
+
+}  // namespace
+
+at::Tensor normalize_pixels(const at::Tensor& pixels) {
+  // ToTensor + Normalize of openai/CLIP's _transform in the same float32 steps (x / 255 - mean) / std
+  // as the JS loader's tables, so a batch can travel as bytes and be normalised on the model's device.
+  const PixelConstants& c = pixel_constants(pixels.device());
+  return pixels.permute({0, 3, 1, 2}).to(at::kFloat).div(c.scale).sub(c.mean).div(c.std);
 }
 
 void ClipImpl::check_tokens(const at::Tensor& tokens) const {
@@ -54,7 +94,7 @@ void ClipImpl::check_tokens(const at::Tensor& tokens) const {
 at::Tensor ClipImpl::encode_image(const at::Tensor& input) {
   check_images(input);
   // As the reference's `image.type(self.dtype)`: fp64 input is brought to the weights' fp32.
-  at::Tensor images = input.scalar_type() == at::kDouble ? input.to(at::kFloat) : input;
+  at::Tensor images = input.scalar_type() == at::kByte ? normalize_pixels(input) : input.scalar_type() == at::kDouble ? input.to(at::kFloat) : input;
   if (!config_.is_resnet()) return visual_vit(images);
   if (channels_last_) images = images.contiguous(at::MemoryFormat::ChannelsLast);
   return visual_resnet(images);

@@ -16,6 +16,9 @@ struct Logits {
   at::Tensor per_text;   // its transpose
 };
 
+/** uint8 RGB pixels [n, R, R, 3] (the centre crops) → CLIP-normalised float32 [n, 3, R, R]. */
+at::Tensor normalize_pixels(const at::Tensor& pixels);
+
 class ClipImpl : public torch::nn::Module {
  public:
   /** A model with the reference's random initialisation (seed it with torch::manual_seed first). */

@@ -36,13 +36,18 @@ export interface LoaderOptions {
    */
   startCursor?: number;
   onSkip?: (skipped: SkippedImage) => void;
+  /**
+   * 'normalized' (default): float32 [n, 3, R, R] ready for the model. 'uint8': the RGB crops as bytes,
+   * [n, R, R, 3], a quarter of the memory and transfer; the native side normalises them identically.
+   */
+  pixels?: 'normalized' | 'uint8';
   /** Replaces the sharp decoder (tests count calls through it; other decoders can plug in). */
   decoder?: (file: string, options: PreprocessOptions) => Promise<Uint8Crop>;
 }
 
 export interface Batch {
   index: number;
-  images: { data: Float32Array; shape: [number, 3, number, number] };
+  images: { data: Float32Array; shape: [number, 3, number, number] } | { data: Uint8Array; shape: [number, number, number, 3] };
   samples: Sample[];
   labelIndices: Int32Array | undefined;
   captions?: string[];
@@ -131,12 +136,20 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
 
   function makeBatch(index: number, ready: Array<{ sample: Sample; crop: Uint8Array }>, cursor: number): Batch {
     const plane = 3 * resolution * resolution;
-    const data = new Float32Array(ready.length * plane);
-    ready.forEach((r, i) => normalizeInto(r.crop, data, i * plane));
+    let images: Batch['images'];
+    if (options.pixels === 'uint8') {
+      const data = new Uint8Array(ready.length * plane);
+      ready.forEach((r, i) => data.set(r.crop, i * plane));
+      images = { data, shape: [ready.length, resolution, resolution, 3] };
+    } else {
+      const data = new Float32Array(ready.length * plane);
+      ready.forEach((r, i) => normalizeInto(r.crop, data, i * plane));
+      images = { data, shape: [ready.length, 3, resolution, resolution] };
+    }
     const batchSamples = ready.map((r) => r.sample);
     const batch: Batch = {
       index,
-      images: { data, shape: [ready.length, 3, resolution, resolution] },
+      images,
       samples: batchSamples,
       labelIndices: dataset.kind === 'labels' ? Int32Array.from(batchSamples, (s) => s.labelIndex ?? -1) : undefined,
       cursor,

@@ -10,6 +10,8 @@ import { findSidecarConfig } from './sidecar-config.js';
 export type Precision = 'fp32' | 'bf16' | 'fp16';
 export type WeightFormat = 'safetensors' | 'pt';
 export type TokenData = TensorData<Int32Array> | TensorData<BigInt64Array>;
+/** Normalised float32 images [n, 3, R, R], or uint8 RGB pixels [n, R, R, 3] (the centre crops, normalised natively). */
+export type ImageData = TensorData<Float32Array> | TensorData<Uint8Array>;
 
 export interface LoadReport {
   missing: string[];
@@ -66,7 +68,7 @@ export class ClipModel {
   }
 
   /** Image features [n, embed_dim] from normalised images [n, 3, R, R]. */
-  async encodeImage(images: TensorData<Float32Array>, options: InferenceOptions = {}): Promise<TensorData<Float32Array>> {
+  async encodeImage(images: ImageData, options: InferenceOptions = {}): Promise<TensorData<Float32Array>> {
     return this.native.encodeImage(images, options);
   }
 
@@ -76,7 +78,7 @@ export class ClipModel {
   }
 
   async forward(
-    images: TensorData<Float32Array>,
+    images: ImageData,
     tokens: TokenData,
     options: InferenceOptions = {},
   ): Promise<{ logitsPerImage: TensorData<Float32Array>; logitsPerText: TensorData<Float32Array> }> {

@@ -266,6 +266,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       cache: config.cache,
       cacheDir: cacheDir,
       strict: config.strict,
+      // Bytes to the native side, normalised there (on the GPU when training there).
+      pixels: 'uint8',
       startBatch: resuming ? state.position.batch : 0,
       startCursor: resuming ? state.cursor : undefined,
     });

@@ -1,7 +1,7 @@
 // The low-level trainer: single native train steps on given tensors, with the learning rate taken
 // from a schedule over optimizer steps. The training loop (loop.ts) drives it batch by batch.
-import type { ClipModel, Precision, TokenData } from '../model/model.js';
-import { createNativeTrainer, type NativeStepResult, type NativeTrainer, type NativeTrainerStats, type TensorData } from '../native.js';
+import type { ClipModel, ImageData, Precision, TokenData } from '../model/model.js';
+import { createNativeTrainer, type NativeStepResult, type NativeTrainer, type NativeTrainerStats } from '../native.js';
 import { learningRate, scheduleProblems, type Schedule } from './schedule.js';
 
 export interface TrainerOptions {
@@ -93,7 +93,7 @@ export class Trainer {
    * `labels` (class index per sample) turns on multi-positive targets. Resolves to the loss before
    * the update.
    */
-  async step(images: TensorData<Float32Array>, tokens: TokenData, labels?: ArrayLike<number> | BigInt64Array): Promise<number> {
+  async step(images: ImageData, tokens: TokenData, labels?: ArrayLike<number> | BigInt64Array): Promise<number> {
     return (await this.stepWithInfo(images, tokens, labels)).loss;
   }
 
@@ -103,7 +103,7 @@ export class Trainer {
    * device (no synchronisation: the GPU keeps its queue), and loss, skipped and gradNorm stay unknown.
    */
   async stepWithInfo(
-    images: TensorData<Float32Array>,
+    images: ImageData,
     tokens: TokenData,
     labels?: ArrayLike<number> | BigInt64Array,
     options: { readLoss?: boolean } = {},
