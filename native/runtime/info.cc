@@ -4,8 +4,10 @@
 #include <torch/cuda.h>
 #include <torch/version.h>
 
-#ifdef CLIP_NATIVE_WITH_CUDA
-#include <c10/cuda/CUDAFunctions.h>
+// Device properties need the CUDA toolkit's headers; a LibTorch with CUDA but a machine without the
+// toolkit's headers still builds, listing devices without their properties.
+#if defined(CLIP_NATIVE_WITH_CUDA) && __has_include(<cuda_runtime_api.h>)
+#define CLIP_NATIVE_CUDA_PROPERTIES 1
 #include <cuda_runtime_api.h>
 #endif
 
@@ -23,17 +25,19 @@ RuntimeInfo runtime_info() {
   info.threads = at::get_num_threads();
   info.cpu_bf16 = true;
   info.parallel_info = at::get_parallel_info();
-#ifdef CLIP_NATIVE_WITH_CUDA
   if (info.cuda_available) {
     const int count = static_cast<int>(torch::cuda::device_count());
     for (int i = 0; i < count; ++i) {
+#ifdef CLIP_NATIVE_CUDA_PROPERTIES
       cudaDeviceProp prop{};
       if (cudaGetDeviceProperties(&prop, i) != cudaSuccess) continue;
       info.devices.push_back({i, prop.name, std::to_string(prop.major) + "." + std::to_string(prop.minor),
                               static_cast<int64_t>(prop.totalGlobalMem), prop.major >= 8});
+#else
+      info.devices.push_back({i, "CUDA device " + std::to_string(i), "unknown", 0, false});
+#endif
     }
   }
-#endif
   return info;
 }
 
