@@ -5,7 +5,7 @@
 //   3. a system install          Debian's libtorch-dev and similar prefixes
 // Both build paths (cmake-js and node-gyp) use this one module, so they can never disagree.
 //
-// CLI: node scripts/find-libtorch.mjs [--json | --include-dirs | --libraries | --lib-dir | --config-dir]
+// CLI: node scripts/find-libtorch.mjs [--json | --include-dirs | --libraries | --defines | --lib-dir | --config-dir]
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
@@ -161,6 +161,10 @@ function main() {
       process.stdout.write(
         ['-Wl,--no-as-needed', ...linkLibraries(info), '-Wl,--as-needed', `-Wl,-rpath,${info.libDir}`, '-Wl,--disable-new-dtags'].join(' ') + '\n',
       );
+      break;
+    case '--defines':
+      // What CMakeLists.txt defines for a LibTorch with CUDA, for binding.gyp.
+      process.stdout.write((info.cuda ? 'CLIP_NATIVE_WITH_CUDA=1' : '') + '\n');
       break;
     case '--lib-dir':
       process.stdout.write(info.libDir + '\n');
