@@ -83,6 +83,19 @@ at::Tensor tensor_on_storage(const Ref& storage, const Ref& offset_obj, const Re
     throw std::runtime_error("tensor of size " + c10::str(at::IntArrayRef(sizes)) + " and stride " +
                              c10::str(at::IntArrayRef(strides)) + " at offset " + std::to_string(offset) +
                              " reaches past its storage of " + std::to_string(capacity) + " elements");
+  // A view with more elements than its storage repeats elements (zero strides). Weights never do, and
+  // a crafted one would make the first contiguous copy allocate without bound.
+  uint64_t numel = 1;
+  for (int64_t size : sizes) {
+    if (size != 0 && numel > capacity / static_cast<uint64_t>(size)) {
+      numel = capacity + 1;
+      break;
+    }
+    numel *= static_cast<uint64_t>(size);
+  }
+  if (numel > capacity)
+    throw std::runtime_error("tensor of size " + c10::str(at::IntArrayRef(sizes)) + " has more elements than its storage of " +
+                             std::to_string(capacity) + " (a repeating view); refused");
   at::Tensor t = at::empty({0}, at::TensorOptions().dtype(storage->storage_dtype));
   t.set_(storage->storage, offset, sizes, strides);
   return t;
