@@ -207,6 +207,26 @@ describe('training loop', () => {
     assert.deepEqual(result.evals, [], 'no zero-shot evaluation without class labels');
   });
 
+  test('resuming a fine-tuning run needs only the checkpoint, not the pretrained file it started from', async (t) => {
+    if (!fashionMnistPresent) return t.skip(FASHION_MNIST_SKIP);
+    const pretrained = path.join(tmp, 'pretrained.safetensors');
+    await fs.copyFile(fixture('models', 'tiny_vit.safetensors'), pretrained);
+    const run = { model: pretrained, init: 'pretrained' as const };
+    await train(await options('finetune-straight', run));
+    await train(await options('finetune-resumed', { ...run, epochs: 1 }));
+    await fs.rm(pretrained);
+    const resumed = await train(await options('finetune-resumed', { ...run, resume: 'latest' }));
+    assert.equal(resumed.epochsCompleted, 2);
+    assert.deepEqual(
+      await weightBytes(path.join(tmp, 'finetune-resumed', 'pretrained_epoch_2.safetensors')),
+      await weightBytes(path.join(tmp, 'finetune-straight', 'pretrained_epoch_2.safetensors')),
+    );
+    await assert.rejects(
+      train(await options('finetune-resumed', { model: 'ViT-B/32', init: 'pretrained', epochs: 3, resume: 'latest' })),
+      /another architecture than ViT-B\/32/,
+    );
+  });
+
   test('keep-last prunes old checkpoints; a checkpoint of another architecture is refused', async (t) => {
     if (!fashionMnistPresent) return t.skip(FASHION_MNIST_SKIP);
     await train(await options('pruned', { epochs: 3, keepLast: 1 }));

@@ -36,6 +36,28 @@ export function parseSafetensorsHeader(bytes: Uint8Array): SafetensorsHeader {
   };
 }
 
+/**
+ * A safetensors file's `__metadata__`, reading only its header (weights can be gigabytes).
+ * Undefined when the file is not safetensors or its header is unreadable.
+ */
+export async function readSafetensorsMetadata(file: string): Promise<Record<string, string> | undefined> {
+  let handle: fs.FileHandle | undefined;
+  try {
+    handle = await fs.open(file, 'r');
+    const size = Buffer.alloc(8);
+    await handle.read(size, 0, 8, 0);
+    const length = Number(size.readBigUInt64LE(0));
+    if (length > 64 << 20) return undefined;
+    const bytes = Buffer.alloc(8 + length);
+    await handle.read(bytes, 0, 8 + length, 0);
+    return parseSafetensorsHeader(bytes).metadata;
+  } catch {
+    return undefined;
+  } finally {
+    await handle?.close();
+  }
+}
+
 type TypedTensor =
   | { dtype: 'F32'; data: Float32Array; shape: number[] }
   | { dtype: 'F64'; data: Float64Array; shape: number[] }

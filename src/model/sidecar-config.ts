@@ -6,7 +6,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 
-import { parseSafetensorsHeader } from '../io/safetensors-header.js';
+import { readSafetensorsMetadata } from '../io/safetensors-header.js';
 import type { ClipConfig } from './config.js';
 
 export interface SidecarConfig {
@@ -24,21 +24,11 @@ async function readJson(file: string): Promise<unknown> {
 
 /** The metadata `config` of a safetensors file, reading only its header. */
 async function safetensorsConfig(file: string): Promise<unknown> {
-  let handle: fs.FileHandle | undefined;
+  const config = (await readSafetensorsMetadata(file))?.config;
   try {
-    handle = await fs.open(file, 'r');
-    const size = Buffer.alloc(8);
-    await handle.read(size, 0, 8, 0);
-    const length = Number(size.readBigUInt64LE(0));
-    if (length > 64 << 20) return undefined;
-    const bytes = Buffer.alloc(8 + length);
-    await handle.read(bytes, 0, 8 + length, 0);
-    const config = parseSafetensorsHeader(bytes).metadata.config;
     return config ? JSON.parse(config) : undefined;
   } catch {
     return undefined;
-  } finally {
-    await handle?.close();
   }
 }
 

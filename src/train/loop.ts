@@ -7,7 +7,8 @@ import { loadDataset } from '../data/datasets.js';
 import type { Dataset } from '../data/dataset.js';
 import { createLoader, type Batch } from '../data/loader.js';
 import { evaluateModel, type EvaluateResult } from '../eval/zero-shot.js';
-import { architecture, type ClipConfig } from '../model/config.js';
+import { readSafetensorsMetadata } from '../io/safetensors-header.js';
+import { architecture, canonicalModelName, type ClipConfig } from '../model/config.js';
 import { createModel, loadModel, type ClipModel, type Precision } from '../model/model.js';
 import { runtimeInfo } from '../native.js';
 import { labelToPrompt, resolveTemplates } from '../text/prompts.js';
@@ -93,7 +94,19 @@ function resolvePrecision(precision: TrainConfig['precision'], device: string): 
   return runtimeInfo().devices.find((d) => d.index === index)?.bf16 ? 'bf16' : 'fp16';
 }
 
-async function buildModel(config: TrainConfig, device: string): Promise<ClipModel> {
+async function buildModel(config: TrainConfig, device: string, resumeFile: string | undefined): Promise<ClipModel> {
+  if (resumeFile && config.init === 'pretrained') {
+    // The checkpoint holds every weight: build its architecture instead of loading (or downloading)
+    // the pretrained file it started from, unless the named model says it is another architecture.
+    const saved = (await readSafetensorsMetadata(resumeFile))?.config;
+    if (!saved) throw new Error(`${resumeFile} is not a clip-native training checkpoint (no model configuration in its metadata)`);
+    const arch = JSON.parse(saved) as ClipConfig;
+    const named = canonicalModelName(config.model) ? architecture(config.model) : undefined;
+    if (named && JSON.stringify(named) !== JSON.stringify({ ...arch, vision_patch_size: arch.vision_patch_size ?? null })) {
+      throw new Error(`${resumeFile} was made for another architecture than ${config.model}: checkpoint ${saved}`);
+    }
+    return createModel(arch, { seed: config.seed, device });
+  }
   if (config.init === 'random') {
     const arch: ClipConfig = config.model.endsWith('.json')
       ? (JSON.parse(await fs.readFile(config.model, 'utf8').catch((err: Error) => {
@@ -167,7 +180,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const evalSet: Dataset | undefined =
     config.evalEvery > 0 && trainSet.kind === 'labels' ? await loadDataset(config.data, { ...datasetOptions, split: config.evalSplit }) : undefined;
   const tokenizer = givenTokenizer ?? (await loadTokenizer());
-  const model = await buildModel(config, device);
+  const resumeFile = config.resume ? await resolveResume(config.resume, out) : undefined;
+  const model = await buildModel(config, device, resumeFile);
   const name = config.name ?? runName(config.model);
   const multiPositive = config.multiPositive === 'on' || (config.multiPositive === 'auto' && trainSet.kind === 'labels');
 
@@ -196,8 +210,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const time = () => new Date().toISOString();
 
   let state: LoopState = { position: { epoch: 0, batch: 0 }, cursor: 0 };
-  if (config.resume) {
-    const file = await resolveResume(config.resume, out);
+  if (resumeFile) {
+    const file = resumeFile;
     const metadata = await trainer.loadCheckpoint(file);
     if (!metadata.loop) throw new Error(`${file}: checkpoint has no loop state (was it written by clip-native train?)`);
     state = JSON.parse(metadata.loop) as LoopState;

@@ -2,6 +2,8 @@
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 
+import { canonicalModelName } from '../model/config.js';
+
 export const CONFIG_FILE = 'config.json';
 export const METRICS_FILE = 'metrics.jsonl';
 export const CHECKPOINT_DIR = 'checkpoints';
@@ -23,9 +25,9 @@ function fileSafe(name: string): string {
   return name.replace(/[^\w.-]+/g, '-');
 }
 
-/** Weight-file prefix: a file's stem (`tiny.json` → tiny), or a model name made file-safe (`ViT-B/32` → ViT-B-32). */
+/** Weight-file prefix: a released model's name made file-safe (`ViT-B/32` → ViT-B-32), else the file's stem. */
 export function runName(model: string): string {
-  if (!existsSync(model)) return fileSafe(model);
+  if (canonicalModelName(model) && !existsSync(model)) return fileSafe(model);
   return fileSafe(path.basename(model).replace(/\.(json|pt|pth|safetensors)$/, ''));
 }
 
