@@ -87,8 +87,9 @@ export interface NativeTrainerStats {
 
 export interface NativeTrainer {
   step(images: AnyTensor, tokens: AnyTensor, labels: AnyTensor | null, options: { lr: number; readLoss: boolean }): Promise<NativeStepResult>;
-  counters(): { optimizerSteps: number; microSteps: number };
+  counters(): { optimizerSteps: number; microSteps: number; pendingMicroBatches: number };
   stats(): Promise<NativeTrainerStats>;
+  flush(options: { lr: number; readLoss: boolean }): Promise<NativeStepResult>;
   resetEpochStats(): Promise<void>;
   info(): { trainableParameters: number; frozenParameters: number };
   saveCheckpoint(path: string, metadata: Record<string, string>): Promise<void>;

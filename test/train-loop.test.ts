@@ -227,6 +227,19 @@ describe('training loop', () => {
     );
   });
 
+  test('with gradient accumulation, an epoch ends with its partial group applied and resumes bitwise', async (t) => {
+    if (!fashionMnistPresent) return t.skip(FASHION_MNIST_SKIP);
+    const accumulate = { accumulate: 3 };
+    const straight = await train(await options('accumulate-straight', accumulate));
+    assert.equal(straight.optimizerSteps, 2 * Math.ceil(8 / 3), '8 batches per epoch in groups of 3: 3 optimizer steps each');
+    await train(await options('accumulate-resumed', { ...accumulate, epochs: 1 }));
+    await train(await options('accumulate-resumed', { ...accumulate, resume: 'latest' }));
+    assert.deepEqual(
+      await weightBytes(path.join(tmp, 'accumulate-resumed', 'tiny_epoch_2.safetensors')),
+      await weightBytes(path.join(tmp, 'accumulate-straight', 'tiny_epoch_2.safetensors')),
+    );
+  });
+
   test('keep-last prunes old checkpoints; a checkpoint of another architecture is refused', async (t) => {
     if (!fashionMnistPresent) return t.skip(FASHION_MNIST_SKIP);
     await train(await options('pruned', { epochs: 3, keepLast: 1 }));

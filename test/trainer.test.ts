@@ -1,6 +1,8 @@
 // The low-level trainer's options against independent computations: the multi-positive loss,
 // freezing, accumulation, clipping, BatchNorm policy and precision checks.
 import assert from 'node:assert/strict';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, test } from 'node:test';
 
 import { readSafetensors } from '../src/io/safetensors-header.js';
@@ -110,11 +112,18 @@ describe('trainer', () => {
     assert.deepEqual(results.map((r) => r.boundary), [false, true, false, true]);
     assert.deepEqual(results.map((r) => r.skipped), [false, false, false, false]);
     assert.deepEqual(results.map((r) => r.lr), [1e-3, 1e-3, 5e-4, 5e-4]);
-    assert.deepEqual(trainer.counters, { optimizerSteps: 2, microSteps: 4 });
+    assert.deepEqual(trainer.counters, { optimizerSteps: 2, microSteps: 4, pendingMicroBatches: 0 });
     const stats = await trainer.stats();
     assert.equal(stats.skippedSteps, 0);
     assert.equal(stats.lossCount, 4);
     assert.ok(Math.abs(stats.lossSum - results.reduce((sum, r) => sum + r.loss, 0)) < 1e-4);
+    await trainer.step(images, tokens);
+    assert.equal(trainer.counters.pendingMicroBatches, 1);
+    await assert.rejects(trainer.saveCheckpoint(path.join(os.tmpdir(), 'never.safetensors')), /lose their gradients/);
+    const flushed = await trainer.flush();
+    assert.equal(flushed.boundary, true);
+    assert.deepEqual(trainer.counters, { optimizerSteps: 3, microSteps: 5, pendingMicroBatches: 0 });
+    assert.equal((await trainer.flush()).boundary, false, 'nothing pending, nothing applied');
   });
 
   test('readLoss: false reads nothing back and trains exactly as a step that does', async () => {

@@ -57,6 +57,17 @@ train::TrainerOptions ParseTrainerOptions(const Napi::Object& o) {
   return t;
 }
 
+Napi::Value StepResultToJs(Napi::Env env, train::StepResult& r) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("loss", r.loss);
+  out.Set("lossRead", r.read);
+  out.Set("boundary", r.boundary);
+  out.Set("skipped", r.skipped);
+  out.Set("gradNorm", r.grad_norm);
+  out.Set("lossScale", r.loss_scale);
+  return out;
+}
+
 Napi::Object CountersToJs(Napi::Env env, const train::TrainerCounters& c) {
   Napi::Object out = Napi::Object::New(env);
   out.Set("optimizerSteps", static_cast<double>(c.optimizer_steps));
@@ -72,6 +83,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
                                           InstanceMethod<&TrainerWrap::Step>("step"),
                                           InstanceMethod<&TrainerWrap::Counters>("counters"),
                                           InstanceMethod<&TrainerWrap::Stats>("stats"),
+                                          InstanceMethod<&TrainerWrap::Flush>("flush"),
                                           InstanceMethod<&TrainerWrap::ResetEpochStats>("resetEpochStats"),
                                           InstanceMethod<&TrainerWrap::Info>("info"),
                                           InstanceMethod<&TrainerWrap::SaveCheckpoint>("saveCheckpoint"),
@@ -115,21 +127,34 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
             std::lock_guard<std::mutex> lock(handle->model->mutex);
             return handle->trainer->step(images, tokens, label_tensor, lr, read_back);
           },
-          [](Napi::Env e, train::StepResult& r) -> Napi::Value {
-            Napi::Object out = Napi::Object::New(e);
-            out.Set("loss", r.loss);
-            out.Set("lossRead", r.read);
-            out.Set("boundary", r.boundary);
-            out.Set("skipped", r.skipped);
-            out.Set("gradNorm", r.grad_norm);
-            out.Set("lossScale", r.loss_scale);
-            return out;
-          },
-          keep);
+          StepResultToJs, keep);
     });
   }
 
-  Napi::Value Counters(const Napi::CallbackInfo& info) { return CountersToJs(info.Env(), handle_->trainer->counters()); }
+  Napi::Value Counters(const Napi::CallbackInfo& info) {
+    Napi::Object out = CountersToJs(info.Env(), handle_->trainer->counters());
+    out.Set("pendingMicroBatches", static_cast<double>(handle_->trainer->pending_micro_batches()));
+    return out;
+  }
+
+  // flush({lr, readLoss}) → Promise<step result>: applies an incomplete accumulation group.
+  Napi::Value Flush(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return Guard(env, [&]() -> Napi::Value {
+      Napi::Object options = OptionsArg(info, 0);
+      auto lr = OptionalNumber(options, "lr");
+      if (!lr) throw Napi::TypeError::New(env, "flush(): option 'lr' is required");
+      const bool read_back = OptionalBool(options, "readLoss").value_or(true);
+      TrainerPtr handle = handle_;
+      return RunAsync<train::StepResult>(
+          env,
+          [handle, lr = *lr, read_back]() {
+            std::lock_guard<std::mutex> lock(handle->model->mutex);
+            return handle->trainer->flush(lr, read_back);
+          },
+          StepResultToJs);
+    });
+  }
 
   // stats() → Promise<{skippedSteps, lossSum, lossCount, nonFiniteRun}>: one device read-back.
   Napi::Value Stats(const Napi::CallbackInfo& info) {

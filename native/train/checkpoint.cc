@@ -19,6 +19,8 @@ at::Tensor counter(int64_t value) { return at::full({}, value, at::kLong); }
 }  // namespace
 
 void save_checkpoint(const std::string& path, model::Clip& model, Trainer& trainer, std::map<std::string, std::string> metadata) {
+  if (trainer.pending_micro_batches() > 0)
+    throw std::logic_error("a checkpoint between the micro-batches of one optimizer step would lose their gradients; finish the group or flush() first");
   std::vector<io::NamedTensor> tensors;
   for (auto& [name, tensor] : model::state_dict(*model)) tensors.push_back({kModelPrefix + name, tensor.detach().to(at::kCPU).contiguous()});
   for (auto& [name, tensor] : trainer.state_tensors()) tensors.push_back({name, tensor});

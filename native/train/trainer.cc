@@ -114,12 +114,24 @@ StepResult Trainer::step(const at::Tensor& images_in, const at::Tensor& tokens_i
   if (scaler_) to_backward = scaler_->scale(to_backward);
   to_backward.backward();
   ++counters_.micro_steps;
+  ++micro_in_group_;
+  if (micro_in_group_ == options_.accumulate) apply_update(lr, read_back, result);
+  // Read last, once the update is queued: the device works on it while the host waits.
   if (read_back) {
     result.read = true;
     result.loss = loss.item<double>();
   }
-  if (counters_.micro_steps % options_.accumulate != 0) return result;
+  return result;
+}
 
+StepResult Trainer::flush(double lr, bool read_back) {
+  StepResult result;
+  if (micro_in_group_ > 0) apply_update(lr, read_back, result);
+  return result;
+}
+
+void Trainer::apply_update(double lr, bool read_back, StepResult& result) {
+  micro_in_group_ = 0;
   result.boundary = true;
   std::vector<at::Tensor> grads;
   for (auto& s : optimizer_->states()) {
@@ -151,7 +163,6 @@ StepResult Trainer::step(const at::Tensor& images_in, const at::Tensor& tokens_i
     result.skipped = found_inf.item<float>() != 0.0f;
     if (grad_norm.defined()) result.grad_norm = grad_norm.item<double>();
   }
-  return result;
 }
 
 TrainerStats Trainer::stats() const {

@@ -64,6 +64,10 @@ class Trainer {
   Trainer(model::Clip model, at::Device device, TrainerOptions options);
 
   StepResult step(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels, double lr, bool read_back);
+  /** Applies the gradients of an incomplete accumulation group (at the end of an epoch); else nothing. */
+  StepResult flush(double lr, bool read_back);
+  /** Micro-batches gathered towards the next optimizer step (0 right after one). */
+  int64_t pending_micro_batches() const { return micro_in_group_; }
 
   TrainerStats stats() const;
   void reset_epoch_stats();
@@ -80,6 +84,7 @@ class Trainer {
 
  private:
   void set_modes();
+  void apply_update(double lr, bool read_back, StepResult& result);
   bool is_frozen(const std::string& name) const;
 
   model::Clip model_;
@@ -92,6 +97,7 @@ class Trainer {
   // On the device, [1] fp32 each: they accumulate without host synchronisation.
   at::Tensor skipped_, loss_sum_, loss_count_, non_finite_run_;
   at::Tensor pending_non_finite_;  // any non-finite loss among the micro-batches of this optimizer step
+  int64_t micro_in_group_ = 0;
   int64_t frozen_ = 0;
 };
 

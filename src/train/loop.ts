@@ -330,7 +330,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         windowStart = performance.now();
         windowImages = 0;
       }
-      if (signal?.aborted) {
+      // Interrupt between optimizer steps only: the gradients of a half-gathered group are not saved.
+      if (signal?.aborted && trainer.counters.pendingMicroBatches === 0) {
         const file = await saveCheckpoint({ epoch, batch: batchesDone }, cursor);
         say(`interrupted: checkpoint written to ${file}; continue with --resume latest`);
         result.interrupted = true;
@@ -341,6 +342,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
 
     const stats = loader.stats();
     if (stats.skipped > 0) say(`epoch ${epoch + 1}: skipped ${stats.skipped} unreadable image(s), e.g. ${stats.skippedImages[0]?.message ?? ''}`);
+    // The epoch's last batches may not fill an accumulation group: they still make one step.
+    await trainer.flush({ readLoss: false });
     const { lossSum, lossCount } = await trainer.stats();
     const epochLoss = lossCount > 0 ? lossSum / lossCount : Number.NaN;
     // Before any checkpoint of this epoch boundary, so a resume starts the next epoch's sum at zero.

@@ -66,8 +66,8 @@ export class Trainer {
     return this.native.counters().optimizerSteps;
   }
 
-  /** Optimizer steps and micro-batches so far (host counters: free to read). */
-  get counters(): { optimizerSteps: number; microSteps: number } {
+  /** Optimizer steps and micro-batches so far, and those gathered towards the next step (host counters: free to read). */
+  get counters(): { optimizerSteps: number; microSteps: number; pendingMicroBatches: number } {
     return this.native.counters();
   }
 
@@ -81,6 +81,15 @@ export class Trainer {
 
   resetEpochStats(): Promise<void> {
     return this.native.resetEpochStats();
+  }
+
+  /**
+   * With gradient accumulation, applies the gradients of an incomplete group (the last batches of an
+   * epoch) as one optimizer step; does nothing when no micro-batch is pending.
+   */
+  async flush(options: { readLoss?: boolean } = {}): Promise<StepResult> {
+    const lr = this.currentLr();
+    return { ...(await this.native.flush({ lr, readLoss: options.readLoss ?? true })), lr };
   }
 
   /** The learning rate the next optimizer step will use. */
