@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { centerCropOffsets, resizedSize, roundHalfToEven } from '../src/data/clip-geometry.js';
-import { ImageDecodeError } from '../src/data/image-problems.js';
+import { ImageDecodeError, lacksEndMarker } from '../src/data/image-problems.js';
 import { CLIP_MEAN, CLIP_STD, normalize } from '../src/data/normalize.js';
 import { hwcToChw, preprocessImage, preprocessImageUint8 } from '../src/data/preprocess.js';
 import { readSafetensors, type LoadedSafetensors } from '../src/io/safetensors-header.js';
@@ -130,4 +130,15 @@ describe('preprocessImage on bad input', () => {
     assert.equal(await kindOf(fixture('images', 'coffee.jpg'), { maxPixels: 1000 }), 'too-large');
     assert.equal(await kindOf(fixture('images', 'coffee.jpg'), { maxPixels: 600 * 400 }), 'decoded');
   });
+});
+
+test('a file cut short is recognised by its missing end marker (JPEG, PNG, GIF), whatever the decoder says', () => {
+  for (const name of ['coffee.jpg', 'coffee.png']) {
+    const whole = readFileSync(fixture('images', name));
+    assert.equal(lacksEndMarker(whole), false, `${name} whole`);
+    assert.equal(lacksEndMarker(whole.subarray(0, whole.length - 100)), true, `${name} cut`);
+  }
+  assert.equal(lacksEndMarker(Buffer.from('GIF89a...;')), false);
+  assert.equal(lacksEndMarker(Buffer.from('GIF89a...')), true);
+  assert.equal(lacksEndMarker(Buffer.from('hello, not an image')), false, 'not a known format: no opinion');
 });

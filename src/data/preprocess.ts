@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import sharp from 'sharp';
 import { centerCropOffsets, resizedSize } from './clip-geometry.js';
-import { classifyDecodeError, ImageDecodeError } from './image-problems.js';
+import { classifyDecodeError, ImageDecodeError, lacksEndMarker } from './image-problems.js';
 import { normalize } from './normalize.js';
 import { premultiply, resampleBicubic, resizeNearest, unpremultiply, type RawImage } from './pillow-resample.js';
 
@@ -120,7 +120,11 @@ export async function preprocessImageUint8(input: string | Buffer, options: Prep
       .toBuffer({ resolveWithObject: true });
     return { data: toRgb(data, info.channels, name), shape: [resolution, resolution, 3], sourceWidth: width, sourceHeight: height };
   } catch (err) {
-    throw classifyDecodeError(name, err);
+    const problem = classifyDecodeError(name, err);
+    // libvips' error text is shared between threads, so a message can lose the word that says
+    // "truncated"; the file's own end marker says it reliably.
+    if (problem.kind === 'undecodable' && lacksEndMarker(bytes)) throw new ImageDecodeError('truncated', name, problem.message);
+    throw problem;
   }
 }
 
