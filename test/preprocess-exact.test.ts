@@ -8,24 +8,13 @@ import { premultiply, resampleBicubic, resizeNearest, unpremultiply } from '../s
 import { preprocessImage } from '../src/data/preprocess.js';
 import { readSafetensors } from '../src/io/safetensors-header.js';
 import { fixture, repoRoot } from './helpers/fixtures.js';
+import { absDiffStats } from './helpers/tensors.js';
 
 /**
  * The Pillow port against Pillow itself: edge images made with Pillow, the reference transform
  * (bench/preprocess_peer.py `clip_transform`, bitwise equal to the goldens) run on them, and
  * preprocessImage required to match to the bit (max |Δ| ≤ 1e-5 after normalisation).
  */
-
-function diff(a: Float32Array, b: Float32Array): { mean: number; max: number } {
-  assert.equal(a.length, b.length);
-  let sum = 0;
-  let max = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i]! - b[i]!);
-    sum += d;
-    if (d > max) max = d;
-  }
-  return { mean: sum / a.length, max };
-}
 
 const MAKE_IMAGES = String.raw`
 import sys, numpy as np
@@ -97,7 +86,7 @@ describe('preprocessImage matches Pillow bit for bit on the exact path', () => {
       const buf = await fs.readFile(path.join(dir, name + '.ref'));
       const ref = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
       const got = await preprocessImage(path.join(dir, name), { exif: false });
-      const { mean, max } = diff(got.data, ref);
+      const { mean, max } = absDiffStats(got.data, ref);
       assert.ok(max <= 1e-5, `${name}: mean |Δ| ${mean.toFixed(6)}, max |Δ| ${max.toFixed(6)}`);
     });
   }
@@ -105,7 +94,7 @@ describe('preprocessImage matches Pillow bit for bit on the exact path', () => {
   test('the alpha fixture coffee_rgba.png now equals its golden', async () => {
     const golden = await readSafetensors(fixture('preprocess.golden.safetensors'));
     const got = await preprocessImage(fixture('images', 'coffee_rgba.png'), { exif: false });
-    const { mean, max } = diff(got.data, golden.float32('coffee_rgba.png').data);
+    const { mean, max } = absDiffStats(got.data, golden.float32('coffee_rgba.png').data);
     // Was mean 0.0064, max 0.075 with sharp's resize after dropping alpha.
     assert.ok(max <= 1e-5, `coffee_rgba.png: mean |Δ| ${mean.toFixed(6)}, max |Δ| ${max.toFixed(6)}`);
   });

@@ -9,18 +9,7 @@ import { CLIP_MEAN, CLIP_STD, normalize } from '../src/data/normalize.js';
 import { hwcToChw, preprocessImage, preprocessImageUint8 } from '../src/data/preprocess.js';
 import { readSafetensors, type LoadedSafetensors } from '../src/io/safetensors-header.js';
 import { fixture } from './helpers/fixtures.js';
-
-function diff(a: Float32Array, b: Float32Array): { mean: number; max: number } {
-  assert.equal(a.length, b.length);
-  let sum = 0;
-  let max = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i]! - b[i]!);
-    sum += d;
-    if (d > max) max = d;
-  }
-  return { mean: sum / a.length, max };
-}
+import { absDiffStats } from './helpers/tensors.js';
 
 describe('CLIP geometry', () => {
   test('round half to even, like Python', () => {
@@ -61,7 +50,7 @@ describe('preprocessImage against the openai/CLIP goldens', () => {
       const ref = golden.float32(key);
       assert.deepEqual(got.shape, [3, 224, 224]);
       assert.deepEqual(ref.shape, [3, 224, 224]);
-      const { mean, max } = diff(got.data, ref.data);
+      const { mean, max } = absDiffStats(got.data, ref.data);
       assert.ok(mean <= 0.01 && max <= 0.1, `${key}: mean |Δ| ${mean.toFixed(4)}, max |Δ| ${max.toFixed(4)}`);
     }
   });
@@ -70,9 +59,9 @@ describe('preprocessImage against the openai/CLIP goldens', () => {
     const file = fixture('images', 'chelsea_exif6.jpg');
     const upright = await preprocessImage(file);
     const stored = await preprocessImage(file, { exif: false });
-    assert.ok(diff(upright.data, golden.float32('chelsea_exif6.jpg#exif_transposed').data).mean < 0.01);
-    assert.ok(diff(stored.data, golden.float32('chelsea_exif6.jpg').data).mean < 0.01);
-    assert.ok(diff(upright.data, stored.data).mean > 0.1, 'the two orientations must differ');
+    assert.ok(absDiffStats(upright.data, golden.float32('chelsea_exif6.jpg#exif_transposed').data).mean < 0.01);
+    assert.ok(absDiffStats(stored.data, golden.float32('chelsea_exif6.jpg').data).mean < 0.01);
+    assert.ok(absDiffStats(upright.data, stored.data).mean > 0.1, 'the two orientations must differ');
   });
 
   test('a Buffer gives the same tensor as the path', async () => {

@@ -21,8 +21,15 @@ export function assertAllClose(actual: Numeric, expected: Numeric, { rtol = 1e-4
   }
 }
 
-export function maxAbsDiff(a: Numeric, b: Numeric): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
+/** Mean and largest |a - b| over two equally long arrays (the preprocessing goldens' bounds). */
+export function absDiffStats(a: Numeric, b: Numeric): { mean: number; max: number } {
+  assert.equal(a.length, b.length);
+  let sum = 0;
+  let max = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i]! - b[i]!);
+    sum += d;
+    if (d > max) max = d;
+  }
+  return { mean: sum / a.length, max };
 }
