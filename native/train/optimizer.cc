@@ -26,7 +26,7 @@ Adam::Adam(std::vector<std::pair<std::string, at::Tensor>> params, AdamOptions o
   }
 }
 
-void Adam::update_group(bool decay, double lr, const std::optional<at::Tensor>& found_inf) {
+void Adam::update_group(bool decay, const at::Tensor& lr, const std::optional<at::Tensor>& found_inf) {
   std::vector<at::Tensor> params, grads, exp_avgs, exp_avg_sqs, steps;
   for (auto& s : states_) {
     if (s.decay != decay || !s.param.grad().defined()) continue;
@@ -54,7 +54,7 @@ void Adam::update_group(bool decay, double lr, const std::optional<at::Tensor>& 
   }
 }
 
-void Adam::step(double lr, const std::optional<at::Tensor>& found_inf) {
+void Adam::step(const at::Tensor& lr, const std::optional<at::Tensor>& found_inf) {
   at::NoGradGuard no_grad;
   update_group(true, lr, found_inf);
   update_group(false, lr, found_inf);

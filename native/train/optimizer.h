@@ -27,10 +27,13 @@ class Adam {
   Adam(std::vector<std::pair<std::string, at::Tensor>> params, AdamOptions options);
 
   /**
-   * One update of every parameter that has a gradient. `found_inf` (fp16 loss scaling): a 1-element
-   * tensor; where it is non-zero the fused kernel leaves parameters and state untouched.
+   * One update of every parameter that has a gradient. `lr` is a 0-dim tensor on the parameters'
+   * device (fp32 on CUDA, as the fused kernel reads it; fp64 on the CPU, where it equals a double lr
+   * bit for bit), so a captured CUDA graph reads the current value instead of the one at capture.
+   * `found_inf`: a 1-element tensor; where it is non-zero the fused kernel leaves parameters and state
+   * untouched.
    */
-  void step(double lr, const std::optional<at::Tensor>& found_inf = std::nullopt);
+  void step(const at::Tensor& lr, const std::optional<at::Tensor>& found_inf = std::nullopt);
 
   std::vector<ParamState>& states() { return states_; }
   const AdamOptions& options() const { return options_; }
@@ -39,7 +42,7 @@ class Adam {
   static bool decays(const std::string& name, const at::Tensor& param);
 
  private:
-  void update_group(bool decay, double lr, const std::optional<at::Tensor>& found_inf);
+  void update_group(bool decay, const at::Tensor& lr, const std::optional<at::Tensor>& found_inf);
   std::vector<ParamState> states_;
   AdamOptions options_;
 };

@@ -52,6 +52,20 @@ Trainer::Trainer(model::Clip model, at::Device device, TrainerOptions options) :
   loss_sum_ = at::zeros({1}, stat);
   loss_count_ = at::zeros({1}, stat);
   non_finite_run_ = at::zeros({1}, stat);
+  // fp32 on CUDA, as the fused kernel reads a tensor lr; fp64 on the CPU, equal to a double lr.
+  lr_ = at::zeros({}, at::TensorOptions().dtype(device.is_cuda() ? at::kFloat : at::kDouble).device(device));
+  if (!options_.cuda_graph) {
+    graph_status_ = "off";
+  } else if (!device.is_cuda()) {
+    graph_status_ = "off: CUDA graphs need a CUDA device";
+  } else if (options_.accumulate != 1) {
+    graph_status_ = "off: CUDA graphs need accumulate 1";
+  } else if (!runtime::CudaGraph::available()) {
+    graph_status_ = "off: this build has no CUDA graph support";
+  } else {
+    graph_enabled_ = true;
+    graph_status_ = "warming up";
+  }
 }
 
 bool Trainer::is_frozen(const std::string& name) const {
@@ -83,39 +97,30 @@ StepResult Trainer::step(const at::Tensor& images_in, const at::Tensor& tokens_i
   set_modes();
   model_->check_images(images_in);
   model_->check_tokens(tokens_in);
-  const at::Tensor images = images_in.to(device_, /*non_blocking=*/true);
-  const at::Tensor tokens = tokens_in.to(device_, /*non_blocking=*/true);
-  if (images.size(0) != tokens.size(0))
-    throw std::invalid_argument("a batch needs as many token rows as images: got " + std::to_string(images.size(0)) + " images and " +
-                                std::to_string(tokens.size(0)) + " texts");
-  if (labels && labels->numel() != images.size(0))
+  if (images_in.size(0) != tokens_in.size(0))
+    throw std::invalid_argument("a batch needs as many token rows as images: got " + std::to_string(images_in.size(0)) + " images and " +
+                                std::to_string(tokens_in.size(0)) + " texts");
+  if (labels && labels->numel() != images_in.size(0))
     throw std::invalid_argument("labels must hold one entry per image: got " + std::to_string(labels->numel()));
-
-  at::Tensor loss;
-  {
-    model::AutocastGuard autocast(device_.type(), options_.precision);
-    model::Logits logits = model_->forward(images, tokens);
-    loss = contrastive_loss(logits.per_image, logits.per_text, labels);
-  }
-  StepResult result;
-  // Everything below stays on the device: a non-finite loss is not tested on the host but turned into
-  // a flag that makes the fused optimizer skip the update, as the fp16 scaler does for gradients.
-  at::Tensor non_finite;
   {
     at::NoGradGuard no_grad;
-    const at::Tensor value = loss.detach().reshape({1});
-    non_finite = at::logical_not(at::isfinite(value)).to(at::kFloat);
-    loss_sum_.add_(at::where(non_finite > 0, at::zeros_like(value), value));
-    loss_count_.add_(1.0 - non_finite);
-    non_finite_run_.add_(1.0).mul_(non_finite);
-    pending_non_finite_ = pending_non_finite_.defined() ? at::maximum(pending_non_finite_, non_finite) : non_finite;
+    lr_.fill_(lr);
   }
-  at::Tensor to_backward = options_.accumulate > 1 ? loss / static_cast<double>(options_.accumulate) : loss;
-  if (scaler_) to_backward = scaler_->scale(to_backward);
-  to_backward.backward();
+  if (GraphedStep* graph = graph_for(images_in, tokens_in, labels)) return replay(*graph, images_in, tokens_in, labels, read_back);
+  const at::Tensor images = images_in.to(device_, /*non_blocking=*/true);
+  const at::Tensor tokens = tokens_in.to(device_, /*non_blocking=*/true);
+  std::optional<at::Tensor> device_labels;
+  if (labels) device_labels = labels->to(device_, /*non_blocking=*/true);
+  return eager_step(images, tokens, device_labels, read_back);
+}
+
+StepResult Trainer::eager_step(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels, bool read_back) {
+  const at::Tensor loss = forward_backward(images, tokens, labels);
+  record_loss(loss);
   ++counters_.micro_steps;
   ++micro_in_group_;
-  if (micro_in_group_ == options_.accumulate) apply_update(lr, read_back, result);
+  StepResult result;
+  if (micro_in_group_ == options_.accumulate) apply_update(read_back, result);
   // Read last, once the update is queued: the device works on it while the host waits.
   if (read_back) {
     result.read = true;
@@ -124,45 +129,217 @@ StepResult Trainer::step(const at::Tensor& images_in, const at::Tensor& tokens_i
   return result;
 }
 
+at::Tensor Trainer::forward_backward(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels) {
+  at::Tensor loss;
+  {
+    model::AutocastGuard autocast(device_.type(), options_.precision);
+    model::Logits logits = model_->forward(images, tokens);
+    loss = contrastive_loss(logits.per_image, logits.per_text, labels);
+  }
+  at::Tensor to_backward = options_.accumulate > 1 ? loss / static_cast<double>(options_.accumulate) : loss;
+  if (scaler_) to_backward = scaler_->scale(to_backward);
+  to_backward.backward();
+  return loss.detach();
+}
+
+void Trainer::record_loss(const at::Tensor& loss) {
+  // Everything stays on the device: a non-finite loss is not tested on the host but turned into a flag
+  // that makes the fused optimizer skip the update, as the fp16 scaler does for gradients.
+  at::NoGradGuard no_grad;
+  const at::Tensor value = loss.reshape({1});
+  const at::Tensor non_finite = at::logical_not(at::isfinite(value)).to(at::kFloat);
+  loss_sum_.add_(at::where(non_finite > 0, at::zeros_like(value), value));
+  loss_count_.add_(1.0 - non_finite);
+  non_finite_run_.add_(1.0).mul_(non_finite);
+  pending_non_finite_ = pending_non_finite_.defined() ? at::maximum(pending_non_finite_, non_finite) : non_finite;
+}
+
 StepResult Trainer::flush(double lr, bool read_back) {
   StepResult result;
-  if (micro_in_group_ > 0) apply_update(lr, read_back, result);
+  if (micro_in_group_ == 0) return result;
+  {
+    at::NoGradGuard no_grad;
+    lr_.fill_(lr);
+  }
+  apply_update(read_back, result);
   return result;
 }
 
-void Trainer::apply_update(double lr, bool read_back, StepResult& result) {
+void Trainer::apply_update(bool read_back, StepResult& result) {
   micro_in_group_ = 0;
   result.boundary = true;
+  if (scaler_ && read_back) result.loss_scale = scaler_->scale_tensor().item<double>();
+  const DeviceUpdate update = update_on_device();
+  ++counters_.optimizer_steps;
+  if (read_back) {
+    result.skipped = update.found_inf.item<float>() != 0.0f;
+    if (update.grad_norm.defined()) result.grad_norm = update.grad_norm.item<double>();
+  }
+}
+
+Trainer::DeviceUpdate Trainer::update_on_device() {
   std::vector<at::Tensor> grads;
   for (auto& s : optimizer_->states()) {
     if (s.param.grad().defined()) grads.push_back(s.param.grad());
   }
-  at::Tensor found_inf = pending_non_finite_;
+  DeviceUpdate update;
+  update.found_inf = pending_non_finite_;
   pending_non_finite_ = at::Tensor();
-  if (scaler_) {
-    if (read_back) result.loss_scale = scaler_->scale_tensor().item<double>();
-    found_inf = at::maximum(found_inf, scaler_->unscale(grads));
-  }
-  at::Tensor grad_norm;
+  if (scaler_) update.found_inf = at::maximum(update.found_inf, scaler_->unscale(grads));
   if (options_.grad_clip_norm > 0 && !grads.empty()) {
     at::NoGradGuard no_grad;
-    grad_norm = at::stack(at::_foreach_norm(grads, 2)).norm(2);
-    at::Tensor coef = (options_.grad_clip_norm / (grad_norm + 1e-6)).clamp_max(1.0);
+    update.grad_norm = at::stack(at::_foreach_norm(grads, 2)).norm(2);
+    at::Tensor coef = (options_.grad_clip_norm / (update.grad_norm + 1e-6)).clamp_max(1.0);
     at::_foreach_mul_(grads, coef);
   }
-  optimizer_->step(lr, found_inf);
-  if (scaler_) scaler_->update(found_inf);
+  optimizer_->step(lr_, update.found_inf);
+  if (scaler_) scaler_->update(update.found_inf);
   {
     at::NoGradGuard no_grad;
-    skipped_.add_(found_inf);
+    skipped_.add_(update.found_inf);
     if (options_.clamp_logit_scale) model_->logit_scale.clamp_(0.0, std::log(100.0));
   }
-  ++counters_.optimizer_steps;
+  clear_gradients();
+  return update;
+}
+
+void Trainer::clear_gradients() {
   for (auto& s : optimizer_->states()) s.param.mutable_grad() = at::Tensor();
-  if (read_back) {
-    result.skipped = found_inf.item<float>() != 0.0f;
-    if (grad_norm.defined()) result.grad_norm = grad_norm.item<double>();
+}
+
+// ---- CUDA graph of the whole step ----------------------------------------------------------------
+
+namespace {
+
+// Eager steps with one batch shape before that shape is captured: the first steps pay for lazy
+// initialisation (cuBLAS/cuDNN handles, kernel selection), which must not happen during capture.
+constexpr int64_t kEagerStepsBeforeCapture = 3;
+
+std::string input_signature(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels) {
+  std::string sig = c10::str(images.sizes(), images.scalar_type(), tokens.sizes(), tokens.scalar_type());
+  if (labels) sig += c10::str("labels", labels->sizes(), labels->scalar_type());
+  return sig;
+}
+
+at::Tensor device_buffer(const at::Tensor& like, at::Device device) {
+  return at::empty(like.sizes(), like.options().device(device).memory_format(at::MemoryFormat::Contiguous));
+}
+
+}  // namespace
+
+struct Trainer::GraphedStep {
+  std::string signature;
+  runtime::CudaGraph graph;
+  at::Tensor images, tokens;          // static inputs: each replay reads what was copied here
+  std::optional<at::Tensor> labels;
+  at::Tensor loss, found_inf, grad_norm;  // static outputs of the last replay
+  std::vector<const void*> addresses;     // of every tensor the graph updates, at capture
+};
+
+Trainer::~Trainer() = default;
+
+std::string Trainer::graph_status() const {
+  std::lock_guard<std::mutex> lock(status_mutex_);
+  return graph_status_;
+}
+
+void Trainer::set_graph_status(std::string status) {
+  std::lock_guard<std::mutex> lock(status_mutex_);
+  graph_status_ = std::move(status);
+}
+
+std::vector<const void*> Trainer::storage_addresses() {
+  std::vector<const void*> out;
+  for (const auto& p : model_->parameters()) out.push_back(p.data_ptr());
+  for (const auto& b : model_->buffers()) out.push_back(b.data_ptr());
+  for (const auto& s : optimizer_->states()) {
+    out.push_back(s.exp_avg.data_ptr());
+    out.push_back(s.exp_avg_sq.data_ptr());
+    out.push_back(s.step.data_ptr());
   }
+  return out;
+}
+
+Trainer::GraphedStep* Trainer::graph_for(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels) {
+  if (!graph_enabled_) return nullptr;
+  const std::string signature = input_signature(images, tokens, labels);
+  if (graphed_) {
+    if (graphed_->signature != signature) return nullptr;  // e.g. an epoch's smaller last batch: eager
+    // A graph replays fixed addresses: if weights were replaced rather than updated in place, capture anew.
+    if (graphed_->addresses == storage_addresses()) return graphed_.get();
+    graphed_.reset();
+    last_signature_.clear();
+    set_graph_status("warming up (weights moved since the capture)");
+  }
+  same_signature_steps_ = signature == last_signature_ ? same_signature_steps_ + 1 : 1;
+  last_signature_ = signature;
+  if (same_signature_steps_ <= kEagerStepsBeforeCapture) return nullptr;
+  try {
+    return capture(signature, images, tokens, labels);
+  } catch (const std::exception& e) {
+    // Nothing ran: capture records kernels without executing them. Undo the host-side traces and go on
+    // eagerly for the rest of the run.
+    graphed_.reset();
+    pending_non_finite_ = at::Tensor();
+    clear_gradients();
+    graph_enabled_ = false;
+    set_graph_status(std::string("failed, running eagerly: ") + e.what());
+    return nullptr;
+  }
+}
+
+Trainer::GraphedStep* Trainer::capture(const std::string& signature, const at::Tensor& images, const at::Tensor& tokens,
+                                      const std::optional<at::Tensor>& labels) {
+  auto g = std::make_unique<GraphedStep>();
+  g->signature = signature;
+  g->images = device_buffer(images, device_);
+  g->tokens = device_buffer(tokens, device_);
+  g->images.copy_(images, /*non_blocking=*/true);
+  g->tokens.copy_(tokens, /*non_blocking=*/true);
+  if (labels) {
+    g->labels = device_buffer(*labels, device_);
+    g->labels->copy_(*labels, /*non_blocking=*/true);
+  }
+  auto warmup = [&] {
+    // The warm-up's forward and backward are thrown away; BatchNorm in eval mode keeps it from moving
+    // the running statistics.
+    for (auto& bn : model_->batch_norms()) bn->eval();
+    forward_backward(g->images, g->tokens, g->labels);
+    clear_gradients();
+    set_modes();
+  };
+  auto body = [&] {
+    g->loss = forward_backward(g->images, g->tokens, g->labels);
+    record_loss(g->loss);
+    DeviceUpdate update = update_on_device();
+    g->found_inf = update.found_inf;
+    g->grad_norm = update.grad_norm;
+  };
+  g->graph.capture(device_, warmup, body);
+  g->addresses = storage_addresses();
+  graphed_ = std::move(g);
+  set_graph_status("captured");
+  return graphed_.get();
+}
+
+StepResult Trainer::replay(GraphedStep& g, const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels,
+                           bool read_back) {
+  g.images.copy_(images, /*non_blocking=*/true);
+  g.tokens.copy_(tokens, /*non_blocking=*/true);
+  if (labels) g.labels->copy_(*labels, /*non_blocking=*/true);
+  StepResult result;
+  result.boundary = true;
+  if (scaler_ && read_back) result.loss_scale = scaler_->scale_tensor().item<double>();
+  g.graph.replay();
+  ++counters_.micro_steps;
+  ++counters_.optimizer_steps;
+  if (read_back) {
+    result.read = true;
+    result.loss = g.loss.item<double>();
+    result.skipped = g.found_inf.item<float>() != 0.0f;
+    if (g.grad_norm.defined()) result.grad_norm = g.grad_norm.item<double>();
+  }
+  return result;
 }
 
 TrainerStats Trainer::stats() const {

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <regex>
 #include <string>
@@ -13,6 +14,7 @@
 
 #include "model/clip.h"
 #include "model/precision.h"
+#include "runtime/cuda_graph.h"
 #include "train/grad_scaler.h"
 #include "train/optimizer.h"
 
@@ -29,6 +31,9 @@ struct TrainerOptions {
   std::vector<std::string> freeze;  // regular expressions over parameter names
   bool clamp_logit_scale = true;    // to [0, ln 100] after each step, as CLIP's training did
   GradScalerOptions scaler;
+  // On a CUDA device with accumulate 1: after a few eager steps with the same batch shape, capture the
+  // whole step (forward, loss, backward, clipping, optimizer, scaler) in a CUDA graph and replay it.
+  bool cuda_graph = false;
 };
 
 /**
@@ -62,6 +67,7 @@ struct TrainerStats {
 class Trainer {
  public:
   Trainer(model::Clip model, at::Device device, TrainerOptions options);
+  ~Trainer();
 
   StepResult step(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels, double lr, bool read_back);
   /** Applies the gradients of an incomplete accumulation group (at the end of an epoch); else nothing. */
@@ -81,11 +87,35 @@ class Trainer {
   const TrainerOptions& options() const { return options_; }
   int64_t trainable_parameters() const;
   int64_t frozen_parameters() const { return frozen_; }
+  /** Where the CUDA graph of the step stands ("off", "warming up", "captured", "failed: …", …). */
+  std::string graph_status() const;
 
  private:
+  // The device part of a step: kernels only, no host synchronisation, so it can be captured.
+  struct DeviceUpdate {
+    at::Tensor found_inf;  // [1] fp32: the update was skipped
+    at::Tensor grad_norm;  // 0-dim, when clipping
+  };
+  struct GraphedStep;
+
   void set_modes();
-  void apply_update(double lr, bool read_back, StepResult& result);
+  /** Forward under autocast, loss, backward of the (scaled) loss; returns the unscaled loss. */
+  at::Tensor forward_backward(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels);
+  /** Adds a loss to the device-side statistics and to the pending non-finite flag. */
+  void record_loss(const at::Tensor& loss);
+  /** Unscale, clip, optimizer step at lr_, scaler update, logit_scale clamp; frees the gradients. */
+  DeviceUpdate update_on_device();
+  void apply_update(bool read_back, StepResult& result);
+  void clear_gradients();
   bool is_frozen(const std::string& name) const;
+
+  StepResult eager_step(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels, bool read_back);
+  /** The graph for this batch's shapes when one is (or, now, can be) captured; else null. */
+  GraphedStep* graph_for(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels);
+  GraphedStep* capture(const std::string& signature, const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels);
+  StepResult replay(GraphedStep& graph, const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels, bool read_back);
+  std::vector<const void*> storage_addresses();
+  void set_graph_status(std::string status);
 
   model::Clip model_;
   at::Device device_;
@@ -97,8 +127,16 @@ class Trainer {
   // On the device, [1] fp32 each: they accumulate without host synchronisation.
   at::Tensor skipped_, loss_sum_, loss_count_, non_finite_run_;
   at::Tensor pending_non_finite_;  // any non-finite loss among the micro-batches of this optimizer step
+  at::Tensor lr_;                  // 0-dim on the device: the next update's learning rate
   int64_t micro_in_group_ = 0;
   int64_t frozen_ = 0;
+
+  std::unique_ptr<GraphedStep> graphed_;
+  std::string last_signature_;
+  int64_t same_signature_steps_ = 0;
+  bool graph_enabled_ = false;
+  mutable std::mutex status_mutex_;  // graph_status_ is read from the JS thread while a step runs
+  std::string graph_status_;
 };
 
 }  // namespace clip::train

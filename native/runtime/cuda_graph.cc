@@ -1,0 +1,84 @@
+#include "runtime/cuda_graph.h"
+
+#include <stdexcept>
+
+// Set CLIP_NATIVE_NO_CUDA_GRAPHS (e.g. CXXFLAGS=-DCLIP_NATIVE_NO_CUDA_GRAPHS) to build without them.
+#if defined(CLIP_NATIVE_WITH_CUDA) && !defined(CLIP_NATIVE_NO_CUDA_GRAPHS) && __has_include(<cuda_runtime_api.h>) && \
+    __has_include(<ATen/cuda/CUDAGraph.h>)
+#define CLIP_NATIVE_CUDA_GRAPHS 1
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+namespace clip::runtime {
+
+#ifdef CLIP_NATIVE_CUDA_GRAPHS
+
+struct CudaGraph::Impl {
+  std::unique_ptr<at::cuda::CUDAGraph> graph;
+  c10::Device device = c10::Device(c10::kCUDA, 0);
+};
+
+bool CudaGraph::available() { return true; }
+
+void CudaGraph::capture(c10::Device device, const std::function<void()>& warmup, const std::function<void()>& body) {
+  if (!device.is_cuda()) throw std::invalid_argument("CUDA graphs need a CUDA device, got " + device.str());
+  impl_->graph.reset();
+  c10::cuda::CUDAGuard device_guard(device);
+  // Capture must not happen on the default stream. It happens once, so plain synchronisation orders
+  // it after the work already queued (the copies into the graph's input buffers).
+  const c10::cuda::CUDAStream caller = c10::cuda::getCurrentCUDAStream();
+  const c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool();
+  auto graph = std::make_unique<at::cuda::CUDAGraph>();
+  caller.synchronize();
+  {
+    c10::cuda::CUDAStreamGuard stream_guard(side);
+    warmup();
+    side.synchronize();
+    graph->capture_begin();
+    try {
+      body();
+    } catch (...) {
+      // End the capture so the stream leaves capture mode; the half-recorded graph is discarded.
+      try {
+        graph->capture_end();
+      } catch (...) {
+      }
+      throw;
+    }
+    graph->capture_end();
+  }
+  side.synchronize();
+  impl_->graph = std::move(graph);
+  impl_->device = device;
+}
+
+void CudaGraph::replay() {
+  if (!impl_->graph) throw std::logic_error("CudaGraph::replay() before a successful capture()");
+  c10::cuda::CUDAGuard device_guard(impl_->device);
+  impl_->graph->replay();
+}
+
+bool CudaGraph::captured() const { return impl_->graph != nullptr; }
+
+#else
+
+struct CudaGraph::Impl {};
+
+bool CudaGraph::available() { return false; }
+
+void CudaGraph::capture(c10::Device, const std::function<void()>&, const std::function<void()>&) {
+  throw std::runtime_error("this build of clip-native has no CUDA graph support (it needs a LibTorch with CUDA and the CUDA headers)");
+}
+
+void CudaGraph::replay() { throw std::logic_error("CudaGraph::replay() before a successful capture()"); }
+
+bool CudaGraph::captured() const { return false; }
+
+#endif
+
+CudaGraph::CudaGraph() : impl_(std::make_unique<Impl>()) {}
+CudaGraph::~CudaGraph() = default;
+
+}  // namespace clip::runtime

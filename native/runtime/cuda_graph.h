@@ -1,0 +1,42 @@
+// One CUDA graph: records a piece of host code's kernels once and replays them with one launch.
+// LibTorch's CUDA graph API exists only where the addon is built against a LibTorch with CUDA and the
+// toolkit's headers; elsewhere available() is false and capture() throws.
+#pragma once
+#include <c10/core/Device.h>
+
+#include <functional>
+#include <memory>
+
+namespace clip::runtime {
+
+class CudaGraph {
+ public:
+  CudaGraph();
+  ~CudaGraph();
+  CudaGraph(const CudaGraph&) = delete;
+  CudaGraph& operator=(const CudaGraph&) = delete;
+
+  /** Whether this build can capture CUDA graphs at all. */
+  static bool available();
+
+  /**
+   * Records the kernels `body` launches on `device` into this graph, on a side stream (capture needs
+   * one). The kernels do not run: replay() runs them. The body must not synchronise with the host, and
+   * what it allocates comes from the graph's private memory pool, at the same addresses every replay.
+   * `warmup` runs first, for real, on the same thread and stream: cuBLAS and cuDNN create their
+   * handles and workspaces per thread and stream on first use, which must not happen mid-capture.
+   * On any error the capture is ended and discarded, and the error rethrown.
+   */
+  void capture(c10::Device device, const std::function<void()>& warmup, const std::function<void()>& body);
+
+  /** Runs the recorded kernels on the current stream of the capture's device. */
+  void replay();
+
+  bool captured() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace clip::runtime
