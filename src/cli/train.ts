@@ -46,6 +46,7 @@ export function registerTrain(program: Command): void {
     .option('--device <device>', 'auto, cpu, cuda or cuda:<n> (default auto)')
     .addOption(new Option('--precision <p>', 'auto: bf16 where supported, else fp32').choices(['auto', 'fp32', 'bf16', 'fp16']))
     .option('--drop-last', 'drop a last smaller batch')
+    .option('--cuda-graph', 'replay the train step as a CUDA graph (CUDA, accumulate 1; pair with --drop-last)')
     .option('--workers <n>', 'images decoded at once (default 4)', int)
     .option('--no-cache', 'do not cache preprocessed images')
     .option('--strict', 'fail on the first unreadable image instead of skipping it')
@@ -94,6 +95,7 @@ export function registerTrain(program: Command): void {
           epochsCompleted: result.epochsCompleted,
           optimizerSteps: result.optimizerSteps,
           skippedSteps: result.skippedSteps,
+          cudaGraph: result.cudaGraph,
           interrupted: result.interrupted,
           epochLosses: result.epochLosses,
           lastWeights: result.weights.at(-1),

@@ -51,6 +51,8 @@ export interface TrainConfig {
   /** 'auto': bf16 where the device supports it (CUDA, compute capability ≥ 8), else fp32. */
   precision: Precision | 'auto';
   dropLast: boolean;
+  /** Replay the train step as a CUDA graph (CUDA, accumulate 1); a smaller last batch runs eagerly. */
+  cudaGraph: boolean;
   workers: number;
   prefetch: number;
   cache: boolean;
@@ -100,6 +102,7 @@ export const DEFAULT_CONFIG: Omit<TrainConfig, 'data' | 'out'> = {
   device: 'auto',
   precision: 'auto',
   dropLast: false,
+  cudaGraph: false,
   workers: 4,
   prefetch: 2,
   cache: true,
@@ -169,6 +172,7 @@ const CHECKS: Record<keyof TrainConfig, Check> = {
   device: (v) => (typeof v === 'string' && /^(auto|cpu|cuda(:\d+)?)$/.test(v) ? undefined : 'must be auto, cpu, cuda or cuda:<n>'),
   precision: oneOf('auto', 'fp32', 'bf16', 'fp16'),
   dropLast: bool,
+  cudaGraph: bool,
   workers: positiveInt,
   prefetch: positiveInt,
   cache: bool,

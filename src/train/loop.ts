@@ -65,6 +65,8 @@ export interface TrainResult {
   epochsCompleted: number;
   optimizerSteps: number;
   skippedSteps: number;
+  /** Where the CUDA graph of the step stood at the end ('off' unless cudaGraph was asked for). */
+  cudaGraph: string;
   interrupted: boolean;
   lastLoss: number | undefined;
   epochLosses: number[];
@@ -202,6 +204,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     lockImage: config.lockImage,
     lockText: config.lockText,
     freeze: config.freeze,
+    cudaGraph: config.cudaGraph,
   });
 
   const resolved = { ...config, out, device, precision };
@@ -224,6 +227,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     epochsCompleted: state.position.epoch,
     optimizerSteps: trainer.optimizerSteps,
     skippedSteps: 0,
+    cudaGraph: 'off',
     interrupted: false,
     lastLoss: undefined,
     epochLosses: [],
@@ -383,5 +387,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   }
   result.optimizerSteps = trainer.optimizerSteps;
   result.skippedSteps = (await trainer.stats()).skippedSteps;
+  result.cudaGraph = trainer.cudaGraphStatus;
+  if (config.cudaGraph) say(`CUDA graph: ${result.cudaGraph}`);
   return result;
 }

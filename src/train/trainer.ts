@@ -22,6 +22,12 @@ export interface TrainerOptions {
   lockText?: boolean;
   /** Regular expressions over parameter names to freeze. */
   freeze?: string[];
+  /**
+   * On a CUDA device with accumulate 1: after 3 eager steps with one batch shape, record the whole step
+   * in a CUDA graph and replay it (one launch instead of thousands). Batches of another shape run
+   * eagerly; a failed capture falls back to eager steps. See `cudaGraphStatus`.
+   */
+  cudaGraph?: boolean;
 }
 
 export interface StepResult extends NativeStepResult {
@@ -69,6 +75,11 @@ export class Trainer {
   /** Optimizer steps and micro-batches so far, and those gathered towards the next step (host counters: free to read). */
   get counters(): { optimizerSteps: number; microSteps: number; pendingMicroBatches: number } {
     return this.native.counters();
+  }
+
+  /** Where the CUDA graph of the step stands: 'off…', 'warming up', 'captured' or 'failed, running eagerly: …'. */
+  get cudaGraphStatus(): string {
+    return this.native.info().cudaGraph;
   }
 
   /**
