@@ -1,15 +1,16 @@
 // Times the native train step (forward of both towers, loss, backward, optimizer step) on random
 // weights and a synthetic batch, as ../shared/measurements/h100-reference.md measures PyTorch.
 //
-//   node dist/bench/train-step.js --model ViT-B/32 --batch 256 --device cuda --precision bf16 [--steps 20] [--warmup 5] [--json]
+//   node dist/bench/train-step.js --model ViT-B/32 --batch 256 --device cuda --precision bf16 [--steps 20] [--warmup 5]
+//        [--cuda-graph] [--memory-format auto|channels_last|contiguous] [--sync-every-step] [--json]
 //
 // Prints images/s, ms/step, achieved TFLOP/s (from the reference's FLOP counts per image-text pair),
-// and the time from process start to the end of the first step.
+// peak GPU memory over the timed steps, and the time from process start to the end of the first step.
 import { parseArgs } from 'node:util';
 
 import { createModel } from '../src/model/model.js';
 import { architecture } from '../src/model/config.js';
-import { runtimeInfo } from '../src/native.js';
+import { cudaMemory, runtimeInfo } from '../src/native.js';
 import { createTrainer } from '../src/train/trainer.js';
 
 // FLOPs per image-text pair, forward + backward (PyTorch's FLOP counter, h100-reference.md).
@@ -25,6 +26,8 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '5' },
     json: { type: 'boolean', default: false },
     'sync-every-step': { type: 'boolean', default: false },
+    'cuda-graph': { type: 'boolean', default: false },
+    'memory-format': { type: 'string', default: 'auto' },
   },
 });
 
@@ -39,11 +42,21 @@ for (let i = 0; i < batch; i++) {
   tokens.data[i * 77 + 12] = 49407;
 }
 
-const model = await createModel(config, { seed: 0, device: values.device });
-const trainer = await createTrainer(model, { optimizer: 'adamw', lr: 1e-5, weightDecay: 0.1, precision: values.precision as 'fp32' | 'bf16' | 'fp16' });
+const memoryFormat = values['memory-format'] as 'auto' | 'channels_last' | 'contiguous';
+const model = await createModel(config, { seed: 0, device: values.device, memoryFormat });
+const trainer = await createTrainer(model, {
+  optimizer: 'adamw',
+  lr: 1e-5,
+  weightDecay: 0.1,
+  precision: values.precision as 'fp32' | 'bf16' | 'fp16',
+  cudaGraph: values['cuda-graph'],
+});
+const deviceIndex = values.device!.startsWith('cuda') ? Number(values.device!.split(':')[1] ?? 0) : -1;
 await trainer.step(images, tokens);
 const firstStepSeconds = performance.now() / 1000;
 for (let i = 1; i < Number(values.warmup); i++) await trainer.step(images, tokens);
+// The peak covers the timed steps only (a CUDA graph's pool included), not the warm-up's lazy setup.
+if (deviceIndex >= 0) cudaMemory(deviceIndex, true);
 const steps = Number(values.steps);
 const start = performance.now();
 let loss = 0;
@@ -58,6 +71,7 @@ const seconds = (performance.now() - start) / 1000;
 const msPerStep = (seconds / steps) * 1000;
 const imagesPerSecond = (batch * steps) / seconds;
 const gflop = GFLOP_PER_PAIR[values.model!];
+const memory = deviceIndex >= 0 ? cudaMemory(deviceIndex) : undefined;
 const result = {
   model: values.model,
   batch,
@@ -67,8 +81,12 @@ const result = {
   msPerStep: Math.round(msPerStep * 100) / 100,
   tflops: gflop ? Math.round(((gflop * imagesPerSecond) / 1000) * 10) / 10 : null,
   firstStepSeconds: Math.round(firstStepSeconds * 100) / 100,
+  peakGiB: memory?.available ? Math.round((memory.peakAllocatedBytes / 2 ** 30) * 100) / 100 : null,
+  peakReservedGiB: memory?.available ? Math.round((memory.peakReservedBytes / 2 ** 30) * 100) / 100 : null,
   loss,
   syncEveryStep: values['sync-every-step'],
+  cudaGraph: trainer.cudaGraphStatus,
+  memoryFormat,
   torch: runtimeInfo().torchVersion,
   gpu: runtimeInfo().devices[0]?.name ?? null,
 };
@@ -76,6 +94,7 @@ if (values.json) process.stdout.write(JSON.stringify(result) + '\n');
 else {
   process.stdout.write(
     `${result.model} batch ${batch} ${result.precision} on ${result.device}: ${result.imagesPerSecond} images/s, ${result.msPerStep} ms/step` +
-      `${result.tflops !== null ? `, ${result.tflops} TFLOP/s` : ''}, first step after ${result.firstStepSeconds} s\n`,
+      `${result.tflops !== null ? `, ${result.tflops} TFLOP/s` : ''}${result.peakGiB !== null ? `, peak ${result.peakGiB} GiB` : ''}` +
+      `, first step after ${result.firstStepSeconds} s; CUDA graph: ${result.cudaGraph}\n`,
   );
 }

@@ -29,6 +29,15 @@ export interface RuntimeInfo {
   devices: CudaDeviceInfo[];
 }
 
+/** The CUDA caching allocator's counts for one device; `available` is false without CUDA. */
+export interface CudaMemory {
+  available: boolean;
+  allocatedBytes: number;
+  reservedBytes: number;
+  peakAllocatedBytes: number;
+  peakReservedBytes: number;
+}
+
 export interface BuildInfo {
   buildPath: 'cmake-js' | 'node-gyp';
   builtAt: string;
@@ -100,6 +109,7 @@ export interface NativeTrainer {
 interface Addon {
   runtimeInfo(): RuntimeInfo;
   setThreads(n: number): void;
+  cudaMemory(device: number, resetPeak: boolean): CudaMemory;
   matmul(a: TensorData, b: TensorData): Promise<TensorData>;
   createModel(configJson: string, options: { seed: number; device: string; memoryFormat: string }): Promise<NativeModel>;
   loadModel(path: string, options: { device: string; strict: boolean; config?: string; memoryFormat: string }): Promise<NativeLoadResult>;
@@ -142,6 +152,11 @@ export function buildInfo(): BuildInfo | undefined {
 
 export function runtimeInfo(): RuntimeInfo {
   return native().runtimeInfo();
+}
+
+/** Memory held by the CUDA caching allocator on `device`; `resetPeak` starts the peaks anew after reading. */
+export function cudaMemory(device = 0, resetPeak = false): CudaMemory {
+  return native().cudaMemory(device, resetPeak);
 }
 
 export function setThreads(n: number): void {

@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 
 import { readSafetensors } from '../src/io/safetensors-header.js';
 import { loadModel } from '../src/model/model.js';
-import { runtimeInfo } from '../src/native.js';
+import { cudaMemory, runtimeInfo } from '../src/native.js';
 import { createTrainer } from '../src/train/trainer.js';
 import { fixture } from './helpers/fixtures.js';
 import { assertAllClose } from './helpers/tensors.js';
@@ -148,6 +148,20 @@ describe('CUDA', () => {
       });
     }
   }
+
+  test('cudaMemory reports the allocator: a peak at least the current use, reset to it on request', async (t) => {
+    if (!cuda) return t.skip(SKIP);
+    const model = await loadModel(fixture('models', 'tiny_vit.safetensors'), { device: 'cuda' });
+    const { images, tokens } = await goldenBatch('tiny_vit');
+    await model.forward(images, tokens);
+    const before = cudaMemory(0, true);
+    assert.equal(before.available, true);
+    assert.ok(before.allocatedBytes > 0 && before.peakAllocatedBytes >= before.allocatedBytes && before.reservedBytes >= before.allocatedBytes);
+    const after = cudaMemory(0);
+    // The forward's activations were freed: its peak lies above what stays allocated, to which the reset brought the peak.
+    assert.ok(after.peakAllocatedBytes < before.peakAllocatedBytes, `peak ${after.peakAllocatedBytes} after the reset, ${before.peakAllocatedBytes} before`);
+    assert.ok(after.peakAllocatedBytes >= after.allocatedBytes);
+  });
 
   test('a CUDA device that does not exist is a JS error, not a crash', async (t) => {
     if (!cuda) return t.skip(SKIP);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { matmul } from '../src/native.js';
+import { cudaMemory, matmul, runtimeInfo } from '../src/native.js';
 
 test('tensors cross the boundary both ways and the op runs natively', async () => {
   const a = { data: new Float32Array([1, 2, 3, 4, 5, 6]), shape: [2, 3] };
@@ -44,4 +44,10 @@ test('outputs own their memory: results survive garbage collection of the inputs
   }
   assert.equal(last![0], 49);
   assert.equal(last![64 * 64 - 1], 49);
+});
+
+test('cudaMemory answers without a GPU (unavailable, zeros) and refuses a non-numeric device', (t) => {
+  if (runtimeInfo().cudaAvailable) return t.skip('a GPU is visible: test/cuda.test.ts checks the real counts');
+  assert.deepEqual(cudaMemory(0, true), { available: false, allocatedBytes: 0, reservedBytes: 0, peakAllocatedBytes: 0, peakReservedBytes: 0 });
+  assert.throws(() => (cudaMemory as unknown as (d: unknown) => unknown)('cuda'), /device must be a CUDA device index/);
 });

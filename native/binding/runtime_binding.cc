@@ -37,6 +37,22 @@ Napi::Value RuntimeInfoJs(const Napi::CallbackInfo& info) {
   });
 }
 
+// cudaMemory(device, resetPeak) → {available, allocatedBytes, reservedBytes, peakAllocatedBytes, peakReservedBytes}
+Napi::Value CudaMemoryJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "cudaMemory(device, resetPeak): device must be a CUDA device index");
+    const CudaMemory m = cuda_memory(info[0].As<Napi::Number>().Int32Value(), info.Length() > 1 && info[1].ToBoolean().Value());
+    auto out = Napi::Object::New(env);
+    out.Set("available", m.available);
+    out.Set("allocatedBytes", static_cast<double>(m.allocated));
+    out.Set("reservedBytes", static_cast<double>(m.reserved));
+    out.Set("peakAllocatedBytes", static_cast<double>(m.peak_allocated));
+    out.Set("peakReservedBytes", static_cast<double>(m.peak_reserved));
+    return out;
+  });
+}
+
 Napi::Value SetThreadsJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value {
@@ -62,6 +78,7 @@ Napi::Value MatmulJs(const Napi::CallbackInfo& info) {
 
 void RegisterRuntime(Napi::Env env, Napi::Object exports) {
   exports.Set("runtimeInfo", Napi::Function::New(env, RuntimeInfoJs, "runtimeInfo"));
+  exports.Set("cudaMemory", Napi::Function::New(env, CudaMemoryJs, "cudaMemory"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreadsJs, "setThreads"));
   exports.Set("matmul", Napi::Function::New(env, MatmulJs, "matmul"));
 }

@@ -8,6 +8,7 @@
 // toolkit's headers still builds, listing devices without their properties.
 #if defined(CLIP_NATIVE_WITH_CUDA) && __has_include(<cuda_runtime_api.h>)
 #define CLIP_NATIVE_CUDA_PROPERTIES 1
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <cuda_runtime_api.h>
 #endif
 
@@ -39,6 +40,26 @@ RuntimeInfo runtime_info() {
     }
   }
   return info;
+}
+
+CudaMemory cuda_memory(int device, bool reset_peak) {
+  CudaMemory memory;
+#ifdef CLIP_NATIVE_CUDA_PROPERTIES
+  if (!torch::cuda::is_available() || device < 0 || device >= static_cast<int>(torch::cuda::device_count())) return memory;
+  const auto index = static_cast<c10::DeviceIndex>(device);
+  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(index);
+  constexpr size_t kAggregate = 0;  // StatType::AGGREGATE: every pool together
+  memory.available = true;
+  memory.allocated = stats.allocated_bytes[kAggregate].current;
+  memory.reserved = stats.reserved_bytes[kAggregate].current;
+  memory.peak_allocated = stats.allocated_bytes[kAggregate].peak;
+  memory.peak_reserved = stats.reserved_bytes[kAggregate].peak;
+  if (reset_peak) c10::cuda::CUDACachingAllocator::resetPeakStats(index);
+#else
+  (void)device;
+  (void)reset_peak;
+#endif
+  return memory;
 }
 
 }  // namespace clip

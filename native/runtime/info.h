@@ -26,4 +26,13 @@ struct RuntimeInfo {
 
 RuntimeInfo runtime_info();
 
+/** The CUDA caching allocator's byte counts for one device (all zero where this build cannot read them). */
+struct CudaMemory {
+  bool available = false;
+  int64_t allocated = 0, reserved = 0, peak_allocated = 0, peak_reserved = 0;
+};
+
+/** Reads the counts, then, with `reset_peak`, starts the peaks anew from the current values. */
+CudaMemory cuda_memory(int device, bool reset_peak);
+
 }  // namespace clip
