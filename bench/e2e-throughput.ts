@@ -3,7 +3,7 @@
 // the train step alone on a synthetic batch of the same shape, in the same process.
 //
 //   node dist/bench/e2e-throughput.js [--model ViT-B/32 | tiny.json] [--batch 64] [--images 512]
-//        [--device cpu|cuda] [--precision fp32|bf16] [--write bench/results/e2e-throughput.md]
+//        [--device cpu|cuda] [--precision fp32|bf16] [--cuda-graph] [--write bench/results/e2e-throughput.md]
 import { promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,6 +28,7 @@ const { values } = parseArgs({
     precision: { type: 'string', default: 'fp32' },
     steps: { type: 'string', default: '10' },
     write: { type: 'string' },
+    'cuda-graph': { type: 'boolean', default: false },
   },
 });
 
@@ -40,10 +41,11 @@ const config: ClipConfig = values.model === 'tiny' ? TINY : values.model!.endsWi
 const batch = Number(values.batch);
 const count = Number(values.images);
 const precision = values.precision as 'fp32' | 'bf16';
+const cudaGraph = values['cuda-graph'];
 const fixtures = process.env.CLIP_NATIVE_FIXTURES ?? path.resolve(repoRoot, '..', 'shared', 'fixtures');
 
 async function makeDataset(dir: string): Promise<void> {
-  const photos = ['astronaut.png', 'chelsea.png', 'coffee.png', 'rocket.png'];
+  const photos = ['astronaut.jpg', 'chelsea.jpg', 'coffee.jpg', 'rocket.jpg'];
   const classes = ['astronaut', 'cat', 'coffee', 'rocket'];
   const lines: string[] = [];
   for (let i = 0; i < count; i++) {
@@ -59,19 +61,23 @@ async function makeDataset(dir: string): Promise<void> {
   await fs.writeFile(path.join(dir, 'meta', 'test.txt'), lines.slice(0, 8).join('\n') + '\n');
 }
 
+let stepGraphStatus = 'off';
+
 async function stepAlone(): Promise<number> {
   const r = config.image_resolution;
   const pixels = { data: new Uint8Array(batch * r * r * 3).map((_, i) => (i * 7919) % 256), shape: [batch, r, r, 3] };
   const tokens = { data: new Int32Array(batch * 77), shape: [batch, 77] };
   for (let i = 0; i < batch; i++) tokens.data.set([49406, 320, 1125, 539, 320, 2368 + (i % 4), 49407], i * 77);
   const model = await createModel(config, { seed: 0, device: values.device });
-  const trainer = await createTrainer(model, { optimizer: 'adamw', lr: 1e-5, precision });
-  await trainer.step(pixels, tokens);
+  const trainer = await createTrainer(model, { optimizer: 'adamw', lr: 1e-5, precision, cudaGraph });
+  for (let i = 0; i < 5; i++) await trainer.step(pixels, tokens);  // past the CUDA graph's capture
   const steps = Number(values.steps);
   const start = performance.now();
   for (let i = 0; i < steps; i++) await trainer.stepWithInfo(pixels, tokens, undefined, { readLoss: i === steps - 1 });
+  const seconds = (performance.now() - start) / 1000;
+  stepGraphStatus = trainer.cudaGraphStatus;
   model.dispose();
-  return (batch * steps) / ((performance.now() - start) / 1000);
+  return (batch * steps) / seconds;
 }
 
 const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'clip-e2e-bench-'));
@@ -80,7 +86,7 @@ try {
   const modelFile = path.join(tmp, 'model.json');
   await fs.writeFile(modelFile, JSON.stringify(config));
   const epochs: Array<{ epoch: number; seconds: number; batches: number }> = [];
-  await train({
+  const run = await train({
     data: path.join(tmp, 'data'),
     model: modelFile,
     init: 'random',
@@ -93,6 +99,7 @@ try {
     device: values.device,
     precision,
     dropLast: true,
+    cudaGraph,
     logEvery: 1_000_000,
     checkpointEvery: 0,
     cacheDir: path.join(tmp, 'crops'),
@@ -115,6 +122,7 @@ try {
     `- date: ${new Date().toISOString()}`,
     `- machine: ${os.availableParallelism()} CPUs (${cpu})${gpu ? `, ${gpu}` : ''}; Node ${process.version}; LibTorch ${runtimeInfo().torchVersion}`,
     `- model: ${values.model} (${config.image_resolution}px), batch ${batch}, ${count} JPEGs (320–800 px wide), ${values.device}, ${precision}`,
+    `- CUDA graph: run ${run.cudaGraph}; step alone ${stepGraphStatus}`,
     '',
     '| pipeline | images/s |',
     '|---|---:|',

@@ -1,39 +1,65 @@
 #!/usr/bin/env bash
 # The GPU checks and benchmarks, run ON the GPU machine from the project root (carry .device and dist;
-# prepare them with scripts/pack-device.sh). Everything it measures lands in $OUT/ and on stdout:
-#   doctor.json        issue 2: the addon built against the machine's CUDA LibTorch
-#   gpu-parity.json    issue 4: CUDA fp32 parity with the reference goldens, bf16 within 1e-2
-#   cuda-tests.txt     test/cuda.test.ts: parity, bf16 drift, CPU-vs-GPU Adam losses, bf16/fp16 training
-#   train-step.jsonl   issue 8: native train step, ViT-B/32 and RN50 at batch 32 and 256 (bf16)
-#   hf-peer.jsonl      issue 8: Hugging Face CLIPModel (ViT-B/32 config, SDPA, bf16, fused Adam), same run
+# prepare them with scripts/pack-device.sh). Results stream into $OUT/ as they come, most wanted first,
+# each command under its own time limit so one hang cannot cost the rest:
+#   build.txt          the addon built against the machine's CUDA LibTorch (with CUDA graphs, else without)
+#   doctor.json        issue 2: `clip-native doctor --json` there
+#   train-step.jsonl   issue 8: native train step, ViT-B/32 and RN50 at batch 32 and 256 (bf16), eager and
+#                      CUDA graph; then the sync-every-step lever
+#   hf-peer.jsonl      issue 8: Hugging Face CLIPModel (ViT-B/32 config, SDPA, bf16, fused AdamW), same run
+#   gpu-parity.json    issue 4: CUDA fp32 parity with the reference goldens, bf16 drift
+#   cuda-tests.txt     test/cuda.test.ts: parity, CPU-vs-GPU Adam, graph-vs-eager steps, bf16/fp16 training
 #   short-runs.jsonl   issue 6: ViT-B/32 and RN50 from random weights, batch 128, bf16 and fp16, 200 steps
+#   e2e.md             issue 8: a run from JPEG files, cache warm, vs the step alone (ViT-B/32, batch 256)
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
+start=$(date +%s)
+stamp() { echo "== $(( $(date +%s) - start )) s: $*"; }
 source .device/enter.sh || exit 1
 [ -d node_modules ] || tar xJf .device/node_modules.tar.xz
-mkdir -p /tmp/fixtures && tar xf .device/fixtures.tar -C /tmp/fixtures
+mkdir -p /tmp/fixtures && tar xJf .device/fixtures.tar.xz -C /tmp/fixtures
 export CLIP_NATIVE_FIXTURES=/tmp/fixtures
-start=$(date +%s)
-node scripts/build-native.mjs 2>&1 | tail -4
-# doctor() directly: the CLI entry also loads sharp, which is not carried (no images are decoded here).
-node --input-type=module -e "import('./dist/src/doctor.js').then((m) => console.log(JSON.stringify(m.doctor(), null, 2)))" | tee "$OUT/doctor.json"
-node dist/bench/gpu-parity.js | tee "$OUT/gpu-parity.json"
-node --test dist/test/cuda.test.js 2>&1 | tee "$OUT/cuda-tests.txt" | grep -E "^# (tests|pass|fail|skipped)|^not ok|# (tiny|SKIP)"
+export CLIP_NATIVE_JOBS=16
+
+stamp build
+if ! timeout 300 node scripts/build-native.mjs > "$OUT/build.txt" 2>&1; then
+  # CUDA graph code is compiled only here; should it not compile, everything else still gets measured.
+  echo "build failed; rebuilding without CUDA graphs" | tee -a "$OUT/build.txt"
+  rm -rf build
+  CXXFLAGS=-DCLIP_NATIVE_NO_CUDA_GRAPHS timeout 300 node scripts/build-native.mjs >> "$OUT/build.txt" 2>&1 || { tail -40 "$OUT/build.txt"; exit 1; }
+fi
+tail -3 "$OUT/build.txt"
+timeout 60 node dist/src/cli/main.js doctor --json | tee "$OUT/doctor.json"
+
+step() { timeout 180 node dist/bench/train-step.js --device cuda --precision bf16 --json "$@" | tee -a "$OUT/train-step.jsonl"; }
 for model in ViT-B/32 RN50; do
   for batch in 32 256; do
-    node dist/bench/train-step.js --model "$model" --batch "$batch" --device cuda --precision bf16 --json | tee -a "$OUT/train-step.jsonl"
+    stamp "train step $model batch $batch"
+    step --model "$model" --batch "$batch"
+    step --model "$model" --batch "$batch" --cuda-graph
   done
 done
-# Lever check: the same step reading the loss back every step (a host synchronisation per step).
-node dist/bench/train-step.js --model ViT-B/32 --batch 32 --device cuda --precision bf16 --sync-every-step --json | tee -a "$OUT/train-step.jsonl"
+stamp "HF peer"
 for batch in 32 256; do
-  python3 bench/hf_peer.py --batch "$batch" | tee -a "$OUT/hf-peer.jsonl"
+  timeout 180 python3 bench/hf_peer.py --batch "$batch" | tee -a "$OUT/hf-peer.jsonl"
 done
+stamp "parity"
+timeout 120 node dist/bench/gpu-parity.js | tee "$OUT/gpu-parity.json"
+stamp "CUDA tests"
+timeout 300 node --test dist/test/cuda.test.js > "$OUT/cuda-tests.txt" 2>&1
+grep -E "^# (tests|pass|fail|skipped)|^not ok|# (tiny|SKIP)" "$OUT/cuda-tests.txt"
+stamp "levers"
+step --model ViT-B/32 --batch 32 --sync-every-step
+step --model RN50 --batch 256 --memory-format contiguous
+stamp "short runs"
 for model in ViT-B/32 RN50; do
   for precision in bf16 fp16; do
-    node dist/bench/train-step.js --model "$model" --batch 128 --device cuda --precision "$precision" --warmup 1 --steps 200 --json | tee -a "$OUT/short-runs.jsonl"
+    timeout 180 node dist/bench/train-step.js --model "$model" --batch 128 --device cuda --precision "$precision" --warmup 1 --steps 200 --json | tee -a "$OUT/short-runs.jsonl"
   done
 done
+stamp "end to end"
+timeout 300 node dist/bench/e2e-throughput.js --model ViT-B/32 --batch 256 --images 2048 --device cuda --precision bf16 --write "$OUT/e2e.md" > /dev/null 2>&1
+cat "$OUT/e2e.md" 2>/dev/null
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv | tee "$OUT/nvidia-smi.csv"
-echo "total $(( $(date +%s) - start )) s"
+stamp done

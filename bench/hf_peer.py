@@ -41,6 +41,7 @@ first = time.perf_counter() - start
 for _ in range(args.warmup - 1):
     step()
 torch.cuda.synchronize()
+torch.cuda.reset_peak_memory_stats()  # the peak of the timed steps, as train-step.js reports it
 t0 = time.perf_counter()
 for _ in range(args.steps):
     loss = step()
