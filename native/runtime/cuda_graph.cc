@@ -1,6 +1,9 @@
 #include "runtime/cuda_graph.h"
 
+#include <cstdlib>
+#include <cstring>
 #include <stdexcept>
+#include <string>
 
 // Set CLIP_NATIVE_NO_CUDA_GRAPHS (e.g. CXXFLAGS=-DCLIP_NATIVE_NO_CUDA_GRAPHS) to build without them.
 #if defined(CLIP_NATIVE_WITH_CUDA) && !defined(CLIP_NATIVE_NO_CUDA_GRAPHS) && __has_include(<cuda_runtime_api.h>) && \
@@ -13,16 +16,38 @@
 
 namespace clip::runtime {
 
-#ifdef CLIP_NATIVE_CUDA_GRAPHS
-
 struct CudaGraph::Impl {
+  std::function<void()> emulated_body;
+#ifdef CLIP_NATIVE_CUDA_GRAPHS
   std::unique_ptr<at::cuda::CUDAGraph> graph;
   c10::Device device = c10::Device(c10::kCUDA, 0);
+#endif
 };
 
+CudaGraph::CudaGraph() : impl_(std::make_unique<Impl>()) {}
+CudaGraph::~CudaGraph() = default;
+
+bool CudaGraph::emulated() {
+  static const bool on = [] {
+    const char* value = std::getenv("CLIP_NATIVE_EMULATE_CUDA_GRAPHS");
+    return value != nullptr && std::strcmp(value, "1") == 0;
+  }();
+  return on;
+}
+
+#ifdef CLIP_NATIVE_CUDA_GRAPHS
 bool CudaGraph::available() { return true; }
+#else
+bool CudaGraph::available() { return false; }
+#endif
 
 void CudaGraph::capture(c10::Device device, const std::function<void()>& warmup, const std::function<void()>& body) {
+  if (emulated()) {
+    warmup();
+    impl_->emulated_body = body;
+    return;
+  }
+#ifdef CLIP_NATIVE_CUDA_GRAPHS
   if (!device.is_cuda()) throw std::invalid_argument("CUDA graphs need a CUDA device, got " + device.str());
   impl_->graph.reset();
   c10::cuda::CUDAGuard device_guard(device);
@@ -52,33 +77,34 @@ void CudaGraph::capture(c10::Device device, const std::function<void()>& warmup,
   side.synchronize();
   impl_->graph = std::move(graph);
   impl_->device = device;
+#else
+  (void)device;
+  (void)warmup;
+  (void)body;
+  throw std::runtime_error("this build of clip-native has no CUDA graph support (it needs a LibTorch with CUDA and the CUDA headers)");
+#endif
 }
 
 void CudaGraph::replay() {
-  if (!impl_->graph) throw std::logic_error("CudaGraph::replay() before a successful capture()");
-  c10::cuda::CUDAGuard device_guard(impl_->device);
-  impl_->graph->replay();
-}
-
-bool CudaGraph::captured() const { return impl_->graph != nullptr; }
-
-#else
-
-struct CudaGraph::Impl {};
-
-bool CudaGraph::available() { return false; }
-
-void CudaGraph::capture(c10::Device, const std::function<void()>&, const std::function<void()>&) {
-  throw std::runtime_error("this build of clip-native has no CUDA graph support (it needs a LibTorch with CUDA and the CUDA headers)");
-}
-
-void CudaGraph::replay() { throw std::logic_error("CudaGraph::replay() before a successful capture()"); }
-
-bool CudaGraph::captured() const { return false; }
-
+  if (impl_->emulated_body) {
+    impl_->emulated_body();
+    return;
+  }
+#ifdef CLIP_NATIVE_CUDA_GRAPHS
+  if (impl_->graph) {
+    c10::cuda::CUDAGuard device_guard(impl_->device);
+    impl_->graph->replay();
+    return;
+  }
 #endif
+  throw std::logic_error("CudaGraph::replay() before a successful capture()");
+}
 
-CudaGraph::CudaGraph() : impl_(std::make_unique<Impl>()) {}
-CudaGraph::~CudaGraph() = default;
+bool CudaGraph::captured() const {
+#ifdef CLIP_NATIVE_CUDA_GRAPHS
+  if (impl_->graph) return true;
+#endif
+  return static_cast<bool>(impl_->emulated_body);
+}
 
 }  // namespace clip::runtime

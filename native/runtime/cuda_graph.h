@@ -1,6 +1,10 @@
 // One CUDA graph: records a piece of host code's kernels once and replays them with one launch.
 // LibTorch's CUDA graph API exists only where the addon is built against a LibTorch with CUDA and the
 // toolkit's headers; elsewhere available() is false and capture() throws.
+//
+// Test hook: with CLIP_NATIVE_EMULATE_CUDA_GRAPHS=1 in the environment, capture() runs the warm-up and
+// keeps the body, and replay() calls the body, on any device. What a graph cannot tell apart from that
+// (fixed buffers, values read at replay, the host-side bookkeeping around it) is then tested on a CPU.
 #pragma once
 #include <c10/core/Device.h>
 
@@ -16,8 +20,10 @@ class CudaGraph {
   CudaGraph(const CudaGraph&) = delete;
   CudaGraph& operator=(const CudaGraph&) = delete;
 
-  /** Whether this build can capture CUDA graphs at all. */
+  /** Whether this build can capture CUDA graphs on a CUDA device. */
   static bool available();
+  /** Whether CLIP_NATIVE_EMULATE_CUDA_GRAPHS=1 is set (read once). */
+  static bool emulated();
 
   /**
    * Records the kernels `body` launches on `device` into this graph, on a side stream (capture needs
@@ -25,7 +31,8 @@ class CudaGraph {
    * what it allocates comes from the graph's private memory pool, at the same addresses every replay.
    * `warmup` runs first, for real, on the same thread and stream: cuBLAS and cuDNN create their
    * handles and workspaces per thread and stream on first use, which must not happen mid-capture.
-   * On any error the capture is ended and discarded, and the error rethrown.
+   * On any error the capture is ended and discarded, and the error rethrown. Emulated, `body` is kept
+   * and must stay callable as long as this graph.
    */
   void capture(c10::Device device, const std::function<void()>& warmup, const std::function<void()>& body);
 

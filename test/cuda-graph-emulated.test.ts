@@ -1,0 +1,65 @@
+// The CUDA-graph path of the train step, on a CPU: CLIP_NATIVE_EMULATE_CUDA_GRAPHS=1 makes "capture"
+// keep the step's body and "replay" call it, so everything around a real graph (fixed input buffers,
+// the lr read at replay, outputs read from the last replay, counters, statistics, a smaller batch run
+// eagerly between replays, checkpoints) runs here. test/cuda.test.ts repeats the comparison with real
+// graphs on a GPU.
+process.env.CLIP_NATIVE_EMULATE_CUDA_GRAPHS = '1';
+
+import assert from 'node:assert/strict';
+import os from 'node:os';
+import path from 'node:path';
+import { promises as fs } from 'node:fs';
+import { describe, test } from 'node:test';
+
+import { createTrainer } from '../src/train/trainer.js';
+import { loadModel } from '../src/model/model.js';
+import { readSafetensors } from '../src/io/safetensors-header.js';
+import { fixture } from './helpers/fixtures.js';
+import { assertRunsAgree, runScriptedSteps } from './helpers/graph-steps.js';
+
+describe('CUDA graph step, emulated on the CPU', () => {
+  for (const [name, precision] of [['tiny_vit', 'fp32'], ['tiny_rn', 'fp32'], ['tiny_vit', 'bf16']] as const) {
+    test(`${name} ${precision}: graph steps equal eager steps bit for bit`, async () => {
+      const eager = await runScriptedSteps(name, { device: 'cpu', precision, cudaGraph: false });
+      const graphed = await runScriptedSteps(name, { device: 'cpu', precision, cudaGraph: true });
+      assert.deepEqual(eager.statuses, Array(10).fill('off'));
+      // Three eager steps of the full batch, then capture and replays; the smaller 6th batch runs eagerly.
+      assert.deepEqual(graphed.statuses, [...Array(3).fill('warming up'), ...Array(7).fill('captured (emulated)')]);
+      assertRunsAgree(graphed, eager, 0, `${name} ${precision}`);
+    });
+  }
+
+  test('accumulation turns the graph off, and says why', async () => {
+    const trainer = await createTrainer(await loadModel(fixture('models', 'tiny_vit.safetensors')), { cudaGraph: true, accumulate: 2 });
+    assert.equal(trainer.cudaGraphStatus, 'off: CUDA graphs need accumulate 1');
+  });
+
+  test('a checkpoint taken between replays resumes to the same weights, graph or not', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'clip-graph-ckpt-'));
+    try {
+      const g = await readSafetensors(fixture('models', 'tiny_vit.golden.safetensors'));
+      const images = g.float32('images');
+      const tokens = g.tensor('text_tokens') as { data: BigInt64Array; shape: number[] };
+      const options = { lr: 1e-3, schedule: { kind: 'step', every: 3, gamma: 0.5 }, cudaGraph: true } as const;
+      const straightModel = await loadModel(fixture('models', 'tiny_vit.safetensors'));
+      const straight = await createTrainer(straightModel, options);
+      for (let i = 0; i < 5; i++) await straight.step(images, tokens);
+      assert.equal(straight.cudaGraphStatus, 'captured (emulated)');
+      const file = path.join(dir, 'mid.safetensors');
+      await straight.saveCheckpoint(file);
+      for (let i = 0; i < 4; i++) await straight.step(images, tokens);
+
+      const resumedModel = await loadModel(fixture('models', 'tiny_vit.safetensors'));
+      const resumed = await createTrainer(resumedModel, options);
+      await resumed.loadCheckpoint(file);
+      assert.equal(resumed.optimizerSteps, 5);
+      for (let i = 0; i < 4; i++) await resumed.step(images, tokens);
+      assert.equal(resumed.cudaGraphStatus, 'captured (emulated)');
+      const a = await straightModel.stateDict();
+      const b = await resumedModel.stateDict();
+      a.forEach(({ name, tensor }, i) => assert.deepEqual(b[i]!.tensor.data, tensor.data, name));
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+});
