@@ -52,6 +52,9 @@ grep -E "^# (tests|pass|fail|skipped)|^not ok|# (tiny|SKIP)" "$OUT/cuda-tests.tx
 stamp "levers"
 step --model ViT-B/32 --batch 32 --sync-every-step
 step --model RN50 --batch 256 --memory-format contiguous
+CLIP_NATIVE_EXPERIMENTS=fused-mlp step --model ViT-B/32 --batch 256
+CLIP_NATIVE_EXPERIMENTS=fused-mlp step --model ViT-B/32 --batch 256 --cuda-graph
+CLIP_NATIVE_EXPERIMENTS=fused-mlp step --model ViT-B/32 --batch 32 --cuda-graph
 stamp "short runs"
 for model in ViT-B/32 RN50; do
   for precision in bf16 fp16; do

@@ -87,6 +87,7 @@ const result = {
   syncEveryStep: values['sync-every-step'],
   cudaGraph: trainer.cudaGraphStatus,
   memoryFormat,
+  experiments: process.env.CLIP_NATIVE_EXPERIMENTS ?? '',
   torch: runtimeInfo().torchVersion,
   gpu: runtimeInfo().devices[0]?.name ?? null,
 };

@@ -1,6 +1,6 @@
 // Three Adam steps on the fixture batch against torch.optim.Adam (L2 decay, foreach=False) run on
 // the reference model: losses, every parameter (large ones at the fixture's sampled indices) and
-// the eval-mode forward after training.
+// the eval-mode forward after training. Again with the fused-MLP experiment, equal up to rounding.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
@@ -8,6 +8,7 @@ import { readSafetensors } from '../src/io/safetensors-header.js';
 import { loadModel } from '../src/model/model.js';
 import type { Schedule } from '../src/train/schedule.js';
 import { createTrainer } from '../src/train/trainer.js';
+import { withExperiments } from './helpers/experiments.js';
 import { fixture } from './helpers/fixtures.js';
 import { assertAllClose } from './helpers/tensors.js';
 
@@ -16,8 +17,8 @@ const variants: Array<{ file: string; schedule: Schedule; lrs: number[] }> = [
   { file: 'adam3_steplr', schedule: { kind: 'step', every: 1, gamma: 0.5 }, lrs: [1e-3, 5e-4, 2.5e-4] },
 ];
 
-for (const name of ['tiny_vit', 'tiny_rn']) {
-  describe(`${name}: three Adam steps match torch.optim.Adam`, () => {
+for (const [name, experiment] of [['tiny_vit', undefined], ['tiny_rn', undefined], ['tiny_vit', 'fused-mlp'], ['tiny_rn', 'fused-mlp']] as const) {
+  describe(`${name}: three Adam steps match torch.optim.Adam${experiment ? ` (experiment ${experiment})` : ''}`, () => {
     for (const variant of variants) {
       test(`${variant.file} (${variant.schedule.kind} schedule)`, async () => {
         const golden = await readSafetensors(fixture('models', `${name}.golden.safetensors`));
@@ -25,7 +26,7 @@ for (const name of ['tiny_vit', 'tiny_rn']) {
         const images = golden.float32('images');
         const tokens = golden.tensor('text_tokens') as { data: BigInt64Array; shape: number[] };
 
-        const model = await loadModel(fixture('models', `${name}.safetensors`));
+        const model = await withExperiments(experiment, () => loadModel(fixture('models', `${name}.safetensors`)));
         // The fixtures ran model.train() with BatchNorm updating its statistics, and no clamp was
         // needed (logit_scale stays far below ln 100 in three steps).
         const trainer = await createTrainer(model, {

@@ -39,6 +39,9 @@ class MlpImpl : public torch::nn::Module {
   explicit MlpImpl(int64_t width);
   at::Tensor forward(const at::Tensor& x);
   torch::nn::Linear c_fc{nullptr}, c_proj{nullptr};
+
+ private:
+  bool fused_;  // CLIP_NATIVE_EXPERIMENTS=fused-mlp when the module was built
 };
 TORCH_MODULE(Mlp);
 
