@@ -207,6 +207,23 @@ describe('training loop', () => {
     assert.deepEqual(result.evals, [], 'no zero-shot evaluation without class labels');
   });
 
+  test('evaluating on the training rows (a labelled table without a split column) is said, not silent', async (t) => {
+    if (!fashionMnistPresent) return t.skip(FASHION_MNIST_SKIP);
+    const list = (await fs.readFile(path.join(data, 'meta', 'train.txt'), 'utf8')).trim().split('\n');
+    const csv = path.join(tmp, 'labels.csv');
+    const row = (line: string) => `fm/images/${line}.png,${line.split('/')[0]!.replace(/_/g, ' ')}`;
+    await fs.writeFile(csv, ['image,label', ...list.map(row)].join('\n'));
+    const messages: string[] = [];
+    const result = await train(await options('table-no-split', { data: csv, epochs: 1, evalEvery: 1, onMessage: (m) => messages.push(m) }));
+    assert.equal(result.evals.length, 2, 'evaluated before and after the epoch');
+    assert.ok(messages.some((m) => /warning: zero-shot evaluation runs on the training samples: .*labels\.csv has no split column/.test(m)), messages.join('\n'));
+    const withSplit = path.join(tmp, 'labels-split.csv');
+    await fs.writeFile(withSplit, ['image,label,split', ...list.map((line, i) => `${row(line)},${i % 3 ? 'train' : 'test'}`)].join('\n'));
+    const quiet: string[] = [];
+    await train(await options('table-split', { data: withSplit, epochs: 1, evalEvery: 1, onMessage: (m) => quiet.push(m) }));
+    assert.ok(!quiet.some((m) => m.includes('training samples')), quiet.join('\n'));
+  });
+
   test('resuming a fine-tuning run needs only the checkpoint, not the pretrained file it started from', async (t) => {
     if (!fashionMnistPresent) return t.skip(FASHION_MNIST_SKIP);
     const pretrained = path.join(tmp, 'pretrained.safetensors');

@@ -181,6 +181,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   for (const problem of trainSet.problems.slice(0, 20)) say(`dataset: ${problem.file}:${problem.line}: ${problem.message}`);
   const evalSet: Dataset | undefined =
     config.evalEvery > 0 && trainSet.kind === 'labels' ? await loadDataset(config.data, { ...datasetOptions, split: config.evalSplit }) : undefined;
+  if (evalSet && (evalSet.split === undefined || config.evalSplit === config.trainSplit)) {
+    const why = evalSet.split === undefined ? `${config.data} has no split column (a column split with train/test values holds rows out)` : `evalSplit and trainSplit are both ${config.trainSplit}`;
+    say(`warning: zero-shot evaluation runs on the training samples: ${why}; its accuracy measures fit, not generalisation`);
+  }
   const tokenizer = givenTokenizer ?? (await loadTokenizer());
   const resumeFile = config.resume ? await resolveResume(config.resume, out) : undefined;
   const model = await buildModel(config, device, resumeFile);
