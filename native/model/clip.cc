@@ -107,8 +107,10 @@ at::Tensor ClipImpl::encode_text(const at::Tensor& input_tokens) {
   at::Tensor x = token_embedding(tokens) + positional_embedding.narrow(0, 0, length);
   x = transformer(x, /*causal=*/true);
   // The end-of-text token has the highest id; argmax takes its first occurrence, as the reference.
-  at::Tensor eot = tokens.argmax(-1);
-  x = x.index({at::arange(x.size(0), eot.options()), eot});
+  // gather rather than x[arange, eot]: the same values, and a backward (scatter-add) that never
+  // synchronises with the host, which a CUDA graph of the train step needs.
+  const at::Tensor eot = tokens.argmax(-1).view({-1, 1, 1}).expand({-1, 1, x.size(-1)});
+  x = x.gather(1, eot).squeeze(1);
   // LayerNorm acts per token, so normalising only the gathered tokens gives the reference's values.
   return at::matmul(ln_final(x), text_projection.to(x.scalar_type()));
 }
