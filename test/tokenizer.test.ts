@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -17,6 +19,7 @@ import {
   VOCAB_FILE_NAME,
   VOCAB_SIZE,
 } from '../src/text/tokenizer.js';
+import { downloadVerified } from '../src/util/download.js';
 import { createRng } from '../src/util/prng.js';
 import type { Rng } from '../src/util/prng.js';
 import { fixture } from './helpers/fixtures.js';
@@ -190,8 +193,20 @@ describe('finding the vocabulary', () => {
     }
     rmSync(scratch, { recursive: true, force: true });
   });
-  const noDownload = async (): Promise<Uint8Array> => {
+  const noDownload = async (): Promise<void> => {
     throw new Error('no download expected');
+  };
+  // The real verified downloader, pointed at a local server that serves `body` (or fails to connect).
+  const servedBy = (body: Buffer | 'unreachable', asked: string[] = []): typeof downloadVerified => async (url, target, sha256, onProgress) => {
+    asked.push(url);
+    if (body === 'unreachable') return downloadVerified('http://127.0.0.1:9/vocab.gz', target, sha256, onProgress);
+    const server = createServer((_, res) => res.end(body));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      return await downloadVerified(`http://127.0.0.1:${(server.address() as AddressInfo).port}/vocab.gz`, target, sha256, onProgress);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   };
 
   test('options.vocab wins, then $CLIP_NATIVE_VOCAB, then the cache directory', async () => {
@@ -212,12 +227,9 @@ describe('finding the vocabulary', () => {
 
   test('a download is checked against the pinned SHA-256 and written to the cache', async () => {
     const cache = path.join(scratch, 'download');
-    let asked = '';
-    const file = await resolveVocabularyPath({ cacheDir: cache }, async (url) => {
-      asked = url;
-      return readFileSync(vocabPath);
-    });
-    assert.equal(asked, 'https://github.com/openai/CLIP/raw/main/clip/bpe_simple_vocab_16e6.txt.gz');
+    const asked: string[] = [];
+    const file = await resolveVocabularyPath({ cacheDir: cache }, servedBy(readFileSync(vocabPath), asked));
+    assert.deepEqual(asked, ['https://github.com/openai/CLIP/raw/main/clip/bpe_simple_vocab_16e6.txt.gz']);
     assert.equal(file, path.join(cache, VOCAB_FILE_NAME));
     assert.deepEqual(readFileSync(file), readFileSync(vocabPath));
   });
@@ -225,20 +237,19 @@ describe('finding the vocabulary', () => {
   test('a download with the wrong content is refused and nothing is cached', async () => {
     const cache = path.join(scratch, 'tampered');
     await assert.rejects(
-      resolveVocabularyPath({ cacheDir: cache }, async () => new TextEncoder().encode('not the vocabulary')),
-      (err: Error) => err.message.includes('SHA-256 mismatch') && err.message.includes(path.join(cache, VOCAB_FILE_NAME)),
+      resolveVocabularyPath({ cacheDir: cache }, servedBy(Buffer.from('not the vocabulary'))),
+      (err: Error) => /SHA-256 is [0-9a-f]{64}, expected 924691ac/.test(err.message) && err.message.includes(path.join(cache, VOCAB_FILE_NAME)),
     );
     assert.equal(existsSync(path.join(cache, VOCAB_FILE_NAME)), false);
+    assert.deepEqual(readdirSync(cache), [], 'no temporary file left behind');
   });
 
   test('a failed download says where to put the file', async () => {
     const cache = path.join(scratch, 'unreachable');
     await assert.rejects(
-      resolveVocabularyPath({ cacheDir: cache }, async () => {
-        throw new Error('getaddrinfo ENOTFOUND github.com');
-      }),
+      resolveVocabularyPath({ cacheDir: cache }, servedBy('unreachable')),
       (err: Error) =>
-        err.message.includes('ENOTFOUND') && err.message.includes(path.join(cache, VOCAB_FILE_NAME)) && err.message.includes('CLIP_NATIVE_VOCAB'),
+        err.message.includes('fetch failed') && err.message.includes(path.join(cache, VOCAB_FILE_NAME)) && err.message.includes('CLIP_NATIVE_VOCAB'),
     );
   });
 

@@ -1,12 +1,10 @@
-import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 
-import { writeFileAtomic } from '../util/atomic.js';
-import { cacheDir, isOffline } from '../util/cache.js';
 import { BytePairEncoder, BYTE_TO_CHAR, CHAR_TO_BYTE, END_OF_TEXT, END_OF_WORD, parseBpeVocabulary, START_OF_TEXT } from './bpe.js';
 import type { BpeVocabulary } from './bpe.js';
 import { htmlUnescape } from './html-unescape.js';
+import { resolveVocabularyPath, type LoadTokenizerOptions } from './vocabulary.js';
 import {
   CASE_IGNORABLE_RANGES,
   CASED_RANGES,
@@ -324,86 +322,7 @@ export class ClipTokenizer {
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Finding the vocabulary file.
-
-export const VOCAB_FILE_NAME = 'bpe_simple_vocab_16e6.txt.gz';
-export const VOCAB_URL = 'https://github.com/openai/CLIP/raw/main/clip/bpe_simple_vocab_16e6.txt.gz';
-/** SHA-256 of openai/CLIP's `clip/bpe_simple_vocab_16e6.txt.gz`; a download must match it. */
-export const VOCAB_SHA256 = '924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a';
-export const VOCAB_ENV = 'CLIP_NATIVE_VOCAB';
-
-export interface LoadTokenizerOptions {
-  /** Path of bpe_simple_vocab_16e6.txt.gz; overrides everything else. */
-  vocab?: string;
-  /** Model cache directory (default: see `cacheDir()`); the vocabulary is cached there. */
-  cacheDir?: string;
-}
-
-/** How a missing vocabulary is downloaded; tests replace it. */
-export type VocabDownloader = (url: string) => Promise<Uint8Array>;
-
-const DOWNLOAD_TIMEOUT_MS = 60_000;
-
-export const downloadWithFetch: VocabDownloader = async (url) => {
-  const response = await fetch(url, { redirect: 'follow', signal: AbortSignal.timeout(DOWNLOAD_TIMEOUT_MS) });
-  if (!response.ok) throw new Error(`HTTP ${response.status} ${response.statusText}`);
-  return new Uint8Array(await response.arrayBuffer());
-};
-
-function sha256Hex(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
-
-async function isFile(file: string): Promise<boolean> {
-  try {
-    return (await fs.stat(file)).isFile();
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Where the vocabulary is: `options.vocab`, `$CLIP_NATIVE_VOCAB`, the cache directory, else a
- * download (SHA-256 checked) into the cache directory. Throws with the places to put the file.
- */
-export async function resolveVocabularyPath(
-  options: LoadTokenizerOptions = {},
-  download: VocabDownloader = downloadWithFetch,
-): Promise<string> {
-  const explicit = options.vocab ?? process.env[VOCAB_ENV];
-  if (explicit) {
-    const file = path.resolve(explicit);
-    if (!(await isFile(file))) {
-      const origin = options.vocab ? 'options.vocab' : `$${VOCAB_ENV}`;
-      throw new Error(`CLIP vocabulary not found: ${origin} points to ${file}, which is not a file`);
-    }
-    return file;
-  }
-  const cached = path.join(cacheDir(options.cacheDir), VOCAB_FILE_NAME);
-  if (await isFile(cached)) return cached;
-
-  let why: string;
-  if (isOffline()) {
-    why = 'offline mode is on (HF_HUB_OFFLINE / CLIP_NATIVE_OFFLINE), so it was not downloaded';
-  } else {
-    try {
-      const bytes = await download(VOCAB_URL);
-      const actual = sha256Hex(bytes);
-      if (actual !== VOCAB_SHA256) throw new Error(`SHA-256 mismatch: got ${actual}, expected ${VOCAB_SHA256}`);
-      await fs.mkdir(path.dirname(cached), { recursive: true });
-      await writeFileAtomic(cached, bytes);
-      return cached;
-    } catch (err) {
-      why = `downloading ${VOCAB_URL} failed: ${(err as Error).message}`;
-    }
-  }
-  throw new Error(
-    `CLIP vocabulary ${VOCAB_FILE_NAME} not found (${why}). Put openai/CLIP's clip/${VOCAB_FILE_NAME} ` +
-      `(sha256 ${VOCAB_SHA256}) at ${cached}, or set ${VOCAB_ENV}=/path/to/${VOCAB_FILE_NAME}, ` +
-      'or pass { vocab: path } to loadTokenizer.',
-  );
-}
+export { resolveVocabularyPath, VOCAB_ENV, VOCAB_FILE_NAME, VOCAB_SHA256, VOCAB_URL, type LoadTokenizerOptions } from './vocabulary.js';
 
 const loaded = new Map<string, Promise<ClipTokenizer>>();
 

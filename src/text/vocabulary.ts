@@ -1,0 +1,64 @@
+// Where the tokenizer's vocabulary (openai/CLIP's bpe_simple_vocab_16e6.txt.gz) comes from: an explicit
+// path, $CLIP_NATIVE_VOCAB, the cache, else a verified download into the cache.
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+
+import { cacheDir, isOffline } from '../util/cache.js';
+import { downloadVerified } from '../util/download.js';
+
+export const VOCAB_FILE_NAME = 'bpe_simple_vocab_16e6.txt.gz';
+export const VOCAB_URL = 'https://github.com/openai/CLIP/raw/main/clip/bpe_simple_vocab_16e6.txt.gz';
+/** SHA-256 of openai/CLIP's `clip/bpe_simple_vocab_16e6.txt.gz`; a download must match it. */
+export const VOCAB_SHA256 = '924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a';
+export const VOCAB_ENV = 'CLIP_NATIVE_VOCAB';
+
+export interface LoadTokenizerOptions {
+  /** Path of bpe_simple_vocab_16e6.txt.gz; overrides everything else. */
+  vocab?: string;
+  /** Model cache directory (default: see `cacheDir()`); the vocabulary is cached there. */
+  cacheDir?: string;
+}
+
+async function isFile(file: string): Promise<boolean> {
+  try {
+    return (await fs.stat(file)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Where the vocabulary is: `options.vocab`, `$CLIP_NATIVE_VOCAB`, the cache directory, else a
+ * download (SHA-256 checked, as pretrained weights are) into the cache directory. Throws with the
+ * places to put the file. `download` is the verified downloader; tests point it elsewhere.
+ */
+export async function resolveVocabularyPath(options: LoadTokenizerOptions = {}, download: typeof downloadVerified = downloadVerified): Promise<string> {
+  const explicit = options.vocab ?? process.env[VOCAB_ENV];
+  if (explicit) {
+    const file = path.resolve(explicit);
+    if (!(await isFile(file))) {
+      const origin = options.vocab ? 'options.vocab' : `$${VOCAB_ENV}`;
+      throw new Error(`CLIP vocabulary not found: ${origin} points to ${file}, which is not a file`);
+    }
+    return file;
+  }
+  const cached = path.join(cacheDir(options.cacheDir), VOCAB_FILE_NAME);
+  if (await isFile(cached)) return cached;
+
+  let why: string;
+  if (isOffline()) {
+    why = 'offline mode is on (HF_HUB_OFFLINE / CLIP_NATIVE_OFFLINE), so it was not downloaded';
+  } else {
+    try {
+      await download(VOCAB_URL, cached, VOCAB_SHA256);
+      return cached;
+    } catch (err) {
+      why = `downloading ${VOCAB_URL} failed: ${(err as Error).message}`;
+    }
+  }
+  throw new Error(
+    `CLIP vocabulary ${VOCAB_FILE_NAME} not found (${why}). Put openai/CLIP's clip/${VOCAB_FILE_NAME} ` +
+      `(sha256 ${VOCAB_SHA256}) at ${cached}, or set ${VOCAB_ENV}=/path/to/${VOCAB_FILE_NAME}, ` +
+      'or pass { vocab: path } to loadTokenizer.',
+  );
+}
