@@ -15,6 +15,7 @@ export interface DoctorReport {
   threads: number;
   cuda: {
     available: boolean;
+    graphs: boolean;
     devices: Array<{ index: number; name: string; capability: string; memoryBytes: number; bf16: boolean }>;
   };
   bf16: { cpu: boolean; cuda: boolean };
@@ -46,7 +47,7 @@ export function doctor(): DoctorReport {
       builtWithCuda: runtime.builtWithCuda,
     },
     threads: runtime.threads,
-    cuda: { available: runtime.cudaAvailable, devices: runtime.devices },
+    cuda: { available: runtime.cudaAvailable, graphs: runtime.cudaGraphs, devices: runtime.devices },
     bf16: { cpu: runtime.cpuBf16, cuda: runtime.devices.some((d) => d.bf16) },
     vocab: vocabLocation(),
     cache: { dir: cacheDir(), exists: existsSync(cacheDir()) },
@@ -65,7 +66,8 @@ export function formatDoctor(report: DoctorReport): string {
     `                ${report.libtorch.builtWithCuda ? 'built with CUDA' : 'CPU-only build'}`,
     `  addon         ${report.addon.path} (built with ${report.addon.buildPath ?? 'unknown'})`,
     `  cpu threads   ${report.threads}`,
-    `  cuda          ${report.cuda.available ? `available, ${report.cuda.devices.length} device(s)` : 'not available'}`,
+    `  cuda          ${report.cuda.available ? `available, ${report.cuda.devices.length} device(s)` : 'not available'}` +
+      `; CUDA graphs ${report.cuda.graphs ? 'supported' : 'not in this build'}`,
     ...report.cuda.devices.map(
       (d) => `    cuda:${d.index}      ${d.name}, compute capability ${d.capability}, ${gib(d.memoryBytes)}${d.bf16 ? ', bf16' : ''}`,
     ),

@@ -22,6 +22,8 @@ export interface CudaDeviceInfo {
 export interface RuntimeInfo {
   torchVersion: string;
   builtWithCuda: boolean;
+  /** This build can capture the train step in a CUDA graph (a CUDA LibTorch with the CUDA headers). */
+  cudaGraphs: boolean;
   cudaAvailable: boolean;
   threads: number;
   cpuBf16: boolean;

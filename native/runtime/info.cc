@@ -1,5 +1,7 @@
 #include "runtime/info.h"
 
+#include "runtime/cuda_graph.h"
+
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
@@ -23,6 +25,7 @@ RuntimeInfo runtime_info() {
   info.built_with_cuda = false;
 #endif
   info.cuda_available = torch::cuda::is_available();
+  info.cuda_graphs = runtime::CudaGraph::available();
   info.threads = at::get_num_threads();
   info.cpu_bf16 = true;
   info.parallel_info = at::get_parallel_info();
