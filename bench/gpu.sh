@@ -52,6 +52,7 @@ grep -E "^# (tests|pass|fail|skipped)|^not ok|# (tiny|SKIP)" "$OUT/cuda-tests.tx
 stamp "levers"
 step --model ViT-B/32 --batch 32 --sync-every-step
 step --model RN50 --batch 256 --memory-format contiguous
+step --model ViT-B/32 --batch 256 --pixels float32
 CLIP_NATIVE_EXPERIMENTS=fused-mlp step --model ViT-B/32 --batch 256
 CLIP_NATIVE_EXPERIMENTS=fused-mlp step --model ViT-B/32 --batch 256 --cuda-graph
 CLIP_NATIVE_EXPERIMENTS=fused-mlp step --model ViT-B/32 --batch 32 --cuda-graph

@@ -2,7 +2,11 @@
 // weights and a synthetic batch, as ../shared/measurements/h100-reference.md measures PyTorch.
 //
 //   node dist/bench/train-step.js --model ViT-B/32 --batch 256 --device cuda --precision bf16 [--steps 20] [--warmup 5]
-//        [--cuda-graph] [--memory-format auto|channels_last|contiguous] [--sync-every-step] [--json]
+//        [--cuda-graph] [--memory-format auto|channels_last|contiguous] [--pixels uint8|float32] [--sync-every-step] [--json]
+//
+// Each step sends its batch from host memory, as training does: by default uint8 pixels [n, R, R, 3]
+// normalised on the device (the loader's path; a quarter of float32's bytes), so unlike the Python
+// reference, whose batch already sits on the GPU, every timed step includes its host-to-device copy.
 //
 // Prints images/s, ms/step, achieved TFLOP/s (from the reference's FLOP counts per image-text pair),
 // peak GPU memory over the timed steps, and the time from process start to the end of the first step.
@@ -28,13 +32,17 @@ const { values } = parseArgs({
     'sync-every-step': { type: 'boolean', default: false },
     'cuda-graph': { type: 'boolean', default: false },
     'memory-format': { type: 'string', default: 'auto' },
+    pixels: { type: 'string', default: 'uint8' },
   },
 });
 
 const batch = Number(values.batch);
 const config = architecture(values.model!);
 const r = config.image_resolution;
-const images = { data: new Float32Array(batch * 3 * r * r).map(() => Math.random() * 2 - 1), shape: [batch, 3, r, r] };
+const images =
+  values.pixels === 'float32'
+    ? { data: new Float32Array(batch * 3 * r * r).map(() => Math.random() * 2 - 1), shape: [batch, 3, r, r] }
+    : { data: new Uint8Array(batch * r * r * 3).map(() => Math.floor(Math.random() * 256)), shape: [batch, r, r, 3] };
 const tokens = { data: new Int32Array(batch * 77), shape: [batch, 77] };
 for (let i = 0; i < batch; i++) {
   tokens.data[i * 77] = 49406;
@@ -87,6 +95,7 @@ const result = {
   syncEveryStep: values['sync-every-step'],
   cudaGraph: trainer.cudaGraphStatus,
   memoryFormat,
+  pixels: values.pixels,
   experiments: process.env.CLIP_NATIVE_EXPERIMENTS ?? '',
   torch: runtimeInfo().torchVersion,
   gpu: runtimeInfo().devices[0]?.name ?? null,
