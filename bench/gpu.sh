@@ -11,6 +11,7 @@
 #   cuda-tests.txt     test/cuda.test.ts: parity, CPU-vs-GPU Adam, graph-vs-eager steps, bf16/fp16 training
 #   short-runs.jsonl   issue 6: ViT-B/32 and RN50 from random weights, batch 128, bf16 and fp16, 200 steps
 #   e2e.md             issue 8: a run from JPEG files, cache warm, vs the step alone (ViT-B/32, batch 256)
+#   gpu-report.md      all of it as one markdown report (bench/gpu-report.ts), to commit under bench/results/
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -66,4 +67,6 @@ stamp "end to end"
 timeout 300 node dist/bench/e2e-throughput.js --model ViT-B/32 --batch 256 --images 2048 --device cuda --precision bf16 --write "$OUT/e2e.md" > /dev/null 2>&1
 cat "$OUT/e2e.md" 2>/dev/null
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv | tee "$OUT/nvidia-smi.csv"
+# One markdown report of everything above, to commit as bench/results/gpu-<card>.md.
+node dist/bench/gpu-report.js --dir "$OUT" --write "$OUT/gpu-report.md" > /dev/null
 stamp done

@@ -1,0 +1,145 @@
+// Turns what bench/gpu.sh left in its output folder into one markdown report, ready to commit as
+// bench/results/gpu-<card>.md: the train-step table against the Python reference and the Hugging Face
+// peer of the same run, the lever rows, the short training runs, the CUDA tests' summary, parity and
+// the end-to-end run.
+//
+//   node dist/bench/gpu-report.js --dir $OUT [--command "bash bench/gpu.sh"] [--write $OUT/gpu-report.md]
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+
+// ../shared/measurements/h100-reference.md: the best Python number per case (images/s) and its mode.
+const PYTHON_BEST: Record<string, { imagesPerSecond: number; mode: string }> = {
+  'ViT-B/32 256': { imagesPerSecond: 3094, mode: 'hf (eager); 5,280 with torch.compile' },
+  'ViT-B/32 32': { imagesPerSecond: 540, mode: 'seed (eager); 2,816 with compile + CUDA graphs' },
+  'RN50 256': { imagesPerSecond: 1902, mode: 'amp-bf16-cl (eager)' },
+  'RN50 32': { imagesPerSecond: 522, mode: 'amp-bf16-cl (eager)' },
+};
+// Issue 8's targets (images/s, bf16).
+const TARGETS: Record<string, number> = { 'ViT-B/32 256': 5300, 'ViT-B/32 32': 2800, 'RN50 256': 2300, 'RN50 32': 1500 };
+
+interface StepRow {
+  model: string;
+  batch: number;
+  precision: string;
+  imagesPerSecond: number;
+  msPerStep: number;
+  tflops: number | null;
+  firstStepSeconds: number;
+  peakGiB: number | null;
+  loss: number;
+  syncEveryStep?: boolean;
+  cudaGraph?: string;
+  memoryFormat?: string;
+  pixels?: string;
+  experiments?: string;
+  gpu?: string | null;
+  torch?: string;
+  peer?: string;
+}
+
+const { values } = parseArgs({
+  options: {
+    dir: { type: 'string' },
+    command: { type: 'string', default: 'bash bench/gpu.sh' },
+    write: { type: 'string' },
+  },
+});
+if (!values.dir) throw new Error('usage: gpu-report --dir <the folder bench/gpu.sh wrote> [--write report.md]');
+const dir = values.dir;
+
+function read(name: string): string | undefined {
+  const file = path.join(dir, name);
+  return existsSync(file) ? readFileSync(file, 'utf8') : undefined;
+}
+
+function jsonLines<T>(name: string): T[] {
+  return (read(name) ?? '')
+    .split('\n')
+    .filter((line) => line.trim().startsWith('{'))
+    .flatMap((line) => {
+      try {
+        return [JSON.parse(line) as T];
+      } catch {
+        return [];
+      }
+    });
+}
+
+const fmt = (n: number | null | undefined, digits = 0) => (n === null || n === undefined || !Number.isFinite(n) ? '–' : n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+
+function variant(r: StepRow): string {
+  const parts: string[] = [];
+  const graph = r.cudaGraph ?? 'off';
+  parts.push(graph === 'captured' ? 'CUDA graph' : graph === 'off' ? 'eager' : `eager: CUDA graph asked for, ${graph}`);
+  if (r.syncEveryStep) parts.push('read-back every step');
+  if (r.memoryFormat && r.memoryFormat !== 'auto') parts.push(r.memoryFormat);
+  if (r.pixels && r.pixels !== 'uint8') parts.push(`${r.pixels} pixels`);
+  if (r.experiments) parts.push(`experiment ${r.experiments}`);
+  return parts.join(', ');
+}
+
+const steps = jsonLines<StepRow>('train-step.jsonl');
+const peers = jsonLines<StepRow>('hf-peer.jsonl');
+const shortRuns = jsonLines<StepRow>('short-runs.jsonl');
+const doctor = (() => {
+  try {
+    return JSON.parse(read('doctor.json') ?? 'null') as { libtorch?: { version?: string }; cuda?: { devices?: Array<{ name: string }>; graphs?: boolean } } | null;
+  } catch {
+    return null;
+  }
+})();
+const card = doctor?.cuda?.devices?.[0]?.name ?? steps.find((s) => s.gpu)?.gpu ?? 'unknown GPU';
+
+const lines: string[] = [
+  `# Native train step on ${card}`,
+  '',
+  `- command: \`${values.command}\` (on the GPU machine; this report: \`node dist/bench/gpu-report.js --dir <its output>\`)`,
+  `- date: ${new Date().toISOString().slice(0, 10)}`,
+  `- LibTorch ${doctor?.libtorch?.version ?? steps[0]?.torch ?? '?'}; CUDA graphs in this build: ${doctor?.cuda?.graphs === undefined ? '?' : doctor.cuda.graphs ? 'yes' : 'no'}`,
+  '- each step: forward of both towers, loss, backward, AdamW; random weights; bf16 autocast with fp32 master weights; uint8 pixels sent from the host every step unless said',
+  '',
+  '## Against the targets (issue 8) and the Python reference',
+  '',
+  '| model | batch | variant | images/s | ms/step | TFLOP/s | peak GiB | first step s | target | best Python (same card) | HF peer, this run |',
+  '|---|---:|---|---:|---:|---:|---:|---:|---:|---|---:|',
+];
+for (const r of steps) {
+  const key = `${r.model} ${r.batch}`;
+  const python = PYTHON_BEST[key];
+  const peer = r.model === 'ViT-B/32' ? peers.find((p) => p.batch === r.batch) : undefined;
+  const target = TARGETS[key];
+  const mark = target ? (r.imagesPerSecond >= target ? ' ✓' : ' ✗') : '';
+  lines.push(
+    `| ${r.model} | ${r.batch} | ${variant(r)} | ${fmt(r.imagesPerSecond)} | ${fmt(r.msPerStep, 1)} | ${fmt(r.tflops)} | ${fmt(r.peakGiB, 1)} | ${fmt(r.firstStepSeconds, 1)} | ` +
+      `${target ? fmt(target) + mark : '–'} | ${python ? `${fmt(python.imagesPerSecond)} (${python.mode}); ×${fmt(r.imagesPerSecond / python.imagesPerSecond, 2)}` : '–'} | ` +
+      `${peer ? `${fmt(peer.imagesPerSecond)}; ×${fmt(r.imagesPerSecond / peer.imagesPerSecond, 2)}` : '–'} |`,
+  );
+}
+if (steps.length === 0) lines.push('| (no train-step results in this run) |||||||||||');
+
+lines.push('', '## Hugging Face peer (same run)', '', '| batch | images/s | ms/step | TFLOP/s | peak GiB | first step s |', '|---:|---:|---:|---:|---:|---:|');
+for (const p of peers) lines.push(`| ${p.batch} | ${fmt(p.imagesPerSecond)} | ${fmt(p.msPerStep, 1)} | ${fmt(p.tflops)} | ${fmt(p.peakGiB, 1)} | ${fmt(p.firstStepSeconds, 1)} |`);
+
+lines.push('', '## Short training runs (issue 6: batch 128, 200 steps from random weights)', '', '| model | precision | images/s | last loss | finite |', '|---|---|---:|---:|---|');
+for (const r of shortRuns) lines.push(`| ${r.model} | ${r.precision} | ${fmt(r.imagesPerSecond)} | ${fmt(r.loss, 4)} | ${Number.isFinite(r.loss) ? 'yes' : '**no**'} |`);
+
+const tests = read('cuda-tests.txt');
+if (tests) {
+  const count = (what: string) => tests.match(new RegExp(`^# ${what} (\\d+)`, 'm'))?.[1] ?? '?';
+  lines.push('', '## CUDA tests (test/cuda.test.ts)', '', `${count('tests')} tests: ${count('pass')} pass, ${count('fail')} fail, ${count('skipped')} skipped.`);
+  const failures = tests.split('\n').filter((l) => /^\s*not ok/.test(l));
+  if (failures.length) lines.push('', ...failures.map((l) => `- ${l.trim()}`));
+  const diagnostics = tests.split('\n').filter((l) => /^\s*# (tiny_|ViT|RN)/.test(l));
+  if (diagnostics.length) lines.push('', ...diagnostics.map((l) => `- ${l.trim().slice(2)}`));
+}
+
+const parity = read('gpu-parity.json');
+if (parity) lines.push('', '## CUDA parity with the reference goldens (bench/gpu-parity.ts)', '', '```json', parity.trim(), '```');
+const e2e = read('e2e.md');
+if (e2e) lines.push('', '## End to end from JPEG files', '', ...e2e.trim().split('\n').slice(1));
+lines.push('');
+
+const report = lines.join('\n');
+process.stdout.write(report);
+if (values.write) writeFileSync(values.write, report);
