@@ -10,6 +10,7 @@
     __has_include(<ATen/cuda/CUDAGraph.h>)
 #define CLIP_NATIVE_CUDA_GRAPHS 1
 #include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
@@ -61,6 +62,9 @@ void CudaGraph::capture(c10::Device device, const std::function<void()>& warmup,
     c10::cuda::CUDAStreamGuard stream_guard(side);
     warmup();
     side.synchronize();
+    // The graph gets a private memory pool; hand what the eager steps cached back to the driver first
+    // (as torch.cuda.graph does), or a large batch holds its working memory twice.
+    c10::cuda::CUDACachingAllocator::emptyCache();
     graph->capture_begin();
     try {
       body();
