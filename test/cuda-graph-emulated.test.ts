@@ -11,9 +11,13 @@ import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { describe, test } from 'node:test';
 
-import { createTrainer } from '../src/train/trainer.js';
+import { exportFashionMnist } from '../src/data/fashion-mnist.js';
+import { parseSafetensorsHeader, readSafetensors } from '../src/io/safetensors-header.js';
 import { loadModel } from '../src/model/model.js';
-import { readSafetensors } from '../src/io/safetensors-header.js';
+import { tokenizerFromFile } from '../src/text/tokenizer.js';
+import { train } from '../src/train/loop.js';
+import { createTrainer } from '../src/train/trainer.js';
+import { FASHION_MNIST_SKIP, fashionMnistPresent } from './helpers/fashion-mnist.js';
 import { fixture } from './helpers/fixtures.js';
 import { assertRunsAgree, runScriptedSteps } from './helpers/graph-steps.js';
 
@@ -58,6 +62,43 @@ describe('CUDA graph step, emulated on the CPU', () => {
       const a = await straightModel.stateDict();
       const b = await resumedModel.stateDict();
       a.forEach(({ name, tensor }, i) => assert.deepEqual(b[i]!.tensor.data, tensor.data, name));
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('the training loop with --cuda-graph: same weights as eager, a smaller last batch, and a resume', async (t) => {
+    if (!fashionMnistPresent) return t.skip(FASHION_MNIST_SKIP);
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'clip-graph-loop-'));
+    try {
+      // 50 training images in batches of 8: six full batches and a last one of 2, each epoch.
+      await exportFashionMnist({ out: path.join(dir, 'fm'), trainPerClass: 5, testPerClass: 1, seed: 3 });
+      const model = path.join(dir, 'tiny.json');
+      await fs.writeFile(model, JSON.stringify({
+        embed_dim: 32, image_resolution: 32, vision_layers: 1, vision_width: 64, vision_patch_size: 16,
+        context_length: 77, vocab_size: 49408, transformer_width: 32, transformer_heads: 2, transformer_layers: 1,
+      }));
+      const tokenizer = await tokenizerFromFile(fixture('bpe_simple_vocab_16e6.txt.gz'));
+      const run = (out: string, extra: object) =>
+        train({
+          data: path.join(dir, 'fm'), ext: 'png', model, init: 'random', out: path.join(dir, out), epochs: 2, batchSize: 8,
+          optimizer: 'adamw', lr: 1e-3, schedule: 'step', stepEvery: 1, gamma: 0.5, logEvery: 3, checkpointEvery: 1,
+          device: 'cpu', cacheDir: path.join(dir, 'crops'), tokenizer, ...extra,
+        });
+      const weights = async (out: string) => {
+        const bytes = await fs.readFile(path.join(dir, out, 'tiny_epoch_2.safetensors'));
+        return bytes.subarray(parseSafetensorsHeader(bytes).dataStart);
+      };
+      const eager = await run('eager', {});
+      const graphed = await run('graphed', { cudaGraph: true });
+      assert.equal(eager.cudaGraph, 'off');
+      assert.equal(graphed.cudaGraph, 'captured (emulated)');
+      assert.deepEqual(graphed.epochLosses, eager.epochLosses);
+      assert.ok((await weights('graphed')).equals(await weights('eager')), 'epoch-2 weights differ between graph and eager runs');
+      await run('resumed', { cudaGraph: true, epochs: 1 });
+      const resumed = await run('resumed', { cudaGraph: true, resume: 'latest' });
+      assert.equal(resumed.cudaGraph, 'captured (emulated)');
+      assert.ok((await weights('resumed')).equals(await weights('eager')), 'a resumed graph run ends elsewhere');
     } finally {
       await fs.rm(dir, { recursive: true, force: true });
     }
