@@ -141,6 +141,26 @@ export function resampleBicubic(img: RawImage, outWidth: number, outHeight: numb
         const kb = xx * ksize;
         const n = count[xx]!;
         const sb = rowBase + min[xx]! * C;
+        if (C === 4 || C === 3) {
+          // Every channel of a tap at once (one coefficient load for 3–4 products): the same sums in the
+          // same order as the per-channel loop, about twice as fast on large RGB(A) images.
+          let s0 = HALF;
+          let s1 = HALF;
+          let s2 = HALF;
+          let s3 = HALF;
+          for (let x = 0, s = sb; x < n; x++, s += C) {
+            const w = k[kb + x]!;
+            s0 += src[s]! * w;
+            s1 += src[s + 1]! * w;
+            s2 += src[s + 2]! * w;
+            if (C === 4) s3 += src[s + 3]! * w;
+          }
+          mid[o++] = clip8(s0);
+          mid[o++] = clip8(s1);
+          mid[o++] = clip8(s2);
+          if (C === 4) mid[o++] = clip8(s3);
+          continue;
+        }
         for (let c = 0; c < C; c++) {
           let ss = HALF;
           for (let x = 0, s = sb + c; x < n; x++, s += C) ss += src[s]! * k[kb + x]!;
