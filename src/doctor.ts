@@ -21,6 +21,8 @@ export interface DoctorReport {
   bf16: { cpu: boolean; cuda: boolean };
   vocab: { path: string; exists: boolean; source: string };
   cache: { dir: string; exists: boolean };
+  /** CLIP_NATIVE_EXPERIMENTS: performance experiments switched on for this process. */
+  experiments: string[];
 }
 
 const VOCAB_FILE = 'bpe_simple_vocab_16e6.txt.gz';
@@ -51,6 +53,7 @@ export function doctor(): DoctorReport {
     bf16: { cpu: runtime.cpuBf16, cuda: runtime.devices.some((d) => d.bf16) },
     vocab: vocabLocation(),
     cache: { dir: cacheDir(), exists: existsSync(cacheDir()) },
+    experiments: (process.env.CLIP_NATIVE_EXPERIMENTS ?? '').split(',').filter(Boolean),
   };
 }
 
@@ -74,6 +77,7 @@ export function formatDoctor(report: DoctorReport): string {
     `  bf16          cpu ${report.bf16.cpu ? 'yes' : 'no'}, cuda ${report.bf16.cuda ? 'yes' : 'no'}`,
     `  vocabulary    ${report.vocab.path} (${report.vocab.exists ? 'found' : 'missing'}; from ${report.vocab.source})`,
     `  model cache   ${report.cache.dir}${report.cache.exists ? '' : ' (not created yet)'}`,
+    ...(report.experiments.length ? [`  experiments   ${report.experiments.join(', ')} (CLIP_NATIVE_EXPERIMENTS)`] : []),
   ];
   return lines.join('\n');
 }

@@ -44,6 +44,13 @@ test('doctor prints a readable summary', () => {
   assert.match(out, /libtorch\s+\d+\.\d+\.\d+ from /);
   assert.match(out, /cuda\s+(available|not available)/);
   assert.match(out, /vocabulary\s+\S+/);
+  assert.doesNotMatch(out, /experiments/);
+});
+
+test('doctor names the performance experiments switched on by CLIP_NATIVE_EXPERIMENTS', () => {
+  const env = { ...process.env, CLIP_NATIVE_EXPERIMENTS: 'fused-mlp' };
+  assert.deepEqual(JSON.parse(execFileSync(process.execPath, [cli, 'doctor', '--json'], { encoding: 'utf8', env })).experiments, ['fused-mlp']);
+  assert.match(execFileSync(process.execPath, [cli, 'doctor'], { encoding: 'utf8', env }), /experiments\s+fused-mlp \(CLIP_NATIVE_EXPERIMENTS\)/);
 });
 
 test('find-libtorch fails with instructions when LIBTORCH points nowhere', () => {
