@@ -36,6 +36,8 @@ interface StepRow {
   gpu?: string | null;
   torch?: string;
   peer?: string;
+  kernelMsPerStep?: number;
+  profile?: Array<{ name: string; calls: number; ms: number; share: number }>;
 }
 
 const { values } = parseArgs({
@@ -117,6 +119,12 @@ for (const r of steps) {
   );
 }
 if (steps.length === 0) lines.push('| (no train-step results in this run) |||||||||||');
+
+for (const r of steps.filter((s) => s.profile?.length)) {
+  const busy = r.kernelMsPerStep !== undefined ? `; GPU busy ${fmt(r.kernelMsPerStep, 1)} of ${fmt(r.msPerStep, 1)} ms per step (${fmt((100 * r.kernelMsPerStep) / r.msPerStep)} %)` : '';
+  lines.push('', `## Where the time goes: ${r.model}, batch ${r.batch}, ${variant(r)}${busy}`, '', '| kernel | calls/step | ms/step | share |', '|---|---:|---:|---:|');
+  for (const k of r.profile!) lines.push(`| \`${k.name.replace(/\|/g, '\\|')}\` | ${fmt(k.calls, 1)} | ${fmt(k.ms, 3)} | ${fmt(100 * k.share, 1)} % |`);
+}
 
 lines.push('', '## Hugging Face peer (same run)', '', '| batch | images/s | ms/step | TFLOP/s | peak GiB | first step s |', '|---:|---:|---:|---:|---:|---:|');
 for (const p of peers) lines.push(`| ${p.batch} | ${fmt(p.imagesPerSecond)} | ${fmt(p.msPerStep, 1)} | ${fmt(p.tflops)} | ${fmt(p.peakGiB, 1)} | ${fmt(p.firstStepSeconds, 1)} |`);

@@ -2,7 +2,11 @@
 // weights and a synthetic batch, as ../shared/measurements/h100-reference.md measures PyTorch.
 //
 //   node dist/bench/train-step.js --model ViT-B/32 --batch 256 --device cuda --precision bf16 [--steps 20] [--warmup 5]
-//        [--cuda-graph] [--memory-format auto|channels_last|contiguous] [--pixels uint8|float32] [--sync-every-step] [--json]
+//        [--cuda-graph] [--memory-format auto|channels_last|contiguous] [--pixels uint8|float32] [--sync-every-step]
+//        [--profile N [--trace trace.json]] [--json]
+//
+// --profile N: after the timed steps, N more under LibTorch's profiler; the result gains `profile`,
+// the 25 longest GPU kernels (CPU operators on a CPU) with their share of the profiled time.
 //
 // Each step sends its batch from host memory, as training does: by default uint8 pixels [n, R, R, 3]
 // normalised on the device (the loader's path; a quarter of float32's bytes), so unlike the Python
@@ -33,6 +37,8 @@ const { values } = parseArgs({
     'cuda-graph': { type: 'boolean', default: false },
     'memory-format': { type: 'string', default: 'auto' },
     pixels: { type: 'string', default: 'uint8' },
+    profile: { type: 'string', default: '0' },
+    trace: { type: 'string' },
   },
 });
 
@@ -78,6 +84,26 @@ for (let i = 0; i < steps; i++) {
 const seconds = (performance.now() - start) / 1000;
 const msPerStep = (seconds / steps) * 1000;
 const imagesPerSecond = (batch * steps) / seconds;
+const profileSteps = Number(values.profile);
+let profile: Array<{ name: string; calls: number; ms: number; share: number }> | undefined;
+let kernelMsPerStep: number | undefined; // GPU busy time per step: all its kernels and copies
+let profileError: string | undefined;
+// The timing stands on its own: a build without the profiler still reports it.
+const rows = profileSteps > 0 ? await trainer.profile(images, tokens, { steps: profileSteps, trace: values.trace }).catch((err: Error) => void (profileError = err.message)) : undefined;
+if (rows) {
+  const device = values.device!.startsWith('cuda') ? 'cuda' : 'cpu';
+  const mine = rows.filter((r) => r.device === device);
+  // GPU kernels do not nest, so their sum is the GPU's busy time; CPU operators nest, so shares of
+  // the largest (the whole step's) are shown instead.
+  const whole = device === 'cuda' ? mine.reduce((sum, r) => sum + r.totalUs, 0) : (mine[0]?.totalUs ?? 1);
+  if (device === 'cuda') kernelMsPerStep = Math.round((whole / profileSteps / 1000) * 100) / 100;
+  profile = mine.slice(0, 25).map((r) => ({
+    name: r.name.length > 120 ? `${r.name.slice(0, 117)}...` : r.name,
+    calls: r.calls / profileSteps,
+    ms: Math.round((r.totalUs / profileSteps / 1000) * 1000) / 1000,
+    share: Math.round((r.totalUs / whole) * 1000) / 1000,
+  }));
+}
 const gflop = GFLOP_PER_PAIR[values.model!];
 const memory = deviceIndex >= 0 ? cudaMemory(deviceIndex) : undefined;
 const result = {
@@ -97,6 +123,9 @@ const result = {
   memoryFormat,
   pixels: values.pixels,
   experiments: process.env.CLIP_NATIVE_EXPERIMENTS ?? '',
+  kernelMsPerStep,
+  profile,
+  profileError,
   torch: runtimeInfo().torchVersion,
   gpu: runtimeInfo().devices[0]?.name ?? null,
 };

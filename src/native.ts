@@ -96,7 +96,16 @@ export interface NativeTrainerStats {
   nonFiniteRun: number;
 }
 
+/** Profiled time of one kernel (device 'cuda') or operator (device 'cpu', including its children), summed over its calls. */
+export interface ProfileRow {
+  name: string;
+  device: 'cuda' | 'cpu';
+  calls: number;
+  totalUs: number;
+}
+
 export interface NativeTrainer {
+  profile(images: AnyTensor, tokens: AnyTensor, labels: AnyTensor | null, options: { lr: number; steps: number; trace?: string }): Promise<ProfileRow[]>;
   step(images: AnyTensor, tokens: AnyTensor, labels: AnyTensor | null, options: { lr: number; readLoss: boolean }): Promise<NativeStepResult>;
   counters(): { optimizerSteps: number; microSteps: number; pendingMicroBatches: number };
   stats(): Promise<NativeTrainerStats>;

@@ -1,6 +1,7 @@
 // The low-level trainer's options against independent computations: the multi-positive loss,
 // freezing, accumulation, clipping, BatchNorm policy and precision checks.
 import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
@@ -275,5 +276,25 @@ describe('trainer', () => {
     assert.equal(graphed.cudaGraphStatus, 'off: CUDA graphs need a CUDA device');
     for (let i = 0; i < 5; i++) assert.equal(await graphed.step(images, tokens, [0, 1, 0, 2]), await plain.step(images, tokens, [0, 1, 0, 2]));
     assert.deepEqual(await paramsByName(graphModel), await paramsByName(plainModel));
+  });
+  test('profile(): real steps under the profiler, the time by operator (longest first), and a Chrome trace', async () => {
+    const { images, tokens } = await batch('tiny_vit');
+    const model = await loadModel(fixture('models', 'tiny_vit.safetensors'));
+    const trainer = await createTrainer(model, { lr: 1e-3 });
+    const trace = path.join(os.tmpdir(), `clip-profile-${process.pid}.json`);
+    try {
+      const rows = await trainer.profile(images, tokens, { steps: 2, trace });
+      assert.equal(trainer.optimizerSteps, 2, 'the profiled steps are real steps');
+      assert.ok(rows.every((r, i) => r.device === 'cpu' && r.calls >= 1 && (i === 0 || rows[i - 1]!.totalUs >= r.totalUs)), 'sorted, CPU operators only');
+      const names = new Set(rows.map((r) => r.name));
+      for (const op of ['aten::mm', 'aten::_fused_adam_', 'aten::scaled_dot_product_attention']) assert.ok(names.has(op), `${op} among ${rows.length} operators`);
+      assert.deepEqual([rows[0]!.name, rows[0]!.calls], ['clip_native::train_step', 2], 'each whole step is one row, the longest');
+      assert.equal(rows.find((r) => r.name === 'aten::_fused_adam_')!.calls, 2, 'one fused Adam call per step');
+      const chrome = JSON.parse(await fs.readFile(trace, 'utf8')) as { traceEvents: Array<{ name?: string }> };
+      assert.ok(chrome.traceEvents.some((e) => e.name === 'aten::_fused_adam_'));
+      await assert.rejects(trainer.profile(images, tokens, { steps: 0 }), /'steps' must be an integer from 1 to 1000/);
+    } finally {
+      await fs.rm(trace, { force: true });
+    }
   });
 });

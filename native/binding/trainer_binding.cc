@@ -1,5 +1,6 @@
 // Trainer objects for JS: createTrainer(model, options) and the NativeTrainer class. One N-API call
 // per train step; the step itself (native/train/) runs on the thread pool under the model's lock.
+#include <ATen/record_function.h>
 #include <napi.h>
 
 #include <memory>
@@ -10,6 +11,7 @@
 #include "binding/model_handle.h"
 #include "binding/model_wrap.h"
 #include "binding/tensor_js.h"
+#include "runtime/profile.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
 
@@ -82,6 +84,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     Napi::Function ctor = DefineClass(env, "NativeTrainer",
                                       {
                                           InstanceMethod<&TrainerWrap::Step>("step"),
+                                          InstanceMethod<&TrainerWrap::Profile>("profile"),
                                           InstanceMethod<&TrainerWrap::Counters>("counters"),
                                           InstanceMethod<&TrainerWrap::Stats>("stats"),
                                           InstanceMethod<&TrainerWrap::Flush>("flush"),
@@ -129,6 +132,59 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
             return handle->trainer->step(images, tokens, label_tensor, lr, read_back);
           },
           StepResultToJs, keep);
+    });
+  }
+
+  // profile(images, tokens, labels | null, {lr, steps, trace}) → Promise<[{name, device, calls, totalUs}]>:
+  // `steps` real train steps (they update the weights) under the profiler, on one worker thread.
+  Napi::Value Profile(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return Guard(env, [&]() -> Napi::Value {
+      JsTensor images = TensorFromJs(info[0], "images");
+      JsTensor tokens = TensorFromJs(info[1], "tokens");
+      std::optional<at::Tensor> labels;
+      std::vector<Napi::Value> keep = {images.holder, tokens.holder};
+      if (info.Length() > 2 && !info[2].IsNull() && !info[2].IsUndefined()) {
+        JsTensor l = TensorFromJs(info[2], "labels");
+        labels = l.tensor;
+        keep.push_back(l.holder);
+      }
+      Napi::Object options = OptionsArg(info, 3);
+      auto lr = OptionalNumber(options, "lr");
+      if (!lr) throw Napi::TypeError::New(env, "profile(): option 'lr' is required");
+      const double steps = OptionalNumber(options, "steps").value_or(3);
+      if (!(steps >= 1 && steps <= 1000) || steps != static_cast<int64_t>(steps))
+        throw Napi::TypeError::New(env, "profile(): option 'steps' must be an integer from 1 to 1000");
+      const std::string trace = OptionalString(options, "trace").value_or("");
+      TrainerPtr handle = handle_;
+      using Rows = std::vector<runtime::ProfileRow>;
+      return RunAsync<Rows>(
+          env,
+          [handle, images = images.tensor, tokens = tokens.tensor, labels, lr = *lr, steps = static_cast<int64_t>(steps), trace]() {
+            std::lock_guard<std::mutex> lock(handle->model->mutex);
+            auto& trainer = *handle->trainer;
+            // The last step reads its loss back, so every kernel has run before the profiler stops.
+            auto work = [&] {
+              for (int64_t i = 0; i < steps; ++i) {
+                RECORD_USER_SCOPE("clip_native::train_step");  // the whole step, as one row of the profile
+                trainer.step(images, tokens, labels, lr, /*read_back=*/i == steps - 1);
+              }
+            };
+            return runtime::profile(work, handle->model->device.is_cuda(), trace);
+          },
+          [](Napi::Env e, Rows& rows) -> Napi::Value {
+            Napi::Array out = Napi::Array::New(e, rows.size());
+            for (size_t i = 0; i < rows.size(); ++i) {
+              Napi::Object row = Napi::Object::New(e);
+              row.Set("name", rows[i].name);
+              row.Set("device", rows[i].device);
+              row.Set("calls", static_cast<double>(rows[i].calls));
+              row.Set("totalUs", rows[i].total_us);
+              out.Set(static_cast<uint32_t>(i), row);
+            }
+            return out;
+          },
+          keep);
     });
   }
 

@@ -1,7 +1,7 @@
 // The low-level trainer: single native train steps on given tensors, with the learning rate taken
 // from a schedule over optimizer steps. The training loop (loop.ts) drives it batch by batch.
 import type { ClipModel, ImageData, Precision, TokenData } from '../model/model.js';
-import { createNativeTrainer, type NativeStepResult, type NativeTrainer, type NativeTrainerStats } from '../native.js';
+import { createNativeTrainer, type NativeStepResult, type NativeTrainer, type NativeTrainerStats, type ProfileRow } from '../native.js';
 import { learningRate, scheduleProblems, type Schedule } from './schedule.js';
 
 export interface TrainerOptions {
@@ -133,6 +133,16 @@ export class Trainer {
     const labelTensor = data ? { data, shape: [data.length] } : null;
     const result = await this.native.step(images, tokens, labelTensor, { lr, readLoss: options.readLoss ?? true });
     return { ...result, lr };
+  }
+
+  /**
+   * Runs `steps` train steps on one batch under LibTorch's profiler and resolves to where the time went:
+   * GPU kernels on a CUDA device, operators on the CPU, longest total first. They are real steps (the
+   * weights and counters move), all at the current learning rate. `trace` also writes a Chrome trace.
+   */
+  async profile(images: ImageData, tokens: TokenData, options: { steps?: number; trace?: string; labels?: ArrayLike<number> } = {}): Promise<ProfileRow[]> {
+    const labels = options.labels ? { data: Int32Array.from(options.labels), shape: [options.labels.length] } : null;
+    return this.native.profile(images, tokens, labels, { lr: this.currentLr(), steps: options.steps ?? 3, trace: options.trace });
   }
 
   /** Writes weights, optimizer state, counters and RNG (plus `metadata` strings) atomically. */
