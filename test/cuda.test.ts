@@ -110,8 +110,10 @@ describe('CUDA', () => {
         const eager = await runScriptedSteps(name, { device: 'cuda', precision, cudaGraph: false });
         const graphed = await runScriptedSteps(name, { device: 'cuda', precision, cudaGraph: true });
         assert.equal(graphed.statuses.at(-1), 'captured');
-        const worst = assertRunsAgree(graphed, eager, 1e-5, `${name} ${precision}`);
-        t.diagnostic(`${name} ${precision}: graph vs eager, max |Δweight| ${worst}; losses ${graphed.losses.map((l) => l.toFixed(5)).join(' ')}`);
+        // fp32 eager runs differ among themselves by rounding; bf16/fp16 by a rounding that can flip.
+        const agreement = precision === 'fp32' ? { lossRtol: 1e-5, updateShare: 1e-3 } : { lossRtol: 5e-3, updateShare: 5e-2 };
+        const worst = assertRunsAgree(graphed, eager, agreement, `${name} ${precision}`);
+        t.diagnostic(`${name} ${precision}: graph vs eager differ by at most ${(100 * worst).toFixed(3)} % of a tensor's update; losses ${graphed.losses.map((l) => l.toFixed(5)).join(' ')}`);
       });
     }
   }
