@@ -16,6 +16,7 @@ export interface DoctorReport {
   cuda: {
     available: boolean;
     graphs: boolean;
+    kernels: boolean;
     devices: Array<{ index: number; name: string; capability: string; memoryBytes: number; bf16: boolean }>;
   };
   bf16: { cpu: boolean; cuda: boolean };
@@ -49,7 +50,7 @@ export function doctor(): DoctorReport {
       builtWithCuda: runtime.builtWithCuda,
     },
     threads: runtime.threads,
-    cuda: { available: runtime.cudaAvailable, graphs: runtime.cudaGraphs, devices: runtime.devices },
+    cuda: { available: runtime.cudaAvailable, graphs: runtime.cudaGraphs, kernels: runtime.cudaKernels, devices: runtime.devices },
     bf16: { cpu: runtime.cpuBf16, cuda: runtime.devices.some((d) => d.bf16) },
     vocab: vocabLocation(),
     cache: { dir: cacheDir(), exists: existsSync(cacheDir()) },
@@ -70,7 +71,7 @@ export function formatDoctor(report: DoctorReport): string {
     `  addon         ${report.addon.path} (built with ${report.addon.buildPath ?? 'unknown'})`,
     `  cpu threads   ${report.threads}`,
     `  cuda          ${report.cuda.available ? `available, ${report.cuda.devices.length} device(s)` : 'not available'}` +
-      `; CUDA graphs ${report.cuda.graphs ? 'supported' : 'not in this build'}`,
+      `; CUDA graphs ${report.cuda.graphs ? 'supported' : 'not in this build'}; own kernels ${report.cuda.kernels ? 'built' : 'not built'}`,
     ...report.cuda.devices.map(
       (d) => `    cuda:${d.index}      ${d.name}, compute capability ${d.capability}, ${gib(d.memoryBytes)}${d.bf16 ? ', bf16' : ''}`,
     ),

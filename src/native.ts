@@ -24,6 +24,8 @@ export interface RuntimeInfo {
   builtWithCuda: boolean;
   /** This build can capture the train step in a CUDA graph (a CUDA LibTorch with the CUDA headers). */
   cudaGraphs: boolean;
+  /** This build has clip-native's own CUDA kernels (native/kernels/, compiled by nvcc). */
+  cudaKernels: boolean;
   cudaAvailable: boolean;
   threads: number;
   cpuBf16: boolean;

@@ -22,8 +22,8 @@ test('doctor --json reports the version, LibTorch, CUDA and threads', () => {
   assert.equal(typeof report.libtorch.path, 'string');
   assert.equal(typeof report.cuda.available, 'boolean');
   // CUDA graphs exist only in a build against a LibTorch with CUDA (and its headers).
-  if (!report.libtorch.builtWithCuda) assert.equal(report.cuda.graphs, false);
-  else assert.equal(typeof report.cuda.graphs, 'boolean');
+  if (!report.libtorch.builtWithCuda) assert.deepEqual([report.cuda.graphs, report.cuda.kernels], [false, false]);
+  else assert.deepEqual([typeof report.cuda.graphs, typeof report.cuda.kernels], ['boolean', 'boolean']);
   assert.ok(Array.isArray(report.cuda.devices));
   for (const d of report.cuda.devices) {
     assert.equal(typeof d.name, 'string');

@@ -19,6 +19,7 @@ Napi::Value RuntimeInfoJs(const Napi::CallbackInfo& info) {
     out.Set("builtWithCuda", runtime.built_with_cuda);
     out.Set("cudaAvailable", runtime.cuda_available);
     out.Set("cudaGraphs", runtime.cuda_graphs);
+    out.Set("cudaKernels", runtime.cuda_kernels);
     out.Set("threads", runtime.threads);
     out.Set("cpuBf16", runtime.cpu_bf16);
     out.Set("parallelInfo", runtime.parallel_info);

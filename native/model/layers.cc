@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "common/experiments.h"
+#include "model/quick_gelu_kernel.h"
 
 namespace clip::model {
 
@@ -36,12 +37,13 @@ at::Tensor SelfAttentionImpl::forward(const at::Tensor& x, bool causal) {
   return out_proj(out.transpose(1, 2).reshape({n, l, d}));
 }
 
-MlpImpl::MlpImpl(int64_t width) : fused_(experiment_enabled("fused-mlp")) {
+MlpImpl::MlpImpl(int64_t width) : fused_(experiment_enabled("fused-mlp")), kernel_(experiment_enabled("quick-gelu-kernel")) {
   c_fc = register_module("c_fc", torch::nn::Linear(width, width * 4));
   c_proj = register_module("c_proj", torch::nn::Linear(width * 4, width));
 }
 
 at::Tensor MlpImpl::forward(const at::Tensor& x) {
+  if (kernel_) return c_proj(quick_gelu_by_kernel(c_fc(x)));
   if (!fused_) return c_proj(quick_gelu(c_fc(x)));
   // Experiment "fused-mlp": QuickGELU(h) = silu(1.702 h) / 1.702, the two scalings applied by the
   // matrix products (alpha, on the fp32 accumulator). The block's widest activation ([n, l, 4 d]) then

@@ -41,7 +41,8 @@ class MlpImpl : public torch::nn::Module {
   torch::nn::Linear c_fc{nullptr}, c_proj{nullptr};
 
  private:
-  bool fused_;  // CLIP_NATIVE_EXPERIMENTS=fused-mlp when the module was built
+  bool fused_;   // CLIP_NATIVE_EXPERIMENTS=fused-mlp when the module was built
+  bool kernel_;  // CLIP_NATIVE_EXPERIMENTS=quick-gelu-kernel (native/model/quick_gelu_kernel.h)
 };
 TORCH_MODULE(Mlp);
 

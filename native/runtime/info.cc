@@ -1,5 +1,6 @@
 #include "runtime/info.h"
 
+#include "model/quick_gelu_kernel.h"
 #include "runtime/cuda_graph.h"
 
 #include <ATen/Parallel.h>
@@ -26,6 +27,7 @@ RuntimeInfo runtime_info() {
 #endif
   info.cuda_available = torch::cuda::is_available();
   info.cuda_graphs = runtime::CudaGraph::available();
+  info.cuda_kernels = model::quick_gelu_kernels_built();
   info.threads = at::get_num_threads();
   info.cpu_bf16 = true;
   info.parallel_info = at::get_parallel_info();

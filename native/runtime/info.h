@@ -18,7 +18,8 @@ struct RuntimeInfo {
   std::string torch_version;
   bool built_with_cuda;
   bool cuda_available;
-  bool cuda_graphs;  // the train step can be captured in a CUDA graph (runtime/cuda_graph.h)
+  bool cuda_graphs;   // the train step can be captured in a CUDA graph (runtime/cuda_graph.h)
+  bool cuda_kernels;  // native/kernels/*.cu were built in (nvcc at build time)
   std::vector<CudaDevice> devices;
   int threads;
   bool cpu_bf16;  // bf16 autocast works on this CPU (always true with LibTorch's CPU kernels)
