@@ -22,14 +22,16 @@ source .device/enter.sh || exit 1
 mkdir -p /tmp/fixtures && tar xJf .device/fixtures.tar.xz -C /tmp/fixtures
 export CLIP_NATIVE_FIXTURES=/tmp/fixtures
 export CLIP_NATIVE_JOBS=16
+# nvcc builds clip-native's own kernels (native/kernels/); CMake looks for it on PATH.
+command -v nvcc > /dev/null || { [ -x /usr/local/cuda/bin/nvcc ] && export PATH=/usr/local/cuda/bin:$PATH; }
 
 stamp build
 if ! timeout 300 node scripts/build-native.mjs > "$OUT/build.txt" 2>&1; then
-  # CUDA graph code is compiled only here, and the profiler against this LibTorch's headers; should
-  # either not compile, everything else still gets measured.
-  echo "build failed; rebuilding without CUDA graphs and the profiler" | tee -a "$OUT/build.txt"
+  # CUDA graph code and the kernels are compiled only here, and the profiler against this LibTorch's
+  # headers; should any not compile, everything else still gets measured.
+  echo "build failed; rebuilding without CUDA graphs, own kernels and the profiler" | tee -a "$OUT/build.txt"
   rm -rf build
-  CXXFLAGS="-DCLIP_NATIVE_NO_CUDA_GRAPHS -DCLIP_NATIVE_NO_PROFILER" timeout 300 node scripts/build-native.mjs >> "$OUT/build.txt" 2>&1 || { tail -40 "$OUT/build.txt"; exit 1; }
+  CLIP_NATIVE_NO_KERNELS=1 CXXFLAGS="-DCLIP_NATIVE_NO_CUDA_GRAPHS -DCLIP_NATIVE_NO_PROFILER" timeout 300 node scripts/build-native.mjs >> "$OUT/build.txt" 2>&1 || { tail -40 "$OUT/build.txt"; exit 1; }
 fi
 tail -3 "$OUT/build.txt"
 timeout 60 node dist/src/cli/main.js doctor --json | tee "$OUT/doctor.json"
@@ -56,8 +58,10 @@ stamp "levers"
 step --model ViT-B/32 --batch 32 --sync-every-step
 step --model RN50 --batch 256 --memory-format contiguous
 step --model ViT-B/32 --batch 256 --pixels float32
+CLIP_NATIVE_EXPERIMENTS=quick-gelu-kernel step --model ViT-B/32 --batch 256 --profile 3
+CLIP_NATIVE_EXPERIMENTS=quick-gelu-kernel step --model ViT-B/32 --batch 32 --cuda-graph
+CLIP_NATIVE_EXPERIMENTS=quick-gelu-kernel step --model RN50 --batch 256
 CLIP_NATIVE_EXPERIMENTS=fused-mlp step --model ViT-B/32 --batch 256
-CLIP_NATIVE_EXPERIMENTS=fused-mlp step --model ViT-B/32 --batch 256 --cuda-graph
 CLIP_NATIVE_EXPERIMENTS=fused-mlp step --model ViT-B/32 --batch 32 --cuda-graph
 stamp "short runs"
 for model in ViT-B/32 RN50; do

@@ -8,6 +8,8 @@ import { loadModel } from '../src/model/model.js';
 import { cudaMemory, runtimeInfo } from '../src/native.js';
 import { createTrainer } from '../src/train/trainer.js';
 import { fixture } from './helpers/fixtures.js';
+import { assertParametersMatchAdam3, readAdam3 } from './helpers/adam3.js';
+import { withExperiments } from './helpers/experiments.js';
 import { assertRunsAgree, runScriptedSteps } from './helpers/graph-steps.js';
 import { assertAllClose } from './helpers/tensors.js';
 
@@ -116,6 +118,37 @@ describe('CUDA', () => {
         t.diagnostic(`${name} ${precision}: graph vs eager differ by at most ${(100 * worst).toFixed(3)} % of a tensor's update; losses ${graphed.losses.map((l) => l.toFixed(5)).join(' ')}`);
       });
     }
+  }
+
+  // Performance experiments (CLIP_NATIVE_EXPERIMENTS) compute the reference's numbers by another path:
+  // the goldens in fp32, and three Adam steps whose updates (about lr per weight, signed by the
+  // gradient) expose a wrong backward.
+  for (const experiment of ['quick-gelu-kernel', 'fused-mlp']) {
+    test(`experiment ${experiment}: fp32 on CUDA matches the goldens, and three Adam steps the reference's`, async (t) => {
+      if (!cuda) return t.skip(SKIP);
+      if (experiment === 'quick-gelu-kernel') assert.ok(runtimeInfo().cudaKernels, 'this CUDA build has no kernels of its own: nvcc was not found when it was built');
+      for (const name of ['tiny_vit', 'tiny_rn']) {
+        const { g, images, tokens } = await goldenBatch(name);
+        const model = await withExperiments(experiment, () => loadModel(fixture('models', `${name}.safetensors`), { device: 'cuda' }));
+        const prefix = name === 'tiny_rn' ? 'train.' : '';
+        if (prefix) model.train();
+        assertAllClose((await model.encodeText(tokens)).data, g.float32(`${prefix}text_features`).data, { what: `${name} text features (${experiment})` });
+        assertAllClose((await model.forward(images, tokens)).logitsPerImage.data, g.float32(`${prefix}logits_per_image`).data, { what: `${name} logits (${experiment})` });
+        const fp32 = (await model.forward(images, tokens, { precision: 'fp32' })).logitsPerImage.data;
+        const bf16 = (await model.forward(images, tokens, { precision: 'bf16' })).logitsPerImage.data;
+        t.diagnostic(`${name} ${experiment}: bf16 logits differ from fp32 by at most ${(maxRelative(bf16, fp32) * 100).toFixed(2)} %`);
+      }
+      const { images, tokens } = await goldenBatch('tiny_vit');
+      const reference = await readAdam3('tiny_vit');
+      const model = await withExperiments(experiment, () => loadModel(fixture('models', 'tiny_vit.safetensors'), { device: 'cuda' }));
+      const trainer = await createTrainer(model, { lr: 1e-3, betas: [0.9, 0.98], eps: 1e-6, weightDecay: 0.001, batchNorm: 'train' });
+      const expected = reference.float32('losses').data;
+      for (let i = 0; i < 3; i++) {
+        const loss = await trainer.step(images, tokens);
+        assert.ok(Math.abs(loss - expected[i]!) <= 1e-4 * Math.abs(expected[i]!), `step ${i}: ${loss} vs ${expected[i]}`);
+      }
+      await assertParametersMatchAdam3(model, reference);
+    });
   }
 
   test('cudaMemory reports the allocator: a peak at least the current use, reset to it on request', async (t) => {
