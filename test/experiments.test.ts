@@ -27,3 +27,13 @@ describe('experiment fused-mlp', () => {
     });
   }
 });
+
+describe('experiment quick-gelu-kernel', () => {
+  test('where the CUDA kernels do not run (a CPU tensor), it is the reference formula, bit for bit', async () => {
+    const g = await readSafetensors(fixture('models', 'tiny_vit.golden.safetensors'));
+    const tokens = g.tensor('text_tokens') as { data: BigInt64Array; shape: number[] };
+    const kernel = await withExperiments('quick-gelu-kernel', () => loadModel(fixture('models', 'tiny_vit.safetensors')));
+    const plain = await withExperiments(undefined, () => loadModel(fixture('models', 'tiny_vit.safetensors')));
+    assert.deepEqual((await kernel.encodeText(tokens)).data, (await plain.encodeText(tokens)).data);
+  });
+});
