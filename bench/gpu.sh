@@ -61,6 +61,8 @@ step --model ViT-B/32 --batch 256 --pixels float32
 CLIP_NATIVE_EXPERIMENTS=quick-gelu-kernel step --model ViT-B/32 --batch 256 --profile 3
 CLIP_NATIVE_EXPERIMENTS=quick-gelu-kernel step --model ViT-B/32 --batch 32 --cuda-graph
 CLIP_NATIVE_EXPERIMENTS=quick-gelu-kernel step --model RN50 --batch 256
+CLIP_NATIVE_EXPERIMENTS=cudnn-benchmark step --model RN50 --batch 256
+CLIP_NATIVE_EXPERIMENTS=cudnn-benchmark step --model RN50 --batch 32 --cuda-graph
 CLIP_NATIVE_EXPERIMENTS=fused-mlp step --model ViT-B/32 --batch 256
 CLIP_NATIVE_EXPERIMENTS=fused-mlp step --model ViT-B/32 --batch 32 --cuda-graph
 stamp "short runs"
