@@ -11,6 +11,7 @@
 #include "binding/model_handle.h"
 #include "binding/model_wrap.h"
 #include "binding/tensor_js.h"
+#include "runtime/transfer.h"
 #include "model/config_json.h"
 #include "model/model_files.h"
 #include "model/precision.h"
@@ -190,7 +191,7 @@ Napi::Value RunInference(const Napi::CallbackInfo& info, const ModelPtr& handle,
         for (const auto& t : tensors) {
           // Token ids are checked while still on the host: on a GPU a bad id would be a device assert.
           if (t.scalar_type() == at::kInt || t.scalar_type() == at::kLong) handle->model->check_tokens(t);
-          on_device.push_back(t.to(handle->device));
+          on_device.push_back(runtime::to_device(t, handle->device));
         }
         Out out;
         {

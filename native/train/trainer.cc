@@ -5,18 +5,13 @@
 #include <stdexcept>
 
 #include "model/state_dict.h"
+#include "runtime/transfer.h"
 #include "train/loss.h"
 
 namespace clip::train {
 namespace {
 
 bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
-
-// A host batch goes to a CUDA device from page-locked memory. An asynchronous copy from pageable
-// memory makes the host wait for the device's queue (large copies pass through bounded staging
-// buffers), which would serialise each step's launches with the previous step's kernels. The caching
-// host allocator keeps a pinned block until the copy that reads it has completed.
-at::Tensor staged_for(const at::Tensor& host, at::Device device) { return device.is_cuda() && host.is_cpu() ? host.pin_memory() : host; }
 
 bool is_text_tower(const std::string& name) {
   for (const char* prefix : {"transformer.", "token_embedding.", "positional_embedding", "ln_final.", "text_projection"}) {
@@ -116,10 +111,10 @@ StepResult Trainer::step(const at::Tensor& images_in, const at::Tensor& tokens_i
     lr_.fill_(lr);
   }
   if (GraphedStep* graph = graph_for(images_in, tokens_in, labels)) return replay(*graph, images_in, tokens_in, labels, read_back);
-  const at::Tensor images = staged_for(images_in, device_).to(device_, /*non_blocking=*/true);
-  const at::Tensor tokens = staged_for(tokens_in, device_).to(device_, /*non_blocking=*/true);
+  const at::Tensor images = runtime::to_device(images_in, device_);
+  const at::Tensor tokens = runtime::to_device(tokens_in, device_);
   std::optional<at::Tensor> device_labels;
-  if (labels) device_labels = labels->to(device_, /*non_blocking=*/true);
+  if (labels) device_labels = runtime::to_device(*labels, device_);
   return eager_step(images, tokens, device_labels, read_back);
 }
 
@@ -303,8 +298,8 @@ Trainer::GraphedStep* Trainer::capture(const std::string& signature, const at::T
   g->signature = signature;
   g->images = device_buffer(images, device_);
   g->tokens = device_buffer(tokens, device_);
-  g->images.copy_(staged_for(images, device_), /*non_blocking=*/true);
-  g->tokens.copy_(staged_for(tokens, device_), /*non_blocking=*/true);
+  g->images.copy_(runtime::staged_for(images, device_), /*non_blocking=*/true);
+  g->tokens.copy_(runtime::staged_for(tokens, device_), /*non_blocking=*/true);
   if (labels) {
     g->labels = device_buffer(*labels, device_);
     g->labels->copy_(*labels, /*non_blocking=*/true);
@@ -335,8 +330,8 @@ Trainer::GraphedStep* Trainer::capture(const std::string& signature, const at::T
 
 StepResult Trainer::replay(GraphedStep& g, const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels,
                            bool read_back) {
-  g.images.copy_(staged_for(images, device_), /*non_blocking=*/true);
-  g.tokens.copy_(staged_for(tokens, device_), /*non_blocking=*/true);
+  g.images.copy_(runtime::staged_for(images, device_), /*non_blocking=*/true);
+  g.tokens.copy_(runtime::staged_for(tokens, device_), /*non_blocking=*/true);
   if (labels) g.labels->copy_(*labels, /*non_blocking=*/true);
   StepResult result;
   result.boundary = true;
