@@ -34,7 +34,7 @@ if ! timeout 300 node scripts/build-native.mjs > "$OUT/build.txt" 2>&1; then
   # headers; should any not compile, everything else still gets measured.
   echo "build failed; rebuilding without CUDA graphs, own kernels and the profiler" | tee -a "$OUT/build.txt"
   rm -rf build
-  CLIP_NATIVE_NO_KERNELS=1 CXXFLAGS="-DCLIP_NATIVE_NO_CUDA_GRAPHS -DCLIP_NATIVE_NO_PROFILER" timeout 300 node scripts/build-native.mjs >> "$OUT/build.txt" 2>&1 || { tail -40 "$OUT/build.txt"; exit 1; }
+  CLIP_NATIVE_NO_KERNELS=1 CXXFLAGS="-DCLIP_NATIVE_NO_CUDA_GRAPHS -DCLIP_NATIVE_NO_PROFILER -DCLIP_NATIVE_NO_CUDA_PROPERTIES" timeout 300 node scripts/build-native.mjs >> "$OUT/build.txt" 2>&1 || { tail -40 "$OUT/build.txt"; exit 1; }
 fi
 tail -3 "$OUT/build.txt"
 timeout 60 node dist/src/cli/main.js doctor --json | tee "$OUT/doctor.json"

@@ -9,7 +9,7 @@
 
 // Device properties need the CUDA toolkit's headers; a LibTorch with CUDA but a machine without the
 // toolkit's headers still builds, listing devices without their properties.
-#if defined(CLIP_NATIVE_WITH_CUDA) && __has_include(<cuda_runtime_api.h>)
+#if defined(CLIP_NATIVE_WITH_CUDA) && !defined(CLIP_NATIVE_NO_CUDA_PROPERTIES) && __has_include(<cuda_runtime_api.h>)
 #define CLIP_NATIVE_CUDA_PROPERTIES 1
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <cuda_runtime_api.h>
