@@ -106,10 +106,7 @@ StepResult Trainer::step(const at::Tensor& images_in, const at::Tensor& tokens_i
                                 std::to_string(tokens_in.size(0)) + " texts");
   if (labels && labels->numel() != images_in.size(0))
     throw std::invalid_argument("labels must hold one entry per image: got " + std::to_string(labels->numel()));
-  {
-    at::NoGradGuard no_grad;
-    lr_.fill_(lr);
-  }
+  set_lr(lr);
   if (GraphedStep* graph = graph_for(images_in, tokens_in, labels)) return replay(*graph, images_in, tokens_in, labels, read_back);
   const at::Tensor images = runtime::to_device(images_in, device_);
   const at::Tensor tokens = runtime::to_device(tokens_in, device_);
@@ -161,10 +158,7 @@ void Trainer::record_loss(const at::Tensor& loss) {
 StepResult Trainer::flush(double lr, bool read_back) {
   StepResult result;
   if (micro_in_group_ == 0) return result;
-  {
-    at::NoGradGuard no_grad;
-    lr_.fill_(lr);
-  }
+  set_lr(lr);
   apply_update(read_back, result);
   return result;
 }
@@ -207,6 +201,11 @@ Trainer::DeviceUpdate Trainer::update_on_device() {
   return update;
 }
 
+void Trainer::set_lr(double lr) {
+  at::NoGradGuard no_grad;
+  lr_.fill_(lr);
+}
+
 void Trainer::clear_gradients() {
   for (auto& s : optimizer_->states()) s.param.mutable_grad() = at::Tensor();
 }
@@ -237,7 +236,17 @@ struct Trainer::GraphedStep {
   at::Tensor images, tokens;          // static inputs: each replay reads what was copied here
   std::optional<at::Tensor> labels;
   at::Tensor loss, found_inf, grad_norm;  // static outputs of the last replay
-  std::vector<const void*> addresses;     // of every tensor the graph updates, at capture
+  // Every tensor the graph reads or updates in place, and where its data was at capture. The handles
+  // see a storage swapped under them (set_data), which a replay would not.
+  std::vector<at::Tensor> watched;
+  std::vector<const void*> addresses;
+
+  bool storage_moved() const {
+    for (size_t i = 0; i < watched.size(); ++i) {
+      if (watched[i].data_ptr() != addresses[i]) return true;
+    }
+    return false;
+  }
 };
 
 Trainer::~Trainer() = default;
@@ -252,14 +261,18 @@ void Trainer::set_graph_status(std::string status) {
   graph_status_ = std::move(status);
 }
 
-std::vector<const void*> Trainer::storage_addresses() {
-  std::vector<const void*> out;
-  for (const auto& p : model_->parameters()) out.push_back(p.data_ptr());
-  for (const auto& b : model_->buffers()) out.push_back(b.data_ptr());
+std::vector<at::Tensor> Trainer::graph_state_tensors() {
+  std::vector<at::Tensor> out = model_->parameters();
+  for (const auto& b : model_->buffers()) out.push_back(b);
   for (const auto& s : optimizer_->states()) {
-    out.push_back(s.exp_avg.data_ptr());
-    out.push_back(s.exp_avg_sq.data_ptr());
-    out.push_back(s.step.data_ptr());
+    out.push_back(s.exp_avg);
+    out.push_back(s.exp_avg_sq);
+    out.push_back(s.step);
+  }
+  for (const auto& t : {skipped_, loss_sum_, loss_count_, non_finite_run_, lr_}) out.push_back(t);
+  if (scaler_) {
+    out.push_back(scaler_->scale_tensor());
+    out.push_back(scaler_->growth_tracker());
   }
   return out;
 }
@@ -270,7 +283,7 @@ Trainer::GraphedStep* Trainer::graph_for(const at::Tensor& images, const at::Ten
   if (graphed_) {
     if (graphed_->signature != signature) return nullptr;  // e.g. an epoch's smaller last batch: eager
     // A graph replays fixed addresses: if weights were replaced rather than updated in place, capture anew.
-    if (graphed_->addresses == storage_addresses()) return graphed_.get();
+    if (!graphed_->storage_moved()) return graphed_.get();
     graphed_.reset();
     last_signature_.clear();
     set_graph_status("warming up (weights moved since the capture)");
@@ -323,7 +336,8 @@ Trainer::GraphedStep* Trainer::capture(const std::string& signature, const at::T
   };
   graphed_ = std::move(g);
   step->graph.capture(device_, warmup, body);
-  step->addresses = storage_addresses();
+  step->watched = graph_state_tensors();
+  for (const auto& t : step->watched) step->addresses.push_back(t.data_ptr());
   set_graph_status(runtime::CudaGraph::emulated() ? "captured (emulated)" : "captured");
   return step;
 }

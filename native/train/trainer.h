@@ -114,7 +114,9 @@ class Trainer {
   GraphedStep* graph_for(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels);
   GraphedStep* capture(const std::string& signature, const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels);
   StepResult replay(GraphedStep& graph, const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels, bool read_back);
-  std::vector<const void*> storage_addresses();
+  /** What a captured step reads or updates in place besides its own buffers. */
+  std::vector<at::Tensor> graph_state_tensors();
+  void set_lr(double lr);
   void set_graph_status(std::string status);
 
   model::Clip model_;
