@@ -60,6 +60,34 @@ train::TrainerOptions ParseTrainerOptions(const Napi::Object& o) {
   return t;
 }
 
+// The arguments step() and profile() share: (images, tokens, labels | null, {lr, …}).
+struct StepInputs {
+  at::Tensor images, tokens;
+  std::optional<at::Tensor> labels;
+  double lr;
+  Napi::Object options;
+  std::vector<Napi::Value> keep;  // the JS values whose memory the tensors borrow
+};
+
+StepInputs ParseStepInputs(const Napi::CallbackInfo& info, const char* call) {
+  StepInputs in;
+  JsTensor images = TensorFromJs(info[0], "images");
+  JsTensor tokens = TensorFromJs(info[1], "tokens");
+  in.images = images.tensor;
+  in.tokens = tokens.tensor;
+  in.keep = {images.holder, tokens.holder};
+  if (info.Length() > 2 && !info[2].IsNull() && !info[2].IsUndefined()) {
+    JsTensor labels = TensorFromJs(info[2], "labels");
+    in.labels = labels.tensor;
+    in.keep.push_back(labels.holder);
+  }
+  in.options = OptionsArg(info, 3);
+  auto lr = OptionalNumber(in.options, "lr");
+  if (!lr) throw Napi::TypeError::New(info.Env(), std::string(call) + ": option 'lr' is required");
+  in.lr = *lr;
+  return in;
+}
+
 Napi::Value StepResultToJs(Napi::Env env, train::StepResult& r) {
   Napi::Object out = Napi::Object::New(env);
   out.Set("loss", r.loss);
@@ -110,28 +138,16 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   Napi::Value Step(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return Guard(env, [&]() -> Napi::Value {
-      JsTensor images = TensorFromJs(info[0], "images");
-      JsTensor tokens = TensorFromJs(info[1], "tokens");
-      std::optional<JsTensor> labels;
-      if (info.Length() > 2 && !info[2].IsNull() && !info[2].IsUndefined()) labels = TensorFromJs(info[2], "labels");
-      Napi::Object options = OptionsArg(info, 3);
-      auto lr = OptionalNumber(options, "lr");
-      if (!lr) throw Napi::TypeError::New(env, "step(): option 'lr' is required");
-      const bool read_back = OptionalBool(options, "readLoss").value_or(true);
-      std::vector<Napi::Value> keep = {images.holder, tokens.holder};
-      std::optional<at::Tensor> label_tensor;
-      if (labels) {
-        keep.push_back(labels->holder);
-        label_tensor = labels->tensor;
-      }
+      StepInputs in = ParseStepInputs(info, "step()");
+      const bool read_back = OptionalBool(in.options, "readLoss").value_or(true);
       TrainerPtr handle = handle_;
       return RunAsync<train::StepResult>(
           env,
-          [handle, images = images.tensor, tokens = tokens.tensor, label_tensor, lr = *lr, read_back]() {
+          [handle, images = in.images, tokens = in.tokens, labels = in.labels, lr = in.lr, read_back]() {
             std::lock_guard<std::mutex> lock(handle->model->mutex);
-            return handle->trainer->step(images, tokens, label_tensor, lr, read_back);
+            return handle->trainer->step(images, tokens, labels, lr, read_back);
           },
-          StepResultToJs, keep);
+          StepResultToJs, in.keep);
     });
   }
 
@@ -140,27 +156,16 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   Napi::Value Profile(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return Guard(env, [&]() -> Napi::Value {
-      JsTensor images = TensorFromJs(info[0], "images");
-      JsTensor tokens = TensorFromJs(info[1], "tokens");
-      std::optional<at::Tensor> labels;
-      std::vector<Napi::Value> keep = {images.holder, tokens.holder};
-      if (info.Length() > 2 && !info[2].IsNull() && !info[2].IsUndefined()) {
-        JsTensor l = TensorFromJs(info[2], "labels");
-        labels = l.tensor;
-        keep.push_back(l.holder);
-      }
-      Napi::Object options = OptionsArg(info, 3);
-      auto lr = OptionalNumber(options, "lr");
-      if (!lr) throw Napi::TypeError::New(env, "profile(): option 'lr' is required");
-      const double steps = OptionalNumber(options, "steps").value_or(3);
+      StepInputs in = ParseStepInputs(info, "profile()");
+      const double steps = OptionalNumber(in.options, "steps").value_or(3);
       if (!(steps >= 1 && steps <= 1000) || steps != static_cast<int64_t>(steps))
         throw Napi::TypeError::New(env, "profile(): option 'steps' must be an integer from 1 to 1000");
-      const std::string trace = OptionalString(options, "trace").value_or("");
+      const std::string trace = OptionalString(in.options, "trace").value_or("");
       TrainerPtr handle = handle_;
       using Rows = std::vector<runtime::ProfileRow>;
       return RunAsync<Rows>(
           env,
-          [handle, images = images.tensor, tokens = tokens.tensor, labels, lr = *lr, steps = static_cast<int64_t>(steps), trace]() {
+          [handle, images = in.images, tokens = in.tokens, labels = in.labels, lr = in.lr, steps = static_cast<int64_t>(steps), trace]() {
             std::lock_guard<std::mutex> lock(handle->model->mutex);
             auto& trainer = *handle->trainer;
             // The last step reads its loss back, so every kernel has run before the profiler stops.
@@ -184,7 +189,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
             }
             return out;
           },
-          keep);
+          in.keep);
     });
   }
 

@@ -48,6 +48,13 @@ export const DEFAULT_TRAINER_OPTIONS = {
   accumulate: 1,
 } as const satisfies TrainerOptions;
 
+/** Class indices per sample as the native call takes them (null: no labels). */
+function labelTensor(labels: ArrayLike<number> | BigInt64Array | undefined) {
+  if (labels === undefined) return null;
+  const data = labels instanceof Int32Array || labels instanceof BigInt64Array ? labels : Int32Array.from(labels);
+  return { data, shape: [data.length] };
+}
+
 export class Trainer {
   private constructor(
     readonly native: NativeTrainer,
@@ -129,9 +136,7 @@ export class Trainer {
     options: { readLoss?: boolean } = {},
   ): Promise<StepResult> {
     const lr = this.currentLr();
-    const data = labels === undefined || labels instanceof Int32Array || labels instanceof BigInt64Array ? labels : Int32Array.from(labels);
-    const labelTensor = data ? { data, shape: [data.length] } : null;
-    const result = await this.native.step(images, tokens, labelTensor, { lr, readLoss: options.readLoss ?? true });
+    const result = await this.native.step(images, tokens, labelTensor(labels), { lr, readLoss: options.readLoss ?? true });
     return { ...result, lr };
   }
 
@@ -141,8 +146,7 @@ export class Trainer {
    * weights and counters move), all at the current learning rate. `trace` also writes a Chrome trace.
    */
   async profile(images: ImageData, tokens: TokenData, options: { steps?: number; trace?: string; labels?: ArrayLike<number> } = {}): Promise<ProfileRow[]> {
-    const labels = options.labels ? { data: Int32Array.from(options.labels), shape: [options.labels.length] } : null;
-    return this.native.profile(images, tokens, labels, { lr: this.currentLr(), steps: options.steps ?? 3, trace: options.trace });
+    return this.native.profile(images, tokens, labelTensor(options.labels), { lr: this.currentLr(), steps: options.steps ?? 3, trace: options.trace });
   }
 
   /** Writes weights, optimizer state, counters and RNG (plus `metadata` strings) atomically. */
