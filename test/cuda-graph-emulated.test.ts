@@ -67,7 +67,7 @@ describe('CUDA graph step, emulated on the CPU', () => {
     }
   });
 
-  test('the training loop with --cuda-graph: same weights as eager, a smaller last batch, and a resume', async (t) => {
+  test('the training loop with the CUDA graph (its default): same weights as eager, a smaller last batch, and a resume', async (t) => {
     if (!fashionMnistPresent) return t.skip(FASHION_MNIST_SKIP);
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'clip-graph-loop-'));
     try {
@@ -89,7 +89,7 @@ describe('CUDA graph step, emulated on the CPU', () => {
         const bytes = await fs.readFile(path.join(dir, out, 'tiny_epoch_2.safetensors'));
         return bytes.subarray(parseSafetensorsHeader(bytes).dataStart);
       };
-      const eager = await run('eager', {});
+      const eager = await run('eager', { cudaGraph: false });
       const graphed = await run('graphed', { cudaGraph: true });
       assert.equal(eager.cudaGraph, 'off');
       assert.equal(graphed.cudaGraph, 'captured (emulated)');

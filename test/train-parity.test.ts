@@ -1,6 +1,7 @@
 // Three Adam steps on the fixture batch against torch.optim.Adam (L2 decay, foreach=False) run on
 // the reference model: losses, every parameter (large ones at the fixture's sampled indices) and
-// the eval-mode forward after training. Again with the fused-MLP experiment, equal up to rounding.
+// the eval-mode forward after training. Again with the fused-mlp experiment (QuickGELU as on CUDA, layers.cc),
+// equal up to rounding.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 

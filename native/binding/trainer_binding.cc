@@ -48,7 +48,7 @@ train::TrainerOptions ParseTrainerOptions(const Napi::Object& o) {
   t.lock_image = OptionalBool(o, "lockImage").value_or(false);
   t.lock_text = OptionalBool(o, "lockText").value_or(false);
   t.clamp_logit_scale = OptionalBool(o, "clampLogitScale").value_or(true);
-  t.cuda_graph = OptionalBool(o, "cudaGraph").value_or(false);
+  t.cuda_graph = OptionalBool(o, "cudaGraph").value_or(true);
   t.scaler.init_scale = OptionalNumber(o, "initScale").value_or(t.scaler.init_scale);
   t.scaler.growth_interval = static_cast<int64_t>(OptionalNumber(o, "growthInterval").value_or(static_cast<double>(t.scaler.growth_interval)));
   Napi::Value freeze = o.Get("freeze");

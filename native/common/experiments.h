@@ -1,6 +1,7 @@
-// Performance experiments under measurement, switched on per process by the environment:
-// CLIP_NATIVE_EXPERIMENTS=name[,name…]. Each stays off by default until the GPU benchmark
-// (bench/gpu.sh) has measured it against the default path; tests cover both paths.
+// Other code paths, switched on per process by the environment: CLIP_NATIVE_EXPERIMENTS=name[,name…].
+// Performance experiments stay off until the GPU benchmark (bench/gpu.sh) shows them faster than the
+// default path; reference forms (reference-mlp) keep the reference's formulation of a step the default
+// path computes another way. Tests cover both paths.
 #pragma once
 #include <cstdlib>
 #include <sstream>

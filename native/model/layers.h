@@ -41,8 +41,9 @@ class MlpImpl : public torch::nn::Module {
   torch::nn::Linear c_fc{nullptr}, c_proj{nullptr};
 
  private:
-  bool fused_;   // CLIP_NATIVE_EXPERIMENTS=fused-mlp when the module was built
-  bool kernel_;  // CLIP_NATIVE_EXPERIMENTS=quick-gelu-kernel (native/model/quick_gelu_kernel.h)
+  bool fused_;           // CLIP_NATIVE_EXPERIMENTS=fused-mlp when the module was built
+  bool reference_form_;  // CLIP_NATIVE_EXPERIMENTS=reference-mlp
+  bool kernel_;          // CLIP_NATIVE_EXPERIMENTS=quick-gelu-kernel (native/model/quick_gelu_kernel.h)
 };
 TORCH_MODULE(Mlp);
 

@@ -1,5 +1,7 @@
 #include "model/vision_transformer.h"
 
+#include <ATen/autocast_mode.h>
+
 #include <cmath>
 
 namespace clip::model {
@@ -28,13 +30,30 @@ void VisionTransformerImpl::initialize_like_reference() {
 }
 
 at::Tensor VisionTransformerImpl::forward(const at::Tensor& images) {
-  at::Tensor x = conv1(images);                                   // [N, W, g, g]
-  x = x.flatten(2).transpose(1, 2);                               // [N, g², W]
+  at::Tensor x = embed_patches(images);                           // [N, g², W]
   at::Tensor cls = class_embedding.to(x.scalar_type()).expand({x.size(0), 1, x.size(2)});
   x = at::cat({cls, x}, 1) + positional_embedding.to(x.scalar_type());
   x = transformer(ln_pre(x), /*causal=*/false);
   x = ln_post(x.select(1, 0));
   return at::matmul(x, proj);
+}
+
+// conv1 (kernel = stride = patch, no padding) sees each patch once, so it is one matrix product:
+// patches as rows [N·g², 3·p·p] times the kernel as [W, 3·p·p]ᵀ. cuDNN ran this convolution at a
+// fraction of the GEMM's speed (ViT-B/32, batch 256, H200: 1.5 ms forward and 2.8 ms for the weight
+// gradient). The images are cast to autocast's type before the one copy that gathers the patches.
+at::Tensor VisionTransformerImpl::embed_patches(const at::Tensor& images) const {
+  const at::Tensor& kernel = conv1->weight;  // [W, 3, p, p]
+  const int64_t n = images.size(0), channels = images.size(1), p = kernel.size(2);
+  const int64_t rows = images.size(2) / p, cols = images.size(3) / p;
+  at::Tensor pixels = images;
+  const at::DeviceType device = images.device().type();
+  if (at::autocast::is_autocast_enabled(device)) pixels = pixels.to(at::autocast::get_autocast_dtype(device));
+  // A convolution ignores a remainder narrower than a patch; so does this.
+  pixels = pixels.narrow(2, 0, rows * p).narrow(3, 0, cols * p);
+  const at::Tensor patches =
+      pixels.reshape({n, channels, rows, p, cols, p}).permute({0, 2, 4, 1, 3, 5}).reshape({n * rows * cols, channels * p * p});
+  return at::matmul(patches, kernel.reshape({kernel.size(0), -1}).t()).view({n, rows * cols, kernel.size(0)});
 }
 
 }  // namespace clip::model

@@ -17,6 +17,9 @@ class VisionTransformerImpl : public torch::nn::Module {
   LayerNormFp32 ln_pre{nullptr};
   Transformer transformer{nullptr};
   LayerNormFp32 ln_post{nullptr};
+
+ private:
+  at::Tensor embed_patches(const at::Tensor& images) const;
 };
 TORCH_MODULE(VisionTransformer);
 

@@ -5,6 +5,7 @@ import { train } from '../train/loop.js';
 import { createTrainProgress } from './train-progress.js';
 
 const int = (v: string) => Number(v);
+const workerCount = (v: string) => (v === 'auto' ? v : Number(v));
 const num = (v: string) => Number(v);
 const list = (v: string, previous: string[] = []) => [...previous, v];
 
@@ -46,8 +47,8 @@ export function registerTrain(program: Command): void {
     .option('--device <device>', 'auto, cpu, cuda or cuda:<n> (default auto)')
     .addOption(new Option('--precision <p>', 'auto: bf16 where supported, else fp32').choices(['auto', 'fp32', 'bf16', 'fp16']))
     .option('--drop-last', 'drop a last smaller batch')
-    .option('--cuda-graph', 'replay the train step as a CUDA graph (CUDA, accumulate 1; pair with --drop-last)')
-    .option('--workers <n>', 'images decoded at once (default 4)', int)
+    .option('--no-cuda-graph', 'run every train step eagerly instead of replaying it as a CUDA graph')
+    .option('--workers <n>', 'images read and decoded at once (default auto: twice the CPU cores, at least 4)', workerCount)
     .option('--no-cache', 'do not cache preprocessed images')
     .option('--strict', 'fail on the first unreadable image instead of skipping it')
     .option('--log-every <n>', 'log every n batches (default 4)', int)
@@ -60,9 +61,10 @@ export function registerTrain(program: Command): void {
     .option('--resume <path|latest>', 'continue from a checkpoint')
     .option('--print-config', 'print the resolved configuration and exit')
     .option('--json', 'print the result as JSON at the end')
-    .action(async (flags: TrainFlags & { cache?: boolean; batchnorm?: TrainConfig['batchNorm'] }) => {
-      const { config, printConfig, json, batchnorm, cache, ...rest } = flags;
-      const overrides: Partial<TrainConfig> = { ...rest, batchNorm: batchnorm, cache: cache === false ? false : undefined };
+    .action(async (flags: TrainFlags & { cache?: boolean; cudaGraph?: boolean; batchnorm?: TrainConfig['batchNorm'] }) => {
+      const { config, printConfig, json, batchnorm, cache, cudaGraph, ...rest } = flags;
+      // Negatable flags default to true in commander; only an explicit --no-… may override the config file.
+      const overrides: Partial<TrainConfig> = { ...rest, batchNorm: batchnorm, cache: cache === false ? false : undefined, cudaGraph: cudaGraph === false ? false : undefined };
       if (printConfig) {
         const resolved = resolveConfig(config ? await readConfigFile(config) : undefined, overrides);
         process.stdout.write(JSON.stringify(resolved, null, 2) + '\n');

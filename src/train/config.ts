@@ -51,9 +51,10 @@ export interface TrainConfig {
   /** 'auto': bf16 where the device supports it (CUDA, compute capability ≥ 8), else fp32. */
   precision: Precision | 'auto';
   dropLast: boolean;
-  /** Replay the train step as a CUDA graph (CUDA, accumulate 1); a smaller last batch runs eagerly. */
+  /** Replay the train step as a CUDA graph (on CUDA with accumulate 1); a smaller last batch runs eagerly. */
   cudaGraph: boolean;
-  workers: number;
+  /** Images read and decoded at once; 'auto': twice the CPU cores, at least 4. */
+  workers: number | 'auto';
   prefetch: number;
   cache: boolean;
   strict: boolean;
@@ -102,8 +103,8 @@ export const DEFAULT_CONFIG: Omit<TrainConfig, 'data' | 'out'> = {
   device: 'auto',
   precision: 'auto',
   dropLast: false,
-  cudaGraph: false,
-  workers: 4,
+  cudaGraph: true,
+  workers: 'auto',
   prefetch: 2,
   cache: true,
   strict: false,
@@ -173,7 +174,7 @@ const CHECKS: Record<keyof TrainConfig, Check> = {
   precision: oneOf('auto', 'fp32', 'bf16', 'fp16'),
   dropLast: bool,
   cudaGraph: bool,
-  workers: positiveInt,
+  workers: (v) => (v === 'auto' ? undefined : positiveInt(v)),
   prefetch: positiveInt,
   cache: bool,
   strict: bool,

@@ -283,7 +283,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       shuffle: true,
       dropLast: config.dropLast,
       resolution: model.config.image_resolution,
-      concurrency: config.workers,
+      concurrency: config.workers === 'auto' ? undefined : config.workers,
       prefetch: config.prefetch,
       cache: config.cache,
       cacheDir: cacheDir,
@@ -392,6 +392,6 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   result.optimizerSteps = trainer.optimizerSteps;
   result.skippedSteps = (await trainer.stats()).skippedSteps;
   result.cudaGraph = trainer.cudaGraphStatus;
-  if (config.cudaGraph) say(`CUDA graph: ${result.cudaGraph}`);
+  if (config.cudaGraph && device.startsWith('cuda')) say(`CUDA graph: ${result.cudaGraph}`);
   return result;
 }
