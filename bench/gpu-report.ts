@@ -27,6 +27,7 @@ interface StepRow {
   tflops: number | null;
   firstStepSeconds: number;
   peakGiB: number | null;
+  peakReservedGiB?: number | null;
   loss: number;
   syncEveryStep?: boolean;
   cudaGraph?: string;
@@ -103,7 +104,7 @@ const lines: string[] = [
   '',
   '## Against the targets (issue 8) and the Python reference',
   '',
-  '| model | batch | variant | images/s | ms/step | TFLOP/s | peak GiB | first step s | target | best Python (same card) | HF peer, this run |',
+  '| model | batch | variant | images/s | ms/step | TFLOP/s | peak GiB allocated / reserved | first step s | target | best Python (same card) | HF peer, this run |',
   '|---|---:|---|---:|---:|---:|---:|---:|---:|---|---:|',
 ];
 for (const r of steps) {
@@ -113,7 +114,7 @@ for (const r of steps) {
   const target = TARGETS[key];
   const mark = target ? (r.imagesPerSecond >= target ? ' ✓' : ' ✗') : '';
   lines.push(
-    `| ${r.model} | ${r.batch} | ${variant(r)} | ${fmt(r.imagesPerSecond)} | ${fmt(r.msPerStep, 1)} | ${fmt(r.tflops)} | ${fmt(r.peakGiB, 1)} | ${fmt(r.firstStepSeconds, 1)} | ` +
+    `| ${r.model} | ${r.batch} | ${variant(r)} | ${fmt(r.imagesPerSecond)} | ${fmt(r.msPerStep, 1)} | ${fmt(r.tflops)} | ${fmt(r.peakGiB, 1)} / ${fmt(r.peakReservedGiB, 1)} | ${fmt(r.firstStepSeconds, 1)} | ` +
       `${target ? fmt(target) + mark : '–'} | ${python ? `${fmt(python.imagesPerSecond)} (${python.mode}); ×${fmt(r.imagesPerSecond / python.imagesPerSecond, 2)}` : '–'} | ` +
       `${peer ? `${fmt(peer.imagesPerSecond)}; ×${fmt(r.imagesPerSecond / peer.imagesPerSecond, 2)}` : '–'} |`,
   );
