@@ -1,9 +1,14 @@
 // Does the loader keep the trainer fed? Trains on real JPEG files (made here from the fixture photos,
 // in the blog layout) and compares images/s of a whole epoch with the preprocessed cache warm against
-// the train step alone on a synthetic batch of the same shape, in the same process.
+// the train step alone on a synthetic batch of the same shape, in the same process, and the loader
+// alone over the warm cache (its ceiling, no trainer).
 //
-//   node dist/bench/e2e-throughput.js [--model ViT-B/32 | tiny.json] [--batch 64] [--images 512]
-//        [--device cpu|cuda] [--precision fp32|bf16] [--cuda-graph] [--write bench/results/e2e-throughput.md]
+//   node --require ./dist/src/util/threadpool.cjs dist/bench/e2e-throughput.js [--model ViT-B/32 | tiny.json]
+//        [--batch 64] [--images 512] [--device cpu|cuda] [--precision fp32|bf16] [--eager] [--write bench/results/e2e-throughput.md]
+//
+// --require applies clip-native's threadpool size as the `clip-native` command does (an ES module
+// cannot: see src/util/threadpool.cts); without it, or with UV_THREADPOOL_SIZE set, the report says
+// which size ran.
 import { promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,6 +16,8 @@ import { parseArgs } from 'node:util';
 
 import sharp from 'sharp';
 
+import { loadDataset } from '../src/data/datasets.js';
+import { createLoader } from '../src/data/loader.js';
 import { architecture, type ClipConfig } from '../src/model/config.js';
 import { createModel } from '../src/model/model.js';
 import { runtimeInfo } from '../src/native.js';
@@ -28,7 +35,8 @@ const { values } = parseArgs({
     precision: { type: 'string', default: 'fp32' },
     steps: { type: 'string', default: '10' },
     write: { type: 'string' },
-    'cuda-graph': { type: 'boolean', default: false },
+    // The trainer's default on CUDA is the CUDA graph; --eager runs eager steps in both.
+    eager: { type: 'boolean', default: false },
   },
 });
 
@@ -41,7 +49,9 @@ const config: ClipConfig = values.model === 'tiny' ? TINY : values.model!.endsWi
 const batch = Number(values.batch);
 const count = Number(values.images);
 const precision = values.precision as 'fp32' | 'bf16';
-const cudaGraph = values['cuda-graph'];
+const cudaGraph = !values.eager;
+// Nothing in this process sets it, so this is the size libuv started the pool with.
+const threadpool = process.env.UV_THREADPOOL_SIZE ?? "4 (unset: libuv's default)";
 const fixtures = process.env.CLIP_NATIVE_FIXTURES ?? path.resolve(repoRoot, '..', 'shared', 'fixtures');
 
 async function makeDataset(dir: string): Promise<void> {
@@ -62,6 +72,19 @@ async function makeDataset(dir: string): Promise<void> {
 }
 
 let stepGraphStatus = 'off';
+
+/** Images/s of three epochs read from the crop cache the training run filled, with no trainer. */
+async function loaderAlone(data: string, cacheDir: string): Promise<number> {
+  const dataset = await loadDataset(data);
+  let images = 0;
+  const start = performance.now();
+  for (let epoch = 2; epoch < 5; epoch++) {
+    const loader = createLoader(dataset, { batchSize: batch, epoch, dropLast: true, resolution: config.image_resolution, cacheDir, pixels: 'uint8' });
+    for await (const b of loader) images += b.samples.length;
+    if (loader.stats().decoded > 0) throw new Error('the crop cache was not warm');
+  }
+  return images / ((performance.now() - start) / 1000);
+}
 
 async function stepAlone(): Promise<number> {
   const r = config.image_resolution;
@@ -85,6 +108,7 @@ try {
   await makeDataset(path.join(tmp, 'data'));
   const modelFile = path.join(tmp, 'model.json');
   await fs.writeFile(modelFile, JSON.stringify(config));
+  const batchRates: number[] = [];
   const epochs: Array<{ epoch: number; seconds: number; batches: number }> = [];
   const run = await train({
     data: path.join(tmp, 'data'),
@@ -104,14 +128,20 @@ try {
     checkpointEvery: 0,
     cacheDir: path.join(tmp, 'crops'),
     tokenizer: await tokenizerFromFile(path.join(fixtures, 'bpe_simple_vocab_16e6.txt.gz')),
+    // The rate of an epoch's batches, without the weights file written at its end (600 MB for
+    // ViT-B/32, which on a short epoch would outweigh the batches themselves).
+    onBatch: (b) => void (batchRates[b.epoch - 1] = b.imagesPerSecond),
     onEpoch: (e) => epochs.push({ epoch: e.epoch, seconds: e.seconds, batches: e.batches }),
   });
-  const [cold, warm] = epochs.map((e) => (e.batches * batch) / e.seconds);
+  const warm = (epochs[1]!.batches * batch) / epochs[1]!.seconds;
+  const loader = await loaderAlone(path.join(tmp, 'data'), path.join(tmp, 'crops'));
   const alone = await stepAlone();
   const rows = [
     `| train step alone (synthetic batch already in memory) | ${alone.toFixed(1)} |`,
-    `| epoch 1 from JPEG files (decode + cache write) | ${cold!.toFixed(1)} |`,
-    `| epoch 2 from the preprocessed cache | ${warm!.toFixed(1)} (${((warm! / alone) * 100).toFixed(0)}% of the step alone) |`,
+    `| epoch 1 from JPEG files (decode + cache write), its batches | ${batchRates[0]!.toFixed(1)} |`,
+    `| epoch 2 from the preprocessed cache, its batches | ${batchRates[1]!.toFixed(1)} (${((batchRates[1]! / alone) * 100).toFixed(0)}% of the step alone) |`,
+    `| epoch 2 whole, with writing the weights at its end | ${warm!.toFixed(1)} |`,
+    `| loader alone from the warm cache (no training) | ${loader.toFixed(1)} (${((loader / alone) * 100).toFixed(0)}% of the step alone) |`,
   ];
   const cpu = readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)?.[1] ?? 'unknown CPU';
   const gpu = runtimeInfo().devices[0]?.name;
@@ -122,6 +152,7 @@ try {
     `- date: ${new Date().toISOString()}`,
     `- machine: ${os.availableParallelism()} CPUs (${cpu})${gpu ? `, ${gpu}` : ''}; Node ${process.version}; LibTorch ${runtimeInfo().torchVersion}`,
     `- model: ${values.model} (${config.image_resolution}px), batch ${batch}, ${count} JPEGs (320–800 px wide), ${values.device}, ${precision}`,
+    `- UV_THREADPOOL_SIZE: ${threadpool}`,
     `- CUDA graph: run ${run.cudaGraph}; step alone ${stepGraphStatus}`,
     '',
     '| pipeline | images/s |',
