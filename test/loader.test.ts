@@ -127,6 +127,23 @@ describe('createLoader', () => {
     assert.deepEqual(third.calls, [touched]);
   });
 
+  test('a torn cache entry (pixels changed, same size) is a miss: the image is decoded again, the right pixels come back', async () => {
+    const cacheDir = path.join(tmp, 'cache-torn');
+    const opts = base({ cacheDir, shuffle: false, pixels: 'uint8' });
+    const clean = await collect(createLoader(dataset, opts));
+    const entries = (await fs.readdir(cacheDir, { recursive: true })).filter((f) => f.endsWith('.crop')).map((f) => path.join(cacheDir, f));
+    assert.equal(entries.length, 14);
+    const torn = await fs.readFile(entries[0]!);
+    torn[torn.length - 100] ^= 0xff; // one pixel byte: a write that stopped short of the end
+    await fs.writeFile(entries[0]!, torn);
+    const counter = countingDecoder();
+    const loader = createLoader(dataset, { ...opts, decoder: counter.decoder });
+    const again = await collect(loader);
+    assert.equal(counter.calls.length, 1, 'only the torn entry is decoded again');
+    assert.equal(loader.stats().cacheHits, 13);
+    again.forEach((b, i) => assert.deepEqual(b.images.data, clean[i]!.images.data));
+  });
+
   test('startBatch resumes with the same batches and reads nothing before them', async () => {
     const full = await collect(createLoader(dataset, base({ seed: 9, cache: false })));
     const counter = countingDecoder();

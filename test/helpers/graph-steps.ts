@@ -14,6 +14,7 @@ import { createTrainer } from '../../src/train/trainer.js';
 import { fixture } from './fixtures.js';
 
 export const GRAPH_STEPS = 10;
+const LR = 1e-3;
 const SMALL_STEP = 5;
 
 export async function runScriptedSteps(name: 'tiny_vit' | 'tiny_rn', options: { device: string; precision: Precision; cudaGraph: boolean }) {
@@ -41,7 +42,7 @@ export async function runScriptedSteps(name: 'tiny_vit' | 'tiny_rn', options: { 
   const model = await loadModel(fixture('models', `${name}.safetensors`), { device: options.device });
   const initial = await model.stateDict();
   const trainer = await createTrainer(model, {
-    optimizer: 'adamw', lr: 1e-3, weightDecay: 0.1, gradClip: 1, precision: options.precision, batchNorm: 'train',
+    optimizer: 'adamw', lr: LR, weightDecay: 0.1, gradClip: 1, precision: options.precision, batchNorm: 'train',
     schedule: { kind: 'step', every: 2, gamma: 0.5 }, cudaGraph: options.cudaGraph,
   });
   const losses: number[] = [];
@@ -61,8 +62,12 @@ type Run = Awaited<ReturnType<typeof runScriptedSteps>>;
  * How close a graph run must come to the eager one: bit for bit (the CPU emulation replays the very same
  * operations), or on a GPU, where eager runs differ among themselves (atomics in attention backward,
  * cuBLAS algorithms picked per stream), within `lossRtol` on each loss and, per tensor, within
- * `updateShare` of how far training moved it. A graph reading stale inputs or a stale lr misses by
- * about the whole update.
+ * `updateShare` of how far training moved it, or of one step's lr where it moved less: an AdamW step
+ * moves a weight by about lr whatever the gradient's size, except where the gradient is zero up to
+ * rounding (attention's key bias: softmax ignores a shift shared by all keys), and there rounding
+ * alone decides where the weight ends (tiny_rn's attnpool.k_proj.bias moved by 5e-7 on an H200, and
+ * two runs differed by 31 % of that). A graph reading stale inputs or a stale lr misses by about the
+ * whole update.
  */
 export type Agreement = { bitwise: true } | { lossRtol: number; updateShare: number };
 
@@ -91,8 +96,9 @@ export function assertRunsAgree(graphed: Run, eager: Run, agreement: Agreement, 
       update = Math.max(update, Math.abs(a[j]! - start[j]!));
     }
     if (update === 0) return assert.equal(diff, 0, `${what}: ${name} was not trained in the eager run but moved in the graph run`);
-    worstShare = Math.max(worstShare, diff / update);
-    assert.ok(diff <= agreement.updateShare * update, `${what}: ${name} differs by ${diff}, ${((100 * diff) / update).toFixed(2)} % of its update ${update}`);
+    const scale = Math.max(update, LR);
+    worstShare = Math.max(worstShare, diff / scale);
+    assert.ok(diff <= agreement.updateShare * scale, `${what}: ${name} differs by ${diff}, ${((100 * diff) / scale).toFixed(2)} % of its update ${update} (or lr ${LR})`);
   });
   return worstShare;
 }
