@@ -9,6 +9,7 @@ import { cudaMemory, runtimeInfo } from '../src/native.js';
 import { createTrainer } from '../src/train/trainer.js';
 import { fixture } from './helpers/fixtures.js';
 import { assertParametersMatchAdam3, readAdam3 } from './helpers/adam3.js';
+import { autocastReference } from './helpers/autocast-reference.js';
 import { withExperiments } from './helpers/experiments.js';
 import { assertRunsAgree, runScriptedSteps } from './helpers/graph-steps.js';
 import { assertAllClose } from './helpers/tensors.js';
@@ -37,6 +38,8 @@ function logitDrift(lowered: Float32Array, fp32: Float32Array): number {
 }
 
 describe('CUDA', () => {
+  // openai/CLIP's own drift under CUDA bf16 autocast, from the machine's PyTorch (asked once).
+  const reference = cuda ? autocastReference('cuda') : undefined;
   for (const name of ['tiny_vit', 'tiny_rn']) {
     test(`${name}: fp32 on CUDA matches the reference goldens (rtol 1e-4, atol 1e-5)`, async (t) => {
       if (!cuda) return t.skip(SKIP);
@@ -56,10 +59,15 @@ describe('CUDA', () => {
       const model = await loadModel(fixture('models', `${name}.safetensors`), { device: 'cuda' });
       const fp32 = (await model.forward(images, tokens, { precision: 'fp32' })).logitsPerImage.data;
       const bf16 = (await model.forward(images, tokens, { precision: 'bf16' })).logitsPerImage.data;
-      // The reference's own bf16 autocast moves these logits by 2.0–2.3 % on the CPU (model-api test).
+      // Issue 4 asks for 1 %; the reference's own bf16 autocast moves these random-weight logits by
+      // 2.0–2.3 % on the CPU (model-api test), so the bound is the reference's drift on this device.
       const drift = logitDrift(bf16, fp32);
-      t.diagnostic(`${name}: bf16 logits differ from fp32 by at most ${(drift * 100).toFixed(2)} % of the largest logit (issue target 1 %, the reference itself 2.0–2.3 % on the CPU)`);
+      t.diagnostic(`${name}: bf16 logits differ from fp32 by at most ${(drift * 100).toFixed(2)} % of the largest logit (issue target 1 %)`);
       assert.ok(drift < 0.03, `bf16 drift ${drift}`);
+      const { drift: theirs, skip } = await reference!;
+      if (!theirs) return t.skip(`reference comparison skipped: ${skip}`);
+      t.diagnostic(`${name}: openai/CLIP under CUDA bf16 autocast (torch ${theirs[name]!.torch}): ${(100 * theirs[name]!.relative).toFixed(2)} %`);
+      assert.ok(drift <= Math.max(0.01, 1.25 * theirs[name]!.relative), `bf16 drift ${drift}: worse than the reference's ${theirs[name]!.relative}`);
     });
   }
 

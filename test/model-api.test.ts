@@ -2,7 +2,6 @@
 // (against openai/CLIP's own bf16 autocast, test/python/autocast_ref.py), dispose, and released-model
 // resolution in the cache (offline, injected downloads, SHA-256 refusal).
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -16,7 +15,8 @@ import type { ClipConfig } from '../src/model/config.js';
 import { loadModel, type ClipModel, type TokenData } from '../src/model/model.js';
 import { pretrainedFile, resolvePretrained } from '../src/model/pretrained.js';
 import { downloadVerified, type DownloadProgress } from '../src/util/download.js';
-import { fixture, repoRoot } from './helpers/fixtures.js';
+import { autocastReference, type AutocastDrift } from './helpers/autocast-reference.js';
+import { fixture } from './helpers/fixtures.js';
 import { assertAllClose } from './helpers/tensors.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'clip-native-api-'));
@@ -25,24 +25,14 @@ after(() => rmSync(tmp, { recursive: true, force: true }));
 const models: Record<string, ClipModel> = {};
 const goldens: Record<string, LoadedSafetensors> = {};
 const configs: Record<string, ClipConfig> = {};
-let reference: Record<string, { max_abs_diff: number; max_abs: number; relative: number; torch: string }> | undefined;
+let reference: AutocastDrift | undefined;
 let referenceSkip: string | undefined;
 
-function runAutocastReference(): Promise<void> {
-  return new Promise((resolve) => {
-    const script = path.join(repoRoot, 'test', 'python', 'autocast_ref.py');
-    execFile('python3', [script, fixture('models')], { encoding: 'utf8' }, (error, stdout, stderr) => {
-      if (error && (error as NodeJS.ErrnoException).code === 'ENOENT') referenceSkip = `python3 cannot be run (${error.message})`;
-      else if (error && /No module named/.test(stderr)) referenceSkip = `python3 lacks a module: ${stderr.trim().split('\n').pop()}`;
-      else if (error) referenceSkip = `FAILED: autocast_ref.py: ${stderr}`;
-      else reference = JSON.parse(stdout);
-      resolve();
-    });
-  });
-}
-
 before(async () => {
-  const python = runAutocastReference();
+  const python = autocastReference('cpu').then((r) => {
+    reference = r.drift;
+    referenceSkip = r.skip;
+  });
   for (const name of ['tiny_vit', 'tiny_rn']) {
     models[name] = await loadModel(fixture('models', `${name}.safetensors`));
     goldens[name] = await readSafetensors(fixture('models', `${name}.golden.safetensors`));

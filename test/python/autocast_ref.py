@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""How far openai/CLIP's own model moves under CPU bf16 autocast, for test/model-api.test.ts.
+"""How far openai/CLIP's own model moves under bf16 autocast: on the CPU for test/model-api.test.ts,
+on CUDA for bench/gpu.sh (issue 4's bound, set beside the reference's own drift there).
 
-    autocast_ref.py MODELS_DIR [NAME ...]      (default names: tiny_vit tiny_rn)
+    autocast_ref.py MODELS_DIR [--device cpu|cuda] [NAME ...]      (default names: tiny_vit tiny_rn)
 
 For each NAME, loads MODELS_DIR/NAME.safetensors into clip_reference_model.CLIP (config from the
 metadata), and runs the golden batch in eval mode in fp32 and under
-torch.autocast('cpu', dtype=torch.bfloat16). Prints one line of JSON:
+torch.autocast(device, dtype=torch.bfloat16). Prints one line of JSON:
 {NAME: {"max_abs_diff": max |bf16 - fp32| over logits_per_image, "max_abs": max |fp32 logit|,
 "relative": their ratio, "torch": version}}.
 """
@@ -23,21 +24,26 @@ from weights_ref import read_safetensors  # noqa: E402
 
 def main():
     models = sys.argv[1]
-    names = sys.argv[2:] or ['tiny_vit', 'tiny_rn']
+    rest = sys.argv[2:]
+    device = 'cpu'
+    if rest[:1] == ['--device']:
+        device, rest = rest[1], rest[2:]
+    names = rest or ['tiny_vit', 'tiny_rn']
     out = {}
     for name in names:
         weights, meta, _ = read_safetensors(os.path.join(models, f'{name}.safetensors'))
         model = ref.clip_from_config(json.loads(meta['config']))
         model.load_state_dict(OrderedDict(weights), strict=True)
-        model.eval()
+        model.eval().to(device)
         gold = dict(read_safetensors(os.path.join(models, f'{name}.golden.safetensors'))[0])
+        images, tokens = gold['images'].to(device), gold['text_tokens'].to(device)
         with torch.no_grad():
-            fp32, _ = model(gold['images'], gold['text_tokens'])
-            with torch.autocast('cpu', dtype=torch.bfloat16):
-                bf16, _ = model(gold['images'], gold['text_tokens'])
+            fp32, _ = model(images, tokens)
+            with torch.autocast(device, dtype=torch.bfloat16):
+                bf16, _ = model(images, tokens)
         diff = float((bf16.float() - fp32).abs().max())
         top = float(fp32.abs().max())
-        out[name] = {'max_abs_diff': diff, 'max_abs': top, 'relative': diff / top, 'torch': torch.__version__}
+        out[name] = {'max_abs_diff': diff, 'max_abs': top, 'relative': diff / top, 'device': device, 'torch': torch.__version__}
     print(json.dumps(out))
     return 0
 
