@@ -69,6 +69,10 @@ timeout 300 node --require ./dist/src/util/threadpool.cjs dist/bench/e2e-through
 cat "$WORK/e2e.md" 2>/dev/null
 report
 stamp "levers"
+# Frozen BatchNorm folded into the convolutions (RN50).
+CLIP_NATIVE_EXPERIMENTS=fold-batchnorm step --model RN50 --batch 256
+CLIP_NATIVE_EXPERIMENTS=fold-batchnorm step --model RN50 --batch 32
+CLIP_NATIVE_EXPERIMENTS=fold-batchnorm step --model RN50 --batch 256 --eager --profile 3
 # The reference's QuickGELU form against the default fused one, and the own QuickGELU kernel.
 CLIP_NATIVE_EXPERIMENTS=reference-mlp step --model ViT-B/32 --batch 256 --eager
 CLIP_NATIVE_EXPERIMENTS=quick-gelu-kernel step --model ViT-B/32 --batch 256 --eager

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
 import { readSafetensors } from '../src/io/safetensors-header.js';
-import { loadModel } from '../src/model/model.js';
+import { loadModel, type ClipModel } from '../src/model/model.js';
+import { createTrainer } from '../src/train/trainer.js';
 import { withExperiments } from './helpers/experiments.js';
 import { fixture } from './helpers/fixtures.js';
 import { assertAllClose } from './helpers/tensors.js';
@@ -37,5 +38,58 @@ describe('experiment quick-gelu-kernel', () => {
     const kernel = await withExperiments('quick-gelu-kernel', () => loadModel(fixture('models', 'tiny_vit.safetensors')));
     const reference = await withExperiments('reference-mlp', () => loadModel(fixture('models', 'tiny_vit.safetensors')));
     assert.deepEqual((await kernel.encodeText(tokens)).data, (await reference.encodeText(tokens)).data);
+  });
+});
+
+// Frozen BatchNorm folded into the convolution before it (modified_resnet.cc): the reference's eval
+// outputs, and training steps (which reach the BatchNorm's γ and β through the fold) as without it.
+describe('experiment fold-batchnorm', () => {
+  const goldenBatch = async () => {
+    const g = await readSafetensors(fixture('models', 'tiny_rn.golden.safetensors'));
+    return { g, images: g.float32('images'), tokens: g.tensor('text_tokens') as { data: BigInt64Array; shape: number[] } };
+  };
+  const load = (experiment: string | undefined) => withExperiments(experiment, () => loadModel(fixture('models', 'tiny_rn.safetensors')));
+
+  test('tiny_rn in eval mode: fp32 features and logits match the reference goldens, by another path', async () => {
+    const { g, images, tokens } = await goldenBatch();
+    const folded = await load('fold-batchnorm');
+    const features = await folded.encodeImage(images);
+    assertAllClose(features.data, g.float32('image_features').data, { what: 'tiny_rn image features' });
+    assertAllClose((await folded.forward(images, tokens)).logitsPerImage.data, g.float32('logits_per_image').data, { what: 'tiny_rn logits' });
+    assert.notDeepEqual(features.data, (await (await load(undefined)).encodeImage(images)).data, 'the fold changed no rounding: did it run?');
+  });
+
+  test('three AdamW steps with frozen BatchNorm: the same losses and weights, γ and β included', async (t) => {
+    const { images, tokens } = await goldenBatch();
+    const train = async (model: ClipModel) => {
+      // eps 1 keeps each update proportional to its gradient (|g| ≪ 1 here), as plain SGD with momentum:
+      // with Adam's usual eps, a gradient that is zero up to rounding (attention's key bias) is blown up
+      // to an lr-sized step in a direction rounding picks, and the comparison would measure rounding.
+      const trainer = await createTrainer(model, { optimizer: 'adamw', lr: 1e-2, eps: 1, weightDecay: 0.1, batchNorm: 'frozen' });
+      const losses: number[] = [];
+      for (let i = 0; i < 3; i++) losses.push(await trainer.step(images, tokens, [0, 1, 2, 3].slice(0, images.shape[0])));
+      return { losses, state: await model.stateDict() };
+    };
+    const initial = new Map((await (await load(undefined)).stateDict()).map((e) => [e.name, e.tensor.data]));
+    const plain = await train(await load(undefined));
+    const folded = await train(await load('fold-batchnorm'));
+    assertAllClose(folded.losses, plain.losses, { rtol: 1e-5, atol: 0, what: 'losses' });
+    let bnParametersMoved = 0;
+    let worst = 0;
+    plain.state.forEach(({ name, tensor }, i) => {
+      const [a, b, start] = [tensor.data, folded.state[i]!.tensor.data, initial.get(name)];
+      if (!(a instanceof Float32Array) || !(b instanceof Float32Array) || !(start instanceof Float32Array)) return assert.deepEqual(b, a, name);
+      let diff = 0;
+      let update = 0;
+      for (let j = 0; j < a.length; j++) {
+        diff = Math.max(diff, Math.abs(a[j]! - b[j]!));
+        update = Math.max(update, Math.abs(a[j]! - start[j]!));
+      }
+      worst = Math.max(worst, diff / Math.max(update, 1e-9));
+      assert.ok(diff <= 1e-3 * update + 1e-9, `${name} differs by ${diff} (its update ${update})`);
+      if (/\.bn\d?\.(weight|bias)$|downsample\.1\.(weight|bias)$/.test(name) && update > 0) bnParametersMoved++;
+    });
+    assert.ok(bnParametersMoved > 0, 'no BatchNorm γ or β was trained');
+    t.diagnostic(`largest difference: ${(100 * worst).toExponential(2)} % of a tensor's update`);
   });
 });

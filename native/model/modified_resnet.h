@@ -5,6 +5,9 @@
 
 namespace clip::model {
 
+/** bn(conv(x)), folded into one convolution when the BatchNorm is frozen and `fold` (modified_resnet.cc). */
+at::Tensor conv_bn(torch::nn::Conv2d conv, torch::nn::BatchNorm2d bn, const at::Tensor& x, bool fold);
+
 /** The reference's `downsample` Sequential: "-1" avg-pool (no parameters), "0" conv, "1" BatchNorm. */
 class DownsampleImpl : public torch::nn::Module {
  public:
@@ -15,6 +18,7 @@ class DownsampleImpl : public torch::nn::Module {
 
  private:
   int64_t stride_;
+  bool fold_;  // CLIP_NATIVE_EXPERIMENTS=fold-batchnorm when built
 };
 TORCH_MODULE(Downsample);
 
@@ -29,6 +33,7 @@ class BottleneckImpl : public torch::nn::Module {
 
  private:
   int64_t stride_;
+  bool fold_;
 };
 TORCH_MODULE(Bottleneck);
 
@@ -59,6 +64,7 @@ class ModifiedResNetImpl : public torch::nn::Module {
 
  private:
   torch::nn::Sequential make_stage(int64_t& inplanes, int64_t planes, int64_t blocks, int64_t stride);
+  bool fold_;
 };
 TORCH_MODULE(ModifiedResNet);
 
