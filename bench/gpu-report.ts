@@ -4,7 +4,7 @@
 // the end-to-end run.
 //
 //   node dist/bench/gpu-report.js --dir $OUT [--command "bash bench/gpu.sh"] [--write $OUT/gpu-report.md]
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -147,6 +147,10 @@ const parity = read('gpu-parity.json');
 if (parity) lines.push('', '## CUDA parity with the reference goldens (bench/gpu-parity.ts)', '', '```json', parity.trim(), '```');
 const e2e = read('e2e.md');
 if (e2e) lines.push('', '## End to end from JPEG files', '', ...e2e.trim().split('\n').slice(1));
+// bench/trace-kernels.ts output, one file per model: which operators launch the GPU time.
+for (const file of readdirSync(dir).filter((f) => /^kernels-by-op-.*\.md$/.test(f)).sort()) {
+  lines.push('', `## Kernels by launching operator: ${file.slice('kernels-by-op-'.length, -3)}, batch 256, eager`, '', read(file)!.trim());
+}
 lines.push('');
 
 const report = lines.join('\n');

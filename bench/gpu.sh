@@ -69,6 +69,12 @@ timeout 300 node --require ./dist/src/util/threadpool.cjs dist/bench/e2e-through
 cat "$WORK/e2e.md" 2>/dev/null
 report
 stamp "levers"
+# Which operators launch the GPU time (the copies above all), 2 profiled eager steps at batch 256.
+for model in RN50 ViT-B/32; do
+  timeout 180 node dist/bench/train-step.js --device cuda --precision bf16 --model "$model" --batch 256 --eager --steps 3 --profile 2 --trace /tmp/trace.json > /dev/null &&
+    timeout 120 node dist/bench/trace-kernels.js /tmp/trace.json --steps 2 --top 40 > "$WORK/kernels-by-op-${model//\//-}.md"
+  rm -f /tmp/trace.json
+done
 # Frozen BatchNorm folded into the convolutions (RN50).
 CLIP_NATIVE_EXPERIMENTS=fold-batchnorm step --model RN50 --batch 256
 CLIP_NATIVE_EXPERIMENTS=fold-batchnorm step --model RN50 --batch 32
