@@ -75,10 +75,12 @@ for model in RN50 ViT-B/32; do
     timeout 120 node dist/bench/trace-kernels.js /tmp/trace.json --steps 2 --top 40 > "$WORK/kernels-by-op-${model//\//-}.md"
   rm -f /tmp/trace.json
 done
-# Frozen BatchNorm folded into the convolutions (RN50).
+# RN50: frozen BatchNorm folded into the convolutions; the anti-aliasing pools as means; both.
 CLIP_NATIVE_EXPERIMENTS=fold-batchnorm step --model RN50 --batch 256
-CLIP_NATIVE_EXPERIMENTS=fold-batchnorm step --model RN50 --batch 32
-CLIP_NATIVE_EXPERIMENTS=fold-batchnorm step --model RN50 --batch 256 --eager --profile 3
+CLIP_NATIVE_EXPERIMENTS=pool-by-mean step --model RN50 --batch 256
+CLIP_NATIVE_EXPERIMENTS=fold-batchnorm,pool-by-mean step --model RN50 --batch 256
+CLIP_NATIVE_EXPERIMENTS=fold-batchnorm,pool-by-mean step --model RN50 --batch 32
+CLIP_NATIVE_EXPERIMENTS=fold-batchnorm,pool-by-mean step --model RN50 --batch 256 --eager --profile 3
 # The reference's QuickGELU form against the default fused one, and the own QuickGELU kernel.
 CLIP_NATIVE_EXPERIMENTS=reference-mlp step --model ViT-B/32 --batch 256 --eager
 CLIP_NATIVE_EXPERIMENTS=quick-gelu-kernel step --model ViT-B/32 --batch 256 --eager

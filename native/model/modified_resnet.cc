@@ -12,8 +12,19 @@ torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride =
 }
 
 bool fold_batch_norm_enabled() { return experiment_enabled("fold-batchnorm"); }
+bool pool_by_mean_enabled() { return experiment_enabled("pool-by-mean"); }
 
 }  // namespace
+
+// Experiment "pool-by-mean". The anti-aliasing pools (kernel = stride = s, no padding) average
+// disjoint s×s windows: on a channels-last tensor that is a mean over two axes of a view, which
+// CUDA reduces at memory speed and whose backward is a broadcast. PyTorch's NHWC avg_pool2d
+// backward took 13.6 ms per step for RN50 at batch 256 on an H200 (forward 4.7 ms).
+at::Tensor avg_pool(const at::Tensor& x, int64_t s, bool by_mean) {
+  if (!by_mean || !x.is_contiguous(at::MemoryFormat::ChannelsLast) || x.size(2) % s != 0 || x.size(3) % s != 0) return at::avg_pool2d(x, s);
+  const int64_t n = x.size(0), c = x.size(1), h = x.size(2) / s, w = x.size(3) / s;
+  return x.permute({0, 2, 3, 1}).view({n, h, s, w, s, c}).mean({2, 4}).permute({0, 3, 1, 2});
+}
 
 // Experiment "fold-batchnorm". A frozen BatchNorm (eval mode: running statistics) is an affine map per
 // output channel, so it folds into the convolution before it: bn(conv(x, W)) = conv(x, W·s) + t with
@@ -30,17 +41,19 @@ at::Tensor conv_bn(torch::nn::Conv2d conv, torch::nn::BatchNorm2d bn, const at::
   return at::conv2d(x, conv->weight * scale.view({-1, 1, 1, 1}), shift, o.stride(), padding, o.dilation(), o.groups());
 }
 
-DownsampleImpl::DownsampleImpl(int64_t inplanes, int64_t outplanes, int64_t stride) : stride_(stride), fold_(fold_batch_norm_enabled()) {
+DownsampleImpl::DownsampleImpl(int64_t inplanes, int64_t outplanes, int64_t stride)
+    : stride_(stride), fold_(fold_batch_norm_enabled()), pool_by_mean_(pool_by_mean_enabled()) {
   conv = register_module("0", torch::nn::Conv2d(torch::nn::Conv2dOptions(inplanes, outplanes, 1).bias(false)));
   bn = register_module("1", torch::nn::BatchNorm2d(outplanes));
 }
 
 at::Tensor DownsampleImpl::forward(const at::Tensor& x) {
-  at::Tensor h = stride_ > 1 ? at::avg_pool2d(x, stride_) : x;
+  at::Tensor h = stride_ > 1 ? avg_pool(x, stride_, pool_by_mean_) : x;
   return conv_bn(conv, bn, h, fold_);
 }
 
-BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride) : stride_(stride), fold_(fold_batch_norm_enabled()) {
+BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride)
+    : stride_(stride), fold_(fold_batch_norm_enabled()), pool_by_mean_(pool_by_mean_enabled()) {
   conv1 = register_module("conv1", conv(inplanes, planes, 1));
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(planes));
   conv2 = register_module("conv2", conv(planes, planes, 3, 1, 1));
@@ -53,7 +66,7 @@ BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride)
 at::Tensor BottleneckImpl::forward(const at::Tensor& x) {
   at::Tensor out = at::relu(conv_bn(conv1, bn1, x, fold_));
   out = at::relu(conv_bn(conv2, bn2, out, fold_));
-  if (stride_ > 1) out = at::avg_pool2d(out, stride_);
+  if (stride_ > 1) out = avg_pool(out, stride_, pool_by_mean_);
   out = conv_bn(conv3, bn3, out, fold_);
   out = out + (downsample ? downsample(x) : x);
   return at::relu(out);
@@ -84,7 +97,7 @@ at::Tensor AttentionPool2dImpl::forward(const at::Tensor& input) {
 
 ModifiedResNetImpl::ModifiedResNetImpl(const std::vector<int64_t>& layers, int64_t output_dim, int64_t heads, int64_t resolution,
                                        int64_t width)
-    : fold_(fold_batch_norm_enabled()) {
+    : fold_(fold_batch_norm_enabled()), pool_by_mean_(pool_by_mean_enabled()) {
   conv1 = register_module("conv1", conv(3, width / 2, 3, 2, 1));
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(width / 2));
   conv2 = register_module("conv2", conv(width / 2, width / 2, 3, 1, 1));
@@ -129,7 +142,7 @@ at::Tensor ModifiedResNetImpl::forward(const at::Tensor& images) {
   at::Tensor x = at::relu(conv_bn(conv1, bn1, images, fold_));
   x = at::relu(conv_bn(conv2, bn2, x, fold_));
   x = at::relu(conv_bn(conv3, bn3, x, fold_));
-  x = at::avg_pool2d(x, 2);
+  x = avg_pool(x, 2, pool_by_mean_);
   for (auto& stage : stages) x = stage->forward(x);
   return attnpool(x);
 }

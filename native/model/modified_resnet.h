@@ -7,6 +7,8 @@ namespace clip::model {
 
 /** bn(conv(x)), folded into one convolution when the BatchNorm is frozen and `fold` (modified_resnet.cc). */
 at::Tensor conv_bn(torch::nn::Conv2d conv, torch::nn::BatchNorm2d bn, const at::Tensor& x, bool fold);
+/** avg_pool2d(x, s), as a mean over a view where `by_mean` and x is channels-last (modified_resnet.cc). */
+at::Tensor avg_pool(const at::Tensor& x, int64_t s, bool by_mean);
 
 /** The reference's `downsample` Sequential: "-1" avg-pool (no parameters), "0" conv, "1" BatchNorm. */
 class DownsampleImpl : public torch::nn::Module {
@@ -18,7 +20,8 @@ class DownsampleImpl : public torch::nn::Module {
 
  private:
   int64_t stride_;
-  bool fold_;  // CLIP_NATIVE_EXPERIMENTS=fold-batchnorm when built
+  bool fold_;          // CLIP_NATIVE_EXPERIMENTS=fold-batchnorm when built
+  bool pool_by_mean_;  // CLIP_NATIVE_EXPERIMENTS=pool-by-mean
 };
 TORCH_MODULE(Downsample);
 
@@ -34,6 +37,7 @@ class BottleneckImpl : public torch::nn::Module {
  private:
   int64_t stride_;
   bool fold_;
+  bool pool_by_mean_;
 };
 TORCH_MODULE(Bottleneck);
 
@@ -65,6 +69,7 @@ class ModifiedResNetImpl : public torch::nn::Module {
  private:
   torch::nn::Sequential make_stage(int64_t& inplanes, int64_t planes, int64_t blocks, int64_t stride);
   bool fold_;
+  bool pool_by_mean_;
 };
 TORCH_MODULE(ModifiedResNet);
 
