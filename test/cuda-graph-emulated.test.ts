@@ -33,6 +33,21 @@ describe('CUDA graph step, emulated on the CPU', () => {
     });
   }
 
+  test('a batch of another shape that runs out of memory beside the graph: the graph is released, the step retried, the graph captured again', async () => {
+    const eager = await runScriptedSteps('tiny_vit', { device: 'cpu', precision: 'fp32', cudaGraph: false });
+    process.env.CLIP_NATIVE_EMULATE_OOM_BESIDE_GRAPH = '1';
+    try {
+      const graphed = await runScriptedSteps('tiny_vit', { device: 'cpu', precision: 'fp32', cudaGraph: true });
+      const released = 'warming up (released to make room for a batch of another shape)';
+      // Captured after 3 eager steps; the smaller 6th batch "runs out of memory" and drops the graph;
+      // three eager steps of the full batch later it is captured again.
+      assert.deepEqual(graphed.statuses, [...Array(3).fill('warming up'), ...Array(2).fill('captured (emulated)'), ...Array(4).fill(released), 'captured (emulated)']);
+      assertRunsAgree(graphed, eager, { bitwise: true }, 'tiny_vit fp32, graph released once');
+    } finally {
+      delete process.env.CLIP_NATIVE_EMULATE_OOM_BESIDE_GRAPH;
+    }
+  });
+
   test('accumulation turns the graph off, and says why', async () => {
     const trainer = await createTrainer(await loadModel(fixture('models', 'tiny_vit.safetensors')), { cudaGraph: true, accumulate: 2 });
     assert.equal(trainer.cudaGraphStatus, 'off: CUDA graphs need accumulate 1');

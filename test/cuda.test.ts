@@ -140,6 +140,20 @@ describe('CUDA', () => {
     }
   }
 
+  test('tiny_vit fp32: a graph released for a batch that ran out of memory beside it is captured again, and the steps agree', async (t) => {
+    if (!cuda) return t.skip(SKIP);
+    const eager = await runScriptedSteps('tiny_vit', { device: 'cuda', precision: 'fp32', cudaGraph: false });
+    process.env.CLIP_NATIVE_EMULATE_OOM_BESIDE_GRAPH = '1'; // the out-of-memory is emulated; the graphs are real
+    try {
+      const graphed = await runScriptedSteps('tiny_vit', { device: 'cuda', precision: 'fp32', cudaGraph: true });
+      assert.equal(graphed.statuses[5], 'warming up (released to make room for a batch of another shape)');
+      assert.equal(graphed.statuses.at(-1), 'captured');
+      assertRunsAgree(graphed, eager, { lossRtol: 1e-5, updateShare: 1e-2 }, 'tiny_vit fp32, graph released once');
+    } finally {
+      delete process.env.CLIP_NATIVE_EMULATE_OOM_BESIDE_GRAPH;
+    }
+  });
+
   // Performance experiments (CLIP_NATIVE_EXPERIMENTS) compute the reference's numbers by another path:
   // the goldens in fp32, and three Adam steps whose updates (about lr per weight, signed by the
   // gradient) expose a wrong backward.

@@ -36,10 +36,17 @@ bool CudaGraph::emulated() {
   return on;
 }
 
+bool CudaGraph::emulated_out_of_memory() {
+  const char* value = std::getenv("CLIP_NATIVE_EMULATE_OOM_BESIDE_GRAPH");
+  return value != nullptr && std::strcmp(value, "1") == 0;
+}
+
 #ifdef CLIP_NATIVE_CUDA_GRAPHS
 bool CudaGraph::available() { return true; }
+void CudaGraph::release_cached_memory() { c10::cuda::CUDACachingAllocator::emptyCache(); }
 #else
 bool CudaGraph::available() { return false; }
+void CudaGraph::release_cached_memory() {}
 #endif
 
 void CudaGraph::capture(c10::Device device, const std::function<void()>& warmup, const std::function<void()>& body) {

@@ -24,6 +24,14 @@ class CudaGraph {
   static bool available();
   /** Whether CLIP_NATIVE_EMULATE_CUDA_GRAPHS=1 is set (read once). */
   static bool emulated();
+  /**
+   * Test hook beside the emulation: CLIP_NATIVE_EMULATE_OOM_BESIDE_GRAPH=1 (read at each call) makes the
+   * trainer's eager step fail once for lack of memory while a graph is held, as a large batch's smaller
+   * last batch can on a GPU.
+   */
+  static bool emulated_out_of_memory();
+  /** Gives the caching allocator's unused CUDA memory, a released graph's pool included, back to the driver. */
+  static void release_cached_memory();
 
   /**
    * Records the kernels `body` launches on `device` into this graph, on a side stream (capture needs

@@ -116,7 +116,17 @@ StepResult Trainer::step(const at::Tensor& images_in, const at::Tensor& tokens_i
 }
 
 StepResult Trainer::eager_step(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels, bool read_back) {
-  const at::Tensor loss = forward_backward(images, tokens, labels);
+  at::Tensor loss;
+  try {
+    if (graphed_ && runtime::CudaGraph::emulated_out_of_memory()) TORCH_CHECK_WITH(OutOfMemoryError, false, "emulated: out of memory beside the graph");
+    loss = forward_backward(images, tokens, labels);
+  } catch (const c10::OutOfMemoryError&) {
+    // A graph keeps its memory pool while a batch of another shape runs eagerly (an epoch's smaller
+    // last batch). When both do not fit, the graph goes: nothing of this step was applied yet, and a
+    // later batch of the graph's shape captures it again.
+    if (!release_graph("warming up (released to make room for a batch of another shape)")) throw;
+    loss = forward_backward(images, tokens, labels);
+  }
   record_loss(loss);
   ++counters_.micro_steps;
   ++micro_in_group_;
@@ -250,6 +260,17 @@ struct Trainer::GraphedStep {
 };
 
 Trainer::~Trainer() = default;
+
+bool Trainer::release_graph(const std::string& why) {
+  if (!graphed_) return false;
+  clear_gradients();  // what the failed backward accumulated
+  graphed_.reset();
+  last_signature_.clear();
+  same_signature_steps_ = 0;
+  runtime::CudaGraph::release_cached_memory();
+  set_graph_status(why);
+  return true;
+}
 
 std::string Trainer::graph_status() const {
   std::lock_guard<std::mutex> lock(status_mutex_);

@@ -114,6 +114,8 @@ class Trainer {
   GraphedStep* graph_for(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels);
   GraphedStep* capture(const std::string& signature, const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels);
   StepResult replay(GraphedStep& graph, const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels, bool read_back);
+  /** Drops a held graph and its memory; false when there is none. */
+  bool release_graph(const std::string& why);
   /** What a captured step reads or updates in place besides its own buffers. */
   std::vector<at::Tensor> graph_state_tensors();
   void set_lr(double lr);
