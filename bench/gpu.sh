@@ -69,6 +69,10 @@ timeout 300 node --require ./dist/src/util/threadpool.cjs dist/bench/e2e-through
 cat "$WORK/e2e.md" 2>/dev/null
 report
 stamp "levers"
+# The text tower over all 77 positions, as the Python reference and the HF peer run it.
+CLIP_NATIVE_EXPERIMENTS=full-text-context step --model ViT-B/32 --batch 256
+CLIP_NATIVE_EXPERIMENTS=full-text-context step --model ViT-B/32 --batch 32
+CLIP_NATIVE_EXPERIMENTS=full-text-context step --model RN50 --batch 256
 # Which operators launch the GPU time (the copies above all), 2 profiled eager steps at batch 256.
 for model in RN50 ViT-B/32; do
   timeout 180 node dist/bench/train-step.js --device cuda --precision bf16 --model "$model" --batch 256 --eager --steps 3 --profile 2 --trace /tmp/trace.json > /dev/null &&

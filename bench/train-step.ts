@@ -124,6 +124,9 @@ const result = {
   loss,
   syncEveryStep: values['sync-every-step'],
   cudaGraph: trainer.cudaGraphStatus,
+  // Positions the text tower ran: the prompts end at 13 tokens (rounded up to 16); the reference's FLOP
+  // counts, and so `tflops`, are for all 77 (CLIP_NATIVE_EXPERIMENTS=full-text-context runs those).
+  textLength: trainer.textLength,
   memoryFormat,
   pixels: values.pixels,
   experiments: process.env.CLIP_NATIVE_EXPERIMENTS ?? '',

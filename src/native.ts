@@ -113,7 +113,7 @@ export interface NativeTrainer {
   stats(): Promise<NativeTrainerStats>;
   flush(options: { lr: number; readLoss: boolean }): Promise<NativeStepResult>;
   resetEpochStats(): Promise<void>;
-  info(): { trainableParameters: number; frozenParameters: number; cudaGraph: string };
+  info(): { trainableParameters: number; frozenParameters: number; cudaGraph: string; textLength: number };
   saveCheckpoint(path: string, metadata: Record<string, string>): Promise<void>;
   loadCheckpoint(path: string): Promise<Record<string, string>>;
 }

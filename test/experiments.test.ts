@@ -53,8 +53,13 @@ const tinyRnBatch = async () => {
  * (attention's key bias) becomes an lr-sized step in a direction rounding picks. Returns the names
  * of the tensors that moved.
  */
-async function assertSameTraining(load: (experiment: string | undefined) => Promise<ClipModel>, experiment: string, batchNorm: 'frozen' | 'train') {
-  const { images, tokens } = await tinyRnBatch();
+async function assertSameTraining(
+  load: (experiment: string | undefined) => Promise<ClipModel>,
+  experiment: string,
+  batchNorm: 'frozen' | 'train',
+  batch?: { images: { data: Float32Array; shape: number[] }; tokens: { data: BigInt64Array; shape: number[] } },
+) {
+  const { images, tokens } = batch ?? (await tinyRnBatch());
   const train = async (model: ClipModel) => {
     const trainer = await createTrainer(model, { optimizer: 'adamw', lr: 1e-2, eps: 1, weightDecay: 0.1, batchNorm });
     const losses: number[] = [];
@@ -120,5 +125,49 @@ describe('experiment pool-by-mean', () => {
   test('three AdamW steps (BatchNorm training too): the same losses and weights as avg_pool2d', async () => {
     const moved = await assertSameTraining(load, 'pool-by-mean', 'train');
     assert.ok(moved.some((name) => name.startsWith('visual.layer1.')), 'the first stage was not trained');
+  });
+});
+
+// Prompts are cut after the batch's last end-of-text token (ClipImpl::trim_tokens); the experiment
+// full-text-context keeps all 77 positions, as the reference computes them.
+describe('text tokens trimmed after the last end-of-text token (experiment full-text-context: whole)', () => {
+  const load = (experiment: string | undefined) => withExperiments(experiment, () => loadModel(fixture('models', 'tiny_vit.safetensors')));
+  // The golden batch's prompts, with their ends moved: one at position 3 followed by other tokens
+  // (which a causal, EOT-pooled tower must ignore), one at position 20.
+  const batch = async () => {
+    const g = await readSafetensors(fixture('models', 'tiny_vit.golden.safetensors'));
+    const tokens = g.tensor('text_tokens') as { data: BigInt64Array; shape: number[] };
+    const [n, context] = tokens.shape as [number, number];
+    const data = new BigInt64Array(tokens.data);
+    const row = (i: number, end: number) => {
+      for (let j = 1; j < context; j++) data[i * context + j] = j < end ? BigInt(400 + ((i * 13 + j * 7) % 3000)) : j === end ? 49407n : j < end + 10 ? 777n : 0n;
+    };
+    for (let i = 0; i < n; i++) row(i, i === 1 ? 20 : 3);
+    return { images: g.float32('images'), tokens: { data, shape: [n, context] } };
+  };
+
+  test('the same text features as the whole context, with tokens after the end ignored', async () => {
+    const { tokens } = await batch();
+    const whole = await (await load('full-text-context')).encodeText(tokens);
+    const trimmed = await (await load(undefined)).encodeText(tokens);
+    assertAllClose(trimmed.data, whole.data, { rtol: 1e-5, atol: 1e-6, what: 'text features' });
+  });
+
+  test('training: the tower runs 24 of 77 positions, and the steps equal those of the whole context', async () => {
+    const data = await batch();
+    const trainer = await createTrainer(await load(undefined), { lr: 1e-3 });
+    assert.equal(trainer.textLength, 0);
+    await trainer.step(data.images, data.tokens);
+    assert.equal(trainer.textLength, 24, 'the last end at position 20, rounded up to 8');
+    // A batch of shorter prompts keeps the length (one shape for a CUDA graph).
+    const short = { data: new BigInt64Array(data.tokens.data), shape: data.tokens.shape };
+    short.data.fill(0n, 77, 154);
+    short.data.set([49406n, 500n, 49407n], 77);
+    await trainer.step(data.images, short);
+    assert.equal(trainer.textLength, 24);
+    const whole = await createTrainer(await load('full-text-context'), { lr: 1e-3 });
+    await whole.step(data.images, data.tokens);
+    assert.equal(whole.textLength, 77);
+    await assertSameTraining(load, 'full-text-context', 'frozen', data);
   });
 });

@@ -190,8 +190,9 @@ Napi::Value RunInference(const Napi::CallbackInfo& info, const ModelPtr& handle,
         std::vector<at::Tensor> on_device;
         for (const auto& t : tensors) {
           // Token ids are checked while still on the host: on a GPU a bad id would be a device assert.
-          if (t.scalar_type() == at::kInt || t.scalar_type() == at::kLong) handle->model->check_tokens(t);
-          on_device.push_back(runtime::to_device(t, handle->device));
+          const bool tokens = t.scalar_type() == at::kInt || t.scalar_type() == at::kLong;
+          if (tokens) handle->model->check_tokens(t);
+          on_device.push_back(runtime::to_device(tokens ? handle->model->trim_tokens(t) : t, handle->device));
         }
         Out out;
         {

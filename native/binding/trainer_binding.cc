@@ -260,6 +260,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     out.Set("trainableParameters", static_cast<double>(handle_->trainer->trainable_parameters()));
     out.Set("frozenParameters", static_cast<double>(handle_->trainer->frozen_parameters()));
     out.Set("cudaGraph", handle_->trainer->graph_status());
+    out.Set("textLength", static_cast<double>(handle_->trainer->text_length()));
     return out;
   }
 

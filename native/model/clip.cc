@@ -5,9 +5,11 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "common/experiments.h"
+
 namespace clip::model {
 
-ClipImpl::ClipImpl(const ClipConfig& config) : config_(config) {
+ClipImpl::ClipImpl(const ClipConfig& config) : config_(config), full_text_context_(experiment_enabled("full-text-context")) {
   config.validate();
   const int64_t width = config.transformer_width;
   // Own parameters first, then submodules in the reference's order: its state-dict order.
@@ -89,6 +91,18 @@ void ClipImpl::check_tokens(const at::Tensor& tokens) const {
       throw std::invalid_argument("token ids must lie in [0, " + std::to_string(config_.vocab_size) + "), got a " +
                                   std::to_string(lo < 0 ? lo : hi));
   }
+}
+
+int64_t ClipImpl::text_length(const at::Tensor& tokens) const {
+  if (full_text_context_ || !tokens.device().is_cpu() || tokens.dim() != 2 || tokens.numel() == 0) return tokens.dim() == 2 ? tokens.size(1) : 0;
+  // The pooled position of each row is its argmax (the end-of-text token has the highest id).
+  const int64_t last = tokens.argmax(1).max().item<int64_t>();
+  return std::min<int64_t>(tokens.size(1), (last + 1 + 7) / 8 * 8);
+}
+
+at::Tensor ClipImpl::trim_tokens(const at::Tensor& tokens) const {
+  const int64_t length = text_length(tokens);
+  return length < tokens.size(1) ? tokens.narrow(1, 0, length) : tokens;
 }
 
 at::Tensor ClipImpl::encode_image(const at::Tensor& input) {

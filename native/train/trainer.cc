@@ -95,12 +95,16 @@ void Trainer::set_modes() {
   }
 }
 
-StepResult Trainer::step(const at::Tensor& images_in, const at::Tensor& tokens_in, const std::optional<at::Tensor>& labels, double lr,
+StepResult Trainer::step(const at::Tensor& images_in, const at::Tensor& all_tokens, const std::optional<at::Tensor>& labels, double lr,
                          bool read_back) {
   if (!(lr >= 0) || !std::isfinite(lr)) throw std::invalid_argument("learning rate must be a finite non-negative number");
   set_modes();
   model_->check_images(images_in);
-  model_->check_tokens(tokens_in);
+  model_->check_tokens(all_tokens);
+  // Trimmed as inference trims (ClipImpl::trim_tokens), but never shorter than an earlier batch's: the
+  // length settles on the run's longest prompt, and with it the batch shape a CUDA graph needs.
+  text_length_ = std::max(text_length_.load(), model_->text_length(all_tokens));
+  const at::Tensor tokens_in = all_tokens.narrow(1, 0, std::min(text_length_.load(), all_tokens.size(1)));
   if (images_in.size(0) != tokens_in.size(0))
     throw std::invalid_argument("a batch needs as many token rows as images: got " + std::to_string(images_in.size(0)) + " images and " +
                                 std::to_string(tokens_in.size(0)) + " texts");
@@ -263,7 +267,7 @@ Trainer::~Trainer() = default;
 
 bool Trainer::release_graph(const std::string& why) {
   if (!graphed_) return false;
-  clear_gradients();  // what the failed backward accumulated
+  clear_gradients();  // of a step that did not finish
   graphed_.reset();
   last_signature_.clear();
   same_signature_steps_ = 0;
@@ -301,17 +305,17 @@ std::vector<at::Tensor> Trainer::graph_state_tensors() {
 Trainer::GraphedStep* Trainer::graph_for(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels) {
   if (!graph_enabled_) return nullptr;
   const std::string signature = input_signature(images, tokens, labels);
-  if (graphed_) {
-    if (graphed_->signature != signature) return nullptr;  // e.g. an epoch's smaller last batch: eager
+  if (graphed_ && graphed_->signature == signature) {
     // A graph replays fixed addresses: if weights were replaced rather than updated in place, capture anew.
     if (!graphed_->storage_moved()) return graphed_.get();
-    graphed_.reset();
-    last_signature_.clear();
-    set_graph_status("warming up (weights moved since the capture)");
+    release_graph("warming up (weights moved since the capture)");
   }
+  // Another shape runs eagerly (an epoch's smaller last batch); one that keeps coming (longer prompts
+  // than any before) is captured in place of the graph held.
   same_signature_steps_ = signature == last_signature_ ? same_signature_steps_ + 1 : 1;
   last_signature_ = signature;
   if (same_signature_steps_ <= kEagerStepsBeforeCapture) return nullptr;
+  release_graph("warming up");
   try {
     return capture(signature, images, tokens, labels);
   } catch (const std::exception& e) {

@@ -2,6 +2,7 @@
 // gradient clipping, optimizer step and logit_scale clamp, with fp32 master weights always.
 // Training policy (schedules, epochs, logging, checkpoint cadence) lives in TypeScript.
 #pragma once
+#include <atomic>
 #include <ATen/ATen.h>
 
 #include <cmath>
@@ -89,6 +90,8 @@ class Trainer {
   int64_t frozen_parameters() const { return frozen_; }
   /** Where the CUDA graph of the step stands ("off", "warming up", "captured", "failed: …", …). */
   std::string graph_status() const;
+  /** Token positions the text tower runs: the longest trimmed prompt so far (ClipImpl::trim_tokens). */
+  int64_t text_length() const { return text_length_.load(); }
 
  private:
   // The device part of a step: kernels only, no host synchronisation, so it can be captured.
@@ -137,6 +140,7 @@ class Trainer {
 
   std::unique_ptr<GraphedStep> graphed_;
   std::string last_signature_;
+  std::atomic<int64_t> text_length_{0};  // the longest trimmed token length so far (step()); read by info()
   int64_t same_signature_steps_ = 0;
   bool graph_enabled_ = false;
   mutable std::mutex status_mutex_;  // graph_status_ is read from the JS thread while a step runs

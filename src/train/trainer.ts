@@ -86,6 +86,15 @@ export class Trainer {
     return this.native.counters();
   }
 
+  /**
+   * Token positions the text tower has run so far: prompts are cut after the batch's last end-of-text
+   * token (rounded up to 8, and never shorter than an earlier batch's), which changes no feature or
+   * gradient: the tower is causal and pooled there. 0 before the first step.
+   */
+  get textLength(): number {
+    return this.native.info().textLength;
+  }
+
   /** Where the CUDA graph of the step stands: 'off…', 'warming up', 'captured' or 'failed, running eagerly: …'. */
   get cudaGraphStatus(): string {
     return this.native.info().cudaGraph;
