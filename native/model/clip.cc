@@ -102,7 +102,7 @@ int64_t ClipImpl::text_length(const at::Tensor& tokens) const {
 
 at::Tensor ClipImpl::trim_tokens(const at::Tensor& tokens) const {
   const int64_t length = text_length(tokens);
-  return length < tokens.size(1) ? tokens.narrow(1, 0, length) : tokens;
+  return length < tokens.size(1) ? tokens.narrow(1, 0, length).contiguous() : tokens;
 }
 
 at::Tensor ClipImpl::encode_image(const at::Tensor& input) {

@@ -27,6 +27,8 @@ void save_checkpoint(const std::string& path, model::Clip& model, Trainer& train
   const TrainerCounters& c = trainer.counters();
   tensors.push_back({"trainer.optimizer_steps", counter(c.optimizer_steps)});
   tensors.push_back({"trainer.micro_steps", counter(c.micro_steps)});
+  // The text length reached so far: a resumed run trims its batches as the uninterrupted one does.
+  tensors.push_back({"trainer.text_length", counter(trainer.text_length())});
   tensors.push_back({"rng.cpu", at::detail::getDefaultCPUGenerator().get_state()});
   metadata[kMarker] = "1";
   metadata["config"] = model::config_to_json(model->config());
@@ -60,6 +62,8 @@ std::map<std::string, std::string> load_checkpoint(const std::string& path, mode
   TrainerCounters& c = trainer.counters();
   c.optimizer_steps = scalars["trainer.optimizer_steps"].item<int64_t>();
   c.micro_steps = scalars["trainer.micro_steps"].item<int64_t>();
+  // Absent from checkpoints written before text trimming: those start again from the batch's own length.
+  trainer.set_text_length(scalars.count("trainer.text_length") ? scalars["trainer.text_length"].item<int64_t>() : 0);
   at::Generator generator = at::detail::getDefaultCPUGenerator();
   generator.set_state(scalars["rng.cpu"]);
   return file.metadata;

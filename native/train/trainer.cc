@@ -104,7 +104,7 @@ StepResult Trainer::step(const at::Tensor& images_in, const at::Tensor& all_toke
   // Trimmed as inference trims (ClipImpl::trim_tokens), but never shorter than an earlier batch's: the
   // length settles on the run's longest prompt, and with it the batch shape a CUDA graph needs.
   text_length_ = std::max(text_length_.load(), model_->text_length(all_tokens));
-  const at::Tensor tokens_in = all_tokens.narrow(1, 0, std::min(text_length_.load(), all_tokens.size(1)));
+  const at::Tensor tokens_in = all_tokens.narrow(1, 0, std::min(text_length_.load(), all_tokens.size(1))).contiguous();
   if (images_in.size(0) != tokens_in.size(0))
     throw std::invalid_argument("a batch needs as many token rows as images: got " + std::to_string(images_in.size(0)) + " images and " +
                                 std::to_string(tokens_in.size(0)) + " texts");

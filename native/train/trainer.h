@@ -92,6 +92,7 @@ class Trainer {
   std::string graph_status() const;
   /** Token positions the text tower runs: the longest trimmed prompt so far (ClipImpl::trim_tokens). */
   int64_t text_length() const { return text_length_.load(); }
+  void set_text_length(int64_t length) { text_length_ = length; }
 
  private:
   // The device part of a step: kernels only, no host synchronisation, so it can be captured.
