@@ -40,6 +40,9 @@ export function defaultCropCacheDir(): string {
 }
 
 export class CropCache {
+  /** The 256 subdirectories made so far: one mkdir each, not one per entry. */
+  private readonly madeDirs = new Set<string>();
+
   constructor(readonly dir: string = defaultCropCacheDir()) {}
 
   entryPath(key: CropKey): string {
@@ -51,22 +54,34 @@ export class CropCache {
 
   /** The cached crop, or undefined when absent or unreadable (a damaged entry is just a miss). */
   async get(key: CropKey): Promise<CachedCrop | undefined> {
-    let bytes: Buffer;
+    const expected = HEADER_BYTES + key.resolution * key.resolution * 3;
+    // The size is known: one read of one byte more than an entry tells a longer file, where readFile
+    // would also ask for the size first (an fstat per image, on the loader's busiest path).
+    const bytes = Buffer.allocUnsafe(expected + 1);
+    let length: number;
     try {
-      bytes = await fs.readFile(this.entryPath(key));
+      const handle = await fs.open(this.entryPath(key), 'r');
+      try {
+        length = (await handle.read(bytes, 0, bytes.length, 0)).bytesRead;
+      } finally {
+        await handle.close();
+      }
     } catch {
       return undefined;
     }
-    const expected = HEADER_BYTES + key.resolution * key.resolution * 3;
-    if (bytes.length !== expected || !bytes.subarray(0, 8).equals(MAGIC) || bytes.readUInt32LE(8) !== key.resolution) return undefined;
-    const data = bytes.subarray(HEADER_BYTES);
+    if (length !== expected || !bytes.subarray(0, 8).equals(MAGIC) || bytes.readUInt32LE(8) !== key.resolution) return undefined;
+    const data = bytes.subarray(HEADER_BYTES, expected);
     if (crc32(data) !== bytes.readUInt32LE(16)) return undefined;
     return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), sourcePixels: bytes.readUInt32LE(12) };
   }
 
   async put(key: CropKey, crop: CachedCrop): Promise<void> {
     const target = this.entryPath(key);
-    await fs.mkdir(path.dirname(target), { recursive: true });
+    const dir = path.dirname(target);
+    if (!this.madeDirs.has(dir)) {
+      await fs.mkdir(dir, { recursive: true });
+      this.madeDirs.add(dir);
+    }
     const header = Buffer.alloc(HEADER_BYTES);
     MAGIC.copy(header, 0);
     header.writeUInt32LE(key.resolution, 8);
