@@ -12,6 +12,7 @@
 #   hf-peer.jsonl      issue 8: Hugging Face CLIPModel (ViT-B/32 config, SDPA, bf16, fused AdamW), same run
 #   gpu-parity.json    issue 4: CUDA fp32 parity with the reference goldens, bf16 drift
 #   e2e.md             issue 8: a run from JPEG files, cache warm, vs the step alone (ViT-B/32, batch 256)
+#   kernels-by-op-*.md GPU time by kernel and the operators that launched it (bench/trace-kernels.ts)
 #   short-runs.jsonl   issue 6: ViT-B/32 and RN50 from random weights, batch 128, bf16 and fp16, 200 steps
 # $OUT receives two files (the device tool returns only a few): gpu-report.md (bench/gpu-report.ts: all
 # of it as one markdown report, to commit under bench/results/) and raw.tgz (the work folder), both
@@ -73,18 +74,19 @@ stamp "levers"
 CLIP_NATIVE_EXPERIMENTS=full-text-context step --model ViT-B/32 --batch 256
 CLIP_NATIVE_EXPERIMENTS=full-text-context step --model ViT-B/32 --batch 32
 CLIP_NATIVE_EXPERIMENTS=full-text-context step --model RN50 --batch 256
-# Which operators launch the GPU time (the copies above all), 2 profiled eager steps at batch 256.
-for model in RN50 ViT-B/32; do
-  timeout 180 node dist/bench/train-step.js --device cuda --precision bf16 --model "$model" --batch 256 --eager --steps 3 --profile 2 --trace /tmp/trace.json > /dev/null &&
-    timeout 120 node dist/bench/trace-kernels.js /tmp/trace.json --steps 2 --top 40 > "$WORK/kernels-by-op-${model//\//-}.md"
-  rm -f /tmp/trace.json
-done
 # RN50: frozen BatchNorm folded into the convolutions; the anti-aliasing pools as means; both.
 CLIP_NATIVE_EXPERIMENTS=fold-batchnorm step --model RN50 --batch 256
 CLIP_NATIVE_EXPERIMENTS=pool-by-mean step --model RN50 --batch 256
 CLIP_NATIVE_EXPERIMENTS=fold-batchnorm,pool-by-mean step --model RN50 --batch 256
 CLIP_NATIVE_EXPERIMENTS=fold-batchnorm,pool-by-mean step --model RN50 --batch 32
 CLIP_NATIVE_EXPERIMENTS=fold-batchnorm,pool-by-mean step --model RN50 --batch 256 --eager --profile 3
+report
+# Which operators launch the GPU time (the copies above all), 2 profiled eager steps at batch 256.
+for model in RN50 ViT-B/32; do
+  timeout 180 node dist/bench/train-step.js --device cuda --precision bf16 --model "$model" --batch 256 --eager --steps 3 --profile 2 --trace /tmp/trace.json > /dev/null &&
+    timeout 120 node dist/bench/trace-kernels.js /tmp/trace.json --steps 2 --top 40 > "$WORK/kernels-by-op-${model//\//-}.md"
+  rm -f /tmp/trace.json
+done
 # The reference's QuickGELU form against the default fused one, and the own QuickGELU kernel.
 CLIP_NATIVE_EXPERIMENTS=reference-mlp step --model ViT-B/32 --batch 256 --eager
 CLIP_NATIVE_EXPERIMENTS=quick-gelu-kernel step --model ViT-B/32 --batch 256 --eager
