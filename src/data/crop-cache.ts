@@ -16,8 +16,7 @@ import { cacheDir } from '../util/cache.js';
  * An entry is written to a temporary file and renamed into place, without fsync: it can be made
  * again, so a crash may lose it but the checksum keeps a torn one from being read (it is a miss).
  * Two fsyncs per image (file and directory) were a fifth of the first epoch's time on the
- * development machine; on the 16-core GPU machine the first epoch did not grow with the cores
- * (355 images/s), and fsyncs that serialise on the disk are the suspect.
+ * development machine.
  */
 const MAGIC = Buffer.from('CLIPCRP2', 'latin1');
 const HEADER_BYTES = 20;

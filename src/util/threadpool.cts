@@ -3,7 +3,8 @@
 //
 // The pool runs every fs call, every sharp decode (one pool thread each: sharp gives libvips one
 // thread per image on glibc) and, for the whole of each step, the native train step's AsyncWorker.
-// libuv's default of 4 left a 16-core GPU machine decoding 3 images at a time while the GPU waited.
+// libuv's default of 4, one of them held by the train step, left a 16-core GPU machine 3 threads for
+// reading and decoding.
 // One thread per core for decoding, one for the train step and 3 for the loader's short fs calls
 // (stat, cache reads and writes), so that they do not queue behind decodes; capped where extra
 // threads only cost memory. A value the user set is kept.
