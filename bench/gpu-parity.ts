@@ -22,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { readSafetensors, type LoadedSafetensors } from '../src/io/safetensors-header.js';
 import { loadModel, type ClipModel, type Precision } from '../src/model/model.js';
 import { runtimeInfo } from '../src/native.js';
+import { logitDrift } from '../test/helpers/tensors.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const fixtures = process.env.CLIP_NATIVE_FIXTURES ?? path.resolve(repoRoot, '..', 'shared', 'fixtures');
@@ -57,16 +58,6 @@ function compare(actual: Float32Array, expected: Float32Array): Comparison {
   return { ok: worstExcess <= 0, maxAbsDiff, worstExcess };
 }
 
-function relative(actual: Float32Array, reference: Float32Array) {
-  let diff = 0;
-  let top = 0;
-  for (let i = 0; i < reference.length; i++) {
-    diff = Math.max(diff, Math.abs(actual[i]! - reference[i]!));
-    top = Math.max(top, Math.abs(reference[i]!));
-  }
-  return { maxAbsDiff: diff, maxAbsLogit: top, relative: diff / top };
-}
-
 async function fp32Parity(model: ClipModel, golden: LoadedSafetensors, prefix: '' | 'train.') {
   const images = golden.float32('images');
   const tokens = golden.tensor('text_tokens') as { data: BigInt64Array; shape: number[] };
@@ -90,7 +81,7 @@ async function autocast(model: ClipModel, golden: LoadedSafetensors, precision: 
   const tokens = golden.tensor('text_tokens') as { data: BigInt64Array; shape: number[] };
   const fp32 = (await model.forward(images, tokens)).logitsPerImage.data;
   const low = (await model.forward(images, tokens, { precision })).logitsPerImage.data;
-  const r = relative(low, fp32);
+  const r = logitDrift(low, fp32);
   return { ...r, changed: low.some((v, i) => v !== fp32[i]) };
 }
 

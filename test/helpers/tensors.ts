@@ -21,6 +21,22 @@ export function assertAllClose(actual: Numeric, expected: Numeric, { rtol = 1e-4
   }
 }
 
+/**
+ * How far lower-precision logits moved from fp32: the largest |Δ|, the largest |fp32 logit|, and their
+ * ratio (the bf16 bound of the tests and bench/gpu-parity.ts). Per-element ratios are not used: with
+ * random weights many logits sit near zero, where any rounding is a large share of the value.
+ */
+export function logitDrift(lowered: Numeric, fp32: Numeric): { maxAbsDiff: number; maxAbsLogit: number; relative: number } {
+  assert.equal(lowered.length, fp32.length);
+  let diff = 0;
+  let top = 0;
+  for (let i = 0; i < fp32.length; i++) {
+    diff = Math.max(diff, Math.abs(lowered[i]! - fp32[i]!));
+    top = Math.max(top, Math.abs(fp32[i]!));
+  }
+  return { maxAbsDiff: diff, maxAbsLogit: top, relative: diff / top };
+}
+
 /** Mean and largest |a - b| over two equally long arrays (the preprocessing goldens' bounds). */
 export function absDiffStats(a: Numeric, b: Numeric): { mean: number; max: number } {
   assert.equal(a.length, b.length);
