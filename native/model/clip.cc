@@ -94,7 +94,8 @@ void ClipImpl::check_tokens(const at::Tensor& tokens) const {
 }
 
 int64_t ClipImpl::text_length(const at::Tensor& tokens) const {
-  if (full_text_context_ || !tokens.device().is_cpu() || tokens.dim() != 2 || tokens.numel() == 0) return tokens.dim() == 2 ? tokens.size(1) : 0;
+  // Callers have passed check_tokens(): [n, L] integers.
+  if (full_text_context_ || !tokens.device().is_cpu() || tokens.numel() == 0) return tokens.size(1);
   // The pooled position of each row is its argmax (the end-of-text token has the highest id).
   const int64_t last = tokens.argmax(1).max().item<int64_t>();
   return std::min<int64_t>(tokens.size(1), (last + 1 + 7) / 8 * 8);

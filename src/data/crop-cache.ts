@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
-import { temporaryPath } from '../util/atomic.js';
+import { writeFileAtomic } from '../util/atomic.js';
 import { cacheDir } from '../util/cache.js';
 
 /**
@@ -86,13 +86,6 @@ export class CropCache {
     header.writeUInt32LE(key.resolution, 8);
     header.writeUInt32LE(Math.min(crop.sourcePixels, 0xffffffff), 12);
     header.writeUInt32LE(crc32(crop.data), 16);
-    const tmp = temporaryPath(target);
-    try {
-      await fs.writeFile(tmp, Buffer.concat([header, crop.data]));
-      await fs.rename(tmp, target);
-    } catch (err) {
-      await fs.rm(tmp, { force: true });
-      throw err;
-    }
+    await writeFileAtomic(target, Buffer.concat([header, crop.data]), { durable: false });
   }
 }

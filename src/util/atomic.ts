@@ -21,13 +21,15 @@ export async function syncDirectory(dir: string): Promise<void> {
  * Create `target` atomically from whatever `write` puts into a temporary file: fsync, rename, fsync of
  * the directory. If `write` throws (a failed download, a hash mismatch), nothing is left behind and
  * an existing `target` is untouched. A reader sees the old content or the new one, never a torn file.
+ * `durable: false` leaves out both fsyncs, for files that can be made again: the rename still keeps
+ * a running system from seeing a half-written file, but a machine crash may leave one behind.
  */
-export async function writeAtomically(target: string, write: (handle: fs.FileHandle) => Promise<void>): Promise<void> {
+export async function writeAtomically(target: string, write: (handle: fs.FileHandle) => Promise<void>, { durable = true } = {}): Promise<void> {
   const tmp = temporaryPath(target);
   const handle = await fs.open(tmp, 'w');
   try {
     await write(handle);
-    await handle.sync();
+    if (durable) await handle.sync();
   } catch (err) {
     await handle.close().catch(() => {});
     await fs.rm(tmp, { force: true });
@@ -40,9 +42,9 @@ export async function writeAtomically(target: string, write: (handle: fs.FileHan
     await fs.rm(tmp, { force: true });
     throw err;
   }
-  await syncDirectory(path.dirname(target));
+  if (durable) await syncDirectory(path.dirname(target));
 }
 
-export function writeFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
-  return writeAtomically(target, (handle) => handle.writeFile(data));
+export function writeFileAtomic(target: string, data: string | Uint8Array, options: { durable?: boolean } = {}): Promise<void> {
+  return writeAtomically(target, (handle) => handle.writeFile(data), options);
 }
