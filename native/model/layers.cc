@@ -31,9 +31,12 @@ SelfAttentionImpl::SelfAttentionImpl(int64_t width, int64_t heads) : heads_(head
 
 at::Tensor SelfAttentionImpl::forward(const at::Tensor& x, bool causal) {
   const int64_t n = x.size(0), l = x.size(1), d = x.size(2);
-  // [N, L, 3D] → [3, N, H, L, D/H]
-  at::Tensor qkv = at::linear(x, in_proj_weight, in_proj_bias).view({n, l, 3, heads_, d / heads_}).permute({2, 0, 3, 1, 4});
-  at::Tensor out = at::scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], /*attn_mask=*/{}, /*dropout_p=*/0.0, /*is_causal=*/causal);
+  // [N, L, 3D] → q, k, v as [N, H, L, D/H] views. unbind, not qkv[0..2]: the backward of three
+  // selects is three zero-filled [N, L, 3D] tensors, three copies and two sums per layer; unbind's is
+  // one stack, which writes the packed gradient in the linear's layout.
+  const std::vector<at::Tensor> qkv = at::linear(x, in_proj_weight, in_proj_bias).view({n, l, 3, heads_, d / heads_}).unbind(2);
+  at::Tensor out = at::scaled_dot_product_attention(qkv[0].transpose(1, 2), qkv[1].transpose(1, 2), qkv[2].transpose(1, 2), /*attn_mask=*/{},
+                                                    /*dropout_p=*/0.0, /*is_causal=*/causal);
   return out_proj(out.transpose(1, 2).reshape({n, l, d}));
 }
 
