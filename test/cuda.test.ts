@@ -126,6 +126,22 @@ describe('CUDA', () => {
     }
   }
 
+  // The product weights cast at once (native/train/flat_weights.h, the default) against autocast's own
+  // per-product casts (experiment per-op-casts), both with the CUDA graph: the same numbers up to the
+  // GPU's run-to-run differences (the CPU test, test/flat-weights.test.ts, asks for bit equality).
+  for (const name of ['tiny_vit', 'tiny_rn'] as const) {
+    for (const precision of ['bf16', 'fp16'] as const) {
+      test(`${name} ${precision}: weights cast at once train as autocast's per-product casts do`, async (t) => {
+        if (!cuda) return t.skip(SKIP);
+        const perOp = await withExperiments('per-op-casts', () => runScriptedSteps(name, { device: 'cuda', precision, cudaGraph: true }));
+        const atOnce = await runScriptedSteps(name, { device: 'cuda', precision, cudaGraph: true });
+        assert.equal(atOnce.statuses.at(-1), 'captured');
+        const worst = assertRunsAgree(atOnce, perOp, { lossRtol: 5e-3, updateShare: 5e-2 }, `${name} ${precision} casts at once`);
+        t.diagnostic(`${name} ${precision}: casts at once vs per product differ by at most ${(100 * worst).toFixed(3)} % of a tensor's update`);
+      });
+    }
+  }
+
   test('tiny_vit fp32: a graph released for a batch that ran out of memory beside it is captured again, and the steps agree', async (t) => {
     if (!cuda) return t.skip(SKIP);
     const eager = await runScriptedSteps('tiny_vit', { device: 'cuda', precision: 'fp32', cudaGraph: false });

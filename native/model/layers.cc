@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "common/experiments.h"
+#include "model/compute_weights.h"
 #include "model/quick_gelu_kernel.h"
 
 namespace clip::model {
@@ -34,10 +35,10 @@ at::Tensor SelfAttentionImpl::forward(const at::Tensor& x, bool causal) {
   // [N, L, 3D] → q, k, v as [N, H, L, D/H] views. unbind, not qkv[0..2]: the backward of three
   // selects is three zero-filled [N, L, 3D] tensors, three copies and two sums per layer; unbind's is
   // one stack, which writes the packed gradient in the linear's layout.
-  const std::vector<at::Tensor> qkv = at::linear(x, in_proj_weight, in_proj_bias).view({n, l, 3, heads_, d / heads_}).unbind(2);
+  const std::vector<at::Tensor> qkv = at::linear(x, compute_weight(in_proj_weight), compute_weight(in_proj_bias)).view({n, l, 3, heads_, d / heads_}).unbind(2);
   at::Tensor out = at::scaled_dot_product_attention(qkv[0].transpose(1, 2), qkv[1].transpose(1, 2), qkv[2].transpose(1, 2), /*attn_mask=*/{},
                                                     /*dropout_p=*/0.0, /*is_causal=*/causal);
-  return out_proj(out.transpose(1, 2).reshape({n, l, d}));
+  return linear(out_proj, out.transpose(1, 2).reshape({n, l, d}));
 }
 
 MlpImpl::MlpImpl(int64_t width)
@@ -47,7 +48,7 @@ MlpImpl::MlpImpl(int64_t width)
 }
 
 at::Tensor MlpImpl::forward(const at::Tensor& x) {
-  if (kernel_) return c_proj(quick_gelu_by_kernel(c_fc(x)));
+  if (kernel_) return linear(c_proj, quick_gelu_by_kernel(linear(c_fc, x)));
   // On CUDA: QuickGELU(h) = silu(1.702 h) / 1.702, the two scalings applied by the matrix products
   // (alpha, on cuBLAS's fp32 accumulator). The block's widest activation ([n, l, 4 d]) then sees one
   // fused silu kernel forward and one backward instead of three and about five passes: ViT-B/32 at
@@ -56,11 +57,12 @@ at::Tensor MlpImpl::forward(const at::Tensor& x) {
   // from fp32 grew (mean 2.65 % vs 2.42 % of the largest logit over 21 batches of tiny_vit), and speed
   // is not the CPU's job. Experiments fused-mlp / reference-mlp force one form on any device.
   const bool fused = fused_ || (!reference_form_ && x.is_cuda());
-  if (!fused) return c_proj(quick_gelu(c_fc(x)));
+  if (!fused) return linear(c_proj, quick_gelu(linear(c_fc, x)));
   constexpr double kScale = 1.702;
   const at::Tensor rows = x.reshape({-1, x.size(-1)});
-  at::Tensor h = at::addmm(c_fc->bias * kScale, rows, c_fc->weight.t(), /*beta=*/1.0, /*alpha=*/kScale);
-  at::Tensor out = at::addmm(c_proj->bias, at::silu(h), c_proj->weight.t(), /*beta=*/1.0, /*alpha=*/1.0 / kScale);
+  // The bias is scaled in fp32 from the parameter itself, as autocast would cast the product.
+  at::Tensor h = at::addmm(c_fc->bias * kScale, rows, compute_weight(c_fc->weight).t(), /*beta=*/1.0, /*alpha=*/kScale);
+  at::Tensor out = at::addmm(compute_weight(c_proj->bias), at::silu(h), compute_weight(c_proj->weight).t(), /*beta=*/1.0, /*alpha=*/1.0 / kScale);
   std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
   shape.back() = out.size(-1);
   return out.view(shape);

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "common/experiments.h"
+#include "model/compute_weights.h"
 
 namespace clip::model {
 namespace {
@@ -33,7 +34,7 @@ at::Tensor avg_pool(const at::Tensor& x, int64_t s, bool by_mean) {
 // quarter of RN50's step at batch 256 on an H200), becomes cuDNN's bias epilogue and a weight-sized
 // product. With batch statistics (train mode) the two stay apart.
 at::Tensor conv_bn(torch::nn::Conv2d conv, torch::nn::BatchNorm2d bn, const at::Tensor& x, bool fold) {
-  if (!fold || bn->is_training()) return bn(conv(x));
+  if (!fold || bn->is_training()) return bn(conv2d(conv, x));
   const at::Tensor scale = bn->weight * at::rsqrt(bn->running_var + bn->options.eps());
   const at::Tensor shift = bn->bias - bn->running_mean * scale;
   const auto& o = conv->options;
@@ -88,11 +89,11 @@ at::Tensor AttentionPool2dImpl::forward(const at::Tensor& input) {
   x = x + positional_embedding.to(x.scalar_type());
   const int64_t l = x.size(1), d = c / heads_;
   // Only the mean token's output is used, so only it is a query (the keys still see every position).
-  at::Tensor q = q_proj(x.narrow(1, 0, 1)).view({n, 1, heads_, d}).transpose(1, 2);
-  at::Tensor k = k_proj(x).view({n, l, heads_, d}).transpose(1, 2);
-  at::Tensor v = v_proj(x).view({n, l, heads_, d}).transpose(1, 2);
+  at::Tensor q = linear(q_proj, x.narrow(1, 0, 1)).view({n, 1, heads_, d}).transpose(1, 2);
+  at::Tensor k = linear(k_proj, x).view({n, l, heads_, d}).transpose(1, 2);
+  at::Tensor v = linear(v_proj, x).view({n, l, heads_, d}).transpose(1, 2);
   at::Tensor out = at::scaled_dot_product_attention(q, k, v);            // [N, H, 1, d]
-  return c_proj(out.transpose(1, 2).reshape({n, c}));
+  return linear(c_proj, out.transpose(1, 2).reshape({n, c}));
 }
 
 ModifiedResNetImpl::ModifiedResNetImpl(const std::vector<int64_t>& layers, int64_t output_dim, int64_t heads, int64_t resolution,

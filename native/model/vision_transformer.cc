@@ -4,6 +4,8 @@
 
 #include <cmath>
 
+#include "model/compute_weights.h"
+
 namespace clip::model {
 
 VisionTransformerImpl::VisionTransformerImpl(int64_t resolution, int64_t patch_size, int64_t width, int64_t layers, int64_t heads,
@@ -35,7 +37,7 @@ at::Tensor VisionTransformerImpl::forward(const at::Tensor& images) {
   x = at::cat({cls, x}, 1) + positional_embedding.to(x.scalar_type());
   x = transformer(ln_pre(x), /*causal=*/false);
   x = ln_post(x.select(1, 0));
-  return at::matmul(x, proj);
+  return at::matmul(x, compute_weight(proj));
 }
 
 // conv1 (kernel = stride = patch, no padding) sees each patch once, so it is one matrix product:
@@ -44,7 +46,7 @@ at::Tensor VisionTransformerImpl::forward(const at::Tensor& images) {
 // gradient). The images are cast to autocast's type first, so the copy that gathers the patches moves
 // half the bytes.
 at::Tensor VisionTransformerImpl::embed_patches(const at::Tensor& images) const {
-  const at::Tensor& kernel = conv1->weight;  // [W, 3, p, p]
+  const at::Tensor kernel = compute_weight(conv1->weight);  // [W, 3, p, p]
   const int64_t n = images.size(0), channels = images.size(1), p = kernel.size(2);
   const int64_t rows = images.size(2) / p, cols = images.size(3) / p;
   at::Tensor pixels = images;

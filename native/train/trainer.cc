@@ -4,6 +4,8 @@
 #include <map>
 #include <stdexcept>
 
+#include "common/experiments.h"
+#include "model/compute_weights.h"
 #include "model/state_dict.h"
 #include "runtime/transfer.h"
 #include "train/loss.h"
@@ -48,6 +50,7 @@ Trainer::Trainer(model::Clip model, at::Device device, TrainerOptions options) :
   options_.adam.decoupled = options_.adamw;
   optimizer_ = std::make_unique<Adam>(std::move(trainable), options_.adam);
   if (options_.precision == model::Precision::kFp16) scaler_ = std::make_unique<GradScaler>(device, options_.scaler);
+  cast_at_once_ = options_.precision != model::Precision::kFp32 && !experiment_enabled("per-op-casts");
   const auto stat = at::TensorOptions().dtype(at::kFloat).device(device);
   skipped_ = at::zeros({1}, stat);
   loss_sum_ = at::zeros({1}, stat);
@@ -99,6 +102,7 @@ StepResult Trainer::step(const at::Tensor& images_in, const at::Tensor& all_toke
                          bool read_back) {
   if (!(lr >= 0) || !std::isfinite(lr)) throw std::invalid_argument("learning rate must be a finite non-negative number");
   set_modes();
+  prepare_flat_weights();
   model_->check_images(images_in);
   model_->check_tokens(all_tokens);
   // Trimmed as inference trims (ClipImpl::trim_tokens), but never shorter than an earlier batch's: the
@@ -144,16 +148,29 @@ StepResult Trainer::eager_step(const at::Tensor& images, const at::Tensor& token
   return result;
 }
 
+void Trainer::prepare_flat_weights() {
+  if (product_weights_.empty() || (flat_weights_ && flat_weights_->intact())) return;
+  flat_weights_ = std::make_unique<FlatWeights>(product_weights_, options_.precision == model::Precision::kFp16 ? at::kHalf : at::kBFloat16);
+}
+
 at::Tensor Trainer::forward_backward(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels) {
   at::Tensor loss;
   {
     model::AutocastGuard autocast(device_.type(), options_.precision);
+    model::ComputeWeights weights;
+    if (flat_weights_) {
+      weights = flat_weights_->cast();
+    } else if (cast_at_once_ && product_weights_.empty()) {
+      weights.record = &product_weights_;  // this forward names them; the next step gathers them
+    }
+    model::ComputeWeightScope scope(flat_weights_ || weights.record ? &weights : nullptr);
     model::Logits logits = model_->forward(images, tokens);
     loss = contrastive_loss(logits.per_image, logits.per_text, labels);
   }
   at::Tensor to_backward = options_.accumulate > 1 ? loss / static_cast<double>(options_.accumulate) : loss;
   if (scaler_) to_backward = scaler_->scale(to_backward);
   to_backward.backward();
+  if (flat_weights_) flat_weights_->publish_gradients();
   return loss.detach();
 }
 
@@ -222,6 +239,7 @@ void Trainer::set_lr(double lr) {
 
 void Trainer::clear_gradients() {
   for (auto& s : optimizer_->states()) s.param.mutable_grad() = at::Tensor();
+  if (flat_weights_) flat_weights_->clear_gradient();
 }
 
 // ---- CUDA graph of the whole step ----------------------------------------------------------------

@@ -16,6 +16,7 @@
 #include "model/clip.h"
 #include "model/precision.h"
 #include "runtime/cuda_graph.h"
+#include "train/flat_weights.h"
 #include "train/grad_scaler.h"
 #include "train/optimizer.h"
 
@@ -103,6 +104,9 @@ class Trainer {
   struct GraphedStep;
 
   void set_modes();
+  /** Gathers the weights products read into one buffer (FlatWeights) once the first forward named
+   * them, and again if a parameter's data was replaced since. */
+  void prepare_flat_weights();
   /** Forward under autocast, loss, backward of the (scaled) loss; returns the unscaled loss. */
   at::Tensor forward_backward(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels);
   /** Adds a loss to the device-side statistics and to the pending non-finite flag. */
@@ -130,6 +134,10 @@ class Trainer {
   TrainerOptions options_;
   std::unique_ptr<Adam> optimizer_;
   std::unique_ptr<GradScaler> scaler_;
+  // Autocast's casts of the trainable product weights, done at once (off: experiment per-op-casts).
+  bool cast_at_once_ = false;
+  std::vector<at::Tensor> product_weights_;  // recorded by the first forward under autocast
+  std::unique_ptr<FlatWeights> flat_weights_;
   std::vector<std::regex> freeze_;
   TrainerCounters counters_;
   // On the device, [1] fp32 each: they accumulate without host synchronisation.
