@@ -12,7 +12,8 @@
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=c++17"],
       "cflags_cc": ["-std=c++20", "-fexceptions", "-frtti", "-O2", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
-      "ldflags": ["<!@(node scripts/find-libtorch.mjs --libraries)"]
+      "ldflags": ["<!@(node scripts/find-libtorch.mjs --libraries)"],
+      "libraries": ["-ldl"]
     }
   ]
 }

@@ -118,6 +118,22 @@ export interface NativeTrainer {
   loadCheckpoint(path: string): Promise<Record<string, string>>;
 }
 
+/** A batch of stats (native/io/file_batch.h): errno per file (0: ok), and the fields where it is 0. */
+export interface NativeFileStats {
+  errors: Int32Array;
+  regular: Uint8Array;
+  sizes: Float64Array;
+  mtimeSec: Float64Array;
+  mtimeNsec: Float64Array;
+}
+
+/** A batch of whole-file reads: errno per file (-1: not the expected length), CRC-32 of each file's tail. */
+export interface NativeFileReads {
+  errors: Int32Array;
+  crcs: Uint32Array;
+  data: Array<Buffer | null>;
+}
+
 /** The raw addon surface. Kept private to this module; wrappers below add types and validation. */
 interface Addon {
   runtimeInfo(): RuntimeInfo;
@@ -127,6 +143,9 @@ interface Addon {
   createModel(configJson: string, options: { seed: number; device: string; memoryFormat: string }): Promise<NativeModel>;
   loadModel(path: string, options: { device: string; strict: boolean; config?: string; memoryFormat: string }): Promise<NativeLoadResult>;
   createTrainer(model: NativeModel, options: object): Promise<NativeTrainer>;
+  statFiles(paths: string[]): Promise<NativeFileStats>;
+  readFiles(paths: string[], length: number, crcFrom: number): Promise<NativeFileReads>;
+  joinBytes(parts: Uint8Array[]): Promise<Buffer>;
 }
 
 export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -191,4 +210,19 @@ export function loadNativeModel(path: string, options: { device: string; strict:
 
 export function createNativeTrainer(model: NativeModel, options: object): Promise<NativeTrainer> {
   return native().createTrainer(model, options);
+}
+
+/** stat(2) of each path, as one request on the thread pool. */
+export function statFiles(paths: string[]): Promise<NativeFileStats> {
+  return native().statFiles(paths);
+}
+
+/** Each file read whole, expecting `length` bytes, with the CRC-32 of bytes [crcFrom, length): one request. */
+export function readFiles(paths: string[], length: number, crcFrom: number): Promise<NativeFileReads> {
+  return native().readFiles(paths, length, crcFrom);
+}
+
+/** The parts one after another in a new buffer, allocated and copied on the thread pool. */
+export function joinBytes(parts: Uint8Array[]): Promise<Buffer> {
+  return native().joinBytes(parts);
 }

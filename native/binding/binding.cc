@@ -10,6 +10,7 @@ namespace clip::binding {
 void RegisterRuntime(Napi::Env env, Napi::Object exports);
 void RegisterModel(Napi::Env env, Napi::Object exports);
 void RegisterTrainer(Napi::Env env, Napi::Object exports);
+void RegisterFiles(Napi::Env env, Napi::Object exports);
 }
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -23,6 +24,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   clip::binding::RegisterRuntime(env, exports);
   clip::binding::RegisterModel(env, exports);
   clip::binding::RegisterTrainer(env, exports);
+  clip::binding::RegisterFiles(env, exports);
   return exports;
 }
 

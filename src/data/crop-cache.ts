@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
+import { readFileOfLength } from '../io/batched-files.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { cacheDir } from '../util/cache.js';
 
@@ -54,24 +55,13 @@ export class CropCache {
   /** The cached crop, or undefined when absent or unreadable (a damaged entry is just a miss). */
   async get(key: CropKey): Promise<CachedCrop | undefined> {
     const expected = HEADER_BYTES + key.resolution * key.resolution * 3;
-    // The size is known: one read of one byte more than an entry tells a longer file, where readFile
-    // would also ask for the size first (an fstat per image, on the loader's busiest path).
-    const bytes = Buffer.allocUnsafe(expected + 1);
-    let length: number;
-    try {
-      const handle = await fs.open(this.entryPath(key), 'r');
-      try {
-        length = (await handle.read(bytes, 0, bytes.length, 0)).bytesRead;
-      } finally {
-        await handle.close();
-      }
-    } catch {
-      return undefined;
-    }
-    if (length !== expected || !bytes.subarray(0, 8).equals(MAGIC) || bytes.readUInt32LE(8) !== key.resolution) return undefined;
-    const data = bytes.subarray(HEADER_BYTES, expected);
-    if (crc32(data) !== bytes.readUInt32LE(16)) return undefined;
-    return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), sourcePixels: bytes.readUInt32LE(12) };
+    // Read and checksummed off the main thread, batched with the loader's other reads
+    // (src/io/batched-files.ts): this is the warm loader's busiest path.
+    const entry = await readFileOfLength(this.entryPath(key), expected, HEADER_BYTES).catch(() => undefined);
+    if (!entry) return undefined;
+    const bytes = entry.data;
+    if (!bytes.subarray(0, 8).equals(MAGIC) || bytes.readUInt32LE(8) !== key.resolution || entry.crc !== bytes.readUInt32LE(16)) return undefined;
+    return { data: new Uint8Array(bytes.buffer, bytes.byteOffset + HEADER_BYTES, expected - HEADER_BYTES), sourcePixels: bytes.readUInt32LE(12) };
   }
 
   async put(key: CropKey, crop: CachedCrop): Promise<void> {

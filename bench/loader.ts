@@ -1,0 +1,103 @@
+/**
+ * The loader alone (no trainer), 224 px uint8 batches as training on a GPU reads them: images/s of a
+ * cold epoch (decode + cache write) and of warm epochs (crop cache), with how busy the main thread was
+ * (event-loop utilisation, and the main thread's own CPU time per image, which a machine with few
+ * cores cannot turn into images/s but a GPU machine's loader is capped by).
+ *
+ *   npx tsc -p tsconfig.json && node --require ./dist/src/util/threadpool.cjs dist/bench/loader.js
+ *        [--images 1024] [--batch 256] [--epochs 3] [--concurrency n] [--write bench/results/loader-cpu.md]
+ */
+import { promises as fs, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import sharp from 'sharp';
+
+import type { Dataset } from '../src/data/dataset.js';
+import { createLoader } from '../src/data/loader.js';
+import { createRng } from '../src/util/prng.js';
+import { fixture } from '../test/helpers/fixtures.js';
+
+const { values } = parseArgs({
+  options: { images: { type: 'string', default: '1024' }, batch: { type: 'string', default: '256' }, epochs: { type: 'string', default: '3' }, concurrency: { type: 'string' }, write: { type: 'string' } },
+});
+const count = Number(values.images);
+const batchSize = Number(values.batch);
+const warmEpochs = Number(values.epochs);
+const concurrency = values.concurrency ? Number(values.concurrency) : undefined;
+
+async function makeJpegs(dir: string): Promise<string[]> {
+  const sources = ['astronaut.png', 'chelsea.png', 'coffee.png', 'rocket.png'].map((f) => fixture('images', f));
+  const rng = createRng(7);
+  const files: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const width = 240 + rng.nextInt(560);
+    const height = Math.round(width * (0.6 + rng.next() * 0.9));
+    const file = path.join(dir, `img${String(i).padStart(5, '0')}.jpg`);
+    await sharp(sources[i % sources.length]!).resize(width, height, { fit: 'fill' }).jpeg({ quality: 90 }).toFile(file);
+    files.push(file);
+  }
+  return files;
+}
+
+/** CPU seconds of this process's main thread so far (Linux: /proc; utime + stime in clock ticks). */
+function mainThreadCpuSeconds(): number {
+  const fields = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** images/s, the main thread's utilisation and its CPU time per image over `epochs` passes. */
+async function timeEpochs(dataset: Dataset, cacheDir: string, first: number, epochs: number) {
+  const elu = performance.eventLoopUtilization();
+  const cpu = mainThreadCpuSeconds();
+  const start = performance.now();
+  let images = 0;
+  let decoded = 0;
+  for (let epoch = first; epoch < first + epochs; epoch++) {
+    const loader = createLoader(dataset, { batchSize, epoch, resolution: 224, cacheDir, pixels: 'uint8', concurrency });
+    for await (const b of loader) images += b.samples.length;
+    decoded += loader.stats().decoded;
+  }
+  const seconds = (performance.now() - start) / 1000;
+  return {
+    rate: images / seconds,
+    mainThread: performance.eventLoopUtilization(elu).utilization,
+    mainCpuUs: ((mainThreadCpuSeconds() - cpu) / images) * 1e6,
+    decoded,
+  };
+}
+
+const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'clip-bench-loader-'));
+try {
+  await fs.mkdir(path.join(tmp, 'images'));
+  const files = await makeJpegs(path.join(tmp, 'images'));
+  const dataset: Dataset = {
+    root: tmp, format: 'folder', kind: 'labels', classes: ['x'], problems: [],
+    samples: files.map((image) => ({ image, label: 'x', labelIndex: 0, source: { file: image, line: 0 } })),
+  };
+  const cacheDir = path.join(tmp, 'crops');
+  const cold = await timeEpochs(dataset, cacheDir, 0, 1);
+  const warm = await timeEpochs(dataset, cacheDir, 1, warmEpochs);
+  if (warm.decoded > 0) throw new Error('the crop cache was not warm');
+  const cpu = readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)?.[1] ?? 'unknown CPU';
+  const pct = (x: number) => `${(100 * x).toFixed(0)} %`;
+  const report = [
+    '# The loader alone: 224 px uint8 batches from JPEG files and from the crop cache',
+    '',
+    `- command: \`node --require ./dist/src/util/threadpool.cjs dist/bench/loader.js ${process.argv.slice(2).join(' ')}\``,
+    `- date: ${new Date().toISOString()}`,
+    `- machine: ${os.availableParallelism()} CPUs (${cpu}); Node ${process.version}; UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? 'unset (4)'}`,
+    `- data: ${count} JPEGs (q90, 240–800 px wide), batch ${batchSize}, shuffled; loader concurrency ${concurrency ?? 'default'}`,
+    '',
+    '| pass | images/s | main thread busy (event loop) | main thread CPU per image |',
+    '|---|---:|---:|---:|',
+    `| epoch 1: decode, resize, crop, cache write | ${cold.rate.toFixed(0)} | ${pct(cold.mainThread)} | ${cold.mainCpuUs.toFixed(0)} µs |`,
+    `| epochs 2–${warmEpochs + 1}: from the crop cache | ${warm.rate.toFixed(0)} | ${pct(warm.mainThread)} | ${warm.mainCpuUs.toFixed(0)} µs |`,
+    '',
+  ].join('\n');
+  console.log(report);
+  if (values.write) await fs.writeFile(values.write, report);
+} finally {
+  await fs.rm(tmp, { recursive: true, force: true });
+}
