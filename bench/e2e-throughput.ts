@@ -25,6 +25,7 @@ import { tokenizerFromFile } from '../src/text/tokenizer.js';
 import { train } from '../src/train/loop.js';
 import { createTrainer } from '../src/train/trainer.js';
 import { repoRoot } from '../test/helpers/fixtures.js';
+import { mainThreadCpuSeconds } from './main-thread.js';
 
 const { values } = parseArgs({
   options: {
@@ -109,7 +110,7 @@ try {
   const modelFile = path.join(tmp, 'model.json');
   await fs.writeFile(modelFile, JSON.stringify(config));
   const batchRates: number[] = [];
-  const epochs: Array<{ epoch: number; seconds: number; batches: number }> = [];
+  const epochs: Array<{ epoch: number; seconds: number; batches: number; mainCpu: number }> = [];
   const run = await train({
     data: path.join(tmp, 'data'),
     model: modelFile,
@@ -131,7 +132,7 @@ try {
     // The rate of an epoch's batches, without the weights file written at its end (600 MB for
     // ViT-B/32, which on a short epoch would outweigh the batches themselves).
     onBatch: (b) => void (batchRates[b.epoch - 1] = b.imagesPerSecond),
-    onEpoch: (e) => epochs.push({ epoch: e.epoch, seconds: e.seconds, batches: e.batches }),
+    onEpoch: (e) => epochs.push({ epoch: e.epoch, seconds: e.seconds, batches: e.batches, mainCpu: mainThreadCpuSeconds() }),
   });
   const warm = (epochs[1]!.batches * batch) / epochs[1]!.seconds;
   const loader = await loaderAlone(path.join(tmp, 'data'), path.join(tmp, 'crops'));
@@ -141,6 +142,7 @@ try {
     `| epoch 1 from JPEG files (decode + cache write), its batches | ${batchRates[0]!.toFixed(1)} |`,
     `| epoch 2 from the preprocessed cache, its batches | ${batchRates[1]!.toFixed(1)} (${((batchRates[1]! / alone) * 100).toFixed(0)}% of the step alone) |`,
     `| epoch 2 whole, with writing the weights at its end | ${warm!.toFixed(1)} |`,
+    `| (epoch 2: the main thread's CPU per image, loader and training loop together) | ${(((epochs[1]!.mainCpu - epochs[0]!.mainCpu) / (epochs[1]!.batches * batch)) * 1e6).toFixed(0)} µs |`,
     `| loader alone from the warm cache (no training) | ${loader.toFixed(1)} (${((loader / alone) * 100).toFixed(0)}% of the step alone) |`,
   ];
   const cpu = readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)?.[1] ?? 'unknown CPU';

@@ -18,6 +18,7 @@ import type { Dataset } from '../src/data/dataset.js';
 import { createLoader } from '../src/data/loader.js';
 import { createRng } from '../src/util/prng.js';
 import { fixture } from '../test/helpers/fixtures.js';
+import { mainThreadCpuSeconds } from './main-thread.js';
 
 const { values } = parseArgs({
   options: { images: { type: 'string', default: '1024' }, batch: { type: 'string', default: '256' }, epochs: { type: 'string', default: '3' }, concurrency: { type: 'string' }, write: { type: 'string' } },
@@ -39,12 +40,6 @@ async function makeJpegs(dir: string): Promise<string[]> {
     files.push(file);
   }
   return files;
-}
-
-/** CPU seconds of this process's main thread so far (Linux: /proc; utime + stime in clock ticks). */
-function mainThreadCpuSeconds(): number {
-  const fields = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** images/s, the main thread's utilisation and its CPU time per image over `epochs` passes. */

@@ -3,6 +3,7 @@
 // together with the next one, so a busy loader makes a few large requests instead of one (and a
 // thread-pool wake-up) per file operation; an idle one still sends a lone request at once.
 import os from 'node:os';
+const { ENOENT } = os.constants.errno;
 import { getSystemErrorMap } from 'node:util';
 
 import { readFiles, statFiles } from '../native.js';
@@ -20,9 +21,12 @@ export interface FileBytes {
   crc: number;
 }
 
+let errorNames: Map<number, [string, string]> | undefined;
+
 /** An Error shaped as Node's fs errors (code, errno, syscall, path), so callers classify it alike. */
 export function fsError(errno: number, syscall: string, file: string): NodeJS.ErrnoException {
-  const [code, description] = getSystemErrorMap().get(-errno) ?? [`E${errno}`, 'unknown error'];
+  errorNames ??= getSystemErrorMap(); // built anew by each call
+  const [code, description] = errorNames.get(-errno) ?? [`E${errno}`, 'unknown error'];
   return Object.assign(new Error(`${code}: ${description}, ${syscall} '${file}'`), { code, errno: -errno, syscall, path: file });
 }
 
@@ -96,7 +100,8 @@ const readers = new Map<string, Batcher<string, FileBytes | undefined>>();
 
 /**
  * The whole file when it is exactly `length` bytes long, with the CRC-32 of its bytes from `crcFrom`;
- * undefined when it has another length. Rejects as fs would for a file that cannot be opened or read.
+ * undefined when it has another length or does not exist (a cache's usual miss: no Error is made for
+ * it). Rejects as fs would for a file that cannot be opened or read.
  */
 export function readFileOfLength(file: string, length: number, crcFrom: number): Promise<FileBytes | undefined> {
   const key = `${length}:${crcFrom}`;
@@ -107,7 +112,7 @@ export function readFileOfLength(file: string, length: number, crcFrom: number):
         const r = await readFiles(paths, length, crcFrom);
         return paths.map((p, i) => {
           const errno = r.errors[i]!;
-          if (errno === -1) return undefined;
+          if (errno === -1 || errno === ENOENT) return undefined;
           if (errno !== 0) return fsError(errno, 'open', p);
           return { data: r.data[i]!, crc: r.crcs[i]! };
         });
