@@ -5,7 +5,7 @@
  * cores cannot turn into images/s but a GPU machine's loader is capped by).
  *
  *   npx tsc -p tsconfig.json && node --require ./dist/src/util/threadpool.cjs dist/bench/loader.js
- *        [--images 1024] [--batch 256] [--epochs 3] [--concurrency n] [--write bench/results/loader-cpu.md]
+ *        [--images 1024] [--batch 256] [--epochs 3] [--concurrency n] [--decode-threads n] [--write bench/results/loader-cpu.md]
  */
 import { promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -15,18 +15,20 @@ import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 
 import type { Dataset } from '../src/data/dataset.js';
+import { defaultDecodeThreads } from '../src/data/decode-workers.js';
 import { createLoader } from '../src/data/loader.js';
 import { createRng } from '../src/util/prng.js';
 import { fixture } from '../test/helpers/fixtures.js';
 import { mainThreadCpuSeconds } from './main-thread.js';
 
 const { values } = parseArgs({
-  options: { images: { type: 'string', default: '1024' }, batch: { type: 'string', default: '256' }, epochs: { type: 'string', default: '3' }, concurrency: { type: 'string' }, write: { type: 'string' } },
+  options: { images: { type: 'string', default: '1024' }, batch: { type: 'string', default: '256' }, epochs: { type: 'string', default: '3' }, concurrency: { type: 'string' }, 'decode-threads': { type: 'string' }, write: { type: 'string' } },
 });
 const count = Number(values.images);
 const batchSize = Number(values.batch);
 const warmEpochs = Number(values.epochs);
 const concurrency = values.concurrency ? Number(values.concurrency) : undefined;
+const decodeThreads = values['decode-threads'] ? Number(values['decode-threads']) : undefined;
 
 async function makeJpegs(dir: string): Promise<string[]> {
   const sources = ['astronaut.png', 'chelsea.png', 'coffee.png', 'rocket.png'].map((f) => fixture('images', f));
@@ -50,7 +52,7 @@ async function timeEpochs(dataset: Dataset, cacheDir: string, first: number, epo
   let images = 0;
   let decoded = 0;
   for (let epoch = first; epoch < first + epochs; epoch++) {
-    const loader = createLoader(dataset, { batchSize, epoch, resolution: 224, cacheDir, pixels: 'uint8', concurrency });
+    const loader = createLoader(dataset, { batchSize, epoch, resolution: 224, cacheDir, pixels: 'uint8', concurrency, decodeThreads });
     for await (const b of loader) images += b.samples.length;
     decoded += loader.stats().decoded;
   }
@@ -83,7 +85,7 @@ try {
     `- command: \`node --require ./dist/src/util/threadpool.cjs dist/bench/loader.js ${process.argv.slice(2).join(' ')}\``,
     `- date: ${new Date().toISOString()}`,
     `- machine: ${os.availableParallelism()} CPUs (${cpu}); Node ${process.version}; UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? 'unset (4)'}`,
-    `- data: ${count} JPEGs (q90, 240–800 px wide), batch ${batchSize}, shuffled; loader concurrency ${concurrency ?? 'default'}`,
+    `- data: ${count} JPEGs (q90, 240–800 px wide), batch ${batchSize}, shuffled; loader concurrency ${concurrency ?? 'default'}, decode threads ${decodeThreads ?? `default (${defaultDecodeThreads()})`}`,
     '',
     '| pass | images/s | main thread busy (event loop) | main thread CPU per image |',
     '|---|---:|---:|---:|',

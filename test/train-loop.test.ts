@@ -307,11 +307,11 @@ describe('training configuration', () => {
 
   test('every invalid value is reported at once, with its key', () => {
     assert.throws(
-      () => resolveConfig({ data: 'd', out: 'o', epochs: 0, lr: -1, optimizer: 'sgd' as 'adam', betas: [0.9, 1.5], bogus: 1 } as never),
+      () => resolveConfig({ data: 'd', out: 'o', epochs: 0, lr: -1, optimizer: 'sgd' as 'adam', betas: [0.9, 1.5], decodeThreads: -1, bogus: 1 } as never),
       (err: unknown) => {
         assert.ok(err instanceof ConfigError);
         const text = err.problems.join('\n');
-        for (const key of ['epochs', 'lr', 'optimizer', 'betas', 'bogus']) assert.match(text, new RegExp(`^${key}: `, 'm'));
+        for (const key of ['epochs', 'lr', 'optimizer', 'betas', 'decodeThreads', 'bogus']) assert.match(text, new RegExp(`^${key}: `, 'm'));
         return true;
       },
     );

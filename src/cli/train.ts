@@ -49,6 +49,7 @@ export function registerTrain(program: Command): void {
     .option('--drop-last', 'drop a last smaller batch')
     .option('--no-cuda-graph', 'run every train step eagerly instead of replaying it as a CUDA graph')
     .option('--workers <n>', 'images read and decoded at once (default auto: twice the CPU cores, at least 4)', workerCount)
+    .option('--decode-threads <n>', 'worker threads that decode images (default auto: none below 4 cores, else a quarter of them, at most 4; 0: the main thread)', workerCount)
     .option('--no-cache', 'do not cache preprocessed images')
     .option('--strict', 'fail on the first unreadable image instead of skipping it')
     .option('--log-every <n>', 'log every n batches (default 4)', int)

@@ -76,6 +76,14 @@ export class CropCache {
     header.writeUInt32LE(key.resolution, 8);
     header.writeUInt32LE(Math.min(crop.sourcePixels, 0xffffffff), 12);
     header.writeUInt32LE(crc32(crop.data), 16);
-    await writeFileAtomic(target, Buffer.concat([header, crop.data]), { durable: false });
+    const entry = Buffer.concat([header, crop.data]);
+    try {
+      await writeFileAtomic(target, entry, { durable: false });
+    } catch (err) {
+      // The directory went away since it was made (a cache cleared while the process runs): once more.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      await fs.mkdir(dir, { recursive: true });
+      await writeFileAtomic(target, entry, { durable: false });
+    }
   }
 }

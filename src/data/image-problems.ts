@@ -5,7 +5,7 @@ export class ImageDecodeError extends Error {
   constructor(
     readonly kind: ImageProblemKind,
     readonly file: string,
-    detail: string,
+    readonly detail: string,
   ) {
     super(`${file}: ${describeKind(kind)}: ${detail}`);
     this.name = 'ImageDecodeError';

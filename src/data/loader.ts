@@ -4,6 +4,7 @@ import { joinBytes } from '../native.js';
 import { seededPermutation } from '../util/prng.js';
 import { BoundedQueue } from './bounded-queue.js';
 import { CropCache } from './crop-cache.js';
+import { decodeHere, defaultDecodeThreads, sharedDecodePool } from './decode-workers.js';
 import type { Dataset, Sample } from './dataset.js';
 import { classifyDecodeError, ImageDecodeError, type ImageProblemKind } from './image-problems.js';
 import { normalizeInto } from './normalize.js';
@@ -42,8 +43,12 @@ export interface LoaderOptions {
    * [n, R, R, 3], a quarter of the memory and transfer; the native side normalises them identically.
    */
   pixels?: 'normalized' | 'uint8';
-  /** Replaces the sharp decoder (tests count calls through it; other decoders can plug in). */
+  /** Replaces the sharp decoder (tests count calls through it; other decoders can plug in). It runs on
+   * the main thread; the built-in one runs in `decodeThreads` worker threads. */
   decoder?: (file: string, options: PreprocessOptions) => Promise<Uint8Crop>;
+  /** Worker threads for decoding and cache writes (0: the main thread). Default: none below 4 cores,
+   * else a quarter of the cores, at most 4 (src/data/decode-workers.ts). */
+  decodeThreads?: number;
 }
 
 export interface Batch {
@@ -100,6 +105,9 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
   const concurrency = options.concurrency ?? Math.max(4, os.availableParallelism() * 2);
   const prefetch = options.prefetch ?? 2;
   const decoder = options.decoder ?? preprocessImageUint8;
+  const decodeThreads = options.decoder ? 0 : (options.decodeThreads ?? defaultDecodeThreads());
+  if (!Number.isInteger(decodeThreads) || decodeThreads < 0) throw new RangeError(`decodeThreads must be a non-negative integer, got ${decodeThreads}`);
+  const pool = decodeThreads > 0 ? sharedDecodePool(decodeThreads) : undefined;
   const cache = options.cache === false ? undefined : new CropCache(options.cacheDir);
   const samples = dataset.samples;
   const order = options.shuffle === false ? Int32Array.from(samples.keys()) : seededPermutation(samples.length, seed, epoch);
@@ -122,11 +130,11 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
         stats.cacheHits++;
         return { ok: true, sample, crop: cached.data };
       }
-      const crop = await decoder(sample.image, { resolution, exif, maxPixels });
+      const target = cache ? { dir: cache.dir, key } : undefined;
+      const preprocess = { resolution, exif, maxPixels };
+      const { crop, cacheWriteFailed } = pool ? await pool.decode(sample.image, preprocess, target) : await decodeHere(decoder, sample.image, preprocess, target);
       stats.decoded++;
-      if (cache) {
-        await cache.put(key, { data: crop.data, sourcePixels: crop.sourceWidth * crop.sourceHeight }).catch(() => stats.cacheWriteErrors++);
-      }
+      if (cacheWriteFailed) stats.cacheWriteErrors++;
       return { ok: true, sample, crop: crop.data };
     } catch (err) {
       const problem = classifyDecodeError(sample.image, err);

@@ -55,6 +55,9 @@ export interface TrainConfig {
   cudaGraph: boolean;
   /** Images read and decoded at once; 'auto': twice the CPU cores, at least 4. */
   workers: number | 'auto';
+  /** Worker threads that decode images and write the crop cache; 'auto': none below 4 cores, else a
+   * quarter of them, at most 4; 0: the main thread. */
+  decodeThreads: number | 'auto';
   prefetch: number;
   cache: boolean;
   strict: boolean;
@@ -105,6 +108,7 @@ export const DEFAULT_CONFIG: Omit<TrainConfig, 'data' | 'out'> = {
   dropLast: false,
   cudaGraph: true,
   workers: 'auto',
+  decodeThreads: 'auto',
   prefetch: 2,
   cache: true,
   strict: false,
@@ -175,6 +179,7 @@ const CHECKS: Record<keyof TrainConfig, Check> = {
   dropLast: bool,
   cudaGraph: bool,
   workers: (v) => (v === 'auto' ? undefined : positiveInt(v)),
+  decodeThreads: (v) => (v === 'auto' ? undefined : nonNegativeInt(v)),
   prefetch: positiveInt,
   cache: bool,
   strict: bool,

@@ -284,6 +284,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       dropLast: config.dropLast,
       resolution: model.config.image_resolution,
       concurrency: config.workers === 'auto' ? undefined : config.workers,
+      decodeThreads: config.decodeThreads === 'auto' ? undefined : config.decodeThreads,
       prefetch: config.prefetch,
       cache: config.cache,
       cacheDir: cacheDir,
