@@ -12,13 +12,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import sharp from 'sharp';
 
 import type { Dataset } from '../src/data/dataset.js';
 import { defaultDecodeThreads } from '../src/data/decode-workers.js';
 import { createLoader } from '../src/data/loader.js';
-import { createRng } from '../src/util/prng.js';
-import { fixture } from '../test/helpers/fixtures.js';
+import { makeJpegs } from './jpegs.js';
 import { mainThreadCpuSeconds } from './main-thread.js';
 
 const { values } = parseArgs({
@@ -29,20 +27,6 @@ const batchSize = Number(values.batch);
 const warmEpochs = Number(values.epochs);
 const concurrency = values.concurrency ? Number(values.concurrency) : undefined;
 const decodeThreads = values['decode-threads'] ? Number(values['decode-threads']) : undefined;
-
-async function makeJpegs(dir: string): Promise<string[]> {
-  const sources = ['astronaut.png', 'chelsea.png', 'coffee.png', 'rocket.png'].map((f) => fixture('images', f));
-  const rng = createRng(7);
-  const files: string[] = [];
-  for (let i = 0; i < count; i++) {
-    const width = 240 + rng.nextInt(560);
-    const height = Math.round(width * (0.6 + rng.next() * 0.9));
-    const file = path.join(dir, `img${String(i).padStart(5, '0')}.jpg`);
-    await sharp(sources[i % sources.length]!).resize(width, height, { fit: 'fill' }).jpeg({ quality: 90 }).toFile(file);
-    files.push(file);
-  }
-  return files;
-}
 
 /** images/s, the main thread's utilisation and its CPU time per image over `epochs` passes. */
 async function timeEpochs(dataset: Dataset, cacheDir: string, first: number, epochs: number) {
@@ -68,7 +52,7 @@ async function timeEpochs(dataset: Dataset, cacheDir: string, first: number, epo
 const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'clip-bench-loader-'));
 try {
   await fs.mkdir(path.join(tmp, 'images'));
-  const files = await makeJpegs(path.join(tmp, 'images'));
+  const files = await makeJpegs(path.join(tmp, 'images'), count, { seed: 7, maxWidth: 800 });
   const dataset: Dataset = {
     root: tmp, format: 'folder', kind: 'labels', classes: ['x'], problems: [],
     samples: files.map((image) => ({ image, label: 'x', labelIndex: 0, source: { file: image, line: 0 } })),

@@ -13,27 +13,12 @@ import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import type { Dataset } from '../src/data/dataset.js';
 import { createLoader } from '../src/data/loader.js';
-import { createRng } from '../src/util/prng.js';
-import { fixture, repoRoot } from '../test/helpers/fixtures.js';
+import { repoRoot } from '../test/helpers/fixtures.js';
+import { makeJpegs } from './jpegs.js';
 
 const { values } = parseArgs({ options: { images: { type: 'string', default: '500' }, write: { type: 'string' }, 'batch-size': { type: 'string', default: '32' } } });
 const count = Number(values.images);
 const batchSize = Number(values['batch-size']);
-
-async function makeJpegs(dir: string): Promise<string[]> {
-  const sources = ['astronaut.png', 'chelsea.png', 'coffee.png', 'rocket.png'].map((f) => fixture('images', f));
-  const rng = createRng(2024);
-  const files: string[] = [];
-  for (let i = 0; i < count; i++) {
-    // Varied sizes, from a little above 224 to camera-like 1600 px, portrait and landscape.
-    const width = 240 + rng.nextInt(1400);
-    const height = Math.round(width * (0.6 + rng.next() * 0.9));
-    const file = path.join(dir, `img${String(i).padStart(4, '0')}.jpg`);
-    await sharp(sources[i % sources.length]!).resize(width, height, { fit: 'fill' }).jpeg({ quality: 90 }).toFile(file);
-    files.push(file);
-  }
-  return files;
-}
 
 async function timeLoader(dataset: Dataset, cacheDir: string | false): Promise<number> {
   const start = performance.now();
@@ -52,7 +37,7 @@ function python(listFile: string, workers: number): number {
 const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'clip-bench-preprocess-'));
 try {
   await fs.mkdir(path.join(tmp, 'images'));
-  const files = await makeJpegs(path.join(tmp, 'images'));
+  const files = await makeJpegs(path.join(tmp, 'images'), count, { seed: 2024, maxWidth: 1640 });
   const bytes = (await Promise.all(files.map((f) => fs.stat(f)))).reduce((a, s) => a + s.size, 0);
   const listFile = path.join(tmp, 'list.txt');
   await fs.writeFile(listFile, files.join('\n'));
