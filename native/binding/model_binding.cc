@@ -270,8 +270,13 @@ Napi::Value ModelWrap::Save(const Napi::CallbackInfo& info) {
     return RunAsync<bool>(
         env,
         [handle, path, format, naming, metadata]() {
-          std::lock_guard<std::mutex> lock(handle->mutex);
-          model::save_model_file(handle->model, path, format, naming, metadata);
+          const model::ModelSnapshot snapshot = [&] {
+            std::lock_guard<std::mutex> lock(handle->mutex);
+            return model::snapshot_model(handle->model, naming);
+          }();
+          // Written without the model's lock: train steps go on meanwhile (src/train/loop.ts saves
+          // each epoch's weights in the background).
+          model::write_model_file(snapshot, path, format, metadata);
           return true;
         },
         [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });

@@ -72,26 +72,36 @@ LoadedModel load_model_file(const std::string& path, const std::optional<ClipCon
   return loaded;
 }
 
-void save_model_file(Clip& model, const std::string& path, const std::string& format, WeightNaming naming,
-                     std::map<std::string, std::string> metadata) {
+ModelSnapshot snapshot_model(Clip& model, WeightNaming naming) {
+  if (naming == WeightNaming::kHuggingFace && model->config().is_resnet())
+    throw std::invalid_argument("Hugging Face CLIPModel naming exists for ViT models only");
   NamedTensors state = state_dict(*model);
-  for (auto& [name, tensor] : state) tensor = tensor.detach().to(at::kCPU).contiguous();
-  std::vector<io::NamedTensor> tensors = to_named(state);
-  if (naming == WeightNaming::kHuggingFace) {
-    if (model->config().is_resnet()) throw std::invalid_argument("Hugging Face CLIPModel naming exists for ViT models only");
-    tensors = io::openai_to_hf(tensors);
+  for (auto& [name, tensor] : state) {
+    // A CPU parameter would come back from .to(kCPU) as itself, which the next step changes.
+    tensor = tensor.is_cpu() ? tensor.detach().clone(at::MemoryFormat::Contiguous) : tensor.detach().to(at::kCPU).contiguous();
   }
+  ModelSnapshot snapshot{to_named(state), model->config()};
+  if (naming == WeightNaming::kHuggingFace) snapshot.tensors = io::openai_to_hf(snapshot.tensors);
+  return snapshot;
+}
+
+void write_model_file(const ModelSnapshot& snapshot, const std::string& path, const std::string& format, std::map<std::string, std::string> metadata) {
   if (format == "safetensors") {
-    metadata["config"] = config_to_json(model->config());
+    metadata["config"] = config_to_json(snapshot.config);
     if (!metadata.count("format")) metadata["format"] = "pt";
-    io::write_safetensors(path, tensors, metadata);
+    io::write_safetensors(path, snapshot.tensors, metadata);
   } else if (format == "pt") {
     c10::impl::GenericDict dict(c10::StringType::get(), c10::TensorType::get());
-    for (const auto& t : tensors) dict.insert(t.name, t.tensor);
+    for (const auto& t : snapshot.tensors) dict.insert(t.name, t.tensor);
     io::write_torch_pickle(path, dict);
   } else {
     throw std::invalid_argument("unknown weight format '" + format + "': use safetensors or pt");
   }
+}
+
+void save_model_file(Clip& model, const std::string& path, const std::string& format, WeightNaming naming,
+                     std::map<std::string, std::string> metadata) {
+  write_model_file(snapshot_model(model, naming), path, format, std::move(metadata));
 }
 
 }  // namespace clip::model

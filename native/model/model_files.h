@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 
+#include "io/weights.h"
 #include "model/clip.h"
 #include "model/state_dict.h"
 
@@ -26,7 +27,19 @@ LoadedModel load_model_file(const std::string& path, const std::optional<ClipCon
 
 enum class WeightNaming { kOpenAI, kHuggingFace };
 
-/** Saves fp32 CPU copies of the weights. safetensors carry the configuration in their metadata. */
+/** The weights as fp32 CPU tensors of their own (copies even on the CPU), and the configuration. */
+struct ModelSnapshot {
+  std::vector<io::NamedTensor> tensors;
+  ClipConfig config;
+};
+
+/** Only this needs the model to itself: the file can be written while training goes on. */
+ModelSnapshot snapshot_model(Clip& model, WeightNaming naming);
+
+/** Writes a snapshot as safetensors (with the configuration in its metadata) or pt. */
+void write_model_file(const ModelSnapshot& snapshot, const std::string& path, const std::string& format, std::map<std::string, std::string> metadata);
+
+/** snapshot_model, then write_model_file. */
 void save_model_file(Clip& model, const std::string& path, const std::string& format, WeightNaming naming,
                      std::map<std::string, std::string> metadata);
 

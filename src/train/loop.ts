@@ -16,6 +16,7 @@ import { loadTokenizer, type ClipTokenizer } from '../text/tokenizer.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { readConfigFile, resolveConfig, type TrainConfig } from './config.js';
 import { MetricsLog } from './metrics-log.js';
+import { BackgroundWrites } from './background-writes.js';
 import { checkpointPath, CONFIG_FILE, METRICS_FILE, pruneCheckpoints, resolveResume, runName, weightsPath, type CheckpointPosition } from './run-files.js';
 import type { Schedule } from './schedule.js';
 import { createTrainer, type StepResult, type Trainer } from './trainer.js';
@@ -40,6 +41,8 @@ export interface EpochLog {
   batches: number;
   seconds: number;
   skippedImages: number;
+  /** This epoch's weight files: written in the background, complete once the next epoch ends (or
+   * train() resolves). */
   weights: string[];
   checkpoint?: string;
   eval?: EvaluateResult;
@@ -274,122 +277,132 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   // logged (or end an epoch, or are interrupted) read theirs; on the CPU it costs nothing.
   const readsEveryStep = !device.startsWith('cuda');
   let lastLoss = Number.NaN;
-  for (let epoch = state.position.epoch; epoch < config.epochs; epoch++) {
-    const resuming = epoch === state.position.epoch && state.position.batch > 0;
-    const loader = createLoader(trainSet, {
-      batchSize: config.batchSize,
-      seed: config.seed,
-      epoch,
-      shuffle: true,
-      dropLast: config.dropLast,
-      resolution: model.config.image_resolution,
-      concurrency: config.workers === 'auto' ? undefined : config.workers,
-      decodeThreads: config.decodeThreads === 'auto' ? undefined : config.decodeThreads,
-      prefetch: config.prefetch,
-      cache: config.cache,
-      cacheDir: cacheDir,
-      strict: config.strict,
-      // Bytes to the native side, normalised there (on the GPU when training there).
-      pixels: 'uint8',
-      startBatch: resuming ? state.position.batch : 0,
-      startCursor: resuming ? state.cursor : undefined,
-    });
-    if (!resuming) await trainer.resetEpochStats();
-    let batchesDone = resuming ? state.position.batch : 0;
-    let cursor = resuming ? state.cursor : 0;
-    const epochStart = performance.now();
-    let windowStart = performance.now();
-    let windowImages = 0;
-    let step: StepResult | undefined;
-    for await (const batch of loader) {
-      const tokens = batchTokenizer.tokens(batch, epoch);
-      const logged = (batchesDone + 1) % config.logEvery === 0;
-      const readLoss = readsEveryStep || logged || batchesDone + 1 === loader.batchesPerEpoch || signal?.aborted === true;
-      step = await trainer.stepWithInfo(batch.images, tokens, multiPositive ? batch.labelIndices : undefined, { readLoss });
-      batchesDone++;
-      cursor = batch.cursor;
-      windowImages += batch.samples.length;
-      if (step.lossRead) lastLoss = step.loss;
-      if (step.lossRead && !Number.isFinite(step.loss) && precision !== 'fp16') {
-        // Non-finite steps are skipped on the device; a run of them means the run has diverged.
-        const { nonFiniteRun } = await trainer.stats();
-        if (nonFiniteRun >= config.maxNonFinite) {
-          const last = result.checkpoints.at(-1);
-          throw new Error(
-            `the loss was not finite for ${nonFiniteRun} consecutive steps (last: epoch ${epoch + 1}, batch ${batchesDone}, ` +
-              `optimizer step ${trainer.optimizerSteps}); those steps were not applied. Lower the learning rate (now ${step.lr}) ` +
-              `or try --grad-clip 1.0.${last ? ` The last good checkpoint is ${last}.` : ''}`,
-          );
+  const weightWrites = new BackgroundWrites();
+  try {
+    for (let epoch = state.position.epoch; epoch < config.epochs; epoch++) {
+      const resuming = epoch === state.position.epoch && state.position.batch > 0;
+      const loader = createLoader(trainSet, {
+        batchSize: config.batchSize,
+        seed: config.seed,
+        epoch,
+        shuffle: true,
+        dropLast: config.dropLast,
+        resolution: model.config.image_resolution,
+        concurrency: config.workers === 'auto' ? undefined : config.workers,
+        decodeThreads: config.decodeThreads === 'auto' ? undefined : config.decodeThreads,
+        prefetch: config.prefetch,
+        cache: config.cache,
+        cacheDir: cacheDir,
+        strict: config.strict,
+        // Bytes to the native side, normalised there (on the GPU when training there).
+        pixels: 'uint8',
+        startBatch: resuming ? state.position.batch : 0,
+        startCursor: resuming ? state.cursor : undefined,
+      });
+      if (!resuming) await trainer.resetEpochStats();
+      let batchesDone = resuming ? state.position.batch : 0;
+      let cursor = resuming ? state.cursor : 0;
+      const epochStart = performance.now();
+      let windowStart = performance.now();
+      let windowImages = 0;
+      let step: StepResult | undefined;
+      for await (const batch of loader) {
+        const tokens = batchTokenizer.tokens(batch, epoch);
+        const logged = (batchesDone + 1) % config.logEvery === 0;
+        const readLoss = readsEveryStep || logged || batchesDone + 1 === loader.batchesPerEpoch || signal?.aborted === true;
+        step = await trainer.stepWithInfo(batch.images, tokens, multiPositive ? batch.labelIndices : undefined, { readLoss });
+        batchesDone++;
+        cursor = batch.cursor;
+        windowImages += batch.samples.length;
+        if (step.lossRead) lastLoss = step.loss;
+        if (step.lossRead && !Number.isFinite(step.loss) && precision !== 'fp16') {
+          // Non-finite steps are skipped on the device; a run of them means the run has diverged.
+          const { nonFiniteRun } = await trainer.stats();
+          if (nonFiniteRun >= config.maxNonFinite) {
+            const last = result.checkpoints.at(-1);
+            throw new Error(
+              `the loss was not finite for ${nonFiniteRun} consecutive steps (last: epoch ${epoch + 1}, batch ${batchesDone}, ` +
+                `optimizer step ${trainer.optimizerSteps}); those steps were not applied. Lower the learning rate (now ${step.lr}) ` +
+                `or try --grad-clip 1.0.${last ? ` The last good checkpoint is ${last}.` : ''}`,
+            );
+          }
+        }
+        const seconds = (performance.now() - windowStart) / 1000;
+        const log: StepLog = {
+          epoch: epoch + 1,
+          step: trainer.optimizerSteps,
+          batch: batchesDone,
+          batches: loader.batchesPerEpoch,
+          loss: lastLoss,
+          lr: step.lr,
+          imagesPerSecond: seconds > 0 ? windowImages / seconds : 0,
+        };
+        onBatch?.(log);
+        if (logged) {
+          onLog?.(log);
+          await metrics.append({ type: 'step', ...log, time: time() });
+          windowStart = performance.now();
+          windowImages = 0;
+        }
+        // Interrupt between optimizer steps only: the gradients of a half-gathered group are not saved.
+        if (signal?.aborted && trainer.counters.pendingMicroBatches === 0) {
+          const file = await saveCheckpoint({ epoch, batch: batchesDone }, cursor);
+          say(`interrupted: checkpoint written to ${file}; continue with --resume latest`);
+          result.interrupted = true;
+          break;
         }
       }
-      const seconds = (performance.now() - windowStart) / 1000;
-      const log: StepLog = {
+      if (result.interrupted) break;
+
+      const stats = loader.stats();
+      if (stats.skipped > 0) say(`epoch ${epoch + 1}: skipped ${stats.skipped} unreadable image(s), e.g. ${stats.skippedImages[0]?.message ?? ''}`);
+      // The epoch's last batches may not fill an accumulation group: they still make one step.
+      await trainer.flush({ readLoss: false });
+      const { lossSum, lossCount } = await trainer.stats();
+      const epochLoss = lossCount > 0 ? lossSum / lossCount : Number.NaN;
+      // Before any checkpoint of this epoch boundary, so a resume starts the next epoch's sum at zero.
+      await trainer.resetEpochStats();
+      const weights = [weightsPath(out, name, epoch + 1, 'safetensors')];
+      if (config.savePt) weights.push(weightsPath(out, name, epoch + 1, 'pt'));
+      // Only the copy of the weights holds the model; the file is written while the next epoch trains.
+      await weightWrites.start(async () => {
+        for (const file of weights) await model.save(file, { metadata: { epoch: String(epoch + 1) } });
+      });
+      result.weights.push(...weights);
+      result.epochLosses.push(epochLoss);
+      result.lastLoss = lastLoss;
+      result.epochsCompleted = epoch + 1;
+      const seconds = (performance.now() - epochStart) / 1000;
+      await metrics.append({
+        type: 'epoch',
         epoch: epoch + 1,
-        step: trainer.optimizerSteps,
-        batch: batchesDone,
-        batches: loader.batchesPerEpoch,
-        loss: lastLoss,
-        lr: step.lr,
-        imagesPerSecond: seconds > 0 ? windowImages / seconds : 0,
-      };
-      onBatch?.(log);
-      if (logged) {
-        onLog?.(log);
-        await metrics.append({ type: 'step', ...log, time: time() });
-        windowStart = performance.now();
-        windowImages = 0;
+        loss: epochLoss,
+        steps: trainer.optimizerSteps,
+        batches: batchesDone,
+        seconds,
+        skipped: stats.skipped,
+        lr: trainer.currentLr(),
+        time: time(),
+      });
+      const evaluation = config.evalEvery > 0 && (epoch + 1) % config.evalEvery === 0 ? await runEval(epoch + 1) : undefined;
+      const last = epoch + 1 === config.epochs;
+      let checkpoint: string | undefined;
+      if (last || (config.checkpointEvery > 0 && (epoch + 1) % config.checkpointEvery === 0)) {
+        checkpoint = await saveCheckpoint({ epoch: epoch + 1, batch: 0 }, 0);
       }
-      // Interrupt between optimizer steps only: the gradients of a half-gathered group are not saved.
-      if (signal?.aborted && trainer.counters.pendingMicroBatches === 0) {
-        const file = await saveCheckpoint({ epoch, batch: batchesDone }, cursor);
-        say(`interrupted: checkpoint written to ${file}; continue with --resume latest`);
+      onEpoch?.({ epoch: epoch + 1, epochs: config.epochs, loss: epochLoss, batches: batchesDone, seconds, skippedImages: stats.skipped, weights, checkpoint, eval: evaluation });
+      if (signal?.aborted) {
+        if (!checkpoint) checkpoint = await saveCheckpoint({ epoch: epoch + 1, batch: 0 }, 0);
+        say(`interrupted: checkpoint written to ${checkpoint}; continue with --resume latest`);
         result.interrupted = true;
         break;
       }
     }
-    if (result.interrupted) break;
-
-    const stats = loader.stats();
-    if (stats.skipped > 0) say(`epoch ${epoch + 1}: skipped ${stats.skipped} unreadable image(s), e.g. ${stats.skippedImages[0]?.message ?? ''}`);
-    // The epoch's last batches may not fill an accumulation group: they still make one step.
-    await trainer.flush({ readLoss: false });
-    const { lossSum, lossCount } = await trainer.stats();
-    const epochLoss = lossCount > 0 ? lossSum / lossCount : Number.NaN;
-    // Before any checkpoint of this epoch boundary, so a resume starts the next epoch's sum at zero.
-    await trainer.resetEpochStats();
-    const weights = [weightsPath(out, name, epoch + 1, 'safetensors')];
-    if (config.savePt) weights.push(weightsPath(out, name, epoch + 1, 'pt'));
-    for (const file of weights) await model.save(file, { metadata: { epoch: String(epoch + 1) } });
-    result.weights.push(...weights);
-    result.epochLosses.push(epochLoss);
-    result.lastLoss = lastLoss;
-    result.epochsCompleted = epoch + 1;
-    const seconds = (performance.now() - epochStart) / 1000;
-    await metrics.append({
-      type: 'epoch',
-      epoch: epoch + 1,
-      loss: epochLoss,
-      steps: trainer.optimizerSteps,
-      batches: batchesDone,
-      seconds,
-      skipped: stats.skipped,
-      lr: trainer.currentLr(),
-      time: time(),
-    });
-    const evaluation = config.evalEvery > 0 && (epoch + 1) % config.evalEvery === 0 ? await runEval(epoch + 1) : undefined;
-    const last = epoch + 1 === config.epochs;
-    let checkpoint: string | undefined;
-    if (last || (config.checkpointEvery > 0 && (epoch + 1) % config.checkpointEvery === 0)) {
-      checkpoint = await saveCheckpoint({ epoch: epoch + 1, batch: 0 }, 0);
-    }
-    onEpoch?.({ epoch: epoch + 1, epochs: config.epochs, loss: epochLoss, batches: batchesDone, seconds, skippedImages: stats.skipped, weights, checkpoint, eval: evaluation });
-    if (signal?.aborted) {
-      if (!checkpoint) checkpoint = await saveCheckpoint({ epoch: epoch + 1, batch: 0 }, 0);
-      say(`interrupted: checkpoint written to ${checkpoint}; continue with --resume latest`);
-      result.interrupted = true;
-      break;
-    }
+  } catch (err) {
+    await weightWrites.wait().catch(() => {}); // the run's own error is the one to report
+    throw err;
   }
+  await weightWrites.wait();
   result.optimizerSteps = trainer.optimizerSteps;
   result.skippedSteps = (await trainer.stats()).skippedSteps;
   result.cudaGraph = trainer.cudaGraphStatus;

@@ -1,0 +1,66 @@
+// Each epoch's weights are written while the next epoch trains: the model is held only while its
+// weights are copied (native/binding/model_binding.cc Save), and the loop waits for the file at the
+// next epoch's end or at the end of the run (src/train/background-writes.ts).
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { readSafetensors } from '../src/io/safetensors-header.js';
+import { loadModel } from '../src/model/model.js';
+import { BackgroundWrites } from '../src/train/background-writes.js';
+import { createTrainer } from '../src/train/trainer.js';
+import { fixture } from './helpers/fixtures.js';
+
+let tmp: string;
+before(async () => {
+  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'clip-background-writes-'));
+});
+after(async () => {
+  await fs.rm(tmp, { recursive: true, force: true });
+});
+
+describe('weights written in the background', () => {
+  test('model.save writes the weights as they were when it was called, though train steps run during the write', async () => {
+    const g = await readSafetensors(fixture('models', 'tiny_vit.golden.safetensors'));
+    const [images, tokens] = [g.float32('images'), g.tensor('text_tokens') as { data: BigInt64Array; shape: number[] }];
+    const model = await loadModel(fixture('models', 'tiny_vit.safetensors'));
+    const trainer = await createTrainer(model, { lr: 1e-2 });
+    await trainer.step(images, tokens);
+    const before = await model.stateDict();
+    const file = path.join(tmp, 'snapshot.safetensors');
+    const saving = model.save(file);
+    for (let i = 0; i < 3; i++) await trainer.step(images, tokens);
+    await saving;
+    const written = await readSafetensors(file);
+    const after = await model.stateDict();
+    let changed = 0;
+    for (const [i, { name, tensor }] of before.entries()) {
+      assert.deepEqual(written.float32(name).data, tensor.data, `${name} in the file is not the weights at the call`);
+      if (Buffer.compare(Buffer.from(after[i]!.tensor.data.buffer), Buffer.from(tensor.data.buffer)) !== 0) changed++;
+    }
+    assert.ok(changed > 0, 'the steps changed no weight: the test would not see a late snapshot');
+  });
+
+  test('BackgroundWrites: one at a time, and a failure is thrown at the next start or wait, not lost', async () => {
+    const writes = new BackgroundWrites();
+    const order: string[] = [];
+    let releaseFirst!: () => void;
+    await writes.start(() => new Promise<void>((resolve) => (releaseFirst = () => (order.push('first done'), resolve()))));
+    const second = writes.start(async () => void order.push('second started'));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(order, [], 'the second write waited for the first');
+    releaseFirst();
+    await second;
+    await writes.wait();
+    assert.deepEqual(order, ['first done', 'second started']);
+
+    await writes.start(async () => {
+      throw new Error('disk full: epoch_3.safetensors');
+    });
+    await new Promise((resolve) => setImmediate(resolve)); // no unhandled rejection meanwhile (node:test would report it)
+    await assert.rejects(writes.start(async () => {}), /disk full: epoch_3/);
+    await writes.wait(); // reported once
+  });
+});
