@@ -150,6 +150,10 @@ const parity = read('gpu-parity.json');
 if (parity) lines.push('', '## CUDA parity with the reference goldens (bench/gpu-parity.ts)', '', '```json', parity.trim(), '```');
 const e2e = read('e2e.md');
 if (e2e) lines.push('', '## End to end from JPEG files', '', ...e2e.trim().split('\n').slice(1));
+for (const [file, title] of [['loader.md', 'The loader alone (default decode threads)'], ['loader-main-thread.md', 'The loader alone, decoding on the main thread']]) {
+  const text = read(file!);
+  if (text) lines.push('', `## ${title}`, '', ...text.trim().split('\n').slice(1));
+}
 // bench/trace-kernels.ts output, one file per model: which operators launch the GPU time.
 for (const file of readdirSync(dir).filter((f) => /^kernels-by-op-.*\.md$/.test(f)).sort()) {
   lines.push('', `## Kernels by launching operator: ${file.slice('kernels-by-op-'.length, -3)}, batch 256, eager`, '', read(file)!.trim());

@@ -12,6 +12,7 @@
 #   hf-peer.jsonl      issue 8: Hugging Face CLIPModel (ViT-B/32 config, SDPA, bf16, fused AdamW), same run
 #   gpu-parity.json    issue 4: CUDA fp32 parity with the reference goldens, bf16 drift
 #   e2e.md             issue 8: a run from JPEG files, cache warm, vs the step alone (ViT-B/32, batch 256)
+#   loader*.md         the loader alone (bench/loader.ts), with and without decode worker threads
 #   kernels-by-op-*.md GPU time by kernel and the operators that launched it (bench/trace-kernels.ts)
 #   short-runs.jsonl   issue 6: ViT-B/32 and RN50 from random weights, batch 128, bf16 and fp16, 200 steps
 # $OUT receives two files (the device tool returns only a few): gpu-report.md (bench/gpu-report.ts: all
@@ -68,6 +69,9 @@ timeout 120 node dist/bench/gpu-parity.js > "$WORK/gpu-parity.json"
 stamp "end to end"
 timeout 300 node --require ./dist/src/util/threadpool.cjs dist/bench/e2e-throughput.js --model ViT-B/32 --batch 256 --images 2048 --device cuda --precision bf16 --write "$WORK/e2e.md" > /dev/null 2>&1
 cat "$WORK/e2e.md" 2>/dev/null
+# The loader alone on this machine's cores: decode workers (default 4 here) against none.
+timeout 120 node --require ./dist/src/util/threadpool.cjs dist/bench/loader.js --images 2048 --epochs 3 --write "$WORK/loader.md" > /dev/null 2>&1
+timeout 120 node --require ./dist/src/util/threadpool.cjs dist/bench/loader.js --images 2048 --epochs 1 --decode-threads 0 --write "$WORK/loader-main-thread.md" > /dev/null 2>&1
 report
 stamp "levers"
 # The text tower over all 77 positions, as the Python reference and the HF peer run it.

@@ -1,5 +1,6 @@
 // Test images for the data benchmarks: JPEGs (q90) made from the fixture photos at seeded random
-// sizes, from a little above CLIP's 224 px to `maxWidth`, portrait and landscape.
+// sizes, from a little above CLIP's 224 px to `maxWidth`, portrait and landscape. The JPEG photos are
+// the sources because they are the ones scripts/pack-device.sh carries to the GPU machine.
 import path from 'node:path';
 import sharp from 'sharp';
 
@@ -7,7 +8,7 @@ import { createRng } from '../src/util/prng.js';
 import { fixture } from '../test/helpers/fixtures.js';
 
 export async function makeJpegs(dir: string, count: number, { seed, maxWidth }: { seed: number; maxWidth: number }): Promise<string[]> {
-  const sources = ['astronaut.png', 'chelsea.png', 'coffee.png', 'rocket.png'].map((f) => fixture('images', f));
+  const sources = ['astronaut.jpg', 'chelsea.jpg', 'coffee.jpg', 'rocket.jpg'].map((f) => fixture('images', f));
   const rng = createRng(seed);
   const files: string[] = [];
   for (let i = 0; i < count; i++) {
