@@ -2,7 +2,7 @@
 // entries, and sends each crop back in memory of its own, transferred rather than copied.
 import { parentPort } from 'node:worker_threads';
 
-import { CropCache, type CropKey } from './crop-cache.js';
+import { decodeHere, type CacheTarget } from './decode-workers.js';
 import { classifyDecodeError, type ImageProblemKind } from './image-problems.js';
 import { preprocessImageUint8, type PreprocessOptions } from './preprocess.js';
 
@@ -10,25 +10,16 @@ export interface DecodeRequest {
   id: number;
   file: string;
   options: PreprocessOptions;
-  cache?: { dir: string; key: CropKey };
+  cache?: CacheTarget;
 }
 
 export type DecodeReply =
   | { id: number; ok: true; data: Uint8Array; sourceWidth: number; sourceHeight: number; cacheWriteFailed: boolean }
   | { id: number; ok: false; kind: ImageProblemKind; detail: string };
 
-const caches = new Map<string, CropCache>();
-
 async function decode(request: DecodeRequest): Promise<{ reply: DecodeReply; transfer: ArrayBuffer[] }> {
   try {
-    const crop = await preprocessImageUint8(request.file, request.options);
-    let cacheWriteFailed = false;
-    if (request.cache) {
-      let cache = caches.get(request.cache.dir);
-      if (!cache) caches.set(request.cache.dir, (cache = new CropCache(request.cache.dir)));
-      const sourcePixels = crop.sourceWidth * crop.sourceHeight;
-      await cache.put(request.cache.key, { data: crop.data, sourcePixels }).catch(() => (cacheWriteFailed = true));
-    }
+    const { crop, cacheWriteFailed } = await decodeHere(preprocessImageUint8, request.file, request.options, request.cache);
     // A copy the worker owns outright: sharp's buffers may not be transferable.
     const data = new Uint8Array(crop.data.length);
     data.set(crop.data);

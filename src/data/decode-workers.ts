@@ -33,14 +33,14 @@ class DecodeWorker {
   readonly pending = new Map<number, Pending>();
   private readonly worker: Worker;
 
-  constructor(script: URL, onFailure: (failed: DecodeWorker, err: unknown) => void) {
+  constructor(script: URL, onFailure: (err: unknown) => void) {
     this.worker = new Worker(script);
     this.worker.unref(); // an idle pool never keeps the process alive
     this.worker.on('message', (reply: DecodeReply) => this.settle(reply));
-    this.worker.on('error', (err) => onFailure(this, err));
+    this.worker.on('error', onFailure);
     this.worker.on('exit', (code) => {
       // Exiting with nothing to do (the process is ending) is no failure.
-      if (this.pending.size > 0) onFailure(this, new Error(`decode worker exited with code ${code}`));
+      if (this.pending.size > 0) onFailure(new Error(`decode worker exited with code ${code}`));
     });
   }
 
@@ -70,9 +70,9 @@ class DecodeWorker {
   }
 }
 
-const mainThreadCaches = new Map<string, CropCache>();
+const caches = new Map<string, CropCache>();
 
-/** The same work on this thread: `decoder`, then the cache entry. */
+/** A decode worker's work, on the calling thread: `decoder`, then the cache entry. */
 export async function decodeHere(
   decoder: (file: string, options: PreprocessOptions) => Promise<Uint8Crop>,
   file: string,
@@ -82,8 +82,8 @@ export async function decodeHere(
   const crop = await decoder(file, options);
   let cacheWriteFailed = false;
   if (cache) {
-    let entries = mainThreadCaches.get(cache.dir);
-    if (!entries) mainThreadCaches.set(cache.dir, (entries = new CropCache(cache.dir)));
+    let entries = caches.get(cache.dir);
+    if (!entries) caches.set(cache.dir, (entries = new CropCache(cache.dir)));
     await entries.put(cache.key, { data: crop.data, sourcePixels: crop.sourceWidth * crop.sourceHeight }).catch(() => (cacheWriteFailed = true));
   }
   return { crop, cacheWriteFailed };
@@ -99,10 +99,9 @@ export function sharedDecodePool(threads: number): DecodePool {
 }
 
 /**
- * A pool of decode workers, made on first use. Should a worker
- * die (not an image's decode error, which comes back as that image's ImageDecodeError), its images are
- * handed to `fallback` on the main thread and the pool is not used again: a broken pool must not turn
- * good images into skipped ones.
+ * A pool of decode workers, started as work comes. Should a worker die (not an image's decode error,
+ * which comes back as that image's ImageDecodeError), its images are handed to `fallback` on the main
+ * thread and the pool is not used again: a broken pool must not turn good images into skipped ones.
  */
 export class DecodePool {
   private readonly workers: DecodeWorker[] = [];
@@ -117,13 +116,13 @@ export class DecodePool {
 
   decode(file: string, options: PreprocessOptions, cache?: CacheTarget): Promise<WorkerDecode> {
     if (this.broken) return this.fallback(file, options, cache);
-    if (this.workers.length < this.threads) this.workers.push(new DecodeWorker(this.script, (w, err) => this.fail(w, err)));
+    if (this.workers.length < this.threads) this.workers.push(new DecodeWorker(this.script, (err) => this.fail(err)));
     // The least busy worker takes it.
     const worker = this.workers.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
     return new Promise<WorkerDecode>((resolve, reject) => worker.send({ request: { id: this.nextId++, file, options, cache }, resolve, reject }));
   }
 
-  private fail(_failed: DecodeWorker, err: unknown): void {
+  private fail(err: unknown): void {
     if (this.broken) return;
     this.broken = true;
     process.emitWarning(`clip-native: a decode worker failed (${err instanceof Error ? err.message : String(err)}); decoding on the main thread from now on`);
