@@ -1,12 +1,13 @@
 // File stats and whole-file reads for the data loader, sent to the addon in batches
-// (native/io/file_batch.h). Requests made while `maxInFlight` batches are running wait and leave
-// together with the next one, so a busy loader makes a few large requests instead of one (and a
-// thread-pool wake-up) per file operation; an idle one still sends a lone request at once.
+// (native/io/file_batch.h). Requests made in one turn of the event loop, or while `maxInFlight`
+// batches are running, leave together, so a busy loader makes a few large requests instead of one
+// (and a thread-pool wake-up) per file operation; an idle one still sends a lone request at once.
 import os from 'node:os';
-const { ENOENT } = os.constants.errno;
 import { getSystemErrorMap } from 'node:util';
 
 import { readFiles, statFiles } from '../native.js';
+
+const { ENOENT } = os.constants.errno;
 
 export interface FileInfo {
   isFile: boolean;
