@@ -22,7 +22,7 @@ after(async () => {
 });
 
 describe('weights written in the background', () => {
-  test('model.save writes the weights as they were when it was called, though train steps run during the write', async () => {
+  test('model.save holds the model only to copy it: steps run while the file is written, and do not reach it', async () => {
     const g = await readSafetensors(fixture('models', 'tiny_vit.golden.safetensors'));
     const [images, tokens] = [g.float32('images'), g.tensor('text_tokens') as { data: BigInt64Array; shape: number[] }];
     const model = await loadModel(fixture('models', 'tiny_vit.safetensors'));
@@ -30,8 +30,19 @@ describe('weights written in the background', () => {
     await trainer.step(images, tokens);
     const before = await model.stateDict();
     const file = path.join(tmp, 'snapshot.safetensors');
-    const saving = model.save(file);
+    // The test hook holds the write back (after the copy) for 1.5 s: long enough for three steps.
+    process.env.CLIP_NATIVE_TEST_SAVE_DELAY_MS = '1500';
+    const start = () => {
+      try {
+        return model.save(file);
+      } finally {
+        delete process.env.CLIP_NATIVE_TEST_SAVE_DELAY_MS; // read when save() is called
+      }
+    };
+    let saved = false;
+    const saving = start().then(() => void (saved = true));
     for (let i = 0; i < 3; i++) await trainer.step(images, tokens);
+    assert.equal(saved, false, 'the steps waited for the whole save');
     await saving;
     const written = await readSafetensors(file);
     const after = await model.stateDict();

@@ -3,7 +3,10 @@
 #include <napi.h>
 #include <torch/torch.h>
 
+#include <chrono>
+#include <cstdlib>
 #include <mutex>
+#include <thread>
 
 #include "binding/addon_data.h"
 #include "binding/async.h"
@@ -267,15 +270,19 @@ Napi::Value ModelWrap::Save(const Napi::CallbackInfo& info) {
     const model::WeightNaming naming = naming_name == "hf" ? model::WeightNaming::kHuggingFace : model::WeightNaming::kOpenAI;
     auto metadata = StringMap(options.Get("metadata"), "metadata");
     ModelPtr handle = Handle(env);
+    // Test hook: the write waits this long after the copy, so a test can see steps finish before it.
+    const char* delay = std::getenv("CLIP_NATIVE_TEST_SAVE_DELAY_MS");
+    const int delay_ms = delay != nullptr ? std::atoi(delay) : 0;
     return RunAsync<bool>(
         env,
-        [handle, path, format, naming, metadata]() {
+        [handle, path, format, naming, metadata, delay_ms]() {
           const model::ModelSnapshot snapshot = [&] {
             std::lock_guard<std::mutex> lock(handle->mutex);
             return model::snapshot_model(handle->model, naming);
           }();
           // Written without the model's lock: train steps go on meanwhile (src/train/loop.ts saves
           // each epoch's weights in the background).
+          if (delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
           model::write_model_file(snapshot, path, format, metadata);
           return true;
         },
