@@ -8,13 +8,23 @@
 
 namespace clip::model {
 
-LayerNormFp32Impl::LayerNormFp32Impl(int64_t width) : width_(width) {
+LayerNormFp32Impl::LayerNormFp32Impl(int64_t width) : width_(width), half_(experiment_enabled("half-layernorm")) {
   weight = register_parameter("weight", torch::ones({width}));
   bias = register_parameter("bias", torch::zeros({width}));
 }
 
 at::Tensor LayerNormFp32Impl::forward(const at::Tensor& x) {
   const auto dtype = x.scalar_type();
+  if (half_ && (dtype == at::kBFloat16 || dtype == at::kHalf)) {
+    // Experiment "half-layernorm": a bf16/fp16 input (the vision tower's residual stream under
+    // autocast) is normalised as it is, with γ and β in its type: LayerNorm's kernels still sum in
+    // fp32, and the four casts of the activation (to fp32 and back, forward and backward) go. γ and β
+    // are rounded to the input's type, as a matrix product's weights are under autocast; with the
+    // trainer's one cast (compute_weight) that costs no kernel. Autocast would put the fp32 casts
+    // back (layer_norm is on its fp32 list), so it is kept out of this call.
+    const c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+    return at::layer_norm(x, {width_}, compute_weight(weight).to(dtype), compute_weight(bias).to(dtype), 1e-5);
+  }
   return at::layer_norm(x.to(at::kFloat), {width_}, weight, bias, 1e-5).to(dtype);
 }
 

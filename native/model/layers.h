@@ -15,6 +15,7 @@ class LayerNormFp32Impl : public torch::nn::Module {
 
  private:
   int64_t width_;
+  bool half_;  // CLIP_NATIVE_EXPERIMENTS=half-layernorm when the module was built
 };
 TORCH_MODULE(LayerNormFp32);
 
