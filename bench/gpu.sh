@@ -52,12 +52,13 @@ timeout 300 node --test dist/test/cuda.test.js > "$WORK/cuda-tests.txt" 2>&1
 grep -E "^# (tests|pass|fail|skipped)|^\s*not ok|# (tiny|SKIP)" "$WORK/cuda-tests.txt"
 
 step() { timeout 180 node dist/bench/train-step.js --device cuda --precision bf16 --json "$@" | tee -a "$WORK/train-step.jsonl"; }
-# The default path (CUDA graph), then eager steps ending with 3 profiled steps (kernel time by kernel).
+# The default path (CUDA graph), then eager steps ending with 3 profiled steps (kernel time by kernel;
+# QUICK: at batch 256 only, where the GPU is busy throughout).
 for model in ViT-B/32 RN50; do
   for batch in 32 256; do
     stamp "train step $model batch $batch"
     step --model "$model" --batch "$batch"
-    step --model "$model" --batch "$batch" --eager --profile 3
+    [ -n "${QUICK:-}" ] && [ "$batch" = 32 ] || step --model "$model" --batch "$batch" --eager --profile 3
   done
 done
 stamp "HF peer"
@@ -71,7 +72,7 @@ timeout 300 node --require ./dist/src/util/threadpool.cjs dist/bench/e2e-through
 cat "$WORK/e2e.md" 2>/dev/null
 # The loader alone on this machine's cores: decode workers (default 4 here) against none.
 timeout 120 node --require ./dist/src/util/threadpool.cjs dist/bench/loader.js --images 2048 --epochs 3 --write "$WORK/loader.md" > /dev/null 2>&1
-timeout 120 node --require ./dist/src/util/threadpool.cjs dist/bench/loader.js --images 2048 --epochs 1 --decode-threads 0 --write "$WORK/loader-main-thread.md" > /dev/null 2>&1
+[ -n "${QUICK:-}" ] || timeout 120 node --require ./dist/src/util/threadpool.cjs dist/bench/loader.js --images 2048 --epochs 1 --decode-threads 0 --write "$WORK/loader-main-thread.md" > /dev/null 2>&1
 report
 stamp "levers"
 # The text tower over all 77 positions, as the Python reference and the HF peer run it.
@@ -90,7 +91,7 @@ CLIP_NATIVE_EXPERIMENTS=fold-batchnorm step --model RN50 --batch 256
 CLIP_NATIVE_EXPERIMENTS=pool-by-mean step --model RN50 --batch 256
 CLIP_NATIVE_EXPERIMENTS=fold-batchnorm,pool-by-mean step --model RN50 --batch 256
 CLIP_NATIVE_EXPERIMENTS=fold-batchnorm,pool-by-mean step --model RN50 --batch 32
-CLIP_NATIVE_EXPERIMENTS=fold-batchnorm,pool-by-mean step --model RN50 --batch 256 --eager --profile 3
+[ -n "${QUICK:-}" ] || CLIP_NATIVE_EXPERIMENTS=fold-batchnorm,pool-by-mean step --model RN50 --batch 256 --eager --profile 3
 report
 # Which operators launch the GPU time (the copies above all), 2 profiled eager steps at batch 256.
 for model in RN50 ViT-B/32; do
