@@ -8,9 +8,10 @@ namespace clip::train {
 namespace {
 
 /**
- * `flat` (1-D, like.numel() elements) seen with like's shape and strides: a view of its memory order
- * permuted back, so autograd carries gradients through without copies (as_strided's backward would
- * allocate the whole buffer). `like` must be non-overlapping and dense (contiguous or channels-last).
+ * `flat` (1-D, like.numel() elements) seen with like's shape and memory order: a view permuted back, so
+ * autograd carries gradients through without copies (as_strided's backward would allocate the whole
+ * buffer). The strides of size-1 dimensions may differ from like's. `like` must be non-overlapping
+ * and dense (contiguous or channels-last).
  */
 at::Tensor view_like(const at::Tensor& flat, const at::Tensor& like) {
   const int64_t dims = like.dim();
@@ -23,6 +24,12 @@ at::Tensor view_like(const at::Tensor& flat, const at::Tensor& like) {
     inverse[order[i]] = i;
   }
   return flat.view(memory_sizes).permute(inverse);
+}
+
+/** The same memory with exactly like's sizes and strides, for what autograd never differentiates: the
+ * fused optimizer requires a gradient's strides to equal its parameter's, size-1 dimensions included. */
+at::Tensor exactly_like(const at::Tensor& buffer, int64_t offset, const at::Tensor& like) {
+  return buffer.as_strided(like.sizes(), like.strides(), buffer.storage_offset() + offset);
 }
 
 }  // namespace
@@ -41,7 +48,7 @@ FlatWeights::FlatWeights(const std::vector<at::Tensor>& params, at::ScalarType c
   at::NoGradGuard no_grad;
   master_ = at::empty({total}, params.front().options().dtype(at::kFloat));
   for (size_t i = 0; i < params_.size(); ++i) {
-    at::Tensor slot = view_like(master_.narrow(0, offsets_[i], numels_[i]), params_[i]);
+    at::Tensor slot = exactly_like(master_, offsets_[i], params_[i]);
     slot.copy_(params_[i].detach());
     params_[i].set_data(slot);
     addresses_.push_back(params_[i].data_ptr());
@@ -71,7 +78,7 @@ void FlatWeights::publish_gradients() {
   at::NoGradGuard no_grad;
   const at::Tensor& grad = master_.grad();
   for (size_t i = 0; i < params_.size(); ++i) {
-    at::Tensor slice = view_like(grad.narrow(0, offsets_[i], numels_[i]), params_[i]);
+    at::Tensor slice = exactly_like(grad, offsets_[i], params_[i]);
     const at::Tensor& own = params_[i].grad();
     // Accumulating micro-batches: the parameter already holds this slice, and autograd added into it.
     if (own.defined() && own.data_ptr() != slice.data_ptr()) slice.add_(own);
