@@ -86,6 +86,8 @@ CLIP_NATIVE_EXPERIMENTS=per-op-casts step --model RN50 --batch 32
 # The vision tower's LayerNorms on its bf16 stream without casts of the activations.
 CLIP_NATIVE_EXPERIMENTS=half-layernorm step --model ViT-B/32 --batch 256
 CLIP_NATIVE_EXPERIMENTS=half-layernorm step --model ViT-B/32 --batch 32
+# q, k, v from three products, dense for cuDNN's attention (its output then needs no copy back).
+CLIP_NATIVE_EXPERIMENTS=dense-qkv step --model ViT-B/32 --batch 256
 # RN50: frozen BatchNorm folded into the convolutions; the anti-aliasing pools as means; both.
 CLIP_NATIVE_EXPERIMENTS=fold-batchnorm step --model RN50 --batch 256
 CLIP_NATIVE_EXPERIMENTS=pool-by-mean step --model RN50 --batch 256

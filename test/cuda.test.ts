@@ -159,7 +159,7 @@ describe('CUDA', () => {
   // Performance experiments (CLIP_NATIVE_EXPERIMENTS) compute the reference's numbers by another path:
   // the goldens in fp32, and three Adam steps whose updates (about lr per weight, signed by the
   // gradient) expose a wrong backward.
-  for (const experiment of ['quick-gelu-kernel', 'reference-mlp', 'half-layernorm']) {
+  for (const experiment of ['quick-gelu-kernel', 'reference-mlp', 'half-layernorm', 'dense-qkv']) {
     test(`experiment ${experiment}: fp32 on CUDA matches the goldens, and three Adam steps the reference's`, async (t) => {
       if (!cuda) return t.skip(SKIP);
       if (experiment === 'quick-gelu-kernel') assert.ok(runtimeInfo().cudaKernels, 'this CUDA build has no kernels of its own: nvcc was not found when it was built');

@@ -208,3 +208,19 @@ describe('experiment half-layernorm', () => {
     assert.ok(gamma.some((v) => v !== 1), 'ln_pre.weight was not trained');
   });
 });
+
+// q, k and v from three products with the packed weight's thirds (layers.cc), dense for cuDNN.
+describe('experiment dense-qkv', () => {
+  const load = (experiment: string | undefined) => withExperiments(experiment, () => loadModel(fixture('models', 'tiny_vit.safetensors')));
+
+  test('tiny_vit: fp32 features and logits match the reference goldens, and three AdamW steps the default path', async () => {
+    const g = await readSafetensors(fixture('models', 'tiny_vit.golden.safetensors'));
+    const [images, tokens] = [g.float32('images'), g.tensor('text_tokens') as { data: BigInt64Array; shape: number[] }];
+    const model = await load('dense-qkv');
+    assertAllClose((await model.encodeText(tokens)).data, g.float32('text_features').data, { what: 'tiny_vit text features' });
+    assertAllClose((await model.encodeImage(images)).data, g.float32('image_features').data, { what: 'tiny_vit image features' });
+    assertAllClose((await model.forward(images, tokens)).logitsPerImage.data, g.float32('logits_per_image').data, { what: 'tiny_vit logits' });
+    const moved = await assertSameTraining(load, 'dense-qkv', 'frozen', { images, tokens });
+    assert.ok(moved.includes('visual.transformer.resblocks.0.attn.in_proj_weight') && moved.includes('transformer.resblocks.0.attn.in_proj_bias'), 'the packed projections were not trained');
+  });
+});

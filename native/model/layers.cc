@@ -30,7 +30,7 @@ at::Tensor LayerNormFp32Impl::forward(const at::Tensor& x) {
 
 at::Tensor quick_gelu(const at::Tensor& x) { return x * at::sigmoid(1.702 * x); }
 
-SelfAttentionImpl::SelfAttentionImpl(int64_t width, int64_t heads) : heads_(heads) {
+SelfAttentionImpl::SelfAttentionImpl(int64_t width, int64_t heads) : heads_(heads), dense_qkv_(experiment_enabled("dense-qkv")) {
   in_proj_weight = register_parameter("in_proj_weight", torch::empty({3 * width, width}));
   in_proj_bias = register_parameter("in_proj_bias", torch::zeros({3 * width}));
   out_proj = register_module("out_proj", torch::nn::Linear(width, width));
@@ -42,6 +42,17 @@ SelfAttentionImpl::SelfAttentionImpl(int64_t width, int64_t heads) : heads_(head
 
 at::Tensor SelfAttentionImpl::forward(const at::Tensor& x, bool causal) {
   const int64_t n = x.size(0), l = x.size(1), d = x.size(2);
+  if (dense_qkv_) {
+    // Experiment "dense-qkv": q, k and v from three products with the packed weight's thirds, each
+    // [N, L, D] dense. cuDNN's attention lays its output out like a dense q (else [N, H, L, D/H]
+    // contiguous), so the output then needs no copy back to [N, L, D], nor its gradient one to the
+    // output's layout (Hugging Face's CLIPAttention has three projections too). The price: the
+    // input's gradient is the sum of three products.
+    const std::vector<at::Tensor> w = compute_weight(in_proj_weight).chunk(3), b = compute_weight(in_proj_bias).chunk(3);
+    auto heads = [&](int i) { return at::linear(x, w[i], b[i]).view({n, l, heads_, d / heads_}).transpose(1, 2); };
+    at::Tensor out = at::scaled_dot_product_attention(heads(0), heads(1), heads(2), /*attn_mask=*/{}, /*dropout_p=*/0.0, /*is_causal=*/causal);
+    return linear(out_proj, out.transpose(1, 2).reshape({n, l, d}));
+  }
   // [N, L, 3D] → q, k, v as [N, H, L, D/H] views. unbind, not qkv[0..2]: the backward of three
   // selects is three zero-filled [N, L, 3D] tensors, three copies and two sums per layer; unbind's is
   // one stack, which writes the packed gradient in the linear's layout.

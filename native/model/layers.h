@@ -32,6 +32,7 @@ class SelfAttentionImpl : public torch::nn::Module {
 
  private:
   int64_t heads_;
+  bool dense_qkv_;  // CLIP_NATIVE_EXPERIMENTS=dense-qkv when the module was built
 };
 TORCH_MODULE(SelfAttention);
 
