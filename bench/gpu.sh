@@ -19,11 +19,15 @@
 # of it as one markdown report, to commit under bench/results/) and raw.tgz (the work folder), both
 # written after the end-to-end run and again at the end, so a run cut short still leaves them.
 #   QUICK=1 skips the short runs and most levers.
+#   PART=a runs up to the end-to-end run (build, doctor, CUDA tests, the train-step table, the HF peer,
+#   parity, e2e, loader); PART=b the levers and traces after it (the build is incremental): two device
+#   commands of under 10 minutes each where one would not fit, on the same warm machine.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 WORK=/tmp/gpu-work
 mkdir -p "$OUT" "$WORK"
 start=$(date +%s)
+PART=${PART:-all}
 stamp() { echo "== $(( $(date +%s) - start )) s: $*"; }
 source .device/enter.sh || exit 1
 [ -d node_modules ] || tar xJf .device/node_modules.tar.xz
@@ -47,34 +51,41 @@ if ! timeout 300 node scripts/build-native.mjs > "$WORK/build.txt" 2>&1; then
 fi
 tail -3 "$WORK/build.txt"
 timeout 60 node dist/src/cli/bin.cjs doctor --json > "$WORK/doctor.json"
-stamp "CUDA tests"
-timeout 300 node --test dist/test/cuda.test.js > "$WORK/cuda-tests.txt" 2>&1
-grep -E "^# (tests|pass|fail|skipped)|^\s*not ok|# (tiny|SKIP)" "$WORK/cuda-tests.txt"
-
 step() { timeout 180 node dist/bench/train-step.js --device cuda --precision bf16 --json "$@" | tee -a "$WORK/train-step.jsonl"; }
-# The default path (CUDA graph), then eager steps ending with 3 profiled steps (kernel time by kernel;
-# QUICK: at batch 256 only, where the GPU is busy throughout).
-for model in ViT-B/32 RN50; do
-  for batch in 32 256; do
-    stamp "train step $model batch $batch"
-    step --model "$model" --batch "$batch"
-    [ -n "${QUICK:-}" ] && [ "$batch" = 32 ] || step --model "$model" --batch "$batch" --eager --profile 3
+if [ "$PART" != b ]; then
+  stamp "CUDA tests"
+  timeout 300 node --test dist/test/cuda.test.js > "$WORK/cuda-tests.txt" 2>&1
+  grep -E "^# (tests|pass|fail|skipped)|^\s*not ok|# (tiny|SKIP)" "$WORK/cuda-tests.txt"
+
+  # The default path (CUDA graph), then eager steps ending with 3 profiled steps (kernel time by kernel;
+  # QUICK: at batch 256 only, where the GPU is busy throughout).
+  for model in ViT-B/32 RN50; do
+    for batch in 32 256; do
+      stamp "train step $model batch $batch"
+      step --model "$model" --batch "$batch"
+      [ -n "${QUICK:-}" ] && [ "$batch" = 32 ] || step --model "$model" --batch "$batch" --eager --profile 3
+    done
   done
-done
-stamp "HF peer"
-for batch in 32 256; do
-  timeout 180 python3 bench/hf_peer.py --batch "$batch" | tee -a "$WORK/hf-peer.jsonl"
-done
-stamp "parity"
-timeout 120 node dist/bench/gpu-parity.js > "$WORK/gpu-parity.json"
-stamp "end to end"
-timeout 300 node --require ./dist/src/util/threadpool.cjs dist/bench/e2e-throughput.js --model ViT-B/32 --batch 256 --images 2048 --device cuda --precision bf16 --write "$WORK/e2e.md" > /dev/null 2>&1
-cat "$WORK/e2e.md" 2>/dev/null
-# The loader alone on this machine's cores: decode workers (default 4 here) against none.
-timeout 120 node --require ./dist/src/util/threadpool.cjs dist/bench/loader.js --images 2048 --epochs 3 --write "$WORK/loader.md" > /dev/null 2>&1
-[ -n "${QUICK:-}" ] || timeout 120 node --require ./dist/src/util/threadpool.cjs dist/bench/loader.js --images 2048 --epochs 1 --decode-threads 0 --write "$WORK/loader-main-thread.md" > /dev/null 2>&1
-report
+  stamp "HF peer"
+  for batch in 32 256; do
+    timeout 180 python3 bench/hf_peer.py --batch "$batch" | tee -a "$WORK/hf-peer.jsonl"
+  done
+  stamp "parity"
+  timeout 120 node dist/bench/gpu-parity.js > "$WORK/gpu-parity.json"
+  stamp "end to end"
+  timeout 300 node --require ./dist/src/util/threadpool.cjs dist/bench/e2e-throughput.js --model ViT-B/32 --batch 256 --images 2048 --device cuda --precision bf16 --write "$WORK/e2e.md" > /dev/null 2>&1
+  cat "$WORK/e2e.md" 2>/dev/null
+  # The loader alone on this machine's cores: decode workers (default 4 here) against none.
+  timeout 120 node --require ./dist/src/util/threadpool.cjs dist/bench/loader.js --images 2048 --epochs 3 --write "$WORK/loader.md" > /dev/null 2>&1
+  [ -n "${QUICK:-}" ] || timeout 120 node --require ./dist/src/util/threadpool.cjs dist/bench/loader.js --images 2048 --epochs 1 --decode-threads 0 --write "$WORK/loader-main-thread.md" > /dev/null 2>&1
+  report
+fi
+[ "$PART" = a ] && { stamp done; exit 0; }
 stamp "levers"
+# Alone (PART=b on a fresh machine), the levers still get the default path to compare with.
+if [ ! -s "$WORK/train-step.jsonl" ]; then
+  for model in ViT-B/32 RN50; do for batch in 32 256; do step --model "$model" --batch "$batch"; done; done
+fi
 # The text tower over all 77 positions, as the Python reference and the HF peer run it.
 CLIP_NATIVE_EXPERIMENTS=full-text-context step --model ViT-B/32 --batch 256
 CLIP_NATIVE_EXPERIMENTS=full-text-context step --model ViT-B/32 --batch 32
