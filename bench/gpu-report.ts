@@ -39,6 +39,7 @@ interface StepRow {
   torch?: string;
   peer?: string;
   kernelMsPerStep?: number;
+  kernelsPerStep?: number;
   profile?: Array<{ name: string; calls: number; ms: number; share: number }>;
 }
 
@@ -126,7 +127,8 @@ if (steps.length === 0) lines.push('| (no train-step results in this run) ||||||
 
 for (const r of steps.filter((s) => s.profile?.length)) {
   const busy = r.kernelMsPerStep !== undefined ? `; GPU busy ${fmt(r.kernelMsPerStep, 1)} of ${fmt(r.msPerStep, 1)} ms per step (${fmt((100 * r.kernelMsPerStep) / r.msPerStep)} %)` : '';
-  lines.push('', `## Where the time goes: ${r.model}, batch ${r.batch}, ${variant(r)}${busy}`, '', '| kernel | calls/step | ms/step | share |', '|---|---:|---:|---:|');
+  const launches = r.kernelsPerStep !== undefined ? `, ${fmt(r.kernelsPerStep)} kernels per step` : '';
+  lines.push('', `## Where the time goes: ${r.model}, batch ${r.batch}, ${variant(r)}${busy}${launches}`, '', '| kernel | calls/step | ms/step | share |', '|---|---:|---:|---:|');
   for (const k of r.profile!) lines.push(`| \`${k.name.replace(/\|/g, '\\|')}\` | ${fmt(k.calls, 1)} | ${fmt(k.ms, 3)} | ${fmt(100 * k.share, 1)} % |`);
 }
 

@@ -88,6 +88,7 @@ const imagesPerSecond = (batch * steps) / seconds;
 const profileSteps = Number(values.profile);
 let profile: Array<{ name: string; calls: number; ms: number; share: number }> | undefined;
 let kernelMsPerStep: number | undefined; // GPU busy time per step: all its kernels and copies
+let kernelsPerStep: number | undefined; // how many: at small batches each costs its few µs of minimum
 let profileError: string | undefined;
 // The timing stands on its own: a build without the profiler still reports it.
 const rows = profileSteps > 0 ? await trainer.profile(images, tokens, { steps: profileSteps, trace: values.trace }).catch((err: Error) => void (profileError = err.message)) : undefined;
@@ -100,7 +101,10 @@ if (rows) {
   // GPU kernels do not nest, so their sum is the GPU's busy time; CPU operators nest, so shares of
   // the largest (the whole step's) are shown instead.
   const whole = device === 'cuda' ? mine.reduce((sum, r) => sum + r.totalUs, 0) : (mine[0]?.totalUs ?? 1);
-  if (device === 'cuda') kernelMsPerStep = Math.round((whole / profileSteps / 1000) * 100) / 100;
+  if (device === 'cuda') {
+    kernelMsPerStep = Math.round((whole / profileSteps / 1000) * 100) / 100;
+    kernelsPerStep = Math.round(mine.reduce((sum, r) => sum + r.calls, 0) / profileSteps);
+  }
   profile = mine.slice(0, 25).map((r) => ({
     name: r.name.length > 120 ? `${r.name.slice(0, 117)}...` : r.name,
     calls: r.calls / profileSteps,
@@ -126,6 +130,7 @@ const result = {
   cudaGraph: trainer.cudaGraphStatus,
   // Positions the text tower ran: the prompts end at 13 tokens (rounded up to 16); the reference's FLOP
   // counts, and so `tflops`, are for all 77 (CLIP_NATIVE_EXPERIMENTS=full-text-context runs those).
+  kernelsPerStep,
   textLength: trainer.textLength,
   memoryFormat,
   pixels: values.pixels,
