@@ -1,13 +1,13 @@
 // Each epoch's weights are written while the next epoch trains: the model is held only while its
-// weights are copied (native/binding/model_binding.cc Save), and the loop waits for the file at the
-// next epoch's end or at the end of the run (src/train/background-writes.ts).
+// weights are copied (ClipModel.copyWeights, native/binding/model_binding.cc), and the loop waits for
+// the file at the next epoch's end or at the end of the run (src/train/background-writes.ts).
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { readSafetensors } from '../src/io/safetensors-header.js';
+import { readSafetensors, readSafetensorsMetadata } from '../src/io/safetensors-header.js';
 import { loadModel } from '../src/model/model.js';
 import { BackgroundWrites } from '../src/train/background-writes.js';
 import { createTrainer } from '../src/train/trainer.js';
@@ -22,19 +22,20 @@ after(async () => {
 });
 
 describe('weights written in the background', () => {
-  test('model.save holds the model only to copy it: steps run while the file is written, and do not reach it', async () => {
+  test('model.copyWeights: train steps run while the copy is written, and every save of it writes the weights at the copy', async () => {
     const g = await readSafetensors(fixture('models', 'tiny_vit.golden.safetensors'));
     const [images, tokens] = [g.float32('images'), g.tensor('text_tokens') as { data: BigInt64Array; shape: number[] }];
     const model = await loadModel(fixture('models', 'tiny_vit.safetensors'));
     const trainer = await createTrainer(model, { lr: 1e-2 });
     await trainer.step(images, tokens);
-    const before = await model.stateDict();
-    const file = path.join(tmp, 'snapshot.safetensors');
-    // The test hook holds the write back (after the copy) for 1.5 s: long enough for three steps.
+    const copied = await model.stateDict();
+    const copy = await model.copyWeights();
+    const [st, pt] = [path.join(tmp, 'copy.safetensors'), path.join(tmp, 'copy.pt')];
+    // The test hook holds the write back for 1.5 s: long enough for three steps, had they to wait.
     process.env.CLIP_NATIVE_TEST_SAVE_DELAY_MS = '1500';
     const start = () => {
       try {
-        return model.save(file);
+        return copy.save(st, { metadata: { epoch: '1' } });
       } finally {
         delete process.env.CLIP_NATIVE_TEST_SAVE_DELAY_MS; // read when save() is called
       }
@@ -42,16 +43,18 @@ describe('weights written in the background', () => {
     let saved = false;
     const saving = start().then(() => void (saved = true));
     for (let i = 0; i < 3; i++) await trainer.step(images, tokens);
-    assert.equal(saved, false, 'the steps waited for the whole save');
+    assert.equal(saved, false, 'the steps waited for the write');
     await saving;
-    const written = await readSafetensors(file);
-    const after = await model.stateDict();
-    let changed = 0;
-    for (const [i, { name, tensor }] of before.entries()) {
-      assert.deepEqual(written.float32(name).data, tensor.data, `${name} in the file is not the weights at the call`);
-      if (Buffer.compare(Buffer.from(after[i]!.tensor.data.buffer), Buffer.from(tensor.data.buffer)) !== 0) changed++;
+    await copy.save(pt);
+    const written = await readSafetensors(st);
+    const reloaded = await (await loadModel(pt)).stateDict();
+    for (const [i, { name, tensor }] of copied.entries()) {
+      assert.deepEqual(written.float32(name).data, tensor.data, `${name} in the safetensors file`);
+      assert.deepEqual(reloaded[i]!.tensor.data, tensor.data, `${name} in the .pt file`);
     }
-    assert.ok(changed > 0, 'the steps changed no weight: the test would not see a late snapshot');
+    assert.equal((await readSafetensorsMetadata(st))?.epoch, '1');
+    const now = await model.stateDict();
+    assert.ok(now.some(({ tensor }, i) => Buffer.compare(Buffer.from(tensor.data.buffer), Buffer.from(copied[i]!.tensor.data.buffer)) !== 0), 'the steps changed nothing');
   });
 
   test('BackgroundWrites: one at a time, and a failure is thrown at the next start or wait, not lost', async () => {

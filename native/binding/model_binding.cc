@@ -133,6 +133,7 @@ Napi::Object ModelWrap::Init(Napi::Env env, Napi::Object exports) {
                                         InstanceMethod<&ModelWrap::SetTraining>("setTraining"),
                                         InstanceMethod<&ModelWrap::IsTraining>("isTraining"),
                                         InstanceMethod<&ModelWrap::Save>("save"),
+                                        InstanceMethod<&ModelWrap::CopyWeights>("copyWeights"),
                                         InstanceMethod<&ModelWrap::StateDict>("stateDict"),
                                         InstanceMethod<&ModelWrap::LoadStateDict>("loadStateDict"),
                                         InstanceMethod<&ModelWrap::ParameterCount>("parameterCount"),
@@ -259,30 +260,81 @@ Napi::Value ModelWrap::IsTraining(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), Handle(info.Env())->model->is_training());
 }
 
+namespace {
+
+model::WeightNaming NamingOption(const Napi::Object& options) {
+  const std::string naming = OptionalString(options, "naming").value_or("openai");
+  if (naming != "openai" && naming != "hf") throw Napi::TypeError::New(options.Env(), "option 'naming' must be 'openai' or 'hf'");
+  return naming == "hf" ? model::WeightNaming::kHuggingFace : model::WeightNaming::kOpenAI;
+}
+
+std::string FormatOption(const Napi::Object& options) {
+  const std::string format = OptionalString(options, "format").value_or("safetensors");
+  if (format != "safetensors" && format != "pt") throw Napi::TypeError::New(options.Env(), "option 'format' must be 'safetensors' or 'pt'");
+  return format;
+}
+
+}  // namespace
+
+// copyWeights({naming}) → {save(path, {format, metadata}) → Promise}: the model is held only while its
+// weights are copied; each save writes that copy, however the model has changed since (the training
+// loop writes an epoch's weights while the next epoch trains).
+Napi::Value ModelWrap::CopyWeights(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    const model::WeightNaming naming = NamingOption(OptionsArg(info, 0));
+    ModelPtr handle = Handle(env);
+    using Copy = std::shared_ptr<const model::ModelSnapshot>;
+    return RunAsync<Copy>(
+        env,
+        [handle, naming]() {
+          std::lock_guard<std::mutex> lock(handle->mutex);
+          return std::make_shared<const model::ModelSnapshot>(model::snapshot_model(handle->model, naming));
+        },
+        [](Napi::Env e, Copy& copy) -> Napi::Value {
+          auto out = Napi::Object::New(e);
+          out.Set("save", Napi::Function::New(e, [copy](const Napi::CallbackInfo& call) -> Napi::Value {
+            Napi::Env env = call.Env();
+            return Guard(env, [&]() -> Napi::Value {
+              const std::string path = StringArg(call, 0, "path");
+              Napi::Object options = OptionsArg(call, 1);
+              const std::string format = FormatOption(options);
+              auto metadata = StringMap(options.Get("metadata"), "metadata");
+              // Test hook: the write waits this long first, so a test sees train steps finish meanwhile.
+              const char* delay = std::getenv("CLIP_NATIVE_TEST_SAVE_DELAY_MS");
+              const int delay_ms = delay != nullptr ? std::atoi(delay) : 0;
+              return RunAsync<bool>(
+                  env,
+                  [copy, path, format, metadata, delay_ms]() {
+                    if (delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+                    model::write_model_file(*copy, path, format, metadata);
+                    return true;
+                  },
+                  [](Napi::Env e2, bool&) -> Napi::Value { return e2.Undefined(); });
+            });
+          }, "save"));
+          return out;
+        });
+  });
+}
+
 Napi::Value ModelWrap::Save(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value {
     const std::string path = StringArg(info, 0, "path");
     Napi::Object options = OptionsArg(info, 1);
-    const std::string format = OptionalString(options, "format").value_or("safetensors");
-    const std::string naming_name = OptionalString(options, "naming").value_or("openai");
-    if (naming_name != "openai" && naming_name != "hf") throw Napi::TypeError::New(env, "option 'naming' must be 'openai' or 'hf'");
-    const model::WeightNaming naming = naming_name == "hf" ? model::WeightNaming::kHuggingFace : model::WeightNaming::kOpenAI;
+    const std::string format = FormatOption(options);
+    const model::WeightNaming naming = NamingOption(options);
     auto metadata = StringMap(options.Get("metadata"), "metadata");
     ModelPtr handle = Handle(env);
-    // Test hook: the write waits this long after the copy, so a test can see steps finish before it.
-    const char* delay = std::getenv("CLIP_NATIVE_TEST_SAVE_DELAY_MS");
-    const int delay_ms = delay != nullptr ? std::atoi(delay) : 0;
     return RunAsync<bool>(
         env,
-        [handle, path, format, naming, metadata, delay_ms]() {
+        [handle, path, format, naming, metadata]() {
           const model::ModelSnapshot snapshot = [&] {
             std::lock_guard<std::mutex> lock(handle->mutex);
             return model::snapshot_model(handle->model, naming);
           }();
-          // Written without the model's lock: train steps go on meanwhile (src/train/loop.ts saves
-          // each epoch's weights in the background).
-          if (delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+          // Written without the model's lock: other work on the model goes on meanwhile.
           model::write_model_file(snapshot, path, format, metadata);
           return true;
         },

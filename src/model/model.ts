@@ -9,6 +9,15 @@ import { findSidecarConfig } from './sidecar-config.js';
 
 export type Precision = 'fp32' | 'bf16' | 'fp16';
 export type WeightFormat = 'safetensors' | 'pt';
+
+/** Weights copied from a model (ClipModel.copyWeights), written as ClipModel.save writes them. */
+export interface WeightsCopy {
+  save(path: string, options?: { format?: WeightFormat; metadata?: Record<string, string> }): Promise<void>;
+}
+
+function formatOf(path: string): WeightFormat {
+  return path.endsWith('.pt') || path.endsWith('.pth') ? 'pt' : 'safetensors';
+}
 export type TokenData = TensorData<Int32Array> | TensorData<BigInt64Array>;
 /** Normalised float32 images [n, 3, R, R], or uint8 RGB pixels [n, R, R, 3] (the centre crops, normalised natively). */
 export type ImageData = TensorData<Float32Array> | TensorData<Uint8Array>;
@@ -96,8 +105,18 @@ export class ClipModel {
 
   /** Writes the weights atomically: safetensors (configuration in the metadata) or a `.pt` that `torch.load` reads. */
   async save(path: string, options: { format?: WeightFormat; naming?: 'openai' | 'hf'; metadata?: Record<string, string> } = {}): Promise<void> {
-    const format = options.format ?? (path.endsWith('.pt') || path.endsWith('.pth') ? 'pt' : 'safetensors');
-    return this.native.save(path, { format, naming: options.naming ?? 'openai', metadata: options.metadata ?? {} });
+    return this.native.save(path, { format: options.format ?? formatOf(path), naming: options.naming ?? 'openai', metadata: options.metadata ?? {} });
+  }
+
+  /**
+   * A copy of the weights as they are now, to write while the model goes on (training): resolves once
+   * copied, which is the only part that waits for the model. Every save of it writes the same weights.
+   */
+  async copyWeights(options: { naming?: 'openai' | 'hf' } = {}): Promise<WeightsCopy> {
+    const copy = await this.native.copyWeights({ naming: options.naming ?? 'openai' });
+    return {
+      save: async (path, saveOptions = {}) => copy.save(path, { format: saveOptions.format ?? formatOf(path), metadata: saveOptions.metadata ?? {} }),
+    };
   }
 
   /** fp32 (and int64 BatchNorm counter) copies of every weight, in the reference's order and naming. */

@@ -364,9 +364,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       await trainer.resetEpochStats();
       const weights = [weightsPath(out, name, epoch + 1, 'safetensors')];
       if (config.savePt) weights.push(weightsPath(out, name, epoch + 1, 'pt'));
-      // Only the copy of the weights holds the model; the file is written while the next epoch trains.
+      // Only the copy of the weights waits for the model; its files are written while the next epoch trains.
+      const copy = await model.copyWeights();
       await weightWrites.start(async () => {
-        for (const file of weights) await model.save(file, { metadata: { epoch: String(epoch + 1) } });
+        for (const file of weights) await copy.save(file, { metadata: { epoch: String(epoch + 1) } });
       });
       result.weights.push(...weights);
       result.epochLosses.push(epochLoss);
