@@ -1,7 +1,5 @@
 #include "io/file_batch.h"
 
-#include "common/experiments.h"
-
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -10,6 +8,8 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+
+#include "common/experiments.h"
 
 namespace clip::io {
 namespace {
