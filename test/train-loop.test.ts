@@ -134,6 +134,30 @@ describe('training loop', () => {
     );
   });
 
+  // bf16 autocast on the CPU: from the second step the weights are cast at once (native/train/flat_weights.h),
+  // and a resumed trainer starts that over; the numbers are autocast's either way.
+  test('bf16: an abort mid-epoch resumes to the weights of the uninterrupted run, bitwise', async (t) => {
+    if (!fashionMnistPresent) return t.skip(FASHION_MNIST_SKIP);
+    const straight = await train(await options('bf16-straight', { precision: 'bf16' }));
+    assert.ok(straight.epochLosses.every(Number.isFinite));
+    const controller = new AbortController();
+    let batches = 0;
+    const abort = () => {
+      if (++batches === 11) controller.abort(); // epoch 2, batch 3
+    };
+    assert.equal((await train(await options('bf16-aborted', { precision: 'bf16', signal: controller.signal, onBatch: abort }))).interrupted, true);
+    await train(await options('bf16-aborted', { precision: 'bf16', resume: 'latest' }));
+    assert.deepEqual(
+      await weightBytes(path.join(tmp, 'bf16-aborted', 'tiny_epoch_2.safetensors')),
+      await weightBytes(path.join(tmp, 'bf16-straight', 'tiny_epoch_2.safetensors')),
+    );
+    assert.notDeepEqual(
+      await weightBytes(path.join(tmp, 'bf16-straight', 'tiny_epoch_2.safetensors')),
+      await weightBytes(path.join(tmp, 'straight', 'tiny_epoch_2.safetensors')),
+      'bf16 trained exactly as fp32: did autocast run?',
+    );
+  });
+
   test('a run killed with SIGKILL in epoch 2 resumes from its last checkpoint to the same weights', async (t) => {
     if (!fashionMnistPresent) return t.skip(FASHION_MNIST_SKIP);
     const out = path.join(tmp, 'killed');
