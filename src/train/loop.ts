@@ -5,18 +5,18 @@ import path from 'node:path';
 
 import { loadDataset } from '../data/datasets.js';
 import type { Dataset } from '../data/dataset.js';
-import { createLoader, type Batch } from '../data/loader.js';
+import { createLoader } from '../data/loader.js';
 import { evaluateModel, type EvaluateResult } from '../eval/zero-shot.js';
 import { readSafetensorsMetadata } from '../io/safetensors-header.js';
 import { architecture, canonicalModelName, type ClipConfig } from '../model/config.js';
 import { createModel, loadModel, type ClipModel, type Precision } from '../model/model.js';
 import { runtimeInfo } from '../native.js';
-import { labelToPrompt, resolveTemplates } from '../text/prompts.js';
 import { loadTokenizer, type ClipTokenizer } from '../text/tokenizer.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { readConfigFile, resolveConfig, type TrainConfig } from './config.js';
 import { MetricsLog } from './metrics-log.js';
 import { BackgroundWrites } from './background-writes.js';
+import { BatchTokenizer } from './batch-tokenizer.js';
 import { checkpointPath, CONFIG_FILE, METRICS_FILE, pruneCheckpoints, resolveResume, runName, weightsPath, type CheckpointPosition } from './run-files.js';
 import type { Schedule } from './schedule.js';
 import { createTrainer, type StepResult, type Trainer } from './trainer.js';
@@ -132,39 +132,6 @@ function schedule(config: TrainConfig, stepsPerEpoch: number): Schedule {
       return { kind: 'step', every: config.stepEvery * stepsPerEpoch, gamma: config.gamma };
     case 'cosine':
       return { kind: 'cosine', warmup: config.warmup, total: config.epochs * stepsPerEpoch };
-  }
-}
-
-/** Prompts → tokens, cached per distinct text (labelled data repeats a handful of prompts). */
-class BatchTokenizer {
-  private readonly cache = new Map<string, Int32Array>();
-  private readonly templates: readonly string[];
-
-  constructor(
-    private readonly tokenizer: ClipTokenizer,
-    templates: string,
-    private readonly contextLength: number,
-  ) {
-    this.templates = resolveTemplates(templates);
-  }
-
-  tokens(batch: Batch, epoch: number): { data: Int32Array; shape: number[] } {
-    const texts = batch.samples.map((sample, i) => {
-      if (sample.caption !== undefined) return sample.caption;
-      // With a template ensemble, each sample gets one template, deterministic in (epoch, position).
-      const template = this.templates[(epoch * 7919 + batch.cursor - batch.samples.length + i) % this.templates.length]!;
-      return labelToPrompt(sample.label ?? '', template);
-    });
-    const data = new Int32Array(texts.length * this.contextLength);
-    texts.forEach((text, i) => {
-      let row = this.cache.get(text);
-      if (!row) {
-        row = this.tokenizer.tokenize([text], { contextLength: this.contextLength, truncate: true }).data;
-        this.cache.set(text, row);
-      }
-      data.set(row, i * this.contextLength);
-    });
-    return { data, shape: [texts.length, this.contextLength] };
   }
 }
 
