@@ -28,12 +28,14 @@ at::Tensor linear(const torch::nn::Linear& m, const at::Tensor& x) {
 }
 
 at::Tensor conv2d(const torch::nn::Conv2d& m, const at::Tensor& x) {
+  return conv2d(m, x, compute_weight(m->weight), m->bias.defined() ? compute_weight(m->bias) : at::Tensor());
+}
+
+at::Tensor conv2d(const torch::nn::Conv2d& m, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
   const auto& o = m->options;
   TORCH_CHECK(std::holds_alternative<torch::ExpandingArray<2>>(o.padding()) && std::holds_alternative<torch::enumtype::kZeros>(o.padding_mode()),
               "conv2d: only numeric zero padding is supported here");
-  const auto& padding = std::get<torch::ExpandingArray<2>>(o.padding());
-  return at::conv2d(x, compute_weight(m->weight), m->bias.defined() ? compute_weight(m->bias) : at::Tensor(), o.stride(), padding, o.dilation(),
-                    o.groups());
+  return at::conv2d(x, weight, bias, o.stride(), std::get<torch::ExpandingArray<2>>(o.padding()), o.dilation(), o.groups());
 }
 
 }  // namespace clip::model

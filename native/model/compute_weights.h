@@ -36,5 +36,7 @@ at::Tensor compute_weight(const at::Tensor& param);
 /** m(x), reading the weight and bias through compute_weight(). */
 at::Tensor linear(const torch::nn::Linear& m, const at::Tensor& x);
 at::Tensor conv2d(const torch::nn::Conv2d& m, const at::Tensor& x);
+/** m's convolution (stride, zero padding, dilation, groups) with another weight and bias. */
+at::Tensor conv2d(const torch::nn::Conv2d& m, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias);
 
 }  // namespace clip::model

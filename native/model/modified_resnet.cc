@@ -37,9 +37,7 @@ at::Tensor conv_bn(torch::nn::Conv2d conv, torch::nn::BatchNorm2d bn, const at::
   if (!fold || bn->is_training()) return bn(conv2d(conv, x));
   const at::Tensor scale = bn->weight * at::rsqrt(bn->running_var + bn->options.eps());
   const at::Tensor shift = bn->bias - bn->running_mean * scale;
-  const auto& o = conv->options;
-  const auto& padding = std::get<torch::ExpandingArray<2>>(o.padding());
-  return at::conv2d(x, conv->weight * scale.view({-1, 1, 1, 1}), shift, o.stride(), padding, o.dilation(), o.groups());
+  return conv2d(conv, x, conv->weight * scale.view({-1, 1, 1, 1}), shift);
 }
 
 DownsampleImpl::DownsampleImpl(int64_t inplanes, int64_t outplanes, int64_t stride)
