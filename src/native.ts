@@ -63,7 +63,6 @@ export interface NativeModel {
   ): Promise<{ logitsPerImage: TensorData<Float32Array>; logitsPerText: TensorData<Float32Array> }>;
   setTraining(on: boolean): void;
   isTraining(): boolean;
-  save(path: string, options: { format: string; naming: string; metadata: Record<string, string> }): Promise<void>;
   /** Resolves once the weights are copied (the only part that holds the model); `save` writes that copy. */
   copyWeights(options: { naming: string }): Promise<{ save(path: string, options: { format: string; metadata: Record<string, string> }): Promise<void> }>;
   stateDict(): Promise<Array<{ name: string; tensor: TensorData<Float32Array | BigInt64Array> }>>;

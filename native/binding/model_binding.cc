@@ -132,7 +132,6 @@ Napi::Object ModelWrap::Init(Napi::Env env, Napi::Object exports) {
                                         InstanceMethod<&ModelWrap::Forward>("forward"),
                                         InstanceMethod<&ModelWrap::SetTraining>("setTraining"),
                                         InstanceMethod<&ModelWrap::IsTraining>("isTraining"),
-                                        InstanceMethod<&ModelWrap::Save>("save"),
                                         InstanceMethod<&ModelWrap::CopyWeights>("copyWeights"),
                                         InstanceMethod<&ModelWrap::StateDict>("stateDict"),
                                         InstanceMethod<&ModelWrap::LoadStateDict>("loadStateDict"),
@@ -277,8 +276,8 @@ std::string FormatOption(const Napi::Object& options) {
 }  // namespace
 
 // copyWeights({naming}) → {save(path, {format, metadata}) → Promise}: the model is held only while its
-// weights are copied; each save writes that copy, however the model has changed since (the training
-// loop writes an epoch's weights while the next epoch trains).
+// weights are copied; each save writes that copy, however the model has changed since (ClipModel.save
+// is a copy and one save; the training loop writes an epoch's weights while the next epoch trains).
 Napi::Value ModelWrap::CopyWeights(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value {
@@ -315,30 +314,6 @@ Napi::Value ModelWrap::CopyWeights(const Napi::CallbackInfo& info) {
           }, "save"));
           return out;
         });
-  });
-}
-
-Napi::Value ModelWrap::Save(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  return Guard(env, [&]() -> Napi::Value {
-    const std::string path = StringArg(info, 0, "path");
-    Napi::Object options = OptionsArg(info, 1);
-    const std::string format = FormatOption(options);
-    const model::WeightNaming naming = NamingOption(options);
-    auto metadata = StringMap(options.Get("metadata"), "metadata");
-    ModelPtr handle = Handle(env);
-    return RunAsync<bool>(
-        env,
-        [handle, path, format, naming, metadata]() {
-          const model::ModelSnapshot snapshot = [&] {
-            std::lock_guard<std::mutex> lock(handle->mutex);
-            return model::snapshot_model(handle->model, naming);
-          }();
-          // Written without the model's lock: other work on the model goes on meanwhile.
-          model::write_model_file(snapshot, path, format, metadata);
-          return true;
-        },
-        [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
   });
 }
 

@@ -25,7 +25,6 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Forward(const Napi::CallbackInfo& info);
   Napi::Value SetTraining(const Napi::CallbackInfo& info);
   Napi::Value IsTraining(const Napi::CallbackInfo& info);
-  Napi::Value Save(const Napi::CallbackInfo& info);
   Napi::Value CopyWeights(const Napi::CallbackInfo& info);
   Napi::Value StateDict(const Napi::CallbackInfo& info);
   Napi::Value LoadStateDict(const Napi::CallbackInfo& info);

@@ -99,9 +99,5 @@ void write_model_file(const ModelSnapshot& snapshot, const std::string& path, co
   }
 }
 
-void save_model_file(Clip& model, const std::string& path, const std::string& format, WeightNaming naming,
-                     std::map<std::string, std::string> metadata) {
-  write_model_file(snapshot_model(model, naming), path, format, std::move(metadata));
-}
 
 }  // namespace clip::model

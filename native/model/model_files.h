@@ -39,8 +39,5 @@ ModelSnapshot snapshot_model(Clip& model, WeightNaming naming);
 /** Writes a snapshot as safetensors (with the configuration in its metadata) or pt. */
 void write_model_file(const ModelSnapshot& snapshot, const std::string& path, const std::string& format, std::map<std::string, std::string> metadata);
 
-/** snapshot_model, then write_model_file. */
-void save_model_file(Clip& model, const std::string& path, const std::string& format, WeightNaming naming,
-                     std::map<std::string, std::string> metadata);
 
 }  // namespace clip::model

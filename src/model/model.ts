@@ -105,7 +105,8 @@ export class ClipModel {
 
   /** Writes the weights atomically: safetensors (configuration in the metadata) or a `.pt` that `torch.load` reads. */
   async save(path: string, options: { format?: WeightFormat; naming?: 'openai' | 'hf'; metadata?: Record<string, string> } = {}): Promise<void> {
-    return this.native.save(path, { format: options.format ?? formatOf(path), naming: options.naming ?? 'openai', metadata: options.metadata ?? {} });
+    const copy = await this.copyWeights({ naming: options.naming });
+    return copy.save(path, { format: options.format, metadata: options.metadata });
   }
 
   /**
