@@ -25,7 +25,7 @@ export interface FileBytes {
 let errorNames: Map<number, [string, string]> | undefined;
 
 /** An Error shaped as Node's fs errors (code, errno, syscall, path), so callers classify it alike. */
-export function fsError(errno: number, syscall: string, file: string): NodeJS.ErrnoException {
+function fsError(errno: number, syscall: string, file: string): NodeJS.ErrnoException {
   errorNames ??= getSystemErrorMap(); // built anew by each call
   const [code, description] = errorNames.get(-errno) ?? [`E${errno}`, 'unknown error'];
   return Object.assign(new Error(`${code}: ${description}, ${syscall} '${file}'`), { code, errno: -errno, syscall, path: file });
