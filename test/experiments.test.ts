@@ -41,6 +41,21 @@ describe('experiment quick-gelu-kernel', () => {
   });
 });
 
+describe('experiment layernorm-kernel', () => {
+  test('where the CUDA kernels do not run (CPU tensors), the default LayerNorm, bit for bit in fp32 and bf16', async () => {
+    for (const name of ['tiny_vit', 'tiny_rn']) {
+      const g = await readSafetensors(fixture('models', `${name}.golden.safetensors`));
+      const [images, tokens] = [g.float32('images'), g.tensor('text_tokens') as { data: BigInt64Array; shape: number[] }];
+      const kernel = await withExperiments('layernorm-kernel', () => loadModel(fixture('models', `${name}.safetensors`)));
+      const plain = await withExperiments(undefined, () => loadModel(fixture('models', `${name}.safetensors`)));
+      for (const precision of ['fp32', 'bf16'] as const) {
+        const [mine, theirs] = [await kernel.forward(images, tokens, { precision }), await plain.forward(images, tokens, { precision })];
+        assert.deepEqual(mine.logitsPerImage.data, theirs.logitsPerImage.data, `${name} ${precision}`);
+      }
+    }
+  });
+});
+
 const tinyRnBatch = async () => {
   const g = await readSafetensors(fixture('models', 'tiny_rn.golden.safetensors'));
   return { g, images: g.float32('images'), tokens: g.tensor('text_tokens') as { data: BigInt64Array; shape: number[] } };

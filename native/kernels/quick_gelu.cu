@@ -1,35 +1,15 @@
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <initializer_list>
 
 #include "kernels/quick_gelu.h"
+#include "kernels/storage.cuh"
 
 namespace clip::kernels {
 namespace {
 
 constexpr float kAlpha = 1.702f;
 constexpr int kThreads = 256;
-
-template <typename T>
-struct Storage;
-template <>
-struct Storage<float> {
-  __device__ static float load(float v) { return v; }
-  __device__ static float store(float v) { return v; }
-};
-template <>
-struct Storage<__half> {
-  __device__ static float load(__half v) { return __half2float(v); }
-  __device__ static __half store(float v) { return __float2half_rn(v); }
-};
-template <>
-struct Storage<__nv_bfloat16> {
-  __device__ static float load(__nv_bfloat16 v) { return __bfloat162float(v); }
-  __device__ static __nv_bfloat16 store(float v) { return __float2bfloat16_rn(v); }
-};
 
 __device__ inline float sigmoid_of_scaled(float v) { return 1.0f / (1.0f + expf(-kAlpha * v)); }
 
@@ -95,11 +75,7 @@ __global__ void backward_vector_kernel(const uint4* __restrict__ dy, const uint4
 
 template <typename T>
 bool vectorizable(int64_t n, std::initializer_list<const void*> pointers) {
-  if (n % static_cast<int64_t>(sizeof(uint4) / sizeof(T)) != 0) return false;
-  for (const void* p : pointers) {
-    if (reinterpret_cast<std::uintptr_t>(p) % sizeof(uint4) != 0) return false;
-  }
-  return true;
+  return n % kLanesOf16Bytes<T> == 0 && aligned_16(pointers);
 }
 
 unsigned blocks_for(int64_t n) {

@@ -7,9 +7,9 @@
 
 #include <cstdint>
 
-namespace clip::kernels {
+#include "kernels/dtype.h"
 
-enum class Dtype { kFloat, kHalf, kBFloat16 };
+namespace clip::kernels {
 
 /** y = x · sigmoid(1.702 x) over n contiguous elements, queued on `stream`; returns the launch's error. */
 cudaError_t quick_gelu_forward(Dtype dtype, const void* x, void* y, int64_t n, cudaStream_t stream);

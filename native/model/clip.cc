@@ -128,7 +128,7 @@ at::Tensor ClipImpl::encode_text(const at::Tensor& input_tokens) {
   const at::Tensor eot = tokens.argmax(-1).view({-1, 1, 1}).expand({-1, 1, x.size(-1)});
   x = x.gather(1, eot).squeeze(1);
   // LayerNorm acts per token, so normalising only the gathered tokens gives the reference's values.
-  return at::matmul(ln_final(x), compute_weight(text_projection));
+  return at::matmul(ln_final(x, /*into_product=*/true), compute_weight(text_projection));
 }
 
 Logits ClipImpl::logits(const at::Tensor& image_features, const at::Tensor& text_features) {

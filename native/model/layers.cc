@@ -1,20 +1,34 @@
 #include "model/layers.h"
 
+#include <ATen/autocast_mode.h>
+
 #include <cmath>
 
 #include "common/experiments.h"
 #include "model/compute_weights.h"
+#include "model/layer_norm_kernel.h"
 #include "model/quick_gelu_kernel.h"
 
 namespace clip::model {
 
-LayerNormFp32Impl::LayerNormFp32Impl(int64_t width) : width_(width), half_(experiment_enabled("half-layernorm")) {
+LayerNormFp32Impl::LayerNormFp32Impl(int64_t width) : width_(width), half_(experiment_enabled("half-layernorm")), kernel_(experiment_enabled("layernorm-kernel")) {
   weight = register_parameter("weight", torch::ones({width}));
   bias = register_parameter("bias", torch::zeros({width}));
 }
 
-at::Tensor LayerNormFp32Impl::forward(const at::Tensor& x) {
+at::Tensor LayerNormFp32Impl::forward(const at::Tensor& x, bool into_product) {
   const auto dtype = x.scalar_type();
+  if (kernel_) {
+    // Experiment "layernorm-kernel": the reference's numbers (fp32 arithmetic, the output rounded to
+    // the input's type) from one kernel each way that reads and writes the activation in its own
+    // type, instead of casts to fp32 and back around ATen's fp32 LayerNorm, forward and backward. An
+    // fp32 input headed for a product under autocast (the text tower's) is written in autocast's type
+    // straight away: the same rounding the product's cast would do, without that cast or its backward.
+    const at::DeviceType device = x.device().type();
+    const bool cast_ahead = into_product && dtype == at::kFloat && at::autocast::is_autocast_enabled(device);
+    const at::ScalarType out_type = cast_ahead ? at::autocast::get_autocast_dtype(device) : dtype;
+    if (auto y = layer_norm_by_kernel(x, weight, bias, 1e-5, out_type)) return *std::move(y);
+  }
   if (half_ && (dtype == at::kBFloat16 || dtype == at::kHalf)) {
     // Experiment "half-layernorm": a bf16/fp16 input (the vision tower's residual stream under
     // autocast) is normalised as it is, with γ and β in its type: LayerNorm's kernels still sum in
@@ -98,8 +112,8 @@ ResidualAttentionBlockImpl::ResidualAttentionBlockImpl(int64_t width, int64_t he
 }
 
 at::Tensor ResidualAttentionBlockImpl::forward(const at::Tensor& x, bool causal) {
-  at::Tensor h = x + attn(ln_1(x), causal);
-  return h + mlp(ln_2(h));
+  at::Tensor h = x + attn(ln_1(x, /*into_product=*/true), causal);
+  return h + mlp(ln_2(h, /*into_product=*/true));
 }
 
 TransformerImpl::TransformerImpl(int64_t width, int64_t layers, int64_t heads) : width_(width), layers_(layers) {

@@ -10,12 +10,17 @@ namespace clip::model {
 class LayerNormFp32Impl : public torch::nn::Module {
  public:
   explicit LayerNormFp32Impl(int64_t width);
-  at::Tensor forward(const at::Tensor& x);
+  /**
+   * The output in x's type, as the reference's. `into_product`: the caller only feeds it to matrix
+   * products, which autocast casts to its type anyway, so a path that can may write it in that type.
+   */
+  at::Tensor forward(const at::Tensor& x, bool into_product = false);
   at::Tensor weight, bias;
 
  private:
   int64_t width_;
-  bool half_;  // CLIP_NATIVE_EXPERIMENTS=half-layernorm when the module was built
+  bool half_;    // CLIP_NATIVE_EXPERIMENTS=half-layernorm when the module was built
+  bool kernel_;  // CLIP_NATIVE_EXPERIMENTS=layernorm-kernel
 };
 TORCH_MODULE(LayerNormFp32);
 

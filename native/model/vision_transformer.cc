@@ -36,7 +36,7 @@ at::Tensor VisionTransformerImpl::forward(const at::Tensor& images) {
   at::Tensor cls = class_embedding.to(x.scalar_type()).expand({x.size(0), 1, x.size(2)});
   x = at::cat({cls, x}, 1) + positional_embedding.to(x.scalar_type());
   x = transformer(ln_pre(x), /*causal=*/false);
-  x = ln_post(x.select(1, 0));
+  x = ln_post(x.select(1, 0), /*into_product=*/true);
   return at::matmul(x, compute_weight(proj));
 }
 

@@ -1,0 +1,34 @@
+// LayerNorm over the last dimension as CUDA kernels (experiment "layernorm-kernel"): the input and
+// output in the activations' storage types (both fp32, fp16 or bf16, or fp32 in and fp16/bf16 out),
+// γ, β, the statistics and every sum in fp32 — the numbers of the reference's LayerNorm, which casts a
+// half input to fp32, normalises and casts back, without the casts of the activation (forward and
+// backward) around it, and with the γ/β gradients in one pass. Plain CUDA with no LibTorch headers;
+// native/model/layer_norm_kernel.cc wraps it.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "kernels/dtype.h"
+
+namespace clip::kernels {
+
+/**
+ * y = (x − μ) / √(σ² + eps) · γ + β per row of `cols` values; writes μ and 1/√(σ² + eps) per row.
+ * x_type ≠ y_type only as fp32 in, fp16/bf16 out; anything else is cudaErrorInvalidValue.
+ */
+cudaError_t layer_norm_forward(Dtype x_type, Dtype y_type, const void* x, const float* gamma, const float* beta, void* y, float* mean, float* rstd, int64_t rows,
+                               int64_t cols, float eps, cudaStream_t stream);
+
+/** fp32 values the backward's workspace must hold for rows × cols. */
+int64_t layer_norm_workspace_size(int64_t rows, int64_t cols);
+
+/**
+ * dx (skipped when null) from dy, x and the forward's statistics; dγ and dβ (skipped when both are
+ * null, else both given) through `workspace` (layer_norm_workspace_size floats). dy is of y_type,
+ * dx of x_type.
+ */
+cudaError_t layer_norm_backward(Dtype x_type, Dtype y_type, const void* dy, const void* x, const float* mean, const float* rstd, const float* gamma, void* dx,
+                                float* dgamma, float* dbeta, float* workspace, int64_t rows, int64_t cols, cudaStream_t stream);
+
+}  // namespace clip::kernels
