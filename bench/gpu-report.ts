@@ -8,6 +8,8 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
+import { leverDeltas } from './lever-deltas.js';
+
 // ../shared/measurements/h100-reference.md: the best Python number per case (images/s) and its mode.
 const PYTHON_BEST: Record<string, { imagesPerSecond: number; mode: string }> = {
   'ViT-B/32 256': { imagesPerSecond: 3094, mode: 'hf (eager); 5,280 with torch.compile' },
@@ -124,6 +126,15 @@ for (const r of steps) {
   );
 }
 if (steps.length === 0) lines.push('| (no train-step results in this run) |||||||||||');
+
+const leverLines = leverDeltas(steps).map(
+  ({ row, lever, base, msDelta, imagesPercent }) =>
+    `| ${row.model} | ${row.batch} | \`${lever}\` | ${base.experiments ? variant(base) : `default path, ${variant(base)}`} | ${fmt(base.msPerStep, 1)} → ${fmt(row.msPerStep, 1)} | ` +
+    `${msDelta > 0 ? '+' : ''}${fmt(msDelta, 2)} | ${imagesPercent > 0 ? '+' : ''}${fmt(imagesPercent, 1)} % |`,
+);
+if (leverLines.length) {
+  lines.push('', '## Levers against the row they add to (same run)', '', '| model | batch | lever | against | ms/step | Δ ms/step | Δ images/s |', '|---|---:|---|---|---:|---:|---:|', ...leverLines);
+}
 
 for (const r of steps.filter((s) => s.profile?.length)) {
   const busy = r.kernelMsPerStep !== undefined ? `; GPU busy ${fmt(r.kernelMsPerStep, 1)} of ${fmt(r.msPerStep, 1)} ms per step (${fmt((100 * r.kernelMsPerStep) / r.msPerStep)} %)` : '';
