@@ -4,21 +4,15 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { crc32 } from 'node:zlib';
 
 import { readFileOfLength, statFile } from '../src/io/batched-files.js';
 import { joinBytes, readFiles } from '../src/native.js';
+import { scratchDir } from './helpers/scratch.js';
 
-let tmp: string;
-before(async () => {
-  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'clip-batched-files-'));
-});
-after(async () => {
-  await fs.rm(tmp, { recursive: true, force: true });
-});
+const tmp = scratchDir('clip-batched-files-');
 
 describe('batched file operations', () => {
   test('statFile gives fs.stat’s isFile, size and mtimeMs (to the last bit), for files and directories', async () => {

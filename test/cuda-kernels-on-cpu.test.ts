@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, realpathSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, readdirSync, realpathSync } from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
 import { repoRoot } from './helpers/fixtures.js';
+import { scratchDir } from './helpers/scratch.js';
 
 // The CUDA kernels of native/kernels/ run only on a GPU, which CI has not. What can be checked here
 // is checked here: that nvcc compiles them for the GPUs CMakeLists.txt builds for, and that their
@@ -24,12 +24,7 @@ const cudaInclude = [process.env.CUDA_HOME && path.join(process.env.CUDA_HOME, '
   .filter((dir): dir is string => Boolean(dir))
   .find((dir) => existsSync(path.join(dir, 'cuda_bf16.h')));
 const native = path.join(repoRoot, 'native');
-let dir = '';
-
-before(() => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'clip-native-kernels-'));
-});
-after(() => rmSync(dir, { recursive: true, force: true }));
+const dir = scratchDir('clip-native-kernels-');
 
 test('nvcc compiles every kernel of native/kernels/ for sm_80 and sm_90', (t) => {
   if (!nvcc) return t.skip('SKIPPED: no nvcc on PATH, so the CUDA kernels cannot be compiled on this machine');

@@ -1,20 +1,14 @@
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { parseDelimited } from '../src/data/csv.js';
 import { DatasetError, formatProblem, type Dataset } from '../src/data/dataset.js';
 import { detectDatasetFormat, loadDataset } from '../src/data/datasets.js';
+import { scratchDir } from './helpers/scratch.js';
 
-let tmp: string;
-before(async () => {
-  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'clip-datasets-'));
-});
-after(async () => {
-  await fs.rm(tmp, { recursive: true, force: true });
-});
+const tmp = scratchDir('clip-datasets-');
 
 /** A real (tiny) PNG, so the files are what a user would have. */
 async function writeImage(file: string, shade = 128): Promise<void> {

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
@@ -13,13 +12,14 @@ import { encodeSafetensors } from '../src/io/safetensors-write.js';
 import { loadModel, type ClipModel } from '../src/model/model.js';
 import { loadTokenizer, type ClipTokenizer } from '../src/text/tokenizer.js';
 import { fixture, repoRoot } from './helpers/fixtures.js';
+import { scratchDir } from './helpers/scratch.js';
 
 const MODEL = fixture('models', 'tiny_vit.safetensors');
 const TEXTS = ['a photo of a cat', 'a rocket on the launch pad', 'ein Foto von einem Hund — ünïcödé'];
 
 let model: ClipModel;
 let tokenizer: ClipTokenizer;
-let tmp: string;
+const tmp = scratchDir('clip-embed-');
 let imageDir: string;
 
 const numpy = spawnSync('python3', ['-c', 'import numpy'], { encoding: 'utf8' });
@@ -36,7 +36,6 @@ function python(script: string, ...args: string[]): unknown {
 const NPY_TO_JSON = 'import json,sys,numpy as np\na=np.load(sys.argv[1])\nprint(json.dumps({"dtype":str(a.dtype),"shape":list(a.shape),"data":a.ravel().tolist()}))';
 
 before(async () => {
-  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'clip-embed-'));
   tokenizer = await loadTokenizer({ vocab: fixture('bpe_simple_vocab_16e6.txt.gz') });
   model = await loadModel(MODEL);
   imageDir = path.join(tmp, 'images');
@@ -48,7 +47,6 @@ before(async () => {
 });
 after(async () => {
   model?.dispose();
-  await fs.rm(tmp, { recursive: true, force: true });
 });
 
 async function expectedImageFeatures(files: string[]): Promise<number[][]> {

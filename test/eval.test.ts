@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
@@ -16,18 +14,18 @@ import { labelToPrompt } from '../src/text/prompts.js';
 import { loadTokenizer, type ClipTokenizer } from '../src/text/tokenizer.js';
 import { FASHION_MNIST_SKIP, fashionMnistPresent } from './helpers/fashion-mnist.js';
 import { fixture, repoRoot } from './helpers/fixtures.js';
+import { scratchDir } from './helpers/scratch.js';
 
 const MODEL = fixture('models', 'tiny_vit.safetensors');
 const TEMPLATES = ['a photo of a {}.', 'a blurry photo of a {}.', 'a sketch of the {}.'];
 
-let tmp: string;
+const tmp = scratchDir('clip-eval-');
 let data: string;
 let dataset: Dataset;
 let model: ClipModel;
 let tokenizer: ClipTokenizer;
 
 before(async () => {
-  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'clip-eval-'));
   tokenizer = await loadTokenizer({ vocab: fixture('bpe_simple_vocab_16e6.txt.gz') });
   model = await loadModel(MODEL);
   if (fashionMnistPresent) {
@@ -38,7 +36,6 @@ before(async () => {
 });
 after(async () => {
   model?.dispose();
-  await fs.rm(tmp, { recursive: true, force: true });
 });
 
 // --- An independent zero-shot computation: plain loops over encodeImage / encodeText outputs. ---

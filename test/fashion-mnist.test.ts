@@ -1,24 +1,18 @@
 import assert from 'node:assert/strict';
 import { existsSync, promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import sharp from 'sharp';
 import { loadDataset } from '../src/data/datasets.js';
 import { DEBIAN_FASHION_MNIST_DIR, exportFashionMnist, FASHION_MNIST_CLASSES, readIdx } from '../src/data/fashion-mnist.js';
 import { createLoader } from '../src/data/loader.js';
+import { scratchDir } from './helpers/scratch.js';
 
 const packagePresent = existsSync(path.join(DEBIAN_FASHION_MNIST_DIR, 'train-images-idx3-ubyte.gz'));
 const SKIP_REASON = `Debian package dataset-fashion-mnist is not installed (${DEBIAN_FASHION_MNIST_DIR} missing): apt-get install dataset-fashion-mnist`;
 
-let tmp: string;
-before(async () => {
-  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'clip-fmnist-'));
-});
-after(async () => {
-  await fs.rm(tmp, { recursive: true, force: true });
-});
+const tmp = scratchDir('clip-fmnist-');
 
 describe('idx reader', () => {
   test('reads gzipped idx and rejects a truncated one', async () => {

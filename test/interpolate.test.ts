@@ -1,20 +1,19 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { interpolateStateDicts, interpolateWeights } from '../src/eval/interpolate.js';
 import { createModel, loadModel } from '../src/model/model.js';
 import { fixture, repoRoot } from './helpers/fixtures.js';
+import { scratchDir } from './helpers/scratch.js';
 
 type State = Awaited<ReturnType<Awaited<ReturnType<typeof loadModel>>['stateDict']>>;
 
 const VIT = fixture('models', 'tiny_vit.safetensors');
 const RN = fixture('models', 'tiny_rn.safetensors');
 
-let tmp: string;
+const tmp = scratchDir('clip-interp-');
 let vitTo: string;
 let rnTo: string;
 
@@ -38,7 +37,6 @@ function assertSameBits(actual: State, expected: State): void {
 }
 
 before(async () => {
-  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'clip-interp-'));
   // The "fine-tuned" endpoints: same architectures, other seeds; the ResNet's BatchNorm counters set.
   const vitFrom = await loadModel(VIT);
   const vit = await createModel(vitFrom.config, { seed: 11 });
@@ -58,9 +56,6 @@ before(async () => {
   rnTo = path.join(tmp, 'rn_to.safetensors');
   await rn.save(rnTo);
   rn.dispose();
-});
-after(async () => {
-  await fs.rm(tmp, { recursive: true, force: true });
 });
 
 describe('interpolateWeights (WiSE-FT)', () => {

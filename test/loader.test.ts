@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import type { Dataset } from '../src/data/dataset.js';
 import { loadDataset } from '../src/data/datasets.js';
@@ -11,14 +10,14 @@ import { createLoader, type Batch, type LoaderOptions, type SkippedImage } from 
 import { preprocessImage, preprocessImageUint8, type PreprocessOptions } from '../src/data/preprocess.js';
 import { seededPermutation } from '../src/util/prng.js';
 import { fixture } from './helpers/fixtures.js';
+import { scratchDir } from './helpers/scratch.js';
 
 const R = 32; // small resolution keeps the test fast; the goldens test 224
-let tmp: string;
+const tmp = scratchDir('clip-loader-');
 let root: string;
 let dataset: Dataset;
 
 before(async () => {
-  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'clip-loader-'));
   root = path.join(tmp, 'ds');
   const lines: string[] = [];
   for (let i = 0; i < 14; i++) {
@@ -35,9 +34,6 @@ before(async () => {
   await fs.writeFile(path.join(root, 'meta', 'train.txt'), lines.join('\n') + '\n');
   await fs.writeFile(path.join(root, 'meta', 'test.txt'), '');
   dataset = await loadDataset(root, { ext: 'png' });
-});
-after(async () => {
-  await fs.rm(tmp, { recursive: true, force: true });
 });
 
 async function collect(loader: AsyncIterable<Batch>): Promise<Batch[]> {

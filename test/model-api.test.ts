@@ -3,7 +3,7 @@
 // resolution in the cache (offline, injected downloads, SHA-256 refusal).
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -18,9 +18,9 @@ import { downloadVerified, type DownloadProgress } from '../src/util/download.js
 import { autocastReference, type AutocastDrift } from './helpers/autocast-reference.js';
 import { fixture } from './helpers/fixtures.js';
 import { assertAllClose, logitDrift } from './helpers/tensors.js';
+import { scratchDir } from './helpers/scratch.js';
 
-const tmp = mkdtempSync(path.join(os.tmpdir(), 'clip-native-api-'));
-after(() => rmSync(tmp, { recursive: true, force: true }));
+const tmp = scratchDir('clip-native-api-');
 
 const models: Record<string, ClipModel> = {};
 const goldens: Record<string, LoadedSafetensors> = {};

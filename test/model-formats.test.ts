@@ -5,10 +5,9 @@
 // Python runs twice for the whole file (test/python/formats_ref.py and hf_roundtrip.py, in parallel).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 
 import { readSafetensors, type LoadedSafetensors } from '../src/io/safetensors-header.js';
 import { encodeSafetensors } from '../src/io/safetensors-write.js';
@@ -16,9 +15,9 @@ import type { ClipConfig } from '../src/model/config.js';
 import { loadModel, type ClipModel } from '../src/model/model.js';
 import { fixture, repoRoot } from './helpers/fixtures.js';
 import { assertAllClose } from './helpers/tensors.js';
+import { scratchDir } from './helpers/scratch.js';
 
-const tmp = mkdtempSync(path.join(os.tmpdir(), 'clip-native-formats-'));
-after(() => rmSync(tmp, { recursive: true, force: true }));
+const tmp = scratchDir('clip-native-formats-');
 const work = (name: string) => path.join(tmp, name);
 const pythonDir = path.join(repoRoot, 'test', 'python');
 

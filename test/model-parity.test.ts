@@ -1,19 +1,18 @@
 // The native CLIP model against the reference implementation's golden outputs, for every weight
 // format the fixtures hold, and in both modes for the ResNet (whose eval outputs barely see the image).
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
 import { readSafetensors } from '../src/io/safetensors-header.js';
 import type { ClipConfig } from '../src/model/config.js';
 import { loadModel, type ClipModel } from '../src/model/model.js';
 import { fixture } from './helpers/fixtures.js';
 import { assertAllClose } from './helpers/tensors.js';
+import { scratchDir } from './helpers/scratch.js';
 
-const tmp = mkdtempSync(path.join(os.tmpdir(), 'clip-native-parity-'));
-after(() => rmSync(tmp, { recursive: true, force: true }));
+const tmp = scratchDir('clip-native-parity-');
 
 async function goldens(name: string) {
   const g = await readSafetensors(fixture('models', `${name}.golden.safetensors`));

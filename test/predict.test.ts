@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
@@ -10,6 +9,7 @@ import { classify } from '../src/eval/classify.js';
 import { loadModel, type ClipModel } from '../src/model/model.js';
 import { loadTokenizer, type ClipTokenizer } from '../src/text/tokenizer.js';
 import { fixture, repoRoot } from './helpers/fixtures.js';
+import { scratchDir } from './helpers/scratch.js';
 
 const MODEL = fixture('models', 'tiny_vit.safetensors');
 const IMAGES = ['astronaut.jpg', 'chelsea.png', 'coffee.jpg'].map((f) => fixture('images', f));
@@ -17,16 +17,14 @@ const LABELS = ['astronaut', 'cat', 'coffee cup', 'rocket', 'dog', 'tree'];
 
 let model: ClipModel;
 let tokenizer: ClipTokenizer;
-let tmp: string;
+const tmp = scratchDir('clip-predict-');
 
 before(async () => {
-  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'clip-predict-'));
   tokenizer = await loadTokenizer({ vocab: fixture('bpe_simple_vocab_16e6.txt.gz') });
   model = await loadModel(MODEL);
 });
 after(async () => {
   model?.dispose();
-  await fs.rm(tmp, { recursive: true, force: true });
 });
 
 const runCli = (args: string[]) =>

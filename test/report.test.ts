@@ -4,22 +4,17 @@ import { existsSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { renderReport, writeReport } from '../src/report/html.js';
 import { readRun } from '../src/report/run-files.js';
 import { niceTicks } from '../src/report/svg-charts.js';
 import { repoRoot } from './helpers/fixtures.js';
+import { scratchDir } from './helpers/scratch.js';
 
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const CLASSES = ['coat', 'dress', 'sneaker <&>'];
 
-let tmp: string;
-before(async () => {
-  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'clip-report-'));
-});
-after(async () => {
-  await fs.rm(tmp, { recursive: true, force: true });
-});
+const tmp = scratchDir('clip-report-');
 
 /** A run of 3 epochs × 10 steps with evals before training and after each epoch. */
 async function syntheticRun(dir: string, options: { truncatedTail?: boolean; badLine?: boolean } = {}): Promise<void> {

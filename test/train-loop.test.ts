@@ -4,9 +4,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 
 import { exportFashionMnist } from '../src/data/fashion-mnist.js';
 import { parseSafetensorsHeader } from '../src/io/safetensors-header.js';
@@ -16,6 +15,7 @@ import { train, type TrainOptions } from '../src/train/loop.js';
 import { listCheckpoints, runName } from '../src/train/run-files.js';
 import { FASHION_MNIST_SKIP, fashionMnistPresent } from './helpers/fashion-mnist.js';
 import { fixture, repoRoot } from './helpers/fixtures.js';
+import { scratchDir } from './helpers/scratch.js';
 
 const cli = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
 
@@ -32,11 +32,10 @@ const TINY = {
   transformer_layers: 1,
 };
 
-let tmp: string;
+const tmp = scratchDir('clip-train-loop-');
 let data: string;
 let modelJson: string;
 before(async () => {
-  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'clip-train-loop-'));
   modelJson = path.join(tmp, 'tiny.json');
   await fs.writeFile(modelJson, JSON.stringify(TINY));
   if (fashionMnistPresent) {
@@ -44,7 +43,6 @@ before(async () => {
     await exportFashionMnist({ out: data, trainPerClass: 6, testPerClass: 2, seed: 1 });
   }
 });
-after(() => fs.rm(tmp, { recursive: true, force: true }));
 
 const tokenizer = () => tokenizerFromFile(fixture('bpe_simple_vocab_16e6.txt.gz'));
 

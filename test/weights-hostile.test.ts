@@ -1,15 +1,13 @@
 // Weight files crafted to hurt the loader: each is refused with a message naming the file.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 
 import { loadModel } from '../src/model/model.js';
+import { scratchDir } from './helpers/scratch.js';
 
-const tmp = mkdtempSync(path.join(os.tmpdir(), 'clip-hostile-'));
-after(() => rmSync(tmp, { recursive: true, force: true }));
+const tmp = scratchDir('clip-hostile-');
 
 test('a torch.save view that repeats its storage (zero strides, huge size) is refused before any copy', (t) => {
   const file = path.join(tmp, 'repeating.pt');

@@ -2,24 +2,17 @@
 // weights are copied (ClipModel.copyWeights, native/binding/model_binding.cc), and the loop waits for
 // the file at the next epoch's end or at the end of the run (src/train/background-writes.ts).
 import assert from 'node:assert/strict';
-import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
 import { readSafetensors, readSafetensorsMetadata } from '../src/io/safetensors-header.js';
 import { loadModel } from '../src/model/model.js';
 import { BackgroundWrites } from '../src/train/background-writes.js';
 import { createTrainer } from '../src/train/trainer.js';
 import { fixture } from './helpers/fixtures.js';
+import { scratchDir } from './helpers/scratch.js';
 
-let tmp: string;
-before(async () => {
-  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'clip-background-writes-'));
-});
-after(async () => {
-  await fs.rm(tmp, { recursive: true, force: true });
-});
+const tmp = scratchDir('clip-background-writes-');
 
 describe('weights written in the background', () => {
   test('model.copyWeights: train steps run while the copy is written, and every save of it writes the weights at the copy', async () => {
