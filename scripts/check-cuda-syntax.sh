@@ -4,14 +4,21 @@
 # toolkit's headers; with NVCC set, also compiles native/kernels/*.cu for sm_80 and sm_90. Catches
 # compile errors before a GPU session spends its minutes on them.
 #
-#   CUDA_INCLUDE=/path/to/cuda/include [NVCC=/path/to/nvcc] bash scripts/check-cuda-syntax.sh
+#   [CUDA_INCLUDE=/path/to/cuda/include] [NVCC=/path/to/nvcc] bash scripts/check-cuda-syntax.sh
 #
-# Without a toolkit here (Debian, non-free): apt-get download nvidia-cuda-dev, then
+# Both default to the toolkit of the nvcc on PATH (the development machines have CUDA 13.0's in
+# /usr/local/cuda). Without a toolkit here (Debian, non-free): apt-get download nvidia-cuda-dev, then
 #   dpkg-deb --fsys-tarfile nvidia-cuda-dev_*.deb | tar x ./usr/include   → CUDA_INCLUDE=$PWD/usr/include
 # and for nvcc also nvidia-cuda-toolkit and libnvvm4 (nvcc in usr/lib/nvidia-cuda-toolkit/bin, whose
 # nvcc.profile links to /etc: write one naming the extracted tree; Debian 12's g++ 12 needs
 # NVCC_FLAGS="-ccbin /usr/bin/g++ -allow-unsupported-compiler").
 set -euo pipefail
+if [ -z "${CUDA_INCLUDE:-}" ] && command -v nvcc > /dev/null; then
+  NVCC=${NVCC:-$(command -v nvcc)}
+  for dir in "$(dirname "$(readlink -f "$NVCC")")/../include" /usr/local/cuda/include; do
+    [ -f "$dir/cuda_runtime_api.h" ] && { CUDA_INCLUDE=$dir; break; }
+  done
+fi
 : "${CUDA_INCLUDE:?set CUDA_INCLUDE to a CUDA toolkit include directory (with cuda_runtime_api.h)}"
 [ -f "$CUDA_INCLUDE/cuda_runtime_api.h" ] || { echo "no cuda_runtime_api.h in $CUDA_INCLUDE" >&2; exit 1; }
 read -r -a torch_dirs <<< "$(node scripts/find-libtorch.mjs --include-dirs)"
