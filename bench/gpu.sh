@@ -56,7 +56,12 @@ if ! timeout 300 node scripts/build-native.mjs > "$WORK/build.txt" 2>&1; then
 fi
 tail -3 "$WORK/build.txt"
 timeout 60 node dist/src/cli/bin.cjs doctor --json > "$WORK/doctor.json"
-step() { timeout 180 node dist/bench/train-step.js --device cuda --precision bf16 --json "$@" | tee -a "$WORK/train-step.jsonl"; }
+# Each row also rewrites the report, so that a command cut off by its time limit still returns every
+# row measured before the cut ($OUT starts empty on every device call).
+step() {
+  timeout 180 node dist/bench/train-step.js --device cuda --precision bf16 --json "$@" | tee -a "$WORK/train-step.jsonl"
+  report
+}
 if [ "$PART" != b ]; then
   stamp "CUDA tests"
   timeout 300 node --test dist/test/cuda.test.js > "$WORK/cuda-tests.txt" 2>&1
