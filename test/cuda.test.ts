@@ -142,6 +142,23 @@ describe('CUDA', () => {
     }
   }
 
+  // LayerNorm by the own kernels (experiment layernorm-kernel) under autocast, where they read and
+  // write half-precision activations and turn the text tower's fp32 stream into the products' type:
+  // the default path's steps up to rounding, in the CUDA graph.
+  for (const name of ['tiny_vit', 'tiny_rn'] as const) {
+    for (const precision of ['bf16', 'fp16'] as const) {
+      test(`${name} ${precision}: experiment layernorm-kernel trains as the default path does`, async (t) => {
+        if (!cuda) return t.skip(SKIP);
+        assert.ok(runtimeInfo().cudaKernels, 'this CUDA build has no kernels of its own: nvcc was not found when it was built');
+        const plain = await runScriptedSteps(name, { device: 'cuda', precision, cudaGraph: true });
+        const kernel = await withExperiments('layernorm-kernel', () => runScriptedSteps(name, { device: 'cuda', precision, cudaGraph: true }));
+        assert.equal(kernel.statuses.at(-1), 'captured');
+        const worst = assertRunsAgree(kernel, plain, { lossRtol: 5e-3, updateShare: 5e-2 }, `${name} ${precision} layernorm-kernel`);
+        t.diagnostic(`${name} ${precision}: layernorm-kernel vs the default path differ by at most ${(100 * worst).toFixed(3)} % of a tensor's update`);
+      });
+    }
+  }
+
   test('tiny_vit fp32: a graph released for a batch that ran out of memory beside it is captured again, and the steps agree', async (t) => {
     if (!cuda) return t.skip(SKIP);
     const eager = await runScriptedSteps('tiny_vit', { device: 'cuda', precision: 'fp32', cudaGraph: false });
