@@ -3,15 +3,13 @@
 #include <torch/autograd.h>
 
 #include <limits>
-#include <stdexcept>
-#include <string>
 
 // CMakeLists.txt defines CLIP_NATIVE_KERNELS when it compiles native/kernels/*.cu with nvcc.
 #ifdef CLIP_NATIVE_KERNELS
 #include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
 
 #include "kernels/layer_norm.h"
+#include "model/kernel_launch.h"
 #endif
 
 namespace clip::model {
@@ -31,16 +29,6 @@ bool takes(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias
   return cols <= std::numeric_limits<int>::max();
 }
 
-kernels::Dtype kernel_dtype(at::ScalarType t) {
-  return t == at::kHalf ? kernels::Dtype::kHalf : t == at::kBFloat16 ? kernels::Dtype::kBFloat16 : kernels::Dtype::kFloat;
-}
-
-void check_launch(cudaError_t error, const char* what) {
-  if (error != cudaSuccess) throw std::runtime_error(std::string(what) + " kernel: " + cudaGetErrorString(error));
-}
-
-cudaStream_t stream_of(const at::Tensor& x) { return c10::cuda::getCurrentCUDAStream(x.device().index()).stream(); }
-
 class LayerNormKernel : public torch::autograd::Function<LayerNormKernel> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias, double eps,
@@ -51,9 +39,9 @@ class LayerNormKernel : public torch::autograd::Function<LayerNormKernel> {
     at::Tensor y = at::empty_like(x, x.options().dtype(out_type), at::MemoryFormat::Contiguous);
     const auto stats = x.options().dtype(at::kFloat);
     at::Tensor mean = at::empty({rows}, stats), rstd = at::empty({rows}, stats);
-    check_launch(kernels::layer_norm_forward(kernel_dtype(x.scalar_type()), kernel_dtype(out_type), x.const_data_ptr(), gamma.const_data_ptr<float>(), beta.const_data_ptr<float>(),
-                                             y.mutable_data_ptr(), mean.mutable_data_ptr<float>(), rstd.mutable_data_ptr<float>(), rows, cols,
-                                             static_cast<float>(eps), stream_of(x)),
+    check_launch(kernels::layer_norm_forward(kernel_dtype(x.scalar_type()), kernel_dtype(out_type), x.const_data_ptr(), gamma.const_data_ptr<float>(),
+                                             beta.const_data_ptr<float>(), y.mutable_data_ptr(), mean.mutable_data_ptr<float>(),
+                                             rstd.mutable_data_ptr<float>(), rows, cols, static_cast<float>(eps), stream_of(x)),
                  "layer_norm forward");
     ctx->save_for_backward({x, gamma, mean, rstd});
     ctx->saved_data["out_type"] = static_cast<int64_t>(out_type);
@@ -75,8 +63,9 @@ class LayerNormKernel : public torch::autograd::Function<LayerNormKernel> {
       dbeta = at::empty({cols}, gamma.options());
       workspace = at::empty({kernels::layer_norm_workspace_size(rows, cols)}, gamma.options());
     }
-    check_launch(kernels::layer_norm_backward(kernel_dtype(x.scalar_type()), kernel_dtype(out_type), dy.const_data_ptr(), x.const_data_ptr(), mean.const_data_ptr<float>(),
-                                              rstd.const_data_ptr<float>(), gamma.const_data_ptr<float>(), input_grad ? dx.mutable_data_ptr() : nullptr,
+    check_launch(kernels::layer_norm_backward(kernel_dtype(x.scalar_type()), kernel_dtype(out_type), dy.const_data_ptr(), x.const_data_ptr(),
+                                              mean.const_data_ptr<float>(), rstd.const_data_ptr<float>(), gamma.const_data_ptr<float>(),
+                                              input_grad ? dx.mutable_data_ptr() : nullptr,
                                               parameter_grads ? dgamma.mutable_data_ptr<float>() : nullptr,
                                               parameter_grads ? dbeta.mutable_data_ptr<float>() : nullptr,
                                               parameter_grads ? workspace.mutable_data_ptr<float>() : nullptr, rows, cols, stream_of(x)),
@@ -87,7 +76,8 @@ class LayerNormKernel : public torch::autograd::Function<LayerNormKernel> {
 
 }  // namespace
 
-std::optional<at::Tensor> layer_norm_by_kernel(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, double eps, at::ScalarType out_type) {
+std::optional<at::Tensor> layer_norm_by_kernel(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, double eps,
+                                               at::ScalarType out_type) {
   if (!takes(x, weight, bias, out_type)) return std::nullopt;
   return LayerNormKernel::apply(x, weight, bias, eps, out_type);
 }

@@ -2,17 +2,14 @@
 
 #include <torch/autograd.h>
 
-#include <stdexcept>
-#include <string>
-
 #include "model/layers.h"
 
 // CMakeLists.txt defines CLIP_NATIVE_KERNELS when it compiles native/kernels/*.cu with nvcc.
 #ifdef CLIP_NATIVE_KERNELS
 #include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
 
 #include "kernels/quick_gelu.h"
+#include "model/kernel_launch.h"
 #endif
 
 namespace clip::model {
@@ -26,14 +23,6 @@ bool takes(const at::Tensor& x) {
   return x.is_cuda() && (t == at::kFloat || t == at::kHalf || t == at::kBFloat16);
 }
 
-kernels::Dtype kernel_dtype(at::ScalarType t) {
-  return t == at::kHalf ? kernels::Dtype::kHalf : t == at::kBFloat16 ? kernels::Dtype::kBFloat16 : kernels::Dtype::kFloat;
-}
-
-void check_launch(cudaError_t error, const char* what) {
-  if (error != cudaSuccess) throw std::runtime_error(std::string(what) + " kernel: " + cudaGetErrorString(error));
-}
-
 class QuickGeluKernel : public torch::autograd::Function<QuickGeluKernel> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& input) {
@@ -42,7 +31,7 @@ class QuickGeluKernel : public torch::autograd::Function<QuickGeluKernel> {
     const c10::cuda::CUDAGuard guard(x.device());
     at::Tensor y = at::empty_like(x);
     check_launch(kernels::quick_gelu_forward(kernel_dtype(x.scalar_type()), x.const_data_ptr(), y.mutable_data_ptr(), x.numel(),
-                                             c10::cuda::getCurrentCUDAStream(x.device().index()).stream()),
+                                             stream_of(x)),
                  "quick_gelu forward");
     return y;
   }
@@ -53,7 +42,7 @@ class QuickGeluKernel : public torch::autograd::Function<QuickGeluKernel> {
     const c10::cuda::CUDAGuard guard(x.device());
     at::Tensor dx = at::empty_like(x);
     check_launch(kernels::quick_gelu_backward(kernel_dtype(x.scalar_type()), dy.const_data_ptr(), x.const_data_ptr(), dx.mutable_data_ptr(),
-                                              x.numel(), c10::cuda::getCurrentCUDAStream(x.device().index()).stream()),
+                                              x.numel(), stream_of(x)),
                  "quick_gelu backward");
     return {dx};
   }
