@@ -38,3 +38,24 @@ test('each kernel is counted under its launching operator and that operator\'s p
   );
   assert.deepEqual(kernelsByOperator(events, 1)[1]!.chain, ['aten::copy_']);
 });
+
+test('with shapes in the trace, each row carries its launching operator\'s tensor inputs as most of its calls had them', () => {
+  const copy = (ts: number, id: number, strides: number[]) => ({
+    ...op('aten::copy_', ts, 5, id),
+    args: { 'External id': id, 'Input Dims': [[8, 64, 56, 56], [8, 64, 56, 56], []], 'Input Strides': [[200704, 1, 3584, 64], strides, []] },
+  });
+  const contiguous = [200704, 3136, 56, 1];
+  const events = [
+    copy(0, 1, contiguous),
+    copy(10, 2, contiguous),
+    copy(20, 3, [200704, 1, 3584, 64]),
+    op('aten::add', 30, 5, 4),
+    kernel('direct_copy_kernel', 100, 10, 1),
+    kernel('direct_copy_kernel', 200, 10, 2),
+    kernel('direct_copy_kernel', 300, 10, 3),
+    kernel('add_kernel', 400, 10, 4),
+  ];
+  const rows = kernelsByOperator(events, 1);
+  assert.equal(rows.find((r) => r.kernel === 'direct_copy_kernel')!.inputs, '[8,64,56,56]:[200704,1,3584,64], [8,64,56,56]:[200704,3136,56,1] (2 of 3 calls)');
+  assert.equal(rows.find((r) => r.kernel === 'add_kernel')!.inputs, undefined);
+});

@@ -30,7 +30,9 @@ using torch::profiler::impl::ProfilerState;
 
 std::vector<ProfileRow> profile(const std::function<void()>& work, bool cuda, const std::string& trace_path) {
   if (profiler::isProfilerEnabledInMainThread()) throw std::runtime_error("a profiler is already running in this process");
-  const ProfilerConfig config(ProfilerState::KINETO);
+  // A written trace also records each operator's input shapes and strides, so that a copy kernel can
+  // be traced to the layouts it converts between (bench/trace-kernels.ts).
+  const ProfilerConfig config(ProfilerState::KINETO, /*report_input_shapes=*/!trace_path.empty());
   std::set<ActivityType> activities{ActivityType::CPU};
   if (cuda) activities.insert(ActivityType::CUDA);
   profiler::prepareProfiler(config, activities);
