@@ -103,16 +103,20 @@ CLIP_NATIVE_EXPERIMENTS=full-text-context step --model RN50 --batch 256
 # Autocast's own cast of each product weight, against the default's one cast of them all.
 CLIP_NATIVE_EXPERIMENTS=per-op-casts step --model ViT-B/32 --batch 32
 CLIP_NATIVE_EXPERIMENTS=per-op-casts step --model ViT-B/32 --batch 256
-CLIP_NATIVE_EXPERIMENTS=per-op-casts step --model RN50 --batch 32
-# The vision tower's LayerNorms on its bf16 stream without casts of the activations.
-CLIP_NATIVE_EXPERIMENTS=half-layernorm step --model ViT-B/32 --batch 256
-CLIP_NATIVE_EXPERIMENTS=half-layernorm step --model ViT-B/32 --batch 32
+[ -n "${QUICK:-}" ] || CLIP_NATIVE_EXPERIMENTS=per-op-casts step --model RN50 --batch 32
+# The vision tower's LayerNorms on its bf16 stream without casts of the activations (layernorm-kernel
+# below does the same by its own kernels, and the text tower's too).
+[ -n "${QUICK:-}" ] || CLIP_NATIVE_EXPERIMENTS=half-layernorm step --model ViT-B/32 --batch 256
+[ -n "${QUICK:-}" ] || CLIP_NATIVE_EXPERIMENTS=half-layernorm step --model ViT-B/32 --batch 32
 # q, k, v from three products, dense for cuDNN's attention (its output then needs no copy back).
 CLIP_NATIVE_EXPERIMENTS=dense-qkv step --model ViT-B/32 --batch 256
-# LayerNorm by own kernels (activation in its type, fp32 inside), alone and at 77 text positions.
+# LayerNorm by own kernels (activation in its type, fp32 inside); then with the residual add before
+# each LayerNorm joined to it; then that at 77 text positions (like for like with the Python table).
 CLIP_NATIVE_EXPERIMENTS=layernorm-kernel step --model ViT-B/32 --batch 256
 CLIP_NATIVE_EXPERIMENTS=layernorm-kernel step --model ViT-B/32 --batch 32
-CLIP_NATIVE_EXPERIMENTS=layernorm-kernel,full-text-context step --model ViT-B/32 --batch 256
+CLIP_NATIVE_EXPERIMENTS=layernorm-kernel,add-layernorm-kernel step --model ViT-B/32 --batch 256
+CLIP_NATIVE_EXPERIMENTS=layernorm-kernel,add-layernorm-kernel step --model ViT-B/32 --batch 32
+CLIP_NATIVE_EXPERIMENTS=layernorm-kernel,add-layernorm-kernel,full-text-context step --model ViT-B/32 --batch 256
 # RN50: frozen BatchNorm folded into the convolutions; the anti-aliasing pools as means; both.
 CLIP_NATIVE_EXPERIMENTS=fold-batchnorm step --model RN50 --batch 256
 CLIP_NATIVE_EXPERIMENTS=pool-by-mean step --model RN50 --batch 256

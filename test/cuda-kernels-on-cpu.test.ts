@@ -48,7 +48,7 @@ test('the CUDA-only code compiles: native/kernels/ by nvcc for sm_80 and sm_90, 
   assert.ok(checked.includes('ok   native/model/layer_norm_kernel.cc') && checked.includes('ok   native/runtime/cuda_graph.cc'), output);
 });
 
-test('the LayerNorm kernels, run on the CPU, give LayerNorm forward and backward (fp32, fp16, bf16, fp32 in and half out; vector and scalar loads)', (t) => {
+test('the LayerNorm kernels, run on the CPU, give LayerNorm forward and backward (fp32, fp16, bf16, fp32 in and half out, the residual add joined; vector and scalar loads)', (t) => {
   if (!cudaInclude) return t.skip('SKIPPED: no CUDA headers (cuda_bf16.h) found under CUDA_HOME, next to nvcc or in /usr/local/cuda');
   const binary = path.join(dir, 'layer_norm_check');
   execFileSync('g++', ['-std=c++20', '-O1', '-pthread', '-x', 'c++', '-I', cudaInclude, '-I', native, path.join(repoRoot, 'test', 'native', 'layer_norm_check.cc'), '-o', binary], {
@@ -62,7 +62,7 @@ test('the LayerNorm kernels, run on the CPU, give LayerNorm forward and backward
   }
   const cases = output.trim().split('\n');
   for (const line of cases) t.diagnostic(line);
-  assert.equal(cases.length, 11, output);
+  assert.equal(cases.length, 16, output);
   for (const line of cases) assert.match(line, /^ok /, line);
-  assert.ok(['bf16→bf16 .* vector', 'fp16→fp16 .* scalar', 'fp32→fp32 .* scalar', 'fp32→bf16 .* vector', 'fp32→bf16 .* scalar'].every((form) => cases.some((line) => new RegExp(form).test(line))), output);
+  assert.ok(['bf16→bf16 .* vector', 'fp16→fp16 .* scalar', 'fp32→fp32 .* scalar', 'fp32→bf16 .* vector', 'fp32→bf16 .* scalar', 'bf16→bf16 \\+ bf16 .* vector', 'fp32→bf16 \\+ bf16 .* vector', 'fp32→fp16 \\+ fp16 .* scalar'].every((form) => cases.some((line) => new RegExp(form).test(line))), output);
 });

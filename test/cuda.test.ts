@@ -142,20 +142,23 @@ describe('CUDA', () => {
     }
   }
 
-  // LayerNorm by the own kernels (experiment layernorm-kernel) under autocast, where they read and
-  // write half-precision activations and turn the text tower's fp32 stream into the products' type:
-  // the default path's steps up to rounding, in the CUDA graph.
-  for (const name of ['tiny_vit', 'tiny_rn'] as const) {
-    for (const precision of ['bf16', 'fp16'] as const) {
-      test(`${name} ${precision}: experiment layernorm-kernel trains as the default path does`, async (t) => {
-        if (!cuda) return t.skip(SKIP);
-        assert.ok(runtimeInfo().cudaKernels, 'this CUDA build has no kernels of its own: nvcc was not found when it was built');
-        const plain = await runScriptedSteps(name, { device: 'cuda', precision, cudaGraph: true });
-        const kernel = await withExperiments('layernorm-kernel', () => runScriptedSteps(name, { device: 'cuda', precision, cudaGraph: true }));
-        assert.equal(kernel.statuses.at(-1), 'captured');
-        const worst = assertRunsAgree(kernel, plain, { lossRtol: 5e-3, updateShare: 5e-2 }, `${name} ${precision} layernorm-kernel`);
-        t.diagnostic(`${name} ${precision}: layernorm-kernel vs the default path differ by at most ${(100 * worst).toFixed(3)} % of a tensor's update`);
-      });
+  // LayerNorm by the own kernels (experiment layernorm-kernel; add-layernorm-kernel joins the residual
+  // add before it) under autocast, where they read and write half-precision activations and turn the
+  // text tower's fp32 stream into the products' type: the default path's steps up to rounding, in the
+  // CUDA graph.
+  for (const experiment of ['layernorm-kernel', 'add-layernorm-kernel']) {
+    for (const name of ['tiny_vit', 'tiny_rn'] as const) {
+      for (const precision of ['bf16', 'fp16'] as const) {
+        test(`${name} ${precision}: experiment ${experiment} trains as the default path does`, async (t) => {
+          if (!cuda) return t.skip(SKIP);
+          assert.ok(runtimeInfo().cudaKernels, 'this CUDA build has no kernels of its own: nvcc was not found when it was built');
+          const plain = await runScriptedSteps(name, { device: 'cuda', precision, cudaGraph: true });
+          const kernel = await withExperiments(experiment, () => runScriptedSteps(name, { device: 'cuda', precision, cudaGraph: true }));
+          assert.equal(kernel.statuses.at(-1), 'captured');
+          const worst = assertRunsAgree(kernel, plain, { lossRtol: 5e-3, updateShare: 5e-2 }, `${name} ${precision} ${experiment}`);
+          t.diagnostic(`${name} ${precision}: ${experiment} vs the default path differ by at most ${(100 * worst).toFixed(3)} % of a tensor's update`);
+        });
+      }
     }
   }
 
@@ -176,7 +179,7 @@ describe('CUDA', () => {
   // Performance experiments (CLIP_NATIVE_EXPERIMENTS) compute the reference's numbers by another path:
   // the goldens in fp32, and three Adam steps whose updates (about lr per weight, signed by the
   // gradient) expose a wrong backward.
-  for (const experiment of ['quick-gelu-kernel', 'reference-mlp', 'half-layernorm', 'dense-qkv', 'layernorm-kernel']) {
+  for (const experiment of ['quick-gelu-kernel', 'reference-mlp', 'half-layernorm', 'dense-qkv', 'layernorm-kernel', 'add-layernorm-kernel']) {
     test(`experiment ${experiment}: fp32 on CUDA matches the goldens, and three Adam steps the reference's`, async (t) => {
       if (!cuda) return t.skip(SKIP);
       if (experiment.endsWith('-kernel')) assert.ok(runtimeInfo().cudaKernels, 'this CUDA build has no kernels of its own: nvcc was not found when it was built');

@@ -41,19 +41,29 @@ describe('experiment quick-gelu-kernel', () => {
   });
 });
 
-describe('experiment layernorm-kernel', () => {
-  test('where the CUDA kernels do not run (CPU tensors), the default LayerNorm, bit for bit in fp32 and bf16', async () => {
-    for (const name of ['tiny_vit', 'tiny_rn']) {
-      const g = await readSafetensors(fixture('models', `${name}.golden.safetensors`));
-      const [images, tokens] = [g.float32('images'), g.tensor('text_tokens') as { data: BigInt64Array; shape: number[] }];
-      const kernel = await withExperiments('layernorm-kernel', () => loadModel(fixture('models', `${name}.safetensors`)));
-      const plain = await withExperiments(undefined, () => loadModel(fixture('models', `${name}.safetensors`)));
-      for (const precision of ['fp32', 'bf16'] as const) {
-        const [mine, theirs] = [await kernel.forward(images, tokens, { precision }), await plain.forward(images, tokens, { precision })];
-        assert.deepEqual(mine.logitsPerImage.data, theirs.logitsPerImage.data, `${name} ${precision}`);
+// LayerNorm by the own CUDA kernels (layer_norm_kernel.cc), alone or with the residual add before it
+// joined (which also reorders the blocks' adds: transformer forward_joined in layers.cc).
+describe('experiments layernorm-kernel and add-layernorm-kernel', () => {
+  for (const experiment of ['layernorm-kernel', 'add-layernorm-kernel']) {
+    test(`${experiment} where the CUDA kernels do not run (CPU tensors): the default path, bit for bit in fp32 and bf16, forward and training`, async () => {
+      for (const name of ['tiny_vit', 'tiny_rn']) {
+        const g = await readSafetensors(fixture('models', `${name}.golden.safetensors`));
+        const [images, tokens] = [g.float32('images'), g.tensor('text_tokens') as { data: BigInt64Array; shape: number[] }];
+        const load = (list: string | undefined) => withExperiments(list, () => loadModel(fixture('models', `${name}.safetensors`)));
+        const [mine, plain] = [await load(experiment), await load(undefined)];
+        for (const precision of ['fp32', 'bf16'] as const) {
+          const [a, b] = [await mine.forward(images, tokens, { precision }), await plain.forward(images, tokens, { precision })];
+          assert.deepEqual(a.logitsPerImage.data, b.logitsPerImage.data, `${name} ${precision}`);
+        }
+        const train = async (model: ClipModel) => {
+          const trainer = await createTrainer(model, { optimizer: 'adamw', lr: 1e-3, precision: 'bf16', batchNorm: 'train' });
+          const losses = [await trainer.step(images, tokens), await trainer.step(images, tokens)];
+          return { losses, state: (await model.stateDict()).map((e) => e.tensor.data) };
+        };
+        assert.deepEqual(await train(mine), await train(plain), `${name}: bf16 training`);
       }
-    }
-  });
+    });
+  }
 });
 
 const tinyRnBatch = async () => {

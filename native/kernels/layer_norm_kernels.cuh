@@ -2,7 +2,8 @@
 // native/kernels/layer_norm.cu. Kept apart from the launches so that tools can include them alone.
 //
 // Forward: one warp per row, three passes over the row (mean, then the centred sum of squares, then
-// the output: the row stays in L1 between them); the mean and 1/σ are kept for the backward.
+// the output: the row stays in cache between them); the mean and 1/σ are kept for the backward. The
+// residual add before a LayerNorm can join its first pass (and the add's gradient its backward).
 // Backward: one warp per row for the input's gradient; the γ/β gradients are column sums, taken by
 // blocks of 64 columns × kChunkRows rows into per-chunk partial sums, then summed over the chunks in
 // order. Nothing is summed with atomics, so every run gives the same bits.
@@ -23,22 +24,42 @@ __device__ inline float warp_sum(float v) {
 }
 
 // X: the input's storage type (and its gradient's), Y: the output's (and its gradient's): the same, or
-// fp32 in and autocast's type out where a matrix product takes the output.
+// fp32 in and autocast's type out where a matrix product takes the output. R: a residual branch added
+// to the input first (r non-null): s = x + r, rounded to X as the stream holds it, is written and
+// normalised, in the same pass over the row that reads x and r; R is X, or Y with an fp32 X (the text
+// tower's fp32 stream plus a product's output under autocast).
 // blockDim (32, kRowsPerBlock); row = blockIdx.x * kRowsPerBlock + threadIdx.y. V values per load:
-// 16 bytes of the wider type when the rows allow it, else 1.
-template <typename X, typename Y, int V>
-__global__ void forward(const X* __restrict__ x, const float* __restrict__ gamma, const float* __restrict__ beta, Y* __restrict__ y,
-                        float* __restrict__ mean_out, float* __restrict__ rstd_out, int64_t rows, int cols, float eps) {
+// 16 bytes of the widest type when the rows allow it, else 1.
+template <typename X, typename R, typename Y, int V>
+__global__ void forward(const X* __restrict__ x, const R* __restrict__ r, X* __restrict__ s, const float* __restrict__ gamma,
+                        const float* __restrict__ beta, Y* __restrict__ y, float* __restrict__ mean_out, float* __restrict__ rstd_out, int64_t rows,
+                        int cols, float eps) {
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.y;
   if (row >= rows) return;  // the whole warp leaves together: one row per warp
   const int lane = threadIdx.x;
   const X* in = x + row * cols;
   float sum = 0.0f;
-  for (int c = lane * V; c < cols; c += kWarp * V) {
-    float v[V];
-    load_values<X, V>(in + c, v);
+  if (r != nullptr) {
+    const R* branch = r + row * cols;
+    X* joined = s + row * cols;
+    for (int c = lane * V; c < cols; c += kWarp * V) {
+      float v[V], w[V];
+      load_values<X, V>(in + c, v);
+      load_values<R, V>(branch + c, w);
 #pragma unroll
-    for (int j = 0; j < V; ++j) sum += v[j];
+      for (int j = 0; j < V; ++j) v[j] = Storage<X>::load(Storage<X>::store(v[j] + w[j]));
+      store_values<X, V>(joined + c, v);
+#pragma unroll
+      for (int j = 0; j < V; ++j) sum += v[j];
+    }
+    in = joined;  // each lane reads back only what it wrote
+  } else {
+    for (int c = lane * V; c < cols; c += kWarp * V) {
+      float v[V];
+      load_values<X, V>(in + c, v);
+#pragma unroll
+      for (int j = 0; j < V; ++j) sum += v[j];
+    }
   }
   const float mean = warp_sum(sum) / static_cast<float>(cols);
   float squares = 0.0f;
@@ -65,9 +86,13 @@ __global__ void forward(const X* __restrict__ x, const float* __restrict__ gamma
 }
 
 // dx = rstd · (g − mean(g) − x̂ · mean(g · x̂)), g = dy · γ, x̂ = (x − μ) · rstd. Same layout as forward.
-template <typename X, typename Y, int V>
+// With a residual (forward's r): x here is the sum s, ds (non-null) the gradient s has from its other
+// uses, and the total ds + dx goes to dx (X, may be null) and dr (R, may be null) — the gradients of the
+// two addends — each rounded once.
+template <typename X, typename R, typename Y, int V>
 __global__ void backward_input(const Y* __restrict__ dy, const X* __restrict__ x, const float* __restrict__ mean, const float* __restrict__ rstd,
-                               const float* __restrict__ gamma, X* __restrict__ dx, int64_t rows, int cols) {
+                               const float* __restrict__ gamma, const X* __restrict__ ds, X* __restrict__ dx, R* __restrict__ dr, int64_t rows,
+                               int cols) {
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.y;
   if (row >= rows) return;
   const int lane = threadIdx.x;
@@ -88,14 +113,21 @@ __global__ void backward_input(const Y* __restrict__ dy, const X* __restrict__ x
   }
   const float mean_g = warp_sum(sum_g) / static_cast<float>(cols);
   const float mean_gx = warp_sum(sum_gx) / static_cast<float>(cols);
-  X* out = dx + row * cols;
+  const int64_t at = row * cols;
   for (int c = lane * V; c < cols; c += kWarp * V) {
     float g[V], v[V];
     load_values<Y, V>(grad + c, g);
     load_values<X, V>(in + c, v);
 #pragma unroll
     for (int j = 0; j < V; ++j) v[j] = r * (g[j] * gamma[c + j] - mean_g - (v[j] - mu) * r * mean_gx);
-    store_values<X, V>(out + c, v);
+    if (ds != nullptr) {
+      float other[V];
+      load_values<X, V>(ds + at + c, other);
+#pragma unroll
+      for (int j = 0; j < V; ++j) v[j] += other[j];
+    }
+    if (dx != nullptr) store_values<X, V>(dx + at + c, v);
+    if (dr != nullptr) store_values<R, V>(dr + at + c, v);
   }
 }
 

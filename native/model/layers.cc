@@ -3,6 +3,7 @@
 #include <ATen/autocast_mode.h>
 
 #include <cmath>
+#include <tuple>
 
 #include "common/experiments.h"
 #include "model/compute_weights.h"
@@ -11,7 +12,11 @@
 
 namespace clip::model {
 
-LayerNormFp32Impl::LayerNormFp32Impl(int64_t width) : width_(width), half_(experiment_enabled("half-layernorm")), kernel_(experiment_enabled("layernorm-kernel")) {
+LayerNormFp32Impl::LayerNormFp32Impl(int64_t width)
+    : width_(width),
+      half_(experiment_enabled("half-layernorm")),
+      kernel_(experiment_enabled("layernorm-kernel") || experiment_enabled("add-layernorm-kernel")),
+      add_kernel_(experiment_enabled("add-layernorm-kernel")) {
   weight = register_parameter("weight", torch::ones({width}));
   bias = register_parameter("bias", torch::zeros({width}));
 }
@@ -21,13 +26,8 @@ at::Tensor LayerNormFp32Impl::forward(const at::Tensor& x, bool into_product) {
   if (kernel_) {
     // Experiment "layernorm-kernel": the reference's numbers (fp32 arithmetic, the output rounded to
     // the input's type) from one kernel each way that reads and writes the activation in its own
-    // type, instead of casts to fp32 and back around ATen's fp32 LayerNorm, forward and backward. An
-    // fp32 input headed for a product under autocast (the text tower's) is written in autocast's type
-    // straight away: the same rounding the product's cast would do, without that cast or its backward.
-    const at::DeviceType device = x.device().type();
-    const bool cast_ahead = into_product && dtype == at::kFloat && at::autocast::is_autocast_enabled(device);
-    const at::ScalarType out_type = cast_ahead ? at::autocast::get_autocast_dtype(device) : dtype;
-    if (auto y = layer_norm_by_kernel(x, weight, bias, 1e-5, out_type)) return *std::move(y);
+    // type, instead of casts to fp32 and back around ATen's fp32 LayerNorm, forward and backward.
+    if (auto y = layer_norm_by_kernel(x, weight, bias, 1e-5, output_type(x, into_product))) return *std::move(y);
   }
   if (half_ && (dtype == at::kBFloat16 || dtype == at::kHalf)) {
     // Experiment "half-layernorm": a bf16/fp16 input (the vision tower's residual stream under
@@ -40,6 +40,26 @@ at::Tensor LayerNormFp32Impl::forward(const at::Tensor& x, bool into_product) {
     return at::layer_norm(x, {width_}, compute_weight(weight).to(dtype), compute_weight(bias).to(dtype), 1e-5);
   }
   return at::layer_norm(x.to(at::kFloat), {width_}, weight, bias, 1e-5).to(dtype);
+}
+
+at::ScalarType LayerNormFp32Impl::output_type(const at::Tensor& x, bool into_product) const {
+  // An fp32 input headed for a product under autocast (the text tower's) is written in autocast's
+  // type straight away: the same rounding the product's cast would do, without that cast or its
+  // backward.
+  const at::DeviceType device = x.device().type();
+  const bool cast_ahead = into_product && x.scalar_type() == at::kFloat && at::autocast::is_autocast_enabled(device);
+  return cast_ahead ? at::autocast::get_autocast_dtype(device) : x.scalar_type();
+}
+
+std::pair<at::Tensor, at::Tensor> LayerNormFp32Impl::add_forward(const at::Tensor& x, const at::Tensor& r) {
+  if (add_kernel_) {
+    // Experiment "add-layernorm-kernel": the sum is written by the LayerNorm's first pass, which
+    // reads x and r instead of the sum; its backward adds the stream's gradient to the LayerNorm's
+    // and writes both addends' gradients (the branch's in its own type) in the same pass.
+    if (auto joined = add_layer_norm_by_kernel(x, r, weight, bias, 1e-5, output_type(x, /*into_product=*/true))) return *std::move(joined);
+  }
+  at::Tensor s = x + r;
+  return {s, forward(s, /*into_product=*/true)};
 }
 
 at::Tensor quick_gelu(const at::Tensor& x) { return x * at::sigmoid(1.702 * x); }
@@ -116,12 +136,29 @@ at::Tensor ResidualAttentionBlockImpl::forward(const at::Tensor& x, bool causal)
   return h + mlp(ln_2(h, /*into_product=*/true));
 }
 
-TransformerImpl::TransformerImpl(int64_t width, int64_t layers, int64_t heads) : width_(width), layers_(layers) {
+void ResidualAttentionBlockImpl::forward_joined(at::Tensor& stream, at::Tensor& branch, bool causal) {
+  at::Tensor normed;
+  if (branch.defined()) {
+    std::tie(stream, normed) = ln_1->add_forward(stream, branch);
+  } else {
+    normed = ln_1(stream, /*into_product=*/true);
+  }
+  std::tie(stream, normed) = ln_2->add_forward(stream, attn(normed, causal));
+  branch = mlp(normed);
+}
+
+TransformerImpl::TransformerImpl(int64_t width, int64_t layers, int64_t heads)
+    : width_(width), layers_(layers), joined_adds_(experiment_enabled("add-layernorm-kernel")) {
   resblocks = register_module("resblocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < layers; ++i) resblocks->push_back(ResidualAttentionBlock(width, heads));
 }
 
 at::Tensor TransformerImpl::forward(at::Tensor x, bool causal) {
+  if (joined_adds_) {
+    at::Tensor branch;
+    for (const auto& block : *resblocks) block->as<ResidualAttentionBlockImpl>()->forward_joined(x, branch, causal);
+    return branch.defined() ? x + branch : x;
+  }
   for (const auto& block : *resblocks) x = block->as<ResidualAttentionBlockImpl>()->forward(x, causal);
   return x;
 }

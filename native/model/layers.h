@@ -15,12 +15,20 @@ class LayerNormFp32Impl : public torch::nn::Module {
    * products, which autocast casts to its type anyway, so a path that can may write it in that type.
    */
   at::Tensor forward(const at::Tensor& x, bool into_product = false);
+  /**
+   * {s, forward(s, into_product = true)} for s = x + r: the residual add before this LayerNorm, joined
+   * to it in one kernel each way where experiment "add-layernorm-kernel" and the kernels allow.
+   */
+  std::pair<at::Tensor, at::Tensor> add_forward(const at::Tensor& x, const at::Tensor& r);
   at::Tensor weight, bias;
 
  private:
+  /** The output's type: x's, or autocast's for an fp32 x headed for a product (see forward). */
+  at::ScalarType output_type(const at::Tensor& x, bool into_product) const;
   int64_t width_;
-  bool half_;    // CLIP_NATIVE_EXPERIMENTS=half-layernorm when the module was built
-  bool kernel_;  // CLIP_NATIVE_EXPERIMENTS=layernorm-kernel
+  bool half_;        // CLIP_NATIVE_EXPERIMENTS=half-layernorm when the module was built
+  bool kernel_;      // CLIP_NATIVE_EXPERIMENTS=layernorm-kernel (or add-layernorm-kernel)
+  bool add_kernel_;  // CLIP_NATIVE_EXPERIMENTS=add-layernorm-kernel
 };
 TORCH_MODULE(LayerNormFp32);
 
@@ -58,6 +66,13 @@ class ResidualAttentionBlockImpl : public torch::nn::Module {
  public:
   ResidualAttentionBlockImpl(int64_t width, int64_t heads);
   at::Tensor forward(const at::Tensor& x, bool causal);
+  /**
+   * The same block with its residual adds left to the LayerNorms after them (LayerNormFp32::
+   * add_forward): `stream` is the residual stream before `branch` (the previous block's MLP output,
+   * undefined for the first block) is added; both are updated for the next block, whose input is
+   * stream + branch.
+   */
+  void forward_joined(at::Tensor& stream, at::Tensor& branch, bool causal);
   SelfAttention attn{nullptr};
   LayerNormFp32 ln_1{nullptr};
   Mlp mlp{nullptr};
@@ -75,6 +90,7 @@ class TransformerImpl : public torch::nn::Module {
 
  private:
   int64_t width_, layers_;
+  bool joined_adds_;  // CLIP_NATIVE_EXPERIMENTS=add-layernorm-kernel when the module was built
 };
 TORCH_MODULE(Transformer);
 
