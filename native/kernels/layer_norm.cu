@@ -9,8 +9,6 @@ using namespace layer_norm;
 
 unsigned row_blocks(int64_t rows) { return static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock); }
 
-int64_t chunks_of(int64_t rows) { return (rows + kChunkRows - 1) / kChunkRows; }
-
 template <typename X, typename R, typename Y>
 constexpr int kLanes = kLanesOfPair<X, R> < kLanesOfPair<X, Y> ? kLanesOfPair<X, R> : kLanesOfPair<X, Y>;
 
@@ -55,7 +53,7 @@ cudaError_t launch_backward(const void* dy, const void* ds, const void* x, const
     if (const cudaError_t error = cudaGetLastError(); error != cudaSuccess) return error;
   }
   if (dgamma != nullptr) {
-    const int64_t chunks = chunks_of(rows);
+    const int64_t chunks = chunks_for(rows);
     const dim3 tiles(static_cast<unsigned>((cols + kColumnsPerTile - 1) / kColumnsPerTile), static_cast<unsigned>(chunks));
     backward_parameters<X, Y><<<tiles, block, 0, stream>>>(grad, in, mean, rstd, workspace, rows, cols);
     if (const cudaError_t error = cudaGetLastError(); error != cudaSuccess) return error;
@@ -117,7 +115,7 @@ cudaError_t add_layer_norm_forward(Dtype x_type, Dtype r_type, Dtype y_type, con
   });
 }
 
-int64_t layer_norm_workspace_size(int64_t rows, int64_t cols) { return 2 * chunks_of(rows) * cols; }
+int64_t layer_norm_workspace_size(int64_t rows, int64_t cols) { return 2 * chunks_for(rows) * cols; }
 
 cudaError_t layer_norm_backward(Dtype x_type, Dtype y_type, const void* dy, const void* x, const float* mean, const float* rstd, const float* gamma,
                                 void* dx, float* dgamma, float* dbeta, float* workspace, int64_t rows, int64_t cols, cudaStream_t stream) {

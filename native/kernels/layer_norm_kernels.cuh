@@ -5,7 +5,7 @@
 // the output: the row stays in cache between them); the mean and 1/σ are kept for the backward. The
 // residual add before a LayerNorm can join its first pass (and the add's gradient its backward).
 // Backward: one warp per row for the input's gradient; the γ/β gradients are column sums, taken by
-// blocks of 64 columns × kChunkRows rows into per-chunk partial sums, then summed over the chunks in
+// blocks of 64 columns × chunk_rows rows into per-chunk partial sums, then summed over the chunks in
 // order. Nothing is summed with atomics, so every run gives the same bits.
 #pragma once
 #include "kernels/storage.cuh"
@@ -15,7 +15,19 @@ namespace clip::kernels::layer_norm {
 constexpr int kWarp = 32;
 constexpr int kRowsPerBlock = 8;            // warps per block in the row kernels
 constexpr int kColumnsPerTile = 2 * kWarp;  // two adjacent columns per lane in the parameter kernel
-constexpr int kChunkRows = 256;             // rows summed by one block of the parameter kernel
+constexpr int kChunkRows = 256;             // rows summed by one block of the parameter kernel, at least
+constexpr int kMaxChunks = 65535;           // gridDim.y's limit
+
+/** Rows per chunk of the parameter kernel: kChunkRows, or more where the chunks would not fit the grid. */
+__host__ __device__ inline int64_t chunk_rows_for(int64_t rows) {
+  const int64_t least = (rows + kMaxChunks - 1) / kMaxChunks;
+  return least > kChunkRows ? least : kChunkRows;
+}
+
+__host__ __device__ inline int64_t chunks_for(int64_t rows) {
+  const int64_t per_chunk = chunk_rows_for(rows);
+  return (rows + per_chunk - 1) / per_chunk;
+}
 
 __device__ inline float warp_sum(float v) {
 #pragma unroll
@@ -131,15 +143,16 @@ __global__ void backward_input(const Y* __restrict__ dy, const X* __restrict__ x
   }
 }
 
-// Partial sums of dγ = Σ dy · x̂ and dβ = Σ dy over one chunk of rows: blockIdx.x picks 64 columns,
-// blockIdx.y the chunk; blockDim (32, kRowsPerBlock). Writes partial[0][chunk][col] (dγ) and
+// Partial sums of dγ = Σ dy · x̂ and dβ = Σ dy over one chunk of rows (chunk_rows_for): blockIdx.x picks
+// 64 columns, blockIdx.y the chunk; blockDim (32, kRowsPerBlock). Writes partial[0][chunk][col] (dγ) and
 // partial[1][chunk][col] (dβ), partial being [2][chunks][cols].
 template <typename X, typename Y>
 __global__ void backward_parameters(const Y* __restrict__ dy, const X* __restrict__ x, const float* __restrict__ mean,
                                     const float* __restrict__ rstd, float* __restrict__ partial, int64_t rows, int cols) {
   const int c0 = blockIdx.x * kColumnsPerTile + 2 * threadIdx.x;
-  const int64_t first = static_cast<int64_t>(blockIdx.y) * kChunkRows;
-  const int64_t end = first + kChunkRows < rows ? first + kChunkRows : rows;
+  const int64_t per_chunk = chunk_rows_for(rows);
+  const int64_t first = static_cast<int64_t>(blockIdx.y) * per_chunk;
+  const int64_t end = first + per_chunk < rows ? first + per_chunk : rows;
   float sums[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // dγ, dβ of column c0, then of c0 + 1
   for (int64_t row = first + threadIdx.y; row < end; row += kRowsPerBlock) {
     const float mu = mean[row], r = rstd[row];

@@ -68,7 +68,7 @@ int check(int64_t rows, int cols, bool vector, double tol, bool residual = false
   } else {
     emulate_launch(rowsGrid, block, backward_input<X, R, Y, 1>, dy.data(), normalised, mean.data(), rstd.data(), gamma.data(), dsp, dx.data(), drp, rows, cols);
   }
-  const int64_t chunks = (rows + kChunkRows - 1) / kChunkRows;
+  const int64_t chunks = chunks_for(rows);
   std::vector<float> partial(2 * chunks * cols, -1e30f), dgamma(cols), dbeta(cols);
   emulate_launch(EmuDim{static_cast<unsigned>((cols + kColumnsPerTile - 1) / kColumnsPerTile), static_cast<unsigned>(chunks), 1}, block,
                  backward_parameters<X, Y>, dy.data(), normalised, mean.data(), rstd.data(), partial.data(), rows, cols);
