@@ -111,12 +111,15 @@ CLIP_NATIVE_EXPERIMENTS=per-op-casts step --model ViT-B/32 --batch 256
 # q, k, v from three products, dense for cuDNN's attention (its output then needs no copy back).
 CLIP_NATIVE_EXPERIMENTS=dense-qkv step --model ViT-B/32 --batch 256
 # LayerNorm by own kernels (activation in its type, fp32 inside); then with the residual add before
-# each LayerNorm joined to it; then that at 77 text positions (like for like with the Python table).
+# each LayerNorm joined to it; then with the products' own backward (bias gradients by a column-sum
+# kernel, alpha inside the products), which also runs alone; then all three at 77 text positions (like
+# for like with the Python table) and at batch 32.
 CLIP_NATIVE_EXPERIMENTS=layernorm-kernel step --model ViT-B/32 --batch 256
-CLIP_NATIVE_EXPERIMENTS=layernorm-kernel step --model ViT-B/32 --batch 32
 CLIP_NATIVE_EXPERIMENTS=layernorm-kernel,add-layernorm-kernel step --model ViT-B/32 --batch 256
-CLIP_NATIVE_EXPERIMENTS=layernorm-kernel,add-layernorm-kernel step --model ViT-B/32 --batch 32
-CLIP_NATIVE_EXPERIMENTS=layernorm-kernel,add-layernorm-kernel,full-text-context step --model ViT-B/32 --batch 256
+CLIP_NATIVE_EXPERIMENTS=layernorm-kernel,add-layernorm-kernel,own-linear-backward step --model ViT-B/32 --batch 256
+CLIP_NATIVE_EXPERIMENTS=own-linear-backward step --model ViT-B/32 --batch 256
+CLIP_NATIVE_EXPERIMENTS=layernorm-kernel,add-layernorm-kernel,own-linear-backward,full-text-context step --model ViT-B/32 --batch 256
+CLIP_NATIVE_EXPERIMENTS=layernorm-kernel,add-layernorm-kernel,own-linear-backward step --model ViT-B/32 --batch 32
 # RN50: frozen BatchNorm folded into the convolutions; the anti-aliasing pools as means; both.
 CLIP_NATIVE_EXPERIMENTS=fold-batchnorm step --model RN50 --batch 256
 CLIP_NATIVE_EXPERIMENTS=pool-by-mean step --model RN50 --batch 256

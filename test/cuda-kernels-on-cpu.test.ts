@@ -48,21 +48,38 @@ test('the CUDA-only code compiles: native/kernels/ by nvcc for sm_80 and sm_90, 
   assert.ok(checked.includes('ok   native/model/layer_norm_kernel.cc') && checked.includes('ok   native/runtime/cuda_graph.cc'), output);
 });
 
-test('the LayerNorm kernels, run on the CPU, give LayerNorm forward and backward (fp32, fp16, bf16, fp32 in and half out, the residual add joined; vector and scalar loads)', (t) => {
-  if (!cudaInclude) return t.skip('SKIPPED: no CUDA headers (cuda_bf16.h) found under CUDA_HOME, next to nvcc or in /usr/local/cuda');
-  const binary = path.join(dir, 'layer_norm_check');
-  execFileSync('g++', ['-std=c++20', '-O1', '-pthread', '-x', 'c++', '-I', cudaInclude, '-I', native, path.join(repoRoot, 'test', 'native', 'layer_norm_check.cc'), '-o', binary], {
+/** Builds test/native/<name>.cc against the emulation and runs it: one line per case, each "ok" or "FAIL". */
+function runEmulated(name: string): string[] {
+  const binary = path.join(dir, name);
+  execFileSync('g++', ['-std=c++20', '-O1', '-pthread', '-x', 'c++', '-I', cudaInclude!, '-I', native, path.join(repoRoot, 'test', 'native', `${name}.cc`), '-o', binary], {
     stdio: 'pipe',
   });
-  let output: string;
   try {
-    output = execFileSync(binary, { encoding: 'utf8' });
+    return execFileSync(binary, { encoding: 'utf8' }).trim().split('\n');
   } catch (err) {
-    assert.fail(`cases failed:\n${(err as { stdout?: string }).stdout ?? err}`);
+    return assert.fail(`cases failed:\n${(err as { stdout?: string }).stdout ?? err}`);
   }
-  const cases = output.trim().split('\n');
+}
+
+const NO_HEADERS = 'SKIPPED: no CUDA headers (cuda_bf16.h) found under CUDA_HOME, next to nvcc or in /usr/local/cuda';
+
+test('the LayerNorm kernels, run on the CPU, give LayerNorm forward and backward (fp32, fp16, bf16, fp32 in and half out, the residual add joined; vector and scalar loads)', (t) => {
+  if (!cudaInclude) return t.skip(NO_HEADERS);
+  const cases = runEmulated('layer_norm_check');
   for (const line of cases) t.diagnostic(line);
-  assert.equal(cases.length, 16, output);
+  assert.equal(cases.length, 16, cases.join('\n'));
   for (const line of cases) assert.match(line, /^ok /, line);
-  assert.ok(['bf16→bf16 .* vector', 'fp16→fp16 .* scalar', 'fp32→fp32 .* scalar', 'fp32→bf16 .* vector', 'fp32→bf16 .* scalar', 'bf16→bf16\\s+\\+ bf16 .* vector', 'fp32→bf16\\s+\\+ bf16 .* vector', 'fp32→fp16\\s+\\+ fp16 .* scalar'].every((form) => cases.some((line) => new RegExp(form).test(line))), output);
+  const forms = ['bf16→bf16 .* vector', 'fp16→fp16 .* scalar', 'fp32→fp32 .* scalar', 'fp32→bf16 .* vector', 'fp32→bf16 .* scalar', 'bf16→bf16\\s+\\+ bf16 .* vector', 'fp32→bf16\\s+\\+ bf16 .* vector', 'fp32→fp16\\s+\\+ fp16 .* scalar'];
+  for (const form of forms) assert.ok(cases.some((line) => new RegExp(form).test(line)), `no case of the form ${form}`);
+});
+
+test('the column-sum kernels (bias gradients), run on the CPU, give the columns\' sums (fp32, fp16, bf16 in; fp32 or the input\'s type out; vector and scalar loads)', (t) => {
+  if (!cudaInclude) return t.skip(NO_HEADERS);
+  const cases = runEmulated('column_sum_check');
+  for (const line of cases) t.diagnostic(line);
+  assert.equal(cases.length, 7, cases.join('\n'));
+  for (const line of cases) assert.match(line, /^ok /, line);
+  for (const form of ['bf16→bf16 .* vector', 'bf16→fp32 .* scalar', 'fp32→fp32 .* vector', 'fp16→fp16 .* vector']) {
+    assert.ok(cases.some((line) => new RegExp(form).test(line)), `no case of the form ${form}`);
+  }
 });

@@ -144,9 +144,10 @@ describe('CUDA', () => {
 
   // LayerNorm by the own kernels (experiment layernorm-kernel; add-layernorm-kernel joins the residual
   // add before it) under autocast, where they read and write half-precision activations and turn the
-  // text tower's fp32 stream into the products' type: the default path's steps up to rounding, in the
+  // text tower's fp32 stream into the products' type; the products' own backward (bias gradients by
+  // the column-sum kernel, alpha inside the products): the default path's steps up to rounding, in the
   // CUDA graph.
-  for (const experiment of ['layernorm-kernel', 'add-layernorm-kernel']) {
+  for (const experiment of ['layernorm-kernel', 'add-layernorm-kernel', 'own-linear-backward']) {
     for (const name of ['tiny_vit', 'tiny_rn'] as const) {
       for (const precision of ['bf16', 'fp16'] as const) {
         test(`${name} ${precision}: experiment ${experiment} trains as the default path does`, async (t) => {
@@ -179,7 +180,7 @@ describe('CUDA', () => {
   // Performance experiments (CLIP_NATIVE_EXPERIMENTS) compute the reference's numbers by another path:
   // the goldens in fp32, and three Adam steps whose updates (about lr per weight, signed by the
   // gradient) expose a wrong backward.
-  for (const experiment of ['quick-gelu-kernel', 'reference-mlp', 'half-layernorm', 'dense-qkv', 'layernorm-kernel', 'add-layernorm-kernel']) {
+  for (const experiment of ['quick-gelu-kernel', 'reference-mlp', 'half-layernorm', 'dense-qkv', 'layernorm-kernel', 'add-layernorm-kernel', 'own-linear-backward']) {
     test(`experiment ${experiment}: fp32 on CUDA matches the goldens, and three Adam steps the reference's`, async (t) => {
       if (!cuda) return t.skip(SKIP);
       if (experiment.endsWith('-kernel')) assert.ok(runtimeInfo().cudaKernels, 'this CUDA build has no kernels of its own: nvcc was not found when it was built');

@@ -249,3 +249,48 @@ describe('experiment dense-qkv', () => {
     assert.ok(moved.includes('visual.transformer.resblocks.0.attn.in_proj_weight') && moved.includes('transformer.resblocks.0.attn.in_proj_bias'), 'the packed projections were not trained');
   });
 });
+
+// The products' backward written out (own_linear_backward.cc): on the CPU the bias gradient is ATen's
+// sum there too, so what is checked here is the autograd around it — casts undone, alpha inside the
+// products (with fused-mlp), gradients reaching every weight and bias; the column-sum kernel has its own
+// check (cuda-kernels-on-cpu.test.ts).
+describe('experiment own-linear-backward', () => {
+  for (const name of ['tiny_vit', 'tiny_rn'] as const) {
+    const load = (experiment: string | undefined) => withExperiments(experiment, () => loadModel(fixture('models', `${name}.safetensors`)));
+
+    test(`${name}: fp32 goldens, and three AdamW steps as the default path's (the reference's QuickGELU form)`, async () => {
+      const g = await readSafetensors(fixture('models', `${name}.golden.safetensors`));
+      const [images, tokens] = [g.float32('images'), g.tensor('text_tokens') as { data: BigInt64Array; shape: number[] }];
+      const model = await load('own-linear-backward');
+      assertAllClose((await model.encodeText(tokens)).data, g.float32('text_features').data, { what: `${name} text features` });
+      const moved = await assertSameTraining(load, 'own-linear-backward', 'train', { images, tokens });
+      for (const param of ['transformer.resblocks.0.attn.in_proj_bias', 'transformer.resblocks.0.attn.out_proj.bias', 'transformer.resblocks.0.mlp.c_fc.bias', 'transformer.resblocks.0.mlp.c_proj.weight']) {
+        assert.ok(moved.includes(param), `${param} was not trained`);
+      }
+    });
+  }
+
+  test('tiny_vit with fused-mlp (alpha inside the products): three AdamW steps as fused-mlp alone', async () => {
+    const g = await readSafetensors(fixture('models', 'tiny_vit.golden.safetensors'));
+    const [images, tokens] = [g.float32('images'), g.tensor('text_tokens') as { data: BigInt64Array; shape: number[] }];
+    const load = (experiment: string | undefined) => withExperiments(experiment ? `fused-mlp,${experiment}` : 'fused-mlp', () => loadModel(fixture('models', 'tiny_vit.safetensors')));
+    const moved = await assertSameTraining(load, 'own-linear-backward', 'frozen', { images, tokens });
+    assert.ok(moved.includes('visual.transformer.resblocks.0.mlp.c_fc.bias') && moved.includes('transformer.resblocks.0.mlp.c_proj.bias'), 'the MLP biases were not trained');
+  });
+
+  test('bf16 training (weights cast at once, and autocast\'s per-product casts): the default path\'s losses', async () => {
+    const g = await readSafetensors(fixture('models', 'tiny_vit.golden.safetensors'));
+    const [images, tokens] = [g.float32('images'), g.tensor('text_tokens') as { data: BigInt64Array; shape: number[] }];
+    for (const casts of [undefined, 'per-op-casts']) {
+      const run = async (experiment: string | undefined) => {
+        const list = [casts, experiment].filter(Boolean).join(',') || undefined;
+        const model = await withExperiments(list, () => loadModel(fixture('models', 'tiny_vit.safetensors')));
+        const trainer = await withExperiments(list, () => createTrainer(model, { lr: 1e-3, precision: 'bf16' }));
+        const losses: number[] = [];
+        for (let i = 0; i < 4; i++) losses.push(await trainer.step(images, tokens));
+        return losses;
+      };
+      assertAllClose(await run('own-linear-backward'), await run(undefined), { rtol: 1e-2, atol: 0, what: `losses (${casts ?? 'cast at once'})` });
+    }
+  });
+});

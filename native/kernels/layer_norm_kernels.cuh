@@ -8,6 +8,7 @@
 // blocks of 64 columns × chunk_rows rows into per-chunk partial sums, then summed over the chunks in
 // order. Nothing is summed with atomics, so every run gives the same bits.
 #pragma once
+#include "kernels/row_chunks.cuh"
 #include "kernels/storage.cuh"
 
 namespace clip::kernels::layer_norm {
@@ -15,19 +16,6 @@ namespace clip::kernels::layer_norm {
 constexpr int kWarp = 32;
 constexpr int kRowsPerBlock = 8;            // warps per block in the row kernels
 constexpr int kColumnsPerTile = 2 * kWarp;  // two adjacent columns per lane in the parameter kernel
-constexpr int kChunkRows = 256;             // rows summed by one block of the parameter kernel, at least
-constexpr int kMaxChunks = 65535;           // gridDim.y's limit
-
-/** Rows per chunk of the parameter kernel: kChunkRows, or more where the chunks would not fit the grid. */
-__host__ __device__ inline int64_t chunk_rows_for(int64_t rows) {
-  const int64_t least = (rows + kMaxChunks - 1) / kMaxChunks;
-  return least > kChunkRows ? least : kChunkRows;
-}
-
-__host__ __device__ inline int64_t chunks_for(int64_t rows) {
-  const int64_t per_chunk = chunk_rows_for(rows);
-  return (rows + per_chunk - 1) / per_chunk;
-}
 
 __device__ inline float warp_sum(float v) {
 #pragma unroll

@@ -8,6 +8,7 @@
 #include "common/experiments.h"
 #include "model/compute_weights.h"
 #include "model/layer_norm_kernel.h"
+#include "model/own_linear_backward.h"
 #include "model/quick_gelu_kernel.h"
 
 namespace clip::model {
@@ -64,7 +65,21 @@ std::pair<at::Tensor, at::Tensor> LayerNormFp32Impl::add_forward(const at::Tenso
 
 at::Tensor quick_gelu(const at::Tensor& x) { return x * at::sigmoid(1.702 * x); }
 
-SelfAttentionImpl::SelfAttentionImpl(int64_t width, int64_t heads) : heads_(heads), dense_qkv_(experiment_enabled("dense-qkv")) {
+namespace {
+
+// x Wᵀ + b with the weight and bias read through compute_weight(): at::linear, or under experiment
+// own-linear-backward the same forward with the own backward (native/model/own_linear_backward.h).
+at::Tensor project(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool own_backward) {
+  const at::Tensor w = compute_weight(weight), b = bias.defined() ? compute_weight(bias) : at::Tensor();
+  return own_backward ? linear_with_own_backward(x, w, b) : at::linear(x, w, b);
+}
+
+at::Tensor project(const torch::nn::Linear& m, const at::Tensor& x, bool own_backward) { return project(x, m->weight, m->bias, own_backward); }
+
+}  // namespace
+
+SelfAttentionImpl::SelfAttentionImpl(int64_t width, int64_t heads)
+    : heads_(heads), dense_qkv_(experiment_enabled("dense-qkv")), own_backward_(experiment_enabled("own-linear-backward")) {
   in_proj_weight = register_parameter("in_proj_weight", torch::empty({3 * width, width}));
   in_proj_bias = register_parameter("in_proj_bias", torch::zeros({3 * width}));
   out_proj = register_module("out_proj", torch::nn::Linear(width, width));
@@ -83,27 +98,33 @@ at::Tensor SelfAttentionImpl::forward(const at::Tensor& x, bool causal) {
     // output's layout (Hugging Face's CLIPAttention has three projections too). The price: the
     // input's gradient is the sum of three products.
     const std::vector<at::Tensor> w = compute_weight(in_proj_weight).chunk(3), b = compute_weight(in_proj_bias).chunk(3);
-    auto heads = [&](int i) { return at::linear(x, w[i], b[i]).view({n, l, heads_, d / heads_}).transpose(1, 2); };
+    auto heads = [&](int i) {
+      const at::Tensor part = own_backward_ ? linear_with_own_backward(x, w[i], b[i]) : at::linear(x, w[i], b[i]);
+      return part.view({n, l, heads_, d / heads_}).transpose(1, 2);
+    };
     at::Tensor out = at::scaled_dot_product_attention(heads(0), heads(1), heads(2), /*attn_mask=*/{}, /*dropout_p=*/0.0, /*is_causal=*/causal);
-    return linear(out_proj, out.transpose(1, 2).reshape({n, l, d}));
+    return project(out_proj, out.transpose(1, 2).reshape({n, l, d}), own_backward_);
   }
   // [N, L, 3D] → q, k, v as [N, H, L, D/H] views. unbind, not qkv[0..2]: the backward of three
   // selects is three zero-filled [N, L, 3D] tensors, three copies and two sums per layer; unbind's is
   // one stack, which writes the packed gradient in the linear's layout.
-  const std::vector<at::Tensor> qkv = at::linear(x, compute_weight(in_proj_weight), compute_weight(in_proj_bias)).view({n, l, 3, heads_, d / heads_}).unbind(2);
+  const std::vector<at::Tensor> qkv = project(x, in_proj_weight, in_proj_bias, own_backward_).view({n, l, 3, heads_, d / heads_}).unbind(2);
   at::Tensor out = at::scaled_dot_product_attention(qkv[0].transpose(1, 2), qkv[1].transpose(1, 2), qkv[2].transpose(1, 2), /*attn_mask=*/{},
                                                     /*dropout_p=*/0.0, /*is_causal=*/causal);
-  return linear(out_proj, out.transpose(1, 2).reshape({n, l, d}));
+  return project(out_proj, out.transpose(1, 2).reshape({n, l, d}), own_backward_);
 }
 
 MlpImpl::MlpImpl(int64_t width)
-    : fused_(experiment_enabled("fused-mlp")), reference_form_(experiment_enabled("reference-mlp")), kernel_(experiment_enabled("quick-gelu-kernel")) {
+    : fused_(experiment_enabled("fused-mlp")),
+      reference_form_(experiment_enabled("reference-mlp")),
+      kernel_(experiment_enabled("quick-gelu-kernel")),
+      own_backward_(experiment_enabled("own-linear-backward")) {
   c_fc = register_module("c_fc", torch::nn::Linear(width, width * 4));
   c_proj = register_module("c_proj", torch::nn::Linear(width * 4, width));
 }
 
 at::Tensor MlpImpl::forward(const at::Tensor& x) {
-  if (kernel_) return linear(c_proj, quick_gelu_by_kernel(linear(c_fc, x)));
+  if (kernel_) return project(c_proj, quick_gelu_by_kernel(project(c_fc, x, own_backward_)), own_backward_);
   // On CUDA: QuickGELU(h) = silu(1.702 h) / 1.702, the two scalings applied by the matrix products
   // (alpha, on cuBLAS's fp32 accumulator). The block's widest activation ([n, l, 4 d]) then sees one
   // fused silu kernel forward and one backward instead of three and about five passes: ViT-B/32 at
@@ -112,12 +133,19 @@ at::Tensor MlpImpl::forward(const at::Tensor& x) {
   // from fp32 grew (mean 2.65 % vs 2.42 % of the largest logit over 21 batches of tiny_vit), and speed
   // is not the CPU's job. Experiments fused-mlp / reference-mlp force one form on any device.
   const bool fused = fused_ || (!reference_form_ && x.is_cuda());
-  if (!fused) return linear(c_proj, quick_gelu(linear(c_fc, x)));
+  if (!fused) return project(c_proj, quick_gelu(project(c_fc, x, own_backward_)), own_backward_);
   constexpr double kScale = 1.702;
   const at::Tensor rows = x.reshape({-1, x.size(-1)});
   // The bias is scaled in fp32 from the parameter itself, as autocast would cast the product.
-  at::Tensor h = at::addmm(c_fc->bias * kScale, rows, compute_weight(c_fc->weight).t(), /*beta=*/1.0, /*alpha=*/kScale);
-  at::Tensor out = at::addmm(compute_weight(c_proj->bias), at::silu(h), compute_weight(c_proj->weight).t(), /*beta=*/1.0, /*alpha=*/1.0 / kScale);
+  at::Tensor h, out;
+  if (own_backward_) {
+    // The same products; their backward applies alpha inside the products instead of a pass each.
+    h = linear_with_own_backward(rows, compute_weight(c_fc->weight), c_fc->bias * kScale, kScale);
+    out = linear_with_own_backward(at::silu(h), compute_weight(c_proj->weight), compute_weight(c_proj->bias), 1.0 / kScale);
+  } else {
+    h = at::addmm(c_fc->bias * kScale, rows, compute_weight(c_fc->weight).t(), /*beta=*/1.0, /*alpha=*/kScale);
+    out = at::addmm(compute_weight(c_proj->bias), at::silu(h), compute_weight(c_proj->weight).t(), /*beta=*/1.0, /*alpha=*/1.0 / kScale);
+  }
   std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
   shape.back() = out.size(-1);
   return out.view(shape);

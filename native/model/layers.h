@@ -45,7 +45,8 @@ class SelfAttentionImpl : public torch::nn::Module {
 
  private:
   int64_t heads_;
-  bool dense_qkv_;  // CLIP_NATIVE_EXPERIMENTS=dense-qkv when the module was built
+  bool dense_qkv_;     // CLIP_NATIVE_EXPERIMENTS=dense-qkv when the module was built
+  bool own_backward_;  // CLIP_NATIVE_EXPERIMENTS=own-linear-backward (native/model/own_linear_backward.h)
 };
 TORCH_MODULE(SelfAttention);
 
@@ -59,6 +60,7 @@ class MlpImpl : public torch::nn::Module {
   bool fused_;           // CLIP_NATIVE_EXPERIMENTS=fused-mlp when the module was built
   bool reference_form_;  // CLIP_NATIVE_EXPERIMENTS=reference-mlp
   bool kernel_;          // CLIP_NATIVE_EXPERIMENTS=quick-gelu-kernel (native/model/quick_gelu_kernel.h)
+  bool own_backward_;    // CLIP_NATIVE_EXPERIMENTS=own-linear-backward (native/model/own_linear_backward.h)
 };
 TORCH_MODULE(Mlp);
 
