@@ -6,17 +6,9 @@
 
 #include <cstdio>
 #include <random>
-#include <type_traits>
 
 using namespace clip::kernels;
 using namespace clip::kernels::column_sums;
-
-template <typename T>
-const char* name_of() {
-  if constexpr (std::is_same_v<T, float>) return "fp32";
-  else if constexpr (std::is_same_v<T, __half>) return "fp16";
-  else return "bf16";
-}
 
 // T: the matrix's storage, O: the sums'. tol bounds the error relative to the largest |sum|, as O rounds.
 template <typename T, typename O>
@@ -46,7 +38,7 @@ int check(int64_t rows, int cols, bool vector, double tol) {
     scale = std::max(scale, std::abs(expected));
   }
   const bool ok = worst / scale < tol;
-  std::printf("%s %s→%-5s rows %5lld cols %4d %s: %.2e of the largest sum\n", ok ? "ok  " : "FAIL", name_of<T>(), name_of<O>(), (long long)rows, cols,
+  std::printf("%s %s→%-5s rows %5lld cols %4d %s: %.2e of the largest sum\n", ok ? "ok  " : "FAIL", emu::type_name<T>(), emu::type_name<O>(), (long long)rows, cols,
               vector ? "vector" : "scalar", worst / scale);
   return ok ? 0 : 1;
 }

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #undef __shared__
@@ -72,3 +73,13 @@ void emulate_launch(EmuDim grid, EmuDim block, Kernel kernel, Args... args) {
         for (auto& t : pool) t.join();
       }
 }
+
+namespace emu {
+/** "fp32", "fp16" or "bf16": the storage type's name in the check programs' report lines. */
+template <typename T>
+const char* type_name() {
+  if constexpr (std::is_same_v<T, float>) return "fp32";
+  else if constexpr (std::is_same_v<T, __half>) return "fp16";
+  else return "bf16";
+}
+}  // namespace emu

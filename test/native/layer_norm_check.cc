@@ -6,17 +6,9 @@
 
 #include <cstdio>
 #include <random>
-#include <type_traits>
 
 using namespace clip::kernels;
 using namespace clip::kernels::layer_norm;
-
-template <typename T>
-const char* name_of() {
-  if constexpr (std::is_same_v<T, float>) return "fp32";
-  else if constexpr (std::is_same_v<T, __half>) return "fp16";
-  else return "bf16";
-}
 
 template <typename T>
 std::vector<float> as_float(const std::vector<T>& values) {
@@ -129,8 +121,8 @@ int check(int64_t rows, int cols, bool vector, double tol, bool residual = false
   // The branch's gradient is rounded to R: bf16/fp16 where X is fp32.
   const double tol_dr = sizeof(R) < sizeof(X) ? (std::is_same_v<R, __half> ? 2e-3 : 1e-2) : tol;
   const bool ok = sum_mismatches == 0 && worst_y < tol && edx < tol && edr < tol_dr && edg < 1e-4 && edb < 1e-4 && worst_stat < 1e-5;
-  std::printf("%s %s→%-5s%s rows %5lld cols %4d %s: y %.2e stat %.2e dx %.2e dgamma %.2e dbeta %.2e", ok ? "ok  " : "FAIL", name_of<X>(), name_of<Y>(),
-              residual ? (std::string(" + ") + name_of<R>()).c_str() : "", (long long)rows, cols, vector ? "vector" : "scalar", worst_y, worst_stat, edx, edg,
+  std::printf("%s %s→%-5s%s rows %5lld cols %4d %s: y %.2e stat %.2e dx %.2e dgamma %.2e dbeta %.2e", ok ? "ok  " : "FAIL", emu::type_name<X>(), emu::type_name<Y>(),
+              residual ? (std::string(" + ") + emu::type_name<R>()).c_str() : "", (long long)rows, cols, vector ? "vector" : "scalar", worst_y, worst_stat, edx, edg,
               edb);
   if (residual) std::printf(" dr %.2e sums off %d", edr, sum_mismatches);
   std::printf("\n");
