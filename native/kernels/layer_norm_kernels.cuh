@@ -30,8 +30,10 @@ __device__ inline float warp_sum(float v) {
 // tower's fp32 stream plus a product's output under autocast).
 // blockDim (32, kRowsPerBlock); row = blockIdx.x * kRowsPerBlock + threadIdx.y. V values per load:
 // 16 bytes of the widest type when the rows allow it, else 1.
+// x and s are not __restrict__: the later passes read through one pointer that is x or s, and a read
+// of s must not go through the read-only cache, which does not see this kernel's own writes.
 template <typename X, typename R, typename Y, int V>
-__global__ void forward(const X* __restrict__ x, const R* __restrict__ r, X* __restrict__ s, const float* __restrict__ gamma,
+__global__ void forward(const X* x, const R* __restrict__ r, X* s, const float* __restrict__ gamma,
                         const float* __restrict__ beta, Y* __restrict__ y, float* __restrict__ mean_out, float* __restrict__ rstd_out, int64_t rows,
                         int cols, float eps) {
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.y;
