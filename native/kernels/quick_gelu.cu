@@ -36,7 +36,7 @@ __global__ void backward_kernel(const T* __restrict__ dy, const T* __restrict__ 
 // what it takes to approach the memory bandwidth these kernels are bound by.
 template <typename T>
 __global__ void forward_vector_kernel(const uint4* __restrict__ x, uint4* __restrict__ y, int64_t vectors) {
-  constexpr int kLanes = sizeof(uint4) / sizeof(T);
+  constexpr int kLanes = kLanesOf16Bytes<T>;
   const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < vectors; i += stride) {
     const uint4 in = x[i];
@@ -54,7 +54,7 @@ __global__ void forward_vector_kernel(const uint4* __restrict__ x, uint4* __rest
 
 template <typename T>
 __global__ void backward_vector_kernel(const uint4* __restrict__ dy, const uint4* __restrict__ x, uint4* __restrict__ dx, int64_t vectors) {
-  constexpr int kLanes = sizeof(uint4) / sizeof(T);
+  constexpr int kLanes = kLanesOf16Bytes<T>;
   const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < vectors; i += stride) {
     const uint4 grad = dy[i];
@@ -87,7 +87,7 @@ template <typename T>
 cudaError_t launch_forward(const void* x, void* y, int64_t n, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
   if (vectorizable<T>(n, {x, y})) {
-    const int64_t vectors = n / static_cast<int64_t>(sizeof(uint4) / sizeof(T));
+    const int64_t vectors = n / kLanesOf16Bytes<T>;
     forward_vector_kernel<T><<<blocks_for(vectors), kThreads, 0, stream>>>(static_cast<const uint4*>(x), static_cast<uint4*>(y), vectors);
   } else {
     forward_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(y), n);
@@ -99,7 +99,7 @@ template <typename T>
 cudaError_t launch_backward(const void* dy, const void* x, void* dx, int64_t n, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
   if (vectorizable<T>(n, {dy, x, dx})) {
-    const int64_t vectors = n / static_cast<int64_t>(sizeof(uint4) / sizeof(T));
+    const int64_t vectors = n / kLanesOf16Bytes<T>;
     backward_vector_kernel<T><<<blocks_for(vectors), kThreads, 0, stream>>>(static_cast<const uint4*>(dy), static_cast<const uint4*>(x),
                                                                              static_cast<uint4*>(dx), vectors);
   } else {
