@@ -18,10 +18,11 @@
 # $OUT receives two files (the device tool returns only a few): gpu-report.md (bench/gpu-report.ts: all
 # of it as one markdown report, to commit under bench/results/) and raw.tgz (the work folder), both
 # written after the end-to-end run and again at the end, so a run cut short still leaves them.
-#   QUICK=1 skips the short runs and most levers.
-#   PART=a runs up to the end-to-end run (build, doctor, CUDA tests, the train-step table, the HF peer,
-#   parity, e2e, loader); PART=b the levers and traces after it (the build is incremental): two device
-#   commands of under 10 minutes each where one would not fit, on the same warm machine.
+#   QUICK=1 skips the short runs and the less wanted levers and profiles.
+#   PART=a runs the build, doctor, the CUDA tests, the default path, the levers (most wanted first),
+#   parity and the HF peer; PART=b the profiles, traces, the end-to-end run and the loader (the build is
+#   incremental): two device commands of under 10 minutes each where one would not fit, on the same
+#   warm machine.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 WORK=/tmp/gpu-work
@@ -34,6 +35,8 @@ source .device/enter.sh || exit 1
 mkdir -p /tmp/fixtures && tar xJf .device/fixtures.tar.xz -C /tmp/fixtures
 export CLIP_NATIVE_FIXTURES=/tmp/fixtures
 export CLIP_NATIVE_JOBS=16
+# The lent machines are H100 or H200 (both sm_90): one architecture halves nvcc's time.
+export CLIP_NATIVE_CUDA_ARCHS=${CLIP_NATIVE_CUDA_ARCHS:-90}
 # nvcc builds clip-native's own kernels (native/kernels/); CMake looks for it on PATH.
 command -v nvcc > /dev/null || { [ -x /usr/local/cuda/bin/nvcc ] && export PATH=/usr/local/cuda/bin:$PATH; }
 report() {
@@ -62,79 +65,86 @@ step() {
   timeout 180 node dist/bench/train-step.js --device cuda --precision bf16 --json "$@" | tee -a "$WORK/train-step.jsonl"
   report
 }
+# The default path (CUDA graph) on both models at both batches: what every lever row below compares with.
 if [ "$PART" != b ]; then
   stamp "CUDA tests"
   timeout 300 node --test dist/test/cuda.test.js > "$WORK/cuda-tests.txt" 2>&1
   grep -E "^# (tests|pass|fail|skipped)|^\s*not ok|# (tiny|SKIP)" "$WORK/cuda-tests.txt"
-
-  # The default path (CUDA graph), then eager steps ending with 3 profiled steps (kernel time by kernel;
-  # QUICK: at batch 256 only, where the GPU is busy throughout).
   for model in ViT-B/32 RN50; do
     for batch in 32 256; do
       stamp "train step $model batch $batch"
       step --model "$model" --batch "$batch"
-      [ -n "${QUICK:-}" ] && [ "$batch" = 32 ] || step --model "$model" --batch "$batch" --eager --profile 3
     done
   done
-  stamp "HF peer"
-  for batch in 32 256; do
-    timeout 180 python3 bench/hf_peer.py --batch "$batch" | tee -a "$WORK/hf-peer.jsonl"
-  done
+  stamp "levers"
+  # Most wanted first: a command cut off by its limit keeps the rows before the cut.
+  # The text tower over all 77 positions, as the Python reference and the HF peer run it.
+  CLIP_NATIVE_EXPERIMENTS=full-text-context step --model ViT-B/32 --batch 256
+  # LayerNorm by own kernels (activation in its type, fp32 inside); then with the residual add before
+  # each LayerNorm joined to it; then with the products' own backward (bias gradients by a column-sum
+  # kernel, alpha inside the products), which also runs alone; then all three at 77 text positions (like
+  # for like with the Python table) and at batch 32.
+  CLIP_NATIVE_EXPERIMENTS=layernorm-kernel step --model ViT-B/32 --batch 256
+  CLIP_NATIVE_EXPERIMENTS=layernorm-kernel,add-layernorm-kernel step --model ViT-B/32 --batch 256
+  CLIP_NATIVE_EXPERIMENTS=layernorm-kernel,add-layernorm-kernel,own-linear-backward step --model ViT-B/32 --batch 256
+  CLIP_NATIVE_EXPERIMENTS=layernorm-kernel,add-layernorm-kernel,own-linear-backward,full-text-context step --model ViT-B/32 --batch 256
+  CLIP_NATIVE_EXPERIMENTS=layernorm-kernel,add-layernorm-kernel,own-linear-backward step --model ViT-B/32 --batch 32
+  CLIP_NATIVE_EXPERIMENTS=own-linear-backward step --model ViT-B/32 --batch 256
+  # RN50: frozen BatchNorm folded into the convolutions; the anti-aliasing pools as means; both.
+  CLIP_NATIVE_EXPERIMENTS=fold-batchnorm,pool-by-mean step --model RN50 --batch 256
+  CLIP_NATIVE_EXPERIMENTS=fold-batchnorm,pool-by-mean step --model RN50 --batch 32
+  CLIP_NATIVE_EXPERIMENTS=fold-batchnorm step --model RN50 --batch 256
+  CLIP_NATIVE_EXPERIMENTS=pool-by-mean step --model RN50 --batch 256
+  CLIP_NATIVE_EXPERIMENTS=full-text-context step --model ViT-B/32 --batch 32
+  CLIP_NATIVE_EXPERIMENTS=full-text-context step --model RN50 --batch 256
+  # Autocast's own cast of each product weight, against the default's one cast of them all.
+  CLIP_NATIVE_EXPERIMENTS=per-op-casts step --model ViT-B/32 --batch 32
+  CLIP_NATIVE_EXPERIMENTS=per-op-casts step --model ViT-B/32 --batch 256
+  # q, k, v from three products, dense for cuDNN's attention (its output then needs no copy back).
+  CLIP_NATIVE_EXPERIMENTS=dense-qkv step --model ViT-B/32 --batch 256
   stamp "parity"
   timeout 120 node dist/bench/gpu-parity.js > "$WORK/gpu-parity.json"
-  stamp "end to end"
-  timeout 300 node --require ./dist/src/util/threadpool.cjs dist/bench/e2e-throughput.js --model ViT-B/32 --batch 256 --images 2048 --device cuda --precision bf16 --write "$WORK/e2e.md" > /dev/null 2>&1
-  cat "$WORK/e2e.md" 2>/dev/null
-  # The loader alone on this machine's cores: decode workers (default 4 here) against none.
-  timeout 120 node --require ./dist/src/util/threadpool.cjs dist/bench/loader.js --images 2048 --epochs 3 --write "$WORK/loader.md" > /dev/null 2>&1
-  [ -n "${QUICK:-}" ] || timeout 120 node --require ./dist/src/util/threadpool.cjs dist/bench/loader.js --images 2048 --epochs 1 --decode-threads 0 --write "$WORK/loader-main-thread.md" > /dev/null 2>&1
+  stamp "HF peer"
+  for batch in 256 32; do
+    timeout 180 python3 bench/hf_peer.py --batch "$batch" | tee -a "$WORK/hf-peer.jsonl"
+  done
   report
 fi
 [ "$PART" = a ] && { stamp done; exit 0; }
-stamp "levers"
-# Alone (PART=b on a fresh machine), the levers still get the default path to compare with.
+# PART=b: where the time goes, then the run from JPEG files and the loader.
 if [ ! -s "$WORK/train-step.jsonl" ]; then
+  # Alone (PART=b on a fresh machine), the profiles still get the default path to compare with.
   for model in ViT-B/32 RN50; do for batch in 32 256; do step --model "$model" --batch "$batch"; done; done
 fi
-# Most wanted first: a command cut off by its limit keeps the rows before the cut.
-# The text tower over all 77 positions, as the Python reference and the HF peer run it.
-CLIP_NATIVE_EXPERIMENTS=full-text-context step --model ViT-B/32 --batch 256
-# LayerNorm by own kernels (activation in its type, fp32 inside); then with the residual add before
-# each LayerNorm joined to it; then with the products' own backward (bias gradients by a column-sum
-# kernel, alpha inside the products), which also runs alone; then all three at 77 text positions (like
-# for like with the Python table) and at batch 32.
-CLIP_NATIVE_EXPERIMENTS=layernorm-kernel step --model ViT-B/32 --batch 256
-CLIP_NATIVE_EXPERIMENTS=layernorm-kernel,add-layernorm-kernel step --model ViT-B/32 --batch 256
-CLIP_NATIVE_EXPERIMENTS=layernorm-kernel,add-layernorm-kernel,own-linear-backward step --model ViT-B/32 --batch 256
-CLIP_NATIVE_EXPERIMENTS=layernorm-kernel,add-layernorm-kernel,own-linear-backward,full-text-context step --model ViT-B/32 --batch 256
-CLIP_NATIVE_EXPERIMENTS=layernorm-kernel,add-layernorm-kernel,own-linear-backward step --model ViT-B/32 --batch 32
-CLIP_NATIVE_EXPERIMENTS=own-linear-backward step --model ViT-B/32 --batch 256
-# RN50: frozen BatchNorm folded into the convolutions; the anti-aliasing pools as means; both.
-CLIP_NATIVE_EXPERIMENTS=fold-batchnorm,pool-by-mean step --model RN50 --batch 256
-CLIP_NATIVE_EXPERIMENTS=fold-batchnorm,pool-by-mean step --model RN50 --batch 32
-CLIP_NATIVE_EXPERIMENTS=fold-batchnorm step --model RN50 --batch 256
-CLIP_NATIVE_EXPERIMENTS=pool-by-mean step --model RN50 --batch 256
-CLIP_NATIVE_EXPERIMENTS=full-text-context step --model ViT-B/32 --batch 32
-CLIP_NATIVE_EXPERIMENTS=full-text-context step --model RN50 --batch 256
-# Autocast's own cast of each product weight, against the default's one cast of them all.
-CLIP_NATIVE_EXPERIMENTS=per-op-casts step --model ViT-B/32 --batch 32
-CLIP_NATIVE_EXPERIMENTS=per-op-casts step --model ViT-B/32 --batch 256
-[ -n "${QUICK:-}" ] || CLIP_NATIVE_EXPERIMENTS=per-op-casts step --model RN50 --batch 32
-# q, k, v from three products, dense for cuDNN's attention (its output then needs no copy back).
-CLIP_NATIVE_EXPERIMENTS=dense-qkv step --model ViT-B/32 --batch 256
-# The vision tower's LayerNorms on its bf16 stream without casts of the activations (layernorm-kernel
-# above does the same by its own kernels, and the text tower's too).
-[ -n "${QUICK:-}" ] || CLIP_NATIVE_EXPERIMENTS=half-layernorm step --model ViT-B/32 --batch 256
-[ -n "${QUICK:-}" ] || CLIP_NATIVE_EXPERIMENTS=half-layernorm step --model ViT-B/32 --batch 32
-[ -n "${QUICK:-}" ] || CLIP_NATIVE_EXPERIMENTS=fold-batchnorm,pool-by-mean step --model RN50 --batch 256 --eager --profile 3
-report
+stamp "profiles"
+# Eager steps ending with 3 profiled steps (kernel time by kernel): the default and the three
+# LayerNorm/product experiments at ViT b256; RN50 with its two experiments.
+step --model ViT-B/32 --batch 256 --eager --profile 3
+CLIP_NATIVE_EXPERIMENTS=layernorm-kernel,add-layernorm-kernel,own-linear-backward step --model ViT-B/32 --batch 256 --eager --profile 3
+CLIP_NATIVE_EXPERIMENTS=fold-batchnorm,pool-by-mean step --model RN50 --batch 256 --eager --profile 3
 # Which operators launch the GPU time (the copies above all), 2 profiled eager steps at batch 256.
 for model in RN50 ViT-B/32; do
   timeout 180 node dist/bench/train-step.js --device cuda --precision bf16 --model "$model" --batch 256 --eager --steps 3 --profile 2 --trace /tmp/trace.json > /dev/null &&
     timeout 120 node dist/bench/trace-kernels.js /tmp/trace.json --steps 2 --top 40 > "$WORK/kernels-by-op-${model//\//-}.md"
   rm -f /tmp/trace.json
 done
+report
+stamp "end to end"
+timeout 300 node --require ./dist/src/util/threadpool.cjs dist/bench/e2e-throughput.js --model ViT-B/32 --batch 256 --images 2048 --device cuda --precision bf16 --write "$WORK/e2e.md" > /dev/null 2>&1
+cat "$WORK/e2e.md" 2>/dev/null
+report
+# The loader alone on this machine's cores: decode workers (default 4 here) against none.
+timeout 120 node --require ./dist/src/util/threadpool.cjs dist/bench/loader.js --images 2048 --epochs 3 --write "$WORK/loader.md" > /dev/null 2>&1
+[ -n "${QUICK:-}" ] || timeout 120 node --require ./dist/src/util/threadpool.cjs dist/bench/loader.js --images 2048 --epochs 1 --decode-threads 0 --write "$WORK/loader-main-thread.md" > /dev/null 2>&1
+report
 if [ -z "${QUICK:-}" ]; then
+  step --model ViT-B/32 --batch 32 --eager --profile 3
+  step --model RN50 --batch 32 --eager --profile 3
+  CLIP_NATIVE_EXPERIMENTS=per-op-casts step --model RN50 --batch 32
+  # The vision tower's LayerNorms on its bf16 stream without casts of the activations (layernorm-kernel
+  # above does the same by its own kernels, and the text tower's too).
+  CLIP_NATIVE_EXPERIMENTS=half-layernorm step --model ViT-B/32 --batch 256
+  CLIP_NATIVE_EXPERIMENTS=half-layernorm step --model ViT-B/32 --batch 32
   # The reference's QuickGELU form against the default fused one, and the own QuickGELU kernel
   # (measured in runs 1 and 2: bench/results/levers.md).
   CLIP_NATIVE_EXPERIMENTS=reference-mlp step --model ViT-B/32 --batch 256 --eager
