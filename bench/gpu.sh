@@ -20,7 +20,7 @@
 # written after the end-to-end run and again at the end, so a run cut short still leaves them.
 #   QUICK=1 skips the short runs and the less wanted levers and profiles.
 #   PART=a runs the build, doctor, the CUDA tests, the default path, the levers (most wanted first),
-#   parity and the HF peer; PART=b the profiles, traces, the end-to-end run and the loader (the build is
+#   parity and the HF peer (PART=check: only up to the first rows of levers, for a short check); PART=b the profiles, traces, the end-to-end run and the loader (the build is
 #   incremental): two device commands of under 10 minutes each where one would not fit, on the same
 #   warm machine.
 set -uo pipefail
@@ -80,22 +80,19 @@ if [ "$PART" != b ]; then
   # Most wanted first: a command cut off by its limit keeps the rows before the cut.
   # The text tower over all 77 positions, as the Python reference and the HF peer run it.
   CLIP_NATIVE_EXPERIMENTS=full-text-context step --model ViT-B/32 --batch 256
-  # LayerNorm by own kernels (activation in its type, fp32 inside); then with the residual add before
-  # each LayerNorm joined to it; then with the products' own backward (bias gradients by a column-sum
-  # kernel, alpha inside the products), which also runs alone; then all three at 77 text positions (like
-  # for like with the Python table) and at batch 32.
-  CLIP_NATIVE_EXPERIMENTS=layernorm-kernel step --model ViT-B/32 --batch 256
-  CLIP_NATIVE_EXPERIMENTS=layernorm-kernel,add-layernorm-kernel step --model ViT-B/32 --batch 256
-  CLIP_NATIVE_EXPERIMENTS=layernorm-kernel,add-layernorm-kernel,own-linear-backward step --model ViT-B/32 --batch 256
-  CLIP_NATIVE_EXPERIMENTS=layernorm-kernel,add-layernorm-kernel,own-linear-backward,full-text-context step --model ViT-B/32 --batch 256
-  CLIP_NATIVE_EXPERIMENTS=layernorm-kernel,add-layernorm-kernel,own-linear-backward step --model ViT-B/32 --batch 32
-  CLIP_NATIVE_EXPERIMENTS=own-linear-backward step --model ViT-B/32 --batch 256
-  # RN50: frozen BatchNorm folded into the convolutions; the anti-aliasing pools as means; both.
-  CLIP_NATIVE_EXPERIMENTS=fold-batchnorm,pool-by-mean step --model RN50 --batch 256
-  CLIP_NATIVE_EXPERIMENTS=fold-batchnorm,pool-by-mean step --model RN50 --batch 32
-  CLIP_NATIVE_EXPERIMENTS=fold-batchnorm step --model RN50 --batch 256
-  CLIP_NATIVE_EXPERIMENTS=pool-by-mean step --model RN50 --batch 256
   CLIP_NATIVE_EXPERIMENTS=full-text-context step --model ViT-B/32 --batch 32
+  # CUDA's default levers off, each and together (the paths they replaced): ATen's LayerNorm with the
+  # residual adds apart; autograd's backward of the products; BatchNorm apart from the convolutions;
+  # avg_pool2d for the anti-aliasing pools.
+  CLIP_NATIVE_EXPERIMENTS=aten-layernorm,autograd-linear step --model ViT-B/32 --batch 256
+  [ "$PART" = check ] && { CLIP_NATIVE_EXPERIMENTS=separate-batchnorm,avg-pool2d step --model RN50 --batch 256; report; stamp done; exit 0; }
+  CLIP_NATIVE_EXPERIMENTS=aten-layernorm step --model ViT-B/32 --batch 256
+  CLIP_NATIVE_EXPERIMENTS=autograd-linear step --model ViT-B/32 --batch 256
+  CLIP_NATIVE_EXPERIMENTS=aten-layernorm,autograd-linear step --model ViT-B/32 --batch 32
+  CLIP_NATIVE_EXPERIMENTS=separate-batchnorm,avg-pool2d step --model RN50 --batch 256
+  CLIP_NATIVE_EXPERIMENTS=separate-batchnorm step --model RN50 --batch 256
+  CLIP_NATIVE_EXPERIMENTS=avg-pool2d step --model RN50 --batch 256
+  CLIP_NATIVE_EXPERIMENTS=separate-batchnorm,avg-pool2d step --model RN50 --batch 32
   CLIP_NATIVE_EXPERIMENTS=full-text-context step --model RN50 --batch 256
   # Autocast's own cast of each product weight, against the default's one cast of them all.
   CLIP_NATIVE_EXPERIMENTS=per-op-casts step --model ViT-B/32 --batch 32
@@ -117,11 +114,11 @@ if [ ! -s "$WORK/train-step.jsonl" ]; then
   for model in ViT-B/32 RN50; do for batch in 32 256; do step --model "$model" --batch "$batch"; done; done
 fi
 stamp "profiles"
-# Eager steps ending with 3 profiled steps (kernel time by kernel): the default and the three
-# LayerNorm/product experiments at ViT b256; RN50 with its two experiments.
+# Eager steps ending with 3 profiled steps (kernel time by kernel): the default at ViT b256 and RN50
+# b256, and ViT b256 without the LayerNorm kernels and the products' own backward.
 step --model ViT-B/32 --batch 256 --eager --profile 3
-CLIP_NATIVE_EXPERIMENTS=layernorm-kernel,add-layernorm-kernel,own-linear-backward step --model ViT-B/32 --batch 256 --eager --profile 3
-CLIP_NATIVE_EXPERIMENTS=fold-batchnorm,pool-by-mean step --model RN50 --batch 256 --eager --profile 3
+CLIP_NATIVE_EXPERIMENTS=aten-layernorm,autograd-linear step --model ViT-B/32 --batch 256 --eager --profile 3
+step --model RN50 --batch 256 --eager --profile 3
 # Which operators launch the GPU time (the copies above all), 2 profiled eager steps at batch 256.
 for model in RN50 ViT-B/32; do
   timeout 180 node dist/bench/train-step.js --device cuda --precision bf16 --model "$model" --batch 256 --eager --steps 3 --profile 2 --trace /tmp/trace.json > /dev/null &&
@@ -141,10 +138,9 @@ if [ -z "${QUICK:-}" ]; then
   step --model ViT-B/32 --batch 32 --eager --profile 3
   step --model RN50 --batch 32 --eager --profile 3
   CLIP_NATIVE_EXPERIMENTS=per-op-casts step --model RN50 --batch 32
-  # The vision tower's LayerNorms on its bf16 stream without casts of the activations (layernorm-kernel
-  # above does the same by its own kernels, and the text tower's too).
-  CLIP_NATIVE_EXPERIMENTS=half-layernorm step --model ViT-B/32 --batch 256
-  CLIP_NATIVE_EXPERIMENTS=half-layernorm step --model ViT-B/32 --batch 32
+  # ATen's LayerNorm on the vision tower's bf16 stream without casts of the activations (the default's
+  # own kernels do the same, and the text tower's too), against aten-layernorm alone above.
+  CLIP_NATIVE_EXPERIMENTS=aten-layernorm,half-layernorm step --model ViT-B/32 --batch 256
   # The reference's QuickGELU form against the default fused one, and the own QuickGELU kernel
   # (measured in runs 1 and 2: bench/results/levers.md).
   CLIP_NATIVE_EXPERIMENTS=reference-mlp step --model ViT-B/32 --batch 256 --eager

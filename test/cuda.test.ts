@@ -11,8 +11,9 @@ import { fixture } from './helpers/fixtures.js';
 import { assertParametersMatchAdam3, readAdam3 } from './helpers/adam3.js';
 import { autocastReference } from './helpers/autocast-reference.js';
 import { withExperiments } from './helpers/experiments.js';
+import { assertAsCloseAs, fmt, gradientError, gradientStep } from './helpers/gradient-step.js';
 import { assertRunsAgree, runScriptedSteps } from './helpers/graph-steps.js';
-import { assertAllClose, logitDrift } from './helpers/tensors.js';
+import { assertAllClose, bf16DriftOverVariants, logitDrift } from './helpers/tensors.js';
 
 const cuda = runtimeInfo().cudaAvailable;
 const SKIP = `SKIPPED: no CUDA device visible to this build of the addon (${runtimeInfo().builtWithCuda ? 'built with CUDA' : 'CPU-only LibTorch'}); run on the GPU machine`;
@@ -46,14 +47,17 @@ describe('CUDA', () => {
       const fp32 = (await model.forward(images, tokens, { precision: 'fp32' })).logitsPerImage.data;
       const bf16 = (await model.forward(images, tokens, { precision: 'bf16' })).logitsPerImage.data;
       // Issue 4 asks for 1 %; the reference's own bf16 autocast moves these random-weight logits by
-      // 2.0–2.3 % on the CPU (model-api test), so the bound is the reference's drift on this device.
+      // 2.0–2.3 % on the CPU (model-api test), so the bound is the reference's drift on this device,
+      // as a mean over eight turned and mirrored batches (one batch's largest error is noisy).
       const drift = logitDrift(bf16, fp32).relative;
       t.diagnostic(`${name}: bf16 logits differ from fp32 by at most ${(drift * 100).toFixed(2)} % of the largest logit (issue target 1 %)`);
       assert.ok(drift < 0.03, `bf16 drift ${drift}`);
       const { drift: theirs, skip } = await reference!;
       if (!theirs) return t.skip(`reference comparison skipped: ${skip}`);
-      t.diagnostic(`${name}: openai/CLIP under CUDA bf16 autocast (torch ${theirs[name]!.torch}): ${(100 * theirs[name]!.relative).toFixed(2)} %`);
-      assert.ok(drift <= Math.max(0.01, 1.25 * theirs[name]!.relative), `bf16 drift ${drift}: worse than the reference's ${theirs[name]!.relative}`);
+      const mine = await bf16DriftOverVariants(async (turned, precision) => (await model.forward(turned, tokens, { precision })).logitsPerImage.data, images);
+      const ref = theirs[name]!;
+      t.diagnostic(`${name}: mean over 8 turned batches ${(100 * mine.mean).toFixed(2)} % (${mine.variants.map((v) => (100 * v).toFixed(2)).join(' ')}); openai/CLIP under CUDA bf16 autocast (torch ${ref.torch}): ${(100 * ref.mean_relative).toFixed(2)} % (${ref.variants.map((v) => (100 * v).toFixed(2)).join(' ')})`);
+      assert.ok(mine.mean <= Math.max(0.01, 1.25 * ref.mean_relative), `mean bf16 drift ${mine.mean}: worse than the reference's ${ref.mean_relative}`);
     });
   }
 
@@ -142,24 +146,26 @@ describe('CUDA', () => {
     }
   }
 
-  // LayerNorm by the own kernels (experiment layernorm-kernel; add-layernorm-kernel joins the residual
-  // add before it) under autocast, where they read and write half-precision activations and turn the
-  // text tower's fp32 stream into the products' type; the products' own backward (bias gradients by
-  // the column-sum kernel, alpha inside the products): the default path's steps up to rounding, in the
-  // CUDA graph.
-  for (const experiment of ['layernorm-kernel', 'add-layernorm-kernel', 'own-linear-backward']) {
-    for (const name of ['tiny_vit', 'tiny_rn'] as const) {
-      for (const precision of ['bf16', 'fp16'] as const) {
-        test(`${name} ${precision}: experiment ${experiment} trains as the default path does`, async (t) => {
-          if (!cuda) return t.skip(SKIP);
-          assert.ok(runtimeInfo().cudaKernels, 'this CUDA build has no kernels of its own: nvcc was not found when it was built');
-          const plain = await runScriptedSteps(name, { device: 'cuda', precision, cudaGraph: true });
-          const kernel = await withExperiments(experiment, () => runScriptedSteps(name, { device: 'cuda', precision, cudaGraph: true }));
-          assert.equal(kernel.statuses.at(-1), 'captured');
-          const worst = assertRunsAgree(kernel, plain, { lossRtol: 5e-3, updateShare: 5e-2 }, `${name} ${precision} ${experiment}`);
-          t.diagnostic(`${name} ${precision}: ${experiment} vs the default path differ by at most ${(100 * worst).toFixed(3)} % of a tensor's update`);
-        });
-      }
+  // The paths CUDA takes by default where ATen's were measured slower (LayerNorm by own kernels with
+  // the residual add joined, the products' own backward, frozen BatchNorm folded into the convolution,
+  // the ResNet's pools as means) round differently under bf16/fp16: their gradients must be as close
+  // to fp32's as those of the paths they replaced, each lever off in turn and all together
+  // (test/helpers/gradient-step.ts). Trajectories are no measure: they drift apart as bf16 drifts
+  // from fp32.
+  for (const name of ['tiny_vit', 'tiny_rn'] as const) {
+    for (const precision of ['bf16', 'fp16'] as const) {
+      test(`${name} ${precision}: the default path's gradients are as close to fp32's as with each CUDA lever off`, async (t) => {
+        if (!cuda) return t.skip(SKIP);
+        assert.ok(runtimeInfo().cudaKernels, 'this CUDA build has no kernels of its own: nvcc was not found when it was built');
+        const exact = await gradientStep(name, 'cuda', 'fp32');
+        const mine = gradientError(await gradientStep(name, 'cuda', precision), exact);
+        const levers = ['aten-layernorm', 'autograd-linear', ...(name === 'tiny_rn' ? ['separate-batchnorm', 'avg-pool2d'] : [])];
+        for (const off of [...levers, levers.join(',')]) {
+          const theirs = gradientError(await withExperiments(off, () => gradientStep(name, 'cuda', precision)), exact);
+          t.diagnostic(`${name} ${precision}: gradients ${fmt(mine.total)} from fp32's; with ${off}: ${fmt(theirs.total)}`);
+          assertAsCloseAs(mine, theirs, `${name} ${precision} against ${off}`);
+        }
+      });
     }
   }
 
@@ -180,7 +186,7 @@ describe('CUDA', () => {
   // Performance experiments (CLIP_NATIVE_EXPERIMENTS) compute the reference's numbers by another path:
   // the goldens in fp32, and three Adam steps whose updates (about lr per weight, signed by the
   // gradient) expose a wrong backward.
-  for (const experiment of ['quick-gelu-kernel', 'reference-mlp', 'half-layernorm', 'dense-qkv', 'layernorm-kernel', 'add-layernorm-kernel', 'own-linear-backward']) {
+  for (const experiment of ['quick-gelu-kernel', 'reference-mlp', 'aten-layernorm,half-layernorm', 'dense-qkv', 'aten-layernorm', 'autograd-linear', 'separate-batchnorm,avg-pool2d']) {
     test(`experiment ${experiment}: fp32 on CUDA matches the goldens, and three Adam steps the reference's`, async (t) => {
       if (!cuda) return t.skip(SKIP);
       if (experiment.endsWith('-kernel')) assert.ok(runtimeInfo().cudaKernels, 'this CUDA build has no kernels of its own: nvcc was not found when it was built');

@@ -9,6 +9,7 @@ import { loadModel, type ClipModel } from '../src/model/model.js';
 import { createTrainer } from '../src/train/trainer.js';
 import { withExperiments } from './helpers/experiments.js';
 import { fixture } from './helpers/fixtures.js';
+import { assertAsCloseAs, fmt, gradientError, gradientStep } from './helpers/gradient-step.js';
 import { assertAllClose, logitDrift } from './helpers/tensors.js';
 
 // On CUDA the MLP computes QuickGELU as silu with the scalings in the matrix products (layers.cc); the
@@ -41,29 +42,28 @@ describe('experiment quick-gelu-kernel', () => {
   });
 });
 
-// LayerNorm by the own CUDA kernels (layer_norm_kernel.cc), alone or with the residual add before it
-// joined (which also reorders the blocks' adds: transformer forward_joined in layers.cc).
-describe('experiments layernorm-kernel and add-layernorm-kernel', () => {
-  for (const experiment of ['layernorm-kernel', 'add-layernorm-kernel']) {
-    test(`${experiment} where the CUDA kernels do not run (CPU tensors): the default path, bit for bit in fp32 and bf16, forward and training`, async () => {
-      for (const name of ['tiny_vit', 'tiny_rn']) {
-        const g = await readSafetensors(fixture('models', `${name}.golden.safetensors`));
-        const [images, tokens] = [g.float32('images'), g.tensor('text_tokens') as { data: BigInt64Array; shape: number[] }];
-        const load = (list: string | undefined) => withExperiments(list, () => loadModel(fixture('models', `${name}.safetensors`)));
-        const [mine, plain] = [await load(experiment), await load(undefined)];
-        for (const precision of ['fp32', 'bf16'] as const) {
-          const [a, b] = [await mine.forward(images, tokens, { precision }), await plain.forward(images, tokens, { precision })];
-          assert.deepEqual(a.logitsPerImage.data, b.logitsPerImage.data, `${name} ${precision}`);
-        }
-        const train = async (model: ClipModel) => {
-          const trainer = await createTrainer(model, { optimizer: 'adamw', lr: 1e-3, precision: 'bf16', batchNorm: 'train' });
-          const losses = [await trainer.step(images, tokens), await trainer.step(images, tokens)];
-          return { losses, state: (await model.stateDict()).map((e) => e.tensor.data) };
-        };
-        assert.deepEqual(await train(mine), await train(plain), `${name}: bf16 training`);
+// LayerNorm by the own CUDA kernels (layer_norm_kernel.cc) with the residual add before it joined,
+// CUDA's default, which also reorders the blocks' adds (transformer forward_joined in layers.cc);
+// experiment aten-layernorm keeps ATen's LayerNorm and the blocks' adds as they were.
+describe('LayerNorm by the own kernels (the default; experiment aten-layernorm: ATen\'s)', () => {
+  test('where the CUDA kernels do not run (CPU tensors): ATen\'s path, bit for bit in fp32 and bf16, forward and training', async () => {
+    for (const name of ['tiny_vit', 'tiny_rn']) {
+      const g = await readSafetensors(fixture('models', `${name}.golden.safetensors`));
+      const [images, tokens] = [g.float32('images'), g.tensor('text_tokens') as { data: BigInt64Array; shape: number[] }];
+      const load = (list: string | undefined) => withExperiments(list, () => loadModel(fixture('models', `${name}.safetensors`)));
+      const [mine, aten] = [await load(undefined), await load('aten-layernorm')];
+      for (const precision of ['fp32', 'bf16'] as const) {
+        const [a, b] = [await mine.forward(images, tokens, { precision }), await aten.forward(images, tokens, { precision })];
+        assert.deepEqual(a.logitsPerImage.data, b.logitsPerImage.data, `${name} ${precision}`);
       }
-    });
-  }
+      const train = async (model: ClipModel) => {
+        const trainer = await createTrainer(model, { optimizer: 'adamw', lr: 1e-3, precision: 'bf16', batchNorm: 'train' });
+        const losses = [await trainer.step(images, tokens), await trainer.step(images, tokens)];
+        return { losses, state: (await model.stateDict()).map((e) => e.tensor.data) };
+      };
+      assert.deepEqual(await train(mine), await train(aten), `${name}: bf16 training`);
+    }
+  });
 });
 
 const tinyRnBatch = async () => {
@@ -111,9 +111,10 @@ async function assertSameTraining(
   return moved;
 }
 
-// Frozen BatchNorm folded into the convolution before it (modified_resnet.cc): the reference's eval
-// outputs, and training steps (which reach the BatchNorm's γ and β through the fold) as without it.
-describe('experiment fold-batchnorm', () => {
+// Frozen BatchNorm folded into the convolution before it (modified_resnet.cc; CUDA's default, forced on
+// the CPU by experiment fold-batchnorm): the reference's eval outputs, and training steps (which reach
+// the BatchNorm's γ and β through the fold) as without it.
+describe('frozen BatchNorm folded (experiment fold-batchnorm)', () => {
   const load = (experiment: string | undefined) => withExperiments(experiment, () => loadModel(fixture('models', 'tiny_rn.safetensors')));
 
   test('tiny_rn in eval mode: fp32 features and logits match the reference goldens, by another path', async () => {
@@ -131,8 +132,9 @@ describe('experiment fold-batchnorm', () => {
   });
 });
 
-// The ResNet's anti-aliasing pools as a mean over a view of a channels-last tensor (modified_resnet.cc).
-describe('experiment pool-by-mean', () => {
+// The ResNet's anti-aliasing pools as a mean over a view of a channels-last tensor (modified_resnet.cc;
+// CUDA's default, forced on the CPU by experiment pool-by-mean).
+describe('pools by means (experiment pool-by-mean)', () => {
   const load = (experiment: string | undefined) =>
     withExperiments(experiment, () => loadModel(fixture('models', 'tiny_rn.safetensors'), { memoryFormat: 'channels_last' }));
 
@@ -253,8 +255,8 @@ describe('experiment dense-qkv', () => {
 // The products' backward written out (own_linear_backward.cc): on the CPU the bias gradient is ATen's
 // sum there too, so what is checked here is the autograd around it — casts undone, alpha inside the
 // products (with fused-mlp), gradients reaching every weight and bias; the column-sum kernel has its own
-// check (cuda-kernels-on-cpu.test.ts).
-describe('experiment own-linear-backward', () => {
+// check (cuda-kernels-on-cpu.test.ts). CUDA's default; experiment own-linear-backward forces it here.
+describe('the products\' own backward (experiment own-linear-backward)', () => {
   for (const name of ['tiny_vit', 'tiny_rn'] as const) {
     const load = (experiment: string | undefined) => withExperiments(experiment, () => loadModel(fixture('models', `${name}.safetensors`)));
 
@@ -291,6 +293,27 @@ describe('experiment own-linear-backward', () => {
         return losses;
       };
       assertAllClose(await run('own-linear-backward'), await run(undefined), { rtol: 1e-2, atol: 0, what: `losses (${casts ?? 'cast at once'})` });
+    }
+  });
+});
+
+// What test/cuda.test.ts asks of CUDA's default levers under bf16 (gradients as close to fp32's as with
+// each lever off), asked here of those that run on the CPU when forced: it checks the check as well.
+describe('CUDA\'s default levers forced on the CPU, under bf16', () => {
+  test('tiny_rn and tiny_vit: gradients as close to fp32\'s as without them; a halved bias gradient is caught', async (t) => {
+    for (const name of ['tiny_rn', 'tiny_vit'] as const) {
+      // The MLP in CUDA's form on both sides: on the CPU its silu form drifts more than the reference's
+      // (layers.cc), which is why the CPU keeps the reference's.
+      const exact = await gradientStep(name, 'cpu', 'fp32');
+      const theirs = gradientError(await withExperiments('fused-mlp', () => gradientStep(name, 'cpu', 'bf16')), exact);
+      const levers = await withExperiments('fold-batchnorm,own-linear-backward,fused-mlp', () => gradientStep(name, 'cpu', 'bf16'));
+      const mine = gradientError(levers, exact);
+      t.diagnostic(`${name} bf16: gradients ${fmt(mine.total)} from fp32's with the levers, ${fmt(theirs.total)} without`);
+      assertAsCloseAs(mine, theirs, `${name} bf16`);
+      assert.ok(theirs.total > 1e-3, `${name}: bf16 gradients equal to fp32's (${fmt(theirs.total)}): did bf16 run?`);
+      const bias = 'transformer.resblocks.0.mlp.c_proj.bias';
+      levers.set(bias, levers.get(bias)!.map((v) => v / 2));
+      assert.throws(() => assertAsCloseAs(gradientError(levers, exact), theirs, name), new RegExp(bias.replaceAll('.', '\\.')));
     }
   });
 });

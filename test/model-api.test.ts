@@ -17,7 +17,7 @@ import { pretrainedFile, resolvePretrained } from '../src/model/pretrained.js';
 import { downloadVerified, type DownloadProgress } from '../src/util/download.js';
 import { autocastReference, type AutocastDrift } from './helpers/autocast-reference.js';
 import { fixture } from './helpers/fixtures.js';
-import { assertAllClose, logitDrift } from './helpers/tensors.js';
+import { assertAllClose, bf16DriftOverVariants, logitDrift } from './helpers/tensors.js';
 import { scratchDir } from './helpers/scratch.js';
 
 const tmp = scratchDir('clip-native-api-');
@@ -144,9 +144,12 @@ describe('bf16 on the CPU', () => {
       t.diagnostic(line);
       assert.ok(diff <= 3e-2 * top, `${line}: above 3 % of the largest logit`);
       if (!reference) return t.skip(`reference comparison skipped: ${referenceSkip}`);
+      // One batch's largest error is noisy: held against the reference's over the same eight turned
+      // and mirrored batches (test/python/autocast_ref.py).
       const theirs = reference[name]!;
-      t.diagnostic(`reference (torch ${theirs.torch}): ${theirs.max_abs_diff.toExponential(3)} (${(100 * theirs.relative).toFixed(2)} %)`);
-      assert.ok(diff <= 1.25 * theirs.max_abs_diff, `${line}: worse than the reference's ${theirs.max_abs_diff}`);
+      const mine = await bf16DriftOverVariants(async (turned, precision) => (await m.forward(turned, tokens, { precision })).logitsPerImage.data, images);
+      t.diagnostic(`mean over 8 turned batches: ${(100 * mine.mean).toFixed(2)} %; the reference (torch ${theirs.torch}): ${(100 * theirs.mean_relative).toFixed(2)} %`);
+      assert.ok(mine.mean <= 1.25 * theirs.mean_relative, `${name}: mean bf16 drift ${mine.mean}, worse than the reference's ${theirs.mean_relative}`);
     });
   }
 

@@ -1,7 +1,7 @@
 // Other code paths, switched on per process by the environment: CLIP_NATIVE_EXPERIMENTS=name[,name…].
 // Performance experiments stay off until the GPU benchmark (bench/gpu.sh) shows them faster than the
-// default path; reference forms (reference-mlp) keep the reference's formulation of a step the default
-// path computes another way. Tests cover both paths.
+// default path; those it did become CUDA's default (CudaDefault), and a second name brings back the
+// path they replaced (reference-mlp, aten-layernorm, …), for measuring and for tests, which cover both.
 #pragma once
 #include <cstdlib>
 #include <sstream>
@@ -20,5 +20,16 @@ inline bool experiment_enabled(const std::string& name) {
   }
   return false;
 }
+
+/**
+ * A path measured faster on CUDA and made its default there (bench/results/levers.md): taken on CUDA
+ * unless experiment `off` is listed, and on any device where experiment `on` is (the CPU keeps the
+ * reference's formulation by default). Read when the module is built, like every experiment.
+ */
+struct CudaDefault {
+  bool on, off;
+  CudaDefault(const std::string& on_name, const std::string& off_name) : on(experiment_enabled(on_name)), off(experiment_enabled(off_name)) {}
+  bool taken(bool cuda) const { return on || (cuda && !off); }
+};
 
 }  // namespace clip

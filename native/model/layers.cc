@@ -16,8 +16,7 @@ namespace clip::model {
 LayerNormFp32Impl::LayerNormFp32Impl(int64_t width)
     : width_(width),
       half_(experiment_enabled("half-layernorm")),
-      kernel_(experiment_enabled("layernorm-kernel") || experiment_enabled("add-layernorm-kernel")),
-      add_kernel_(experiment_enabled("add-layernorm-kernel")) {
+      kernel_(!experiment_enabled("aten-layernorm")) {
   weight = register_parameter("weight", torch::ones({width}));
   bias = register_parameter("bias", torch::zeros({width}));
 }
@@ -25,9 +24,11 @@ LayerNormFp32Impl::LayerNormFp32Impl(int64_t width)
 at::Tensor LayerNormFp32Impl::forward(const at::Tensor& x, bool into_product) {
   const auto dtype = x.scalar_type();
   if (kernel_) {
-    // Experiment "layernorm-kernel": the reference's numbers (fp32 arithmetic, the output rounded to
-    // the input's type) from one kernel each way that reads and writes the activation in its own
-    // type, instead of casts to fp32 and back around ATen's fp32 LayerNorm, forward and backward.
+    // The reference's numbers (fp32 arithmetic, the output rounded to the input's type) from one
+    // kernel each way that reads and writes the activation in its own type, instead of casts to fp32
+    // and back around ATen's fp32 LayerNorm, forward and backward: ViT-B/32 at batch 256 took 31.5
+    // instead of 35.9 ms per step on an H100 (bench/results/levers.md, round five). Where the kernels
+    // do not take x (the CPU, a build without nvcc), ATen's LayerNorm below.
     if (auto y = layer_norm_by_kernel(x, weight, bias, 1e-5, output_type(x, into_product))) return *std::move(y);
   }
   if (half_ && (dtype == at::kBFloat16 || dtype == at::kHalf)) {
@@ -53,10 +54,10 @@ at::ScalarType LayerNormFp32Impl::output_type(const at::Tensor& x, bool into_pro
 }
 
 std::pair<at::Tensor, at::Tensor> LayerNormFp32Impl::add_forward(const at::Tensor& x, const at::Tensor& r) {
-  if (add_kernel_) {
-    // Experiment "add-layernorm-kernel": the sum is written by the LayerNorm's first pass, which
-    // reads x and r instead of the sum; its backward adds the stream's gradient to the LayerNorm's
-    // and writes both addends' gradients (the branch's in its own type) in the same pass.
+  if (kernel_) {
+    // The sum is written by the LayerNorm's first pass, which reads x and r instead of the sum; its
+    // backward adds the stream's gradient to the LayerNorm's and writes both addends' gradients (the
+    // branch's in its own type) in the same pass.
     if (auto joined = add_layer_norm_by_kernel(x, r, weight, bias, 1e-5, output_type(x, /*into_product=*/true))) return *std::move(joined);
   }
   at::Tensor s = x + r;
@@ -67,8 +68,9 @@ at::Tensor quick_gelu(const at::Tensor& x) { return x * at::sigmoid(1.702 * x); 
 
 namespace {
 
-// x Wᵀ + b with the weight and bias read through compute_weight(): at::linear, or under experiment
-// own-linear-backward the same forward with the own backward (native/model/own_linear_backward.h).
+// x Wᵀ + b with the weight and bias read through compute_weight(): at::linear, or the same forward
+// with the own backward (native/model/own_linear_backward.h; CUDA's default: ViT-B/32 at batch 256
+// took 28.9 instead of 31.0 ms per step on an H100, bench/results/levers.md, round five).
 at::Tensor project(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool own_backward) {
   const at::Tensor w = compute_weight(weight), b = bias.defined() ? compute_weight(bias) : at::Tensor();
   return own_backward ? linear_with_own_backward(x, w, b) : at::linear(x, w, b);
@@ -79,7 +81,7 @@ at::Tensor project(const torch::nn::Linear& m, const at::Tensor& x, bool own_bac
 }  // namespace
 
 SelfAttentionImpl::SelfAttentionImpl(int64_t width, int64_t heads)
-    : heads_(heads), dense_qkv_(experiment_enabled("dense-qkv")), own_backward_(experiment_enabled("own-linear-backward")) {
+    : heads_(heads), dense_qkv_(experiment_enabled("dense-qkv")), own_backward_("own-linear-backward", "autograd-linear") {
   in_proj_weight = register_parameter("in_proj_weight", torch::empty({3 * width, width}));
   in_proj_bias = register_parameter("in_proj_bias", torch::zeros({3 * width}));
   out_proj = register_module("out_proj", torch::nn::Linear(width, width));
@@ -91,6 +93,7 @@ SelfAttentionImpl::SelfAttentionImpl(int64_t width, int64_t heads)
 
 at::Tensor SelfAttentionImpl::forward(const at::Tensor& x, bool causal) {
   const int64_t n = x.size(0), l = x.size(1), d = x.size(2);
+  const bool own_backward = own_backward_.taken(x.is_cuda());
   if (dense_qkv_) {
     // Experiment "dense-qkv": q, k and v from three products with the packed weight's thirds, each
     // [N, L, D] dense. cuDNN's attention lays its output out like a dense q (else [N, H, L, D/H]
@@ -99,32 +102,30 @@ at::Tensor SelfAttentionImpl::forward(const at::Tensor& x, bool causal) {
     // input's gradient is the sum of three products.
     const std::vector<at::Tensor> w = compute_weight(in_proj_weight).chunk(3), b = compute_weight(in_proj_bias).chunk(3);
     auto heads = [&](int i) {
-      const at::Tensor part = own_backward_ ? linear_with_own_backward(x, w[i], b[i]) : at::linear(x, w[i], b[i]);
+      const at::Tensor part = own_backward ? linear_with_own_backward(x, w[i], b[i]) : at::linear(x, w[i], b[i]);
       return part.view({n, l, heads_, d / heads_}).transpose(1, 2);
     };
     at::Tensor out = at::scaled_dot_product_attention(heads(0), heads(1), heads(2), /*attn_mask=*/{}, /*dropout_p=*/0.0, /*is_causal=*/causal);
-    return project(out_proj, out.transpose(1, 2).reshape({n, l, d}), own_backward_);
+    return project(out_proj, out.transpose(1, 2).reshape({n, l, d}), own_backward);
   }
   // [N, L, 3D] → q, k, v as [N, H, L, D/H] views. unbind, not qkv[0..2]: the backward of three
   // selects is three zero-filled [N, L, 3D] tensors, three copies and two sums per layer; unbind's is
   // one stack, which writes the packed gradient in the linear's layout.
-  const std::vector<at::Tensor> qkv = project(x, in_proj_weight, in_proj_bias, own_backward_).view({n, l, 3, heads_, d / heads_}).unbind(2);
+  const std::vector<at::Tensor> qkv = project(x, in_proj_weight, in_proj_bias, own_backward).view({n, l, 3, heads_, d / heads_}).unbind(2);
   at::Tensor out = at::scaled_dot_product_attention(qkv[0].transpose(1, 2), qkv[1].transpose(1, 2), qkv[2].transpose(1, 2), /*attn_mask=*/{},
                                                     /*dropout_p=*/0.0, /*is_causal=*/causal);
-  return project(out_proj, out.transpose(1, 2).reshape({n, l, d}), own_backward_);
+  return project(out_proj, out.transpose(1, 2).reshape({n, l, d}), own_backward);
 }
 
 MlpImpl::MlpImpl(int64_t width)
-    : fused_(experiment_enabled("fused-mlp")),
-      reference_form_(experiment_enabled("reference-mlp")),
-      kernel_(experiment_enabled("quick-gelu-kernel")),
-      own_backward_(experiment_enabled("own-linear-backward")) {
+    : fused_("fused-mlp", "reference-mlp"), kernel_(experiment_enabled("quick-gelu-kernel")), own_backward_("own-linear-backward", "autograd-linear") {
   c_fc = register_module("c_fc", torch::nn::Linear(width, width * 4));
   c_proj = register_module("c_proj", torch::nn::Linear(width * 4, width));
 }
 
 at::Tensor MlpImpl::forward(const at::Tensor& x) {
-  if (kernel_) return project(c_proj, quick_gelu_by_kernel(project(c_fc, x, own_backward_)), own_backward_);
+  const bool own_backward = own_backward_.taken(x.is_cuda());
+  if (kernel_) return project(c_proj, quick_gelu_by_kernel(project(c_fc, x, own_backward)), own_backward);
   // On CUDA: QuickGELU(h) = silu(1.702 h) / 1.702, the two scalings applied by the matrix products
   // (alpha, on cuBLAS's fp32 accumulator). The block's widest activation ([n, l, 4 d]) then sees one
   // fused silu kernel forward and one backward instead of three and about five passes: ViT-B/32 at
@@ -132,13 +133,12 @@ at::Tensor MlpImpl::forward(const at::Tensor& x) {
   // the reference up to rounding in fp32. On the CPU the reference's form stays: there its bf16 drift
   // from fp32 grew (mean 2.65 % vs 2.42 % of the largest logit over 21 batches of tiny_vit), and speed
   // is not the CPU's job. Experiments fused-mlp / reference-mlp force one form on any device.
-  const bool fused = fused_ || (!reference_form_ && x.is_cuda());
-  if (!fused) return project(c_proj, quick_gelu(project(c_fc, x, own_backward_)), own_backward_);
+  if (!fused_.taken(x.is_cuda())) return project(c_proj, quick_gelu(project(c_fc, x, own_backward)), own_backward);
   constexpr double kScale = 1.702;
   const at::Tensor rows = x.reshape({-1, x.size(-1)});
   // The bias is scaled in fp32 from the parameter itself, as autocast would cast the product.
   at::Tensor h, out;
-  if (own_backward_) {
+  if (own_backward) {
     // The same products; their backward applies alpha inside the products instead of a pass each.
     h = linear_with_own_backward(rows, compute_weight(c_fc->weight), c_fc->bias * kScale, kScale);
     out = linear_with_own_backward(at::silu(h), compute_weight(c_proj->weight), compute_weight(c_proj->bias), 1.0 / kScale);
@@ -176,7 +176,7 @@ void ResidualAttentionBlockImpl::forward_joined(at::Tensor& stream, at::Tensor& 
 }
 
 TransformerImpl::TransformerImpl(int64_t width, int64_t layers, int64_t heads)
-    : width_(width), layers_(layers), joined_adds_(experiment_enabled("add-layernorm-kernel")) {
+    : width_(width), layers_(layers), joined_adds_(!experiment_enabled("aten-layernorm")) {
   resblocks = register_module("resblocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < layers; ++i) resblocks->push_back(ResidualAttentionBlock(width, heads));
 }

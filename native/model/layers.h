@@ -4,6 +4,8 @@
 #pragma once
 #include <torch/nn.h>
 
+#include "common/experiments.h"
+
 namespace clip::model {
 
 /** LayerNorm computed in fp32 whatever the input dtype, as the reference does for fp16/bf16. */
@@ -17,7 +19,7 @@ class LayerNormFp32Impl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x, bool into_product = false);
   /**
    * {s, forward(s, into_product = true)} for s = x + r: the residual add before this LayerNorm, joined
-   * to it in one kernel each way where experiment "add-layernorm-kernel" and the kernels allow.
+   * to it in one kernel each way where the kernels allow (CUDA; not under experiment aten-layernorm).
    */
   std::pair<at::Tensor, at::Tensor> add_forward(const at::Tensor& x, const at::Tensor& r);
   at::Tensor weight, bias;
@@ -26,9 +28,8 @@ class LayerNormFp32Impl : public torch::nn::Module {
   /** The output's type: x's, or autocast's for an fp32 x headed for a product (see forward). */
   at::ScalarType output_type(const at::Tensor& x, bool into_product) const;
   int64_t width_;
-  bool half_;        // CLIP_NATIVE_EXPERIMENTS=half-layernorm when the module was built
-  bool kernel_;      // CLIP_NATIVE_EXPERIMENTS=layernorm-kernel (or add-layernorm-kernel)
-  bool add_kernel_;  // CLIP_NATIVE_EXPERIMENTS=add-layernorm-kernel
+  bool half_;    // CLIP_NATIVE_EXPERIMENTS=half-layernorm when the module was built
+  bool kernel_;  // the own kernels where they take the input: not under experiment aten-layernorm
 };
 TORCH_MODULE(LayerNormFp32);
 
@@ -45,8 +46,8 @@ class SelfAttentionImpl : public torch::nn::Module {
 
  private:
   int64_t heads_;
-  bool dense_qkv_;     // CLIP_NATIVE_EXPERIMENTS=dense-qkv when the module was built
-  bool own_backward_;  // CLIP_NATIVE_EXPERIMENTS=own-linear-backward (native/model/own_linear_backward.h)
+  bool dense_qkv_;            // CLIP_NATIVE_EXPERIMENTS=dense-qkv when the module was built
+  CudaDefault own_backward_;  // native/model/own_linear_backward.h: own-linear-backward / autograd-linear
 };
 TORCH_MODULE(SelfAttention);
 
@@ -57,10 +58,9 @@ class MlpImpl : public torch::nn::Module {
   torch::nn::Linear c_fc{nullptr}, c_proj{nullptr};
 
  private:
-  bool fused_;           // CLIP_NATIVE_EXPERIMENTS=fused-mlp when the module was built
-  bool reference_form_;  // CLIP_NATIVE_EXPERIMENTS=reference-mlp
-  bool kernel_;          // CLIP_NATIVE_EXPERIMENTS=quick-gelu-kernel (native/model/quick_gelu_kernel.h)
-  bool own_backward_;    // CLIP_NATIVE_EXPERIMENTS=own-linear-backward (native/model/own_linear_backward.h)
+  CudaDefault fused_;         // QuickGELU by silu, its scalings in the products: fused-mlp / reference-mlp
+  bool kernel_;               // CLIP_NATIVE_EXPERIMENTS=quick-gelu-kernel (native/model/quick_gelu_kernel.h)
+  CudaDefault own_backward_;  // native/model/own_linear_backward.h: own-linear-backward / autograd-linear
 };
 TORCH_MODULE(Mlp);
 
@@ -92,7 +92,7 @@ class TransformerImpl : public torch::nn::Module {
 
  private:
   int64_t width_, layers_;
-  bool joined_adds_;  // CLIP_NATIVE_EXPERIMENTS=add-layernorm-kernel when the module was built
+  bool joined_adds_;  // each residual add joined to the LayerNorm after it: not under experiment aten-layernorm
 };
 TORCH_MODULE(Transformer);
 

@@ -12,36 +12,38 @@ torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride =
   return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, kernel).stride(stride).padding(padding).bias(false));
 }
 
-bool fold_batch_norm_enabled() { return experiment_enabled("fold-batchnorm"); }
-bool pool_by_mean_enabled() { return experiment_enabled("pool-by-mean"); }
+CudaDefault fold_batch_norm() { return {"fold-batchnorm", "separate-batchnorm"}; }
+CudaDefault pool_by_mean() { return {"pool-by-mean", "avg-pool2d"}; }
 
 }  // namespace
 
-// Experiment "pool-by-mean". The anti-aliasing pools (kernel = stride = s, no padding) average
-// disjoint s×s windows: on a channels-last tensor that is a mean over two axes of a view, which
-// CUDA reduces at memory speed and whose backward is a broadcast. PyTorch's NHWC avg_pool2d
-// backward took 13.6 ms per step for RN50 at batch 256 on an H200 (forward 4.7 ms).
-at::Tensor avg_pool(const at::Tensor& x, int64_t s, bool by_mean) {
-  if (!by_mean || !x.is_contiguous(at::MemoryFormat::ChannelsLast) || x.size(2) % s != 0 || x.size(3) % s != 0) return at::avg_pool2d(x, s);
+// The anti-aliasing pools (kernel = stride = s, no padding) average disjoint s×s windows: on a
+// channels-last tensor that is a mean over two axes of a view, which CUDA reduces at memory speed and
+// whose backward is a broadcast. PyTorch's NHWC avg_pool2d backward took 13.6 ms per step for RN50 at
+// batch 256 on an H200 (forward 4.7 ms); by means, 106.7 instead of 120.9 ms per step on an H100
+// (bench/results/levers.md, round five). CUDA's default; experiment avg-pool2d keeps avg_pool2d.
+at::Tensor avg_pool(const at::Tensor& x, int64_t s, const CudaDefault& by_mean) {
+  if (!by_mean.taken(x.is_cuda()) || !x.is_contiguous(at::MemoryFormat::ChannelsLast) || x.size(2) % s != 0 || x.size(3) % s != 0) return at::avg_pool2d(x, s);
   const int64_t n = x.size(0), c = x.size(1), h = x.size(2) / s, w = x.size(3) / s;
   return x.permute({0, 2, 3, 1}).view({n, h, s, w, s, c}).mean({2, 4}).permute({0, 3, 1, 2});
 }
 
-// Experiment "fold-batchnorm". A frozen BatchNorm (eval mode: running statistics) is an affine map per
-// output channel, so it folds into the convolution before it: bn(conv(x, W)) = conv(x, W·s) + t with
-// s = γ/√(var+ε) and t = β − mean·s, made from the trainable γ and β at every call, so their gradients
-// still arrive. On CUDA, BatchNorm's own pass over every activation, forward and backward (about a
+// A frozen BatchNorm (eval mode: running statistics) is an affine map per output channel, so it folds
+// into the convolution before it: bn(conv(x, W)) = conv(x, W·s) + t with s = γ/√(var+ε) and
+// t = β − mean·s, made from the trainable γ and β at every call, so their gradients still arrive. On CUDA, BatchNorm's own pass over every activation, forward and backward (about a
 // quarter of RN50's step at batch 256 on an H200), becomes cuDNN's bias epilogue and a weight-sized
-// product. With batch statistics (train mode) the two stay apart.
-at::Tensor conv_bn(torch::nn::Conv2d conv, torch::nn::BatchNorm2d bn, const at::Tensor& x, bool fold) {
-  if (!fold || bn->is_training()) return bn(conv2d(conv, x));
+// product: 81.9 instead of 120.9 ms per step on an H100, 67.7 with the pools by means (levers.md,
+// round five). CUDA's default; experiment separate-batchnorm keeps them apart. With batch statistics
+// (train mode) the two stay apart.
+at::Tensor conv_bn(torch::nn::Conv2d conv, torch::nn::BatchNorm2d bn, const at::Tensor& x, const CudaDefault& fold) {
+  if (!fold.taken(x.is_cuda()) || bn->is_training()) return bn(conv2d(conv, x));
   const at::Tensor scale = bn->weight * at::rsqrt(bn->running_var + bn->options.eps());
   const at::Tensor shift = bn->bias - bn->running_mean * scale;
   return conv2d(conv, x, conv->weight * scale.view({-1, 1, 1, 1}), shift);
 }
 
 DownsampleImpl::DownsampleImpl(int64_t inplanes, int64_t outplanes, int64_t stride)
-    : stride_(stride), fold_(fold_batch_norm_enabled()), pool_by_mean_(pool_by_mean_enabled()) {
+    : stride_(stride), fold_(fold_batch_norm()), pool_by_mean_(pool_by_mean()) {
   conv = register_module("0", torch::nn::Conv2d(torch::nn::Conv2dOptions(inplanes, outplanes, 1).bias(false)));
   bn = register_module("1", torch::nn::BatchNorm2d(outplanes));
 }
@@ -52,7 +54,7 @@ at::Tensor DownsampleImpl::forward(const at::Tensor& x) {
 }
 
 BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride)
-    : stride_(stride), fold_(fold_batch_norm_enabled()), pool_by_mean_(pool_by_mean_enabled()) {
+    : stride_(stride), fold_(fold_batch_norm()), pool_by_mean_(pool_by_mean()) {
   conv1 = register_module("conv1", conv(inplanes, planes, 1));
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(planes));
   conv2 = register_module("conv2", conv(planes, planes, 3, 1, 1));
@@ -96,7 +98,7 @@ at::Tensor AttentionPool2dImpl::forward(const at::Tensor& input) {
 
 ModifiedResNetImpl::ModifiedResNetImpl(const std::vector<int64_t>& layers, int64_t output_dim, int64_t heads, int64_t resolution,
                                        int64_t width)
-    : fold_(fold_batch_norm_enabled()), pool_by_mean_(pool_by_mean_enabled()) {
+    : fold_(fold_batch_norm()), pool_by_mean_(pool_by_mean()) {
   conv1 = register_module("conv1", conv(3, width / 2, 3, 2, 1));
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(width / 2));
   conv2 = register_module("conv2", conv(width / 2, width / 2, 3, 1, 1));

@@ -3,12 +3,14 @@
 #pragma once
 #include <torch/nn.h>
 
+#include "common/experiments.h"
+
 namespace clip::model {
 
-/** bn(conv(x)), folded into one convolution when the BatchNorm is frozen and `fold` (modified_resnet.cc). */
-at::Tensor conv_bn(torch::nn::Conv2d conv, torch::nn::BatchNorm2d bn, const at::Tensor& x, bool fold);
-/** avg_pool2d(x, s), as a mean over a view where `by_mean` and x is channels-last (modified_resnet.cc). */
-at::Tensor avg_pool(const at::Tensor& x, int64_t s, bool by_mean);
+/** bn(conv(x)), folded into one convolution when the BatchNorm is frozen and `fold` is taken (modified_resnet.cc). */
+at::Tensor conv_bn(torch::nn::Conv2d conv, torch::nn::BatchNorm2d bn, const at::Tensor& x, const CudaDefault& fold);
+/** avg_pool2d(x, s), as a mean over a view where `by_mean` is taken and x is channels-last (modified_resnet.cc). */
+at::Tensor avg_pool(const at::Tensor& x, int64_t s, const CudaDefault& by_mean);
 
 /** The reference's `downsample` Sequential: "-1" avg-pool (no parameters), "0" conv, "1" BatchNorm. */
 class DownsampleImpl : public torch::nn::Module {
@@ -20,8 +22,8 @@ class DownsampleImpl : public torch::nn::Module {
 
  private:
   int64_t stride_;
-  bool fold_;          // CLIP_NATIVE_EXPERIMENTS=fold-batchnorm when built
-  bool pool_by_mean_;  // CLIP_NATIVE_EXPERIMENTS=pool-by-mean
+  CudaDefault fold_;          // frozen BatchNorm folded into the convolution: fold-batchnorm / separate-batchnorm
+  CudaDefault pool_by_mean_;  // the anti-aliasing pools as means: pool-by-mean / avg-pool2d
 };
 TORCH_MODULE(Downsample);
 
@@ -36,8 +38,8 @@ class BottleneckImpl : public torch::nn::Module {
 
  private:
   int64_t stride_;
-  bool fold_;
-  bool pool_by_mean_;
+  CudaDefault fold_;
+  CudaDefault pool_by_mean_;
 };
 TORCH_MODULE(Bottleneck);
 
@@ -68,8 +70,8 @@ class ModifiedResNetImpl : public torch::nn::Module {
 
  private:
   torch::nn::Sequential make_stage(int64_t& inplanes, int64_t planes, int64_t blocks, int64_t stride);
-  bool fold_;
-  bool pool_by_mean_;
+  CudaDefault fold_;
+  CudaDefault pool_by_mean_;
 };
 TORCH_MODULE(ModifiedResNet);
 

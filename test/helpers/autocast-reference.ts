@@ -3,7 +3,11 @@ import path from 'node:path';
 
 import { fixture, repoRoot } from './fixtures.js';
 
-export type AutocastDrift = Record<string, { max_abs_diff: number; max_abs: number; relative: number; device: string; torch: string }>;
+export type AutocastDrift = Record<
+  string,
+  // relative: the golden batch's; variants: each dihedral variant's (tensors.ts, dihedralImages), mean_relative their mean.
+  { max_abs_diff: number; max_abs: number; relative: number; variants: number[]; mean_relative: number; device: string; torch: string }
+>;
 
 /**
  * How far openai/CLIP's own model (test/python/autocast_ref.py) moves the fixture logits under bf16

@@ -49,3 +49,37 @@ export function absDiffStats(a: Numeric, b: Numeric): { mean: number; max: numbe
   }
   return { mean: sum / a.length, max };
 }
+
+/**
+ * Variant v (0–7) of an [N, C, S, S] image batch turned and mirrored: height and width transposed if
+ * v & 4, then rows flipped if v & 2 and columns if v & 1, as test/python/autocast_ref.py builds them.
+ */
+export function dihedralImages(images: { data: Float32Array; shape: number[] }, v: number): { data: Float32Array; shape: number[] } {
+  const [n, c, h, w] = images.shape as [number, number, number, number];
+  assert.equal(h, w, 'dihedral variants need square images');
+  const out = new Float32Array(images.data.length);
+  for (let plane = 0; plane < n * c; plane++) {
+    const base = plane * h * w;
+    for (let i = 0; i < h; i++) {
+      const row = v & 2 ? h - 1 - i : i;
+      for (let j = 0; j < w; j++) {
+        const col = v & 1 ? w - 1 - j : j;
+        out[base + i * w + j] = images.data[base + (v & 4 ? col * w + row : row * w + col)]!;
+      }
+    }
+  }
+  return { data: out, shape: images.shape };
+}
+
+/** logitDrift's ratio for each of the 8 dihedral variants of the images, and their mean. */
+export async function bf16DriftOverVariants(
+  forward: (images: { data: Float32Array; shape: number[] }, precision: 'fp32' | 'bf16') => Promise<Numeric>,
+  images: { data: Float32Array; shape: number[] },
+): Promise<{ variants: number[]; mean: number }> {
+  const variants: number[] = [];
+  for (let v = 0; v < 8; v++) {
+    const turned = dihedralImages(images, v);
+    variants.push(logitDrift(await forward(turned, 'bf16'), await forward(turned, 'fp32')).relative);
+  }
+  return { variants, mean: variants.reduce((a, b) => a + b, 0) / variants.length };
+}

@@ -8,7 +8,12 @@ For each NAME, loads MODELS_DIR/NAME.safetensors into clip_reference_model.CLIP 
 metadata), and runs the golden batch in eval mode in fp32 and under
 torch.autocast(device, dtype=torch.bfloat16). Prints one line of JSON:
 {NAME: {"max_abs_diff": max |bf16 - fp32| over logits_per_image, "max_abs": max |fp32 logit|,
-"relative": their ratio, "torch": version}}.
+"relative": their ratio, "variants": [that ratio for each of the 8 dihedral variants of the images],
+"mean_relative": their mean, "torch": version}}.
+
+A single batch's largest logit error is a noisy measure (16 logits here), so the golden images are also
+run turned and mirrored: variant v transposes height and width if v & 4, then flips the rows if v & 2
+and the columns if v & 1 (test/helpers/tensors.ts, dihedralImages, builds the same batches).
 """
 import json
 import os
@@ -20,6 +25,25 @@ import torch  # noqa: E402
 
 import clip_reference_model as ref  # noqa: E402
 from weights_ref import read_safetensors  # noqa: E402
+
+
+def dihedral(images, v):
+    if v & 4:
+        images = images.transpose(2, 3)
+    if v & 2:
+        images = images.flip(2)
+    if v & 1:
+        images = images.flip(3)
+    return images.contiguous()
+
+
+def drift(model, images, tokens, device):
+    """(max |bf16 - fp32| over the logits, max |fp32 logit|)."""
+    with torch.no_grad():
+        fp32, _ = model(images, tokens)
+        with torch.autocast(device, dtype=torch.bfloat16):
+            bf16, _ = model(images, tokens)
+    return float((bf16.float() - fp32).abs().max()), float(fp32.abs().max())
 
 
 def main():
@@ -37,13 +61,11 @@ def main():
         model.eval().to(device)
         gold = dict(read_safetensors(os.path.join(models, f'{name}.golden.safetensors'))[0])
         images, tokens = gold['images'].to(device), gold['text_tokens'].to(device)
-        with torch.no_grad():
-            fp32, _ = model(images, tokens)
-            with torch.autocast(device, dtype=torch.bfloat16):
-                bf16, _ = model(images, tokens)
-        diff = float((bf16.float() - fp32).abs().max())
-        top = float(fp32.abs().max())
-        out[name] = {'max_abs_diff': diff, 'max_abs': top, 'relative': diff / top, 'device': device, 'torch': torch.__version__}
+        drifts = [drift(model, dihedral(images, v), tokens, device) for v in range(8)]
+        diff, top = drifts[0]
+        variants = [d / t for d, t in drifts]
+        out[name] = {'max_abs_diff': diff, 'max_abs': top, 'relative': diff / top, 'variants': variants,
+                     'mean_relative': sum(variants) / len(variants), 'device': device, 'torch': torch.__version__}
     print(json.dumps(out))
     return 0
 
