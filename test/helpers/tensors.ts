@@ -51,35 +51,52 @@ export function absDiffStats(a: Numeric, b: Numeric): { mean: number; max: numbe
 }
 
 /**
- * Variant v (0–7) of an [N, C, S, S] image batch turned and mirrored: height and width transposed if
- * v & 4, then rows flipped if v & 2 and columns if v & 1, as test/python/autocast_ref.py builds them.
+ * Variant v (0–7) of a batch, as test/python/autocast_ref.py builds them: the [N, C, S, S] images'
+ * height and width transposed if v & 4, then rows flipped if v & 2 and columns if v & 1; each prompt
+ * token between the start and the end token moved to (t + 131 v) mod (E − 1), E the batch's largest
+ * id (the end token, which stays the largest), so that the texts differ too.
  */
-export function dihedralImages(images: { data: Float32Array; shape: number[] }, v: number): { data: Float32Array; shape: number[] } {
+export function batchVariant(
+  images: { data: Float32Array; shape: number[] },
+  tokens: { data: BigInt64Array; shape: number[] },
+  v: number,
+): { images: { data: Float32Array; shape: number[] }; tokens: { data: BigInt64Array; shape: number[] } } {
   const [n, c, h, w] = images.shape as [number, number, number, number];
-  assert.equal(h, w, 'dihedral variants need square images');
-  const out = new Float32Array(images.data.length);
+  assert.equal(h, w, 'batch variants need square images');
+  const turned = new Float32Array(images.data.length);
   for (let plane = 0; plane < n * c; plane++) {
     const base = plane * h * w;
     for (let i = 0; i < h; i++) {
       const row = v & 2 ? h - 1 - i : i;
       for (let j = 0; j < w; j++) {
         const col = v & 1 ? w - 1 - j : j;
-        out[base + i * w + j] = images.data[base + (v & 4 ? col * w + row : row * w + col)]!;
+        turned[base + i * w + j] = images.data[base + (v & 4 ? col * w + row : row * w + col)]!;
       }
     }
   }
-  return { data: out, shape: images.shape };
+  const length = tokens.shape[1]!;
+  const top = tokens.data.reduce((a, b) => (b > a ? b : a));
+  const moved = tokens.data.slice();
+  for (let i = 0; i < tokens.shape[0]!; i++) {
+    const row = tokens.data.subarray(i * length, (i + 1) * length);
+    const end = row.indexOf(row.reduce((a, b) => (b > a ? b : a))); // argmax: the first end token
+    for (let j = 1; j < end; j++) moved[i * length + j] = (row[j]! + 131n * BigInt(v)) % (top - 1n);
+  }
+  return { images: { data: turned, shape: images.shape }, tokens: { data: moved, shape: tokens.shape } };
 }
 
-/** logitDrift's ratio for each of the 8 dihedral variants of the images, and their mean. */
+type Batch = { images: { data: Float32Array; shape: number[] }; tokens: { data: BigInt64Array; shape: number[] } };
+
+/** logitDrift's ratio for each of the 8 variants of the batch (batchVariant), and their mean. */
 export async function bf16DriftOverVariants(
-  forward: (images: { data: Float32Array; shape: number[] }, precision: 'fp32' | 'bf16') => Promise<Numeric>,
-  images: { data: Float32Array; shape: number[] },
+  forward: (batch: Batch, precision: 'fp32' | 'bf16') => Promise<Numeric>,
+  images: Batch['images'],
+  tokens: Batch['tokens'],
 ): Promise<{ variants: number[]; mean: number }> {
   const variants: number[] = [];
   for (let v = 0; v < 8; v++) {
-    const turned = dihedralImages(images, v);
-    variants.push(logitDrift(await forward(turned, 'bf16'), await forward(turned, 'fp32')).relative);
+    const batch = batchVariant(images, tokens, v);
+    variants.push(logitDrift(await forward(batch, 'bf16'), await forward(batch, 'fp32')).relative);
   }
   return { variants, mean: variants.reduce((a, b) => a + b, 0) / variants.length };
 }

@@ -11,9 +11,11 @@ torch.autocast(device, dtype=torch.bfloat16). Prints one line of JSON:
 "relative": their ratio, "variants": [that ratio for each of the 8 dihedral variants of the images],
 "mean_relative": their mean, "torch": version}}.
 
-A single batch's largest logit error is a noisy measure (16 logits here), so the golden images are also
-run turned and mirrored: variant v transposes height and width if v & 4, then flips the rows if v & 2
-and the columns if v & 1 (test/helpers/tensors.ts, dihedralImages, builds the same batches).
+A single batch's largest logit error is a noisy measure (16 logits here), so the golden batch is also
+run in seven variants: variant v transposes the images' height and width if v & 4, then flips the rows
+if v & 2 and the columns if v & 1, and moves each prompt token between the start and the end token to
+(t + 131 v) mod (E - 1), E the batch's largest id (the end token), so that the texts differ too
+(test/helpers/tensors.ts, batchVariant, builds the same batches).
 """
 import json
 import os
@@ -35,6 +37,16 @@ def dihedral(images, v):
     if v & 1:
         images = images.flip(3)
     return images.contiguous()
+
+
+def shifted_tokens(tokens, v):
+    out = tokens.clone()
+    top = int(tokens.max())
+    ends = tokens.argmax(-1).tolist()
+    for i, end in enumerate(ends):
+        for j in range(1, end):
+            out[i, j] = (int(tokens[i, j]) + 131 * v) % (top - 1)
+    return out
 
 
 def drift(model, images, tokens, device):
@@ -61,7 +73,7 @@ def main():
         model.eval().to(device)
         gold = dict(read_safetensors(os.path.join(models, f'{name}.golden.safetensors'))[0])
         images, tokens = gold['images'].to(device), gold['text_tokens'].to(device)
-        drifts = [drift(model, dihedral(images, v), tokens, device) for v in range(8)]
+        drifts = [drift(model, dihedral(images, v), shifted_tokens(tokens, v), device) for v in range(8)]
         diff, top = drifts[0]
         variants = [d / t for d, t in drifts]
         out[name] = {'max_abs_diff': diff, 'max_abs': top, 'relative': diff / top, 'variants': variants,
