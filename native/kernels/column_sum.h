@@ -1,6 +1,6 @@
-// Column sums of a row-major matrix as CUDA kernels (experiment "own-linear-backward": a product's
-// bias gradient): fp32 sums in a fixed order whatever the storage type, the result stored in out_type.
-// Plain CUDA with no LibTorch headers; native/model/linear_backward.cc uses it.
+// Column sums of a row-major matrix as CUDA kernels (a product's bias gradient in the own backward of
+// native/model/own_linear_backward.cc, CUDA's default): fp32 sums in a fixed order whatever the storage
+// type, the result stored in out_type. Plain CUDA with no LibTorch headers.
 #pragma once
 #include <cuda_runtime_api.h>
 

@@ -1,4 +1,4 @@
-// LayerNorm over the last dimension as CUDA kernels (experiment "layernorm-kernel"): the input and
+// LayerNorm over the last dimension as CUDA kernels (CUDA's default LayerNorm): the input and
 // output in the activations' storage types (both fp32, fp16 or bf16, or fp32 in and fp16/bf16 out),
 // γ, β, the statistics and every sum in fp32 — the numbers of the reference's LayerNorm, which casts a
 // half input to fp32, normalises and casts back, without the casts of the activation (forward and

@@ -32,12 +32,13 @@ at::Tensor LayerNormFp32Impl::forward(const at::Tensor& x, bool into_product) {
     if (auto y = layer_norm_by_kernel(x, weight, bias, 1e-5, output_type(x, into_product))) return *std::move(y);
   }
   if (half_ && (dtype == at::kBFloat16 || dtype == at::kHalf)) {
-    // Experiment "half-layernorm": a bf16/fp16 input (the vision tower's residual stream under
-    // autocast) is normalised as it is, with γ and β in its type: LayerNorm's kernels still sum in
-    // fp32, and the four casts of the activation (to fp32 and back, forward and backward) go. γ and β
-    // are rounded to the input's type, as a matrix product's weights are under autocast; with the
-    // trainer's one cast (compute_weight) that costs no kernel. Autocast would put the fp32 casts
-    // back (layer_norm is on its fp32 list), so it is kept out of this call.
+    // Experiment "half-layernorm" (where the own kernels do not run: on CUDA with "aten-layernorm"):
+    // a bf16/fp16 input (the vision tower's residual stream under autocast) is normalised as it is,
+    // with γ and β in its type: LayerNorm's kernels still sum in fp32, and the four casts of the
+    // activation (to fp32 and back, forward and backward) go. γ and β are rounded to the input's type,
+    // as a matrix product's weights are under autocast; with the trainer's one cast (compute_weight)
+    // that costs no kernel. Autocast would put the fp32 casts back (layer_norm is on its fp32 list), so
+    // it is kept out of this call.
     const c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
     return at::layer_norm(x, {width_}, compute_weight(weight).to(dtype), compute_weight(bias).to(dtype), 1e-5);
   }

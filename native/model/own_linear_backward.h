@@ -1,7 +1,8 @@
-// A matrix product with its backward written out (experiment "own-linear-backward"): the forward is
-// autocast's (the inputs cast to its type, one addmm with the bias and alpha), the backward computes
-// the bias gradient with an own column-sum kernel on CUDA (ATen's reduction ran at about a third of
-// memory speed) and applies alpha in the two products' epilogue instead of a separate pass each.
+// A matrix product with its backward written out (CUDA's default; experiment "autograd-linear" turns
+// it off, "own-linear-backward" forces it on the CPU): the forward is autocast's (the inputs cast to
+// its type, one addmm with the bias and alpha), the backward computes the bias gradient with an own
+// column-sum kernel on CUDA (ATen's reduction ran at about a third of memory speed) and applies alpha
+// in the two products' epilogue instead of a separate pass each.
 #pragma once
 #include <ATen/ATen.h>
 
