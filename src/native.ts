@@ -128,11 +128,11 @@ export interface NativeFileStats {
   mtimeNsec: Float64Array;
 }
 
-/** A batch of whole-file reads: errno per file (-1: not the expected length), CRC-32 of each file's tail. */
+/** A batch of reads into the caller's memory: errno per file (-1: not the expected length), CRC-32 of each body, the headers one after another. */
 export interface NativeFileReads {
   errors: Int32Array;
   crcs: Uint32Array;
-  data: Array<Buffer | null>;
+  headers: Buffer;
 }
 
 /** The raw addon surface. Kept private to this module; wrappers below add types and validation. */
@@ -145,7 +145,7 @@ interface Addon {
   loadModel(path: string, options: { device: string; strict: boolean; config?: string; memoryFormat: string }): Promise<NativeLoadResult>;
   createTrainer(model: NativeModel, options: object): Promise<NativeTrainer>;
   statFiles(paths: string[]): Promise<NativeFileStats>;
-  readFiles(paths: string[], length: number, crcFrom: number): Promise<NativeFileReads>;
+  readFilesInto(paths: string[], headerBytes: number, bodyBytes: number, dest: Uint8Array, slots: Int32Array): Promise<NativeFileReads>;
   joinBytes(parts: Uint8Array[]): Promise<Buffer>;
 }
 
@@ -218,9 +218,12 @@ export function statFiles(paths: string[]): Promise<NativeFileStats> {
   return native().statFiles(paths);
 }
 
-/** Each file read whole, expecting `length` bytes, with the CRC-32 of bytes [crcFrom, length): one request. */
-export function readFiles(paths: string[], length: number, crcFrom: number): Promise<NativeFileReads> {
-  return native().readFiles(paths, length, crcFrom);
+/**
+ * Files of exactly headerBytes + bodyBytes, each header into the result and each body into `dest` at
+ * slots[i] · bodyBytes, with the body's CRC-32: one request. `dest` must not be touched until it settles.
+ */
+export function readFilesInto(paths: string[], headerBytes: number, bodyBytes: number, dest: Uint8Array, slots: Int32Array): Promise<NativeFileReads> {
+  return native().readFilesInto(paths, headerBytes, bodyBytes, dest, slots);
 }
 
 /** The parts one after another in a new buffer, allocated and copied on the thread pool. */

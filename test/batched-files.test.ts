@@ -1,6 +1,6 @@
 // The loader's batched file operations (src/io/batched-files.ts over native/io/file_batch.h) against
 // Node's own fs and zlib: the same stats, bytes and CRC-32s, errors shaped as fs errors, and every
-// answer reaching its own request when many are gathered into one native call.
+// file's answer and bytes reaching its own place when many go in one native call.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
@@ -8,49 +8,58 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { crc32 } from 'node:zlib';
 
-import { readFileOfLength, statFile } from '../src/io/batched-files.js';
-import { joinBytes, readFiles } from '../src/native.js';
+import { readBodiesInto, statFileBatch } from '../src/io/batched-files.js';
+import { joinBytes, readFilesInto } from '../src/native.js';
 import { scratchDir } from './helpers/scratch.js';
 
 const tmp = scratchDir('clip-batched-files-');
 
 describe('batched file operations', () => {
-  test('statFile gives fs.stat’s isFile, size and mtimeMs (to the last bit), for files and directories', async () => {
+  test('statFileBatch gives fs.stat’s isFile, size and mtimeMs (to the last bit), for files and directories', async () => {
     const file = path.join(tmp, 'a.bin');
     await fs.writeFile(file, randomBytes(12345));
-    for (const target of [file, tmp]) {
-      const [ours, node] = [await statFile(target), await fs.stat(target)];
-      assert.deepEqual(ours, { isFile: node.isFile(), size: node.size, mtimeMs: node.mtimeMs }, target);
+    const ours = await statFileBatch([file, tmp]);
+    for (const [i, target] of [file, tmp].entries()) {
+      const node = await fs.stat(target);
+      assert.deepEqual(ours[i], { isFile: node.isFile(), size: node.size, mtimeMs: node.mtimeMs }, target);
     }
   });
 
-  test('a missing file rejects as fs.stat does: code ENOENT, the path in the message', async () => {
+  test('a missing file is an Error shaped as fs.stat’s: code ENOENT, the path in the message', async () => {
     const missing = path.join(tmp, 'nope', 'x.jpg');
-    const err = await statFile(missing).then(
-      () => assert.fail('resolved'),
-      (e: NodeJS.ErrnoException) => e,
-    );
+    const [err] = (await statFileBatch([missing])) as NodeJS.ErrnoException[];
+    assert.ok(err instanceof Error);
     assert.equal(err.code, 'ENOENT');
     assert.equal(err.syscall, 'stat');
     assert.equal(err.path, missing);
     assert.match(err.message, /^ENOENT: no such file or directory, stat '.*x\.jpg'$/);
   });
 
-  test('readFileOfLength: the bytes and zlib’s CRC-32 of the tail; another length or none is undefined; other errors reject as fs does', async () => {
+  test('readBodiesInto: headers back, bodies into their slots of dest with zlib’s CRC-32; another length or none is undefined; other errors as fs’s', async () => {
     const bytes = randomBytes(150_557);
     const file = path.join(tmp, 'entry.crop');
     await fs.writeFile(file, bytes);
-    const r = await readFileOfLength(file, bytes.length, 20);
-    assert.ok(r && r.data.equals(bytes));
-    assert.equal(r.crc, crc32(bytes.subarray(20)));
-    assert.equal(await readFileOfLength(file, bytes.length - 1, 20), undefined, 'longer than expected');
-    assert.equal(await readFileOfLength(file, bytes.length + 1, 20), undefined, 'shorter than expected');
-    await assert.rejects(readFileOfLength(tmp, 10, 0), (e: NodeJS.ErrnoException) => e.code === 'EISDIR');
-    assert.equal(await readFileOfLength(path.join(tmp, 'gone'), 10, 0), undefined, 'a missing file');
-    await assert.rejects(readFileOfLength(path.join(tmp, 'entry.crop', 'below-a-file'), 10, 0), (e: NodeJS.ErrnoException) => e.code === 'ENOTDIR');
+    const body = bytes.length - 20;
+    const dest = Buffer.alloc(3 * body, 0xee);
+    const paths = [file, file, path.join(tmp, 'gone'), tmp, path.join(tmp, 'entry.crop', 'below-a-file')];
+    const r = await readBodiesInto(paths, 20, body, dest, [2, 0, 1, 1, 1]);
+    for (const [i, slot] of [[0, 2], [1, 0]] as const) {
+      const read = r[i];
+      assert.ok(read && !(read instanceof Error), `read ${i}`);
+      assert.ok(read.header.equals(bytes.subarray(0, 20)));
+      assert.equal(read.crc, crc32(bytes.subarray(20)));
+      assert.ok(dest.subarray(slot * body, (slot + 1) * body).equals(bytes.subarray(20)), `slot ${slot}`);
+    }
+    assert.equal(r[2], undefined, 'a missing file');
+    assert.ok(r[3] instanceof Error && (r[3] as NodeJS.ErrnoException).code === 'EISDIR', 'a directory');
+    assert.ok(r[4] instanceof Error && (r[4] as NodeJS.ErrnoException).code === 'ENOTDIR', 'below a file');
+    assert.deepEqual(await readBodiesInto([file], 20, body - 1, dest, [0]), [undefined], 'longer than expected');
+    assert.deepEqual(await readBodiesInto([file], 20, body + 1, Buffer.alloc(body + 1), [0]), [undefined], 'shorter than expected');
+    await assert.rejects(async () => readBodiesInto([file], 20, body, dest, [3]), /outside dest/);
+    await assert.rejects(async () => readBodiesInto([file], 20, body, dest, [-1]), /outside dest/);
   });
 
-  test('300 requests at once, gathered into batches: each gets its own file’s answer', async () => {
+  test('300 files at once, in chunks over several pool threads: each lands in its own slot, with its own answer', async () => {
     const files = await Promise.all(
       Array.from({ length: 300 }, async (_, i) => {
         const file = path.join(tmp, `many-${i}.bin`);
@@ -60,14 +69,18 @@ describe('batched file operations', () => {
         return { file, data };
       }),
     );
-    const reads = await Promise.all(files.map(({ file }, i) => (i % 7 === 3 ? readFileOfLength(`${file}/below`, 4096, 4) : readFileOfLength(file, 4096, 4)).catch((e: Error) => e)));
+    const paths = files.map(({ file }, i) => (i % 7 === 3 ? `${file}/below` : file));
+    const slots = files.map((_, i) => 299 - i); // reversed: slots need not follow the paths
+    const dest = Buffer.alloc(300 * 4092);
+    const reads = await readBodiesInto(paths, 4, 4092, dest, slots);
     reads.forEach((r, i) => {
       if (i % 7 === 3) return assert.ok(r instanceof Error && /ENOTDIR/.test(r.message), `request ${i}`);
-      assert.ok(r && !(r instanceof Error) && r.data.equals(files[i]!.data), `request ${i}`);
+      assert.ok(r && !(r instanceof Error) && r.header.equals(files[i]!.data.subarray(0, 4)), `request ${i}`);
       assert.equal(r.crc, crc32(files[i]!.data.subarray(4)));
+      assert.ok(dest.subarray(slots[i]! * 4092, (slots[i]! + 1) * 4092).equals(files[i]!.data.subarray(4)), `slot of ${i}`);
     });
-    const stats = await Promise.all(files.map(({ file }) => statFile(file)));
-    assert.ok(stats.every((s) => s.isFile && s.size === 4096));
+    const stats = await statFileBatch(files.map(({ file }) => file));
+    assert.ok(stats.every((s) => !(s instanceof Error) && s.isFile && s.size === 4096));
   });
 
   test('the portable CRC-32 (experiment portable-crc: tables, no zlib) equals zlib’s, at every alignment and length', async () => {
@@ -78,7 +91,7 @@ describe('batched file operations', () => {
     process.env.CLIP_NATIVE_EXPERIMENTS = 'portable-crc';
     try {
       for (const from of [0, 1, 2, 3, 5, 7, 8, 9, 13, 69_990, 70_000, 70_001]) {
-        const r = await readFiles([file], bytes.length, from);
+        const r = await readFilesInto([file], from, bytes.length - from, Buffer.alloc(bytes.length - from + 1), Int32Array.of(0));
         assert.equal(r.crcs[0], crc32(bytes.subarray(from)), `from ${from}`);
       }
     } finally {

@@ -1,6 +1,7 @@
-// statFiles(paths), readFiles(paths, length, crcFrom) and joinBytes(parts): io/file_batch.h's batches
-// of file operations for the data loader, and its batch assembly, each one request on the thread pool. Failures come back per file as errno
-// values (the loader names the file and the error); only bad arguments throw.
+// statFiles(paths), readFilesInto(paths, …, dest, slots) and joinBytes(parts): io/file_batch.h's
+// batches of file operations for the data loader, and its batch assembly, each one request on the
+// thread pool. Failures come back per file as errno values (the loader names the file and the error);
+// only bad arguments throw.
 #include <napi.h>
 
 #include <cstring>
@@ -55,43 +56,62 @@ Napi::Value StatFilesJs(const Napi::CallbackInfo& info) {
   });
 }
 
-// readFiles(paths, length, crcFrom) → {errors: Int32Array (errno; -1: not `length` bytes long),
-// crcs: Uint32Array (of bytes [crcFrom, length)), data: Array<Buffer | null>}
-Napi::Value ReadFilesJs(const Napi::CallbackInfo& info) {
+// readFilesInto(paths, headerBytes, bodyBytes, dest: Uint8Array, slots: Int32Array) → {errors: Int32Array
+// (errno; -1: not headerBytes + bodyBytes long), crcs: Uint32Array (of each body), headers: Buffer (each
+// file's header, one after another)}: file i's body lands in dest at slots[i] · bodyBytes.
+Napi::Value ReadFilesIntoJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value {
-    const char* usage = "readFiles(paths, length, crcFrom): paths must be strings, length and crcFrom byte counts";
+    const char* usage =
+        "readFilesInto(paths, headerBytes, bodyBytes, dest, slots): paths must be strings, the sizes byte counts, dest a Uint8Array, slots an "
+        "Int32Array of body positions in dest, one per path";
     auto paths = PathsArg(info, usage);
-    if (info.Length() < 3 || !info[1].IsNumber() || !info[2].IsNumber()) throw Napi::TypeError::New(env, usage);
-    const double length = info[1].As<Napi::Number>().DoubleValue(), crc_from = info[2].As<Napi::Number>().DoubleValue();
-    if (!(length >= 0 && length <= 1 << 30) || !(crc_from >= 0 && crc_from <= length)) throw Napi::RangeError::New(env, usage);
-    return RunAsync<std::vector<io::FileRead>>(
+    if (info.Length() < 5 || !info[1].IsNumber() || !info[2].IsNumber() || !info[3].IsTypedArray() || !info[4].IsTypedArray()) throw Napi::TypeError::New(env, usage);
+    const double header_bytes = info[1].As<Napi::Number>().DoubleValue(), body_bytes = info[2].As<Napi::Number>().DoubleValue();
+    if (!(header_bytes >= 0 && header_bytes <= 1 << 20) || !(body_bytes >= 0 && body_bytes <= 1 << 30)) throw Napi::RangeError::New(env, usage);
+    const auto dest = info[3].As<Napi::TypedArray>();
+    const auto slots_value = info[4].As<Napi::TypedArray>();
+    if (dest.TypedArrayType() != napi_uint8_array || slots_value.TypedArrayType() != napi_int32_array) throw Napi::TypeError::New(env, usage);
+    auto bytes = dest.As<Napi::Uint8Array>();
+    const auto slots = slots_value.As<Napi::Int32Array>();
+    if (slots.ElementLength() != paths.size()) throw Napi::RangeError::New(env, std::string(usage) + ": " + std::to_string(paths.size()) + " paths, " + std::to_string(slots.ElementLength()) + " slots");
+    const size_t body = static_cast<size_t>(body_bytes), header = static_cast<size_t>(header_bytes);
+    std::vector<uint8_t*> bodies(paths.size());
+    for (size_t i = 0; i < paths.size(); ++i) {
+      const int32_t slot = slots[i];
+      if (slot < 0 || (static_cast<size_t>(slot) + 1) * body > bytes.ByteLength()) {
+        throw Napi::RangeError::New(env, std::string(usage) + ": slot " + std::to_string(slot) + " of path " + std::to_string(i) + " is outside dest");
+      }
+      bodies[i] = bytes.Data() + static_cast<size_t>(slot) * body;
+    }
+    struct Reads {
+      std::vector<io::BodyRead> files;
+      std::unique_ptr<uint8_t[]> headers;
+    };
+    auto headers = std::make_shared<std::unique_ptr<uint8_t[]>>(new uint8_t[paths.size() * header + 1]);
+    return RunAsync<Reads>(
         env,
-        [paths = std::move(paths), length = static_cast<size_t>(length), crc_from = static_cast<size_t>(crc_from)] {
-          return io::read_files(paths, length, crc_from);
+        [paths = std::move(paths), header, body, bodies = std::move(bodies), headers] {
+          Reads r;
+          r.files = io::read_files_into(paths, header, body, headers->get(), bodies);
+          r.headers = std::move(*headers);
+          return r;
         },
-        [length = static_cast<size_t>(length)](Napi::Env e, std::vector<io::FileRead>& reads) -> Napi::Value {
-          const size_t n = reads.size();
+        [header](Napi::Env e, Reads& reads) -> Napi::Value {
+          const size_t n = reads.files.size();
           auto errors = Napi::Int32Array::New(e, n);
           auto crcs = Napi::Uint32Array::New(e, n);
-          auto data = Napi::Array::New(e, n);
           for (size_t i = 0; i < n; ++i) {
-            errors[i] = reads[i].wrong_size ? -1 : reads[i].error;
-            crcs[i] = reads[i].crc;
-            if (!reads[i].data) {
-              data.Set(static_cast<uint32_t>(i), e.Null());
-              continue;
-            }
-            // The bytes move to JS without a copy; the Buffer's finaliser frees them.
-            uint8_t* bytes = reads[i].data.release();
-            data.Set(static_cast<uint32_t>(i), Napi::Buffer<uint8_t>::New(e, bytes, length, [](Napi::Env, uint8_t* p) { delete[] p; }));
+            errors[i] = reads.files[i].wrong_size ? -1 : reads.files[i].error;
+            crcs[i] = reads.files[i].crc;
           }
           auto out = Napi::Object::New(e);
           out.Set("errors", errors);
           out.Set("crcs", crcs);
-          out.Set("data", data);
+          out.Set("headers", Napi::Buffer<uint8_t>::Copy(e, reads.headers.get(), n * header));
           return out;
-        });
+        },
+        {dest});  // dest stays alive (and in place) until the reads are done
   });
 }
 
@@ -142,7 +162,7 @@ Napi::Value JoinBytesJs(const Napi::CallbackInfo& info) {
 
 void RegisterFiles(Napi::Env env, Napi::Object exports) {
   exports.Set("statFiles", Napi::Function::New(env, StatFilesJs, "statFiles"));
-  exports.Set("readFiles", Napi::Function::New(env, ReadFilesJs, "readFiles"));
+  exports.Set("readFilesInto", Napi::Function::New(env, ReadFilesIntoJs, "readFilesInto"));
   exports.Set("joinBytes", Napi::Function::New(env, JoinBytesJs, "joinBytes"));
 }
 

@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <array>
@@ -102,20 +103,35 @@ std::vector<FileStat> stat_files(const std::vector<std::string>& paths) {
   return out;
 }
 
-std::vector<FileRead> read_files(const std::vector<std::string>& paths, size_t length, size_t crc_from) {
-  std::vector<FileRead> out(paths.size());
+std::vector<BodyRead> read_files_into(const std::vector<std::string>& paths, size_t header_bytes, size_t body_bytes, uint8_t* headers,
+                                      const std::vector<uint8_t*>& bodies) {
+  std::vector<BodyRead> out(paths.size());
   for (size_t i = 0; i < paths.size(); ++i) {
-    FileRead& r = out[i];
+    BodyRead& r = out[i];
     const int fd = ::open(paths[i].c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
       r.error = errno;
       continue;
     }
-    // One byte more than expected tells a longer file without asking for its size.
-    std::unique_ptr<uint8_t[]> data(new uint8_t[length + 1]);
+    // Header, body and one byte more, which tells a longer file without asking for its size.
+    uint8_t extra = 0;
+    iovec parts[3] = {{headers + i * header_bytes, header_bytes}, {bodies[i], body_bytes}, {&extra, 1}};
+    const size_t expected = header_bytes + body_bytes;
     size_t got = 0;
-    while (got <= length) {
-      const ssize_t n = ::pread(fd, data.get() + got, length + 1 - got, static_cast<off_t>(got));
+    while (got <= expected) {
+      // The parts still to fill, from `got` on.
+      iovec rest[3];
+      int count = 0;
+      size_t skip = got;
+      for (const iovec& part : parts) {
+        if (skip >= part.iov_len) {
+          skip -= part.iov_len;
+          continue;
+        }
+        rest[count++] = {static_cast<uint8_t*>(part.iov_base) + skip, part.iov_len - skip};
+        skip = 0;
+      }
+      const ssize_t n = ::preadv(fd, rest, count, static_cast<off_t>(got));
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) {
         r.error = errno;
@@ -126,12 +142,11 @@ std::vector<FileRead> read_files(const std::vector<std::string>& paths, size_t l
     }
     ::close(fd);
     if (r.error != 0) continue;
-    if (got != length) {
+    if (got != expected) {
       r.wrong_size = true;
       continue;
     }
-    r.crc = crc_from < length ? crc32(data.get() + crc_from, length - crc_from) : crc32(nullptr, 0);
-    r.data = std::move(data);
+    r.crc = crc32(bodies[i], body_bytes);
   }
   return out;
 }

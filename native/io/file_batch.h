@@ -1,8 +1,8 @@
 // Many small file operations in one call, for the data loader. Reading a cached crop took the event
 // loop four file requests (stat, open, read, close), each handed to a pool thread it had to wake, plus
 // a CRC over 150 KB: on a 2-core machine the main thread, not the disks or the pool, capped the warm
-// loader at ≈ 4,800 images/s. A batch of stats or whole-file reads here is one request, and the
-// checksum runs on the pool thread too.
+// loader at ≈ 4,800 images/s. A batch of stats or reads here is one request, and the checksum runs on
+// the pool thread too.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -21,15 +21,19 @@ struct FileStat {
 
 std::vector<FileStat> stat_files(const std::vector<std::string>& paths);
 
-struct FileRead {
-  int error = 0;              // errno of a failed open or read, else 0
-  bool wrong_size = false;    // the file is shorter or longer than expected (no data then)
-  std::unique_ptr<uint8_t[]> data;  // exactly the expected length
-  uint32_t crc = 0;           // CRC-32 (zlib's) of data[crc_from, length)
+struct BodyRead {
+  int error = 0;            // errno of a failed open or read, else 0
+  bool wrong_size = false;  // the file is not header + body bytes long (its slots then hold garbage)
+  uint32_t crc = 0;         // CRC-32 (zlib's) of the body
 };
 
-/** Reads each file whole, expecting exactly `length` bytes. */
-std::vector<FileRead> read_files(const std::vector<std::string>& paths, size_t length, size_t crc_from);
+/**
+ * Reads files of exactly header_bytes + body_bytes: file i's header into headers + i · header_bytes,
+ * its body into bodies[i], straight from the page cache into the caller's memory (a training batch):
+ * no allocation per file, whose page faults and unmapping were most of a warm loader's pool time.
+ */
+std::vector<BodyRead> read_files_into(const std::vector<std::string>& paths, size_t header_bytes, size_t body_bytes, uint8_t* headers,
+                                      const std::vector<uint8_t*>& bodies);
 
 /** zlib's crc32(crc, data, n): the IEEE polynomial, reflected, with its pre- and post-inversion. Runs
  * the process's zlib where it has one, else crc32_portable. */

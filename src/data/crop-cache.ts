@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
-import { readFileOfLength } from '../io/batched-files.js';
+import { readBodiesInto } from '../io/batched-files.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { cacheDir } from '../util/cache.js';
 
@@ -52,16 +52,23 @@ export class CropCache {
     return path.join(this.dir, id.slice(0, 2), `${id}.crop`);
   }
 
-  /** The cached crop, or undefined when absent or unreadable (a damaged entry is just a miss). */
-  async get(key: CropKey): Promise<CachedCrop | undefined> {
-    const expected = HEADER_BYTES + key.resolution * key.resolution * 3;
-    // Read and checksummed off the main thread, batched with the loader's other reads
-    // (src/io/batched-files.ts): this is the warm loader's busiest path.
-    const entry = await readFileOfLength(this.entryPath(key), expected, HEADER_BYTES).catch(() => undefined);
-    if (!entry) return undefined;
-    const bytes = entry.data;
-    if (!bytes.subarray(0, 8).equals(MAGIC) || bytes.readUInt32LE(8) !== key.resolution || entry.crc !== bytes.readUInt32LE(16)) return undefined;
-    return { data: new Uint8Array(bytes.buffer, bytes.byteOffset + HEADER_BYTES, expected - HEADER_BYTES), sourcePixels: bytes.readUInt32LE(12) };
+  /**
+   * The cached crops of `keys` (of one resolution R) read into dest, key i's pixels at slots[i] · R·R·3
+   * bytes, off the main thread: per key the source's pixel count, or undefined for a miss (absent,
+   * damaged or unreadable: a damaged entry is just a miss, and its slot holds garbage). This is the
+   * warm loader's busiest path: a batch's entries land in the batch's memory, no copy made.
+   */
+  async readInto(keys: CropKey[], dest: Uint8Array, slots: number[]): Promise<Array<number | undefined>> {
+    if (keys.length === 0) return [];
+    const resolution = keys[0]!.resolution;
+    if (keys.some((k) => k.resolution !== resolution)) throw new RangeError('CropCache.readInto: keys of one resolution only');
+    const reads = await readBodiesInto(keys.map((k) => this.entryPath(k)), HEADER_BYTES, resolution * resolution * 3, dest, slots);
+    return reads.map((r) => {
+      if (!r || r instanceof Error) return undefined;
+      const { header } = r;
+      if (!header.subarray(0, 8).equals(MAGIC) || header.readUInt32LE(8) !== resolution || r.crc !== header.readUInt32LE(16)) return undefined;
+      return header.readUInt32LE(12);
+    });
   }
 
   async put(key: CropKey, crop: CachedCrop): Promise<void> {

@@ -1,9 +1,10 @@
 import os from 'node:os';
-import { statFile } from '../io/batched-files.js';
+import { statFileBatch } from '../io/batched-files.js';
 import { joinBytes } from '../native.js';
 import { seededPermutation } from '../util/prng.js';
+import { Semaphore } from '../util/semaphore.js';
 import { BoundedQueue } from './bounded-queue.js';
-import { CropCache } from './crop-cache.js';
+import { CropCache, type CropKey } from './crop-cache.js';
 import { decodeHere, defaultDecodeThreads, sharedDecodePool } from './decode-workers.js';
 import type { Dataset, Sample } from './dataset.js';
 import { classifyDecodeError, ImageDecodeError, type ImageProblemKind } from './image-problems.js';
@@ -24,7 +25,7 @@ export interface LoaderOptions {
   /** Cache of preprocessed crops: true (default, under cacheDir()/preprocessed), false, or via cacheDir. */
   cache?: boolean;
   cacheDir?: string;
-  /** Images being read/decoded at once. */
+  /** Images being decoded at once (cached crops are read a batch at a time). Default: twice the cores, at least 4. */
   concurrency?: number;
   /** Ready batches held ahead of the consumer. */
   prefetch?: number;
@@ -93,6 +94,8 @@ export interface Loader extends AsyncIterable<Batch> {
 const MAX_REPORTED = 1000;
 
 type Outcome = { ok: true; sample: Sample; crop: Uint8Array } | { ok: false; skipped: SkippedImage };
+/** A run of consecutive samples of the epoch order: one outcome per sample; cached crops lie in `buffer`. */
+type Group = { buffer: Uint8Array; outcomes: Outcome[] };
 
 export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
   const batchSize = options.batchSize;
@@ -103,6 +106,7 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
   const exif = options.exif ?? true;
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
   const concurrency = options.concurrency ?? Math.max(4, os.availableParallelism() * 2);
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
   const prefetch = options.prefetch ?? 2;
   const decoder = options.decoder ?? preprocessImageUint8;
   const decodeThreads = options.decoder ? 0 : (options.decodeThreads ?? defaultDecodeThreads());
@@ -116,42 +120,78 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
   const startCursor = options.startCursor ?? startBatch * batchSize;
   let stats = emptyStats(epoch);
 
-  async function loadOne(sample: Sample): Promise<Outcome> {
+  const plane = 3 * resolution * resolution;
+  const decodes = new Semaphore(concurrency);
+
+  /** Decodes (and caches) one image, `concurrency` at most at once. */
+  async function decode(sample: Sample, key: CropKey): Promise<Outcome> {
+    await decodes.acquire();
     try {
-      const stat = await statFile(sample.image).catch((err: unknown) => {
-        throw classifyDecodeError(sample.image, err);
-      });
-      if (!stat.isFile) throw new ImageDecodeError('missing', sample.image, 'not a regular file');
-      if (stat.size === 0) throw new ImageDecodeError('empty', sample.image, '0 bytes');
-      const key = { file: sample.image, size: stat.size, mtimeMs: stat.mtimeMs, resolution, exif };
-      const cached = await cache?.get(key);
-      if (cached) {
-        if (cached.sourcePixels > maxPixels) throw new ImageDecodeError('too-large', sample.image, `${cached.sourcePixels} pixels > maxPixels ${maxPixels}`);
-        stats.cacheHits++;
-        return { ok: true, sample, crop: cached.data };
-      }
       const target = cache ? { dir: cache.dir, key } : undefined;
       const preprocess = { resolution, exif, maxPixels };
       const { crop, cacheWriteFailed } = pool ? await pool.decode(sample.image, preprocess, target) : await decodeHere(decoder, sample.image, preprocess, target);
       stats.decoded++;
       if (cacheWriteFailed) stats.cacheWriteErrors++;
+      // The crop stays in its own memory: copied into the group's here, it cost the main thread more
+      // than the pool's join of the batch (joinBytes) does.
       return { ok: true, sample, crop: crop.data };
     } catch (err) {
-      const problem = classifyDecodeError(sample.image, err);
-      const where = sample.source.line > 0 ? `${sample.source.file}:${sample.source.line}: ` : '';
-      return { ok: false, skipped: { file: sample.image, source: sample.source, kind: problem.kind, message: `${where}${problem.message}` } };
+      return failed(sample, err);
+    } finally {
+      decodes.release();
     }
   }
 
-  async function makeBatch(index: number, ready: Array<{ sample: Sample; crop: Uint8Array }>, cursor: number): Promise<Batch> {
-    const plane = 3 * resolution * resolution;
+  function failed(sample: Sample, err: unknown): Outcome {
+    const problem = classifyDecodeError(sample.image, err);
+    const where = sample.source.line > 0 ? `${sample.source.file}:${sample.source.line}: ` : '';
+    return { ok: false, skipped: { file: sample.image, source: sample.source, kind: problem.kind, message: `${where}${problem.message}` } };
+  }
+
+  /**
+   * The samples at order[start, start + size): stats of all files in one go, cached crops read
+   * straight into one buffer (slot i for the i-th sample), the rest decoded. A warm epoch thus costs a
+   * few requests per batch, not several per image, and no copy: its batches are these buffers.
+   */
+  async function loadGroup(start: number, size: number): Promise<Group> {
+    const members = Array.from({ length: size }, (_, i) => samples[order[start + i]!]!);
+    // Every slot is written before it is used (or its sample is skipped): no need to zero it.
+    const buffer: Uint8Array = Buffer.allocUnsafeSlow(size * plane);
+    const outcomes: Array<Outcome | undefined> = new Array(size);
+    const keys: Array<CropKey | undefined> = new Array(size);
+    (await statFileBatch(members.map((m) => m.image))).forEach((stat, i) => {
+      const sample = members[i]!;
+      if (stat instanceof Error) outcomes[i] = failed(sample, classifyDecodeError(sample.image, stat));
+      else if (!stat.isFile) outcomes[i] = failed(sample, new ImageDecodeError('missing', sample.image, 'not a regular file'));
+      else if (stat.size === 0) outcomes[i] = failed(sample, new ImageDecodeError('empty', sample.image, '0 bytes'));
+      else keys[i] = { file: sample.image, size: stat.size, mtimeMs: stat.mtimeMs, resolution, exif };
+    });
+    const wanted = keys.flatMap((key, i) => (key ? [i] : []));
+    const cached = cache ? await cache.readInto(wanted.map((i) => keys[i]!), buffer, wanted) : [];
+    const misses: Promise<void>[] = [];
+    wanted.forEach((i, j) => {
+      const sample = members[i]!;
+      const sourcePixels = cached[j];
+      if (sourcePixels === undefined) {
+        misses.push(decode(sample, keys[i]!).then((outcome) => void (outcomes[i] = outcome)));
+      } else if (sourcePixels > maxPixels) {
+        outcomes[i] = failed(sample, new ImageDecodeError('too-large', sample.image, `${sourcePixels} pixels > maxPixels ${maxPixels}`));
+      } else {
+        stats.cacheHits++;
+        outcomes[i] = { ok: true, sample, crop: buffer.subarray(i * plane, (i + 1) * plane) };
+      }
+    });
+    await Promise.all(misses);
+    return { buffer, outcomes: outcomes as Outcome[] };
+  }
+
+  async function makeBatch(index: number, ready: Array<{ sample: Sample; crop: Uint8Array }>, cursor: number, whole?: Uint8Array): Promise<Batch> {
     let images: Batch['images'];
     if (options.pixels === 'uint8') {
-      // Joined on the thread pool: on the main thread the copy into fresh memory was the largest item
-      // of a warm epoch (bench/loader.ts).
-      const joined = await joinBytes(ready.map((r) => r.crop));
-      const data = new Uint8Array(joined.buffer, joined.byteOffset, joined.byteLength);
-      images = { data, shape: [ready.length, resolution, resolution, 3] };
+      // A batch that is one group's whole buffer goes as it is; otherwise (images skipped before it)
+      // its crops are joined on the thread pool.
+      const data = whole ?? (await joinBytes(ready.map((r) => r.crop)));
+      images = { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), shape: [ready.length, resolution, resolution, 3] };
     } else {
       const data = new Float32Array(ready.length * plane);
       ready.forEach((r, i) => normalizeInto(r.crop, data, i * plane));
@@ -169,38 +209,57 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
     return batch;
   }
 
-  /** Decodes in order with a window of `concurrency` in flight; refills a batch past skipped images. */
+  /**
+   * Loads the epoch order in groups of batchSize samples, up to two at a time (the next one loads
+   * while this one is batched and handed over), and fills batches from their good samples in order,
+   * refilling past skipped images from the next group.
+   */
   async function produce(queue: BoundedQueue<Batch>): Promise<void> {
-    const window: Promise<Outcome>[] = [];
+    const groups: Promise<Group>[] = [];
     let next = startCursor;
     const refill = () => {
-      while (window.length < concurrency && next < order.length) window.push(loadOne(samples[order[next++]!]!));
+      while (groups.length < 2 && next < order.length) {
+        const size = Math.min(batchSize, order.length - next);
+        groups.push(loadGroup(next, size));
+        next += size;
+      }
     };
     refill();
     let ready: Array<{ sample: Sample; crop: Uint8Array }> = [];
+    let readyFrom: Uint8Array | undefined; // the buffer all of `ready` lies in, in order from its start
     let index = startBatch;
     let consumed = startCursor;
-    while (window.length > 0) {
-      const outcome = await window.shift()!;
-      consumed++;
+    while (groups.length > 0) {
+      const group = await groups.shift()!;
+      for (const outcome of group.outcomes) {
+        consumed++;
+        if (!outcome.ok) {
+          recordSkip(outcome.skipped);
+          if (options.strict) throw new Error(`strict: ${outcome.skipped.message}`);
+          continue;
+        }
+        // Still one run of the group's buffer from its start? (A decoded crop has memory of its own.)
+        const slot = outcome.crop.buffer === group.buffer.buffer ? (outcome.crop.byteOffset - group.buffer.byteOffset) / plane : -1;
+        readyFrom = slot === ready.length && (ready.length === 0 || readyFrom === group.buffer) ? group.buffer : undefined;
+        ready.push(outcome);
+        if (ready.length === batchSize) {
+          const whole = readyFrom && readyFrom.byteLength === batchSize * plane ? readyFrom : undefined;
+          const batch = await makeBatch(index++, ready, consumed, whole);
+          ready = [];
+          if (!(await queue.push(batch))) return;
+          stats.batches++;
+          stats.samples += batch.samples.length;
+        }
+      }
+      // Only now: a stalled consumer holds one group loading beyond the batch it blocks.
       refill();
-      if (!outcome.ok) {
-        recordSkip(outcome.skipped);
-        if (options.strict) throw new Error(`strict: ${outcome.skipped.message}`);
-        continue;
-      }
-      ready.push(outcome);
-      if (ready.length === batchSize) {
-        const batch = await makeBatch(index++, ready, consumed);
-        ready = [];
-        if (!(await queue.push(batch))) return;
-        stats.batches++;
-        stats.samples += batch.samples.length;
-      }
     }
-    if (ready.length > 0 && !options.dropLast && (await queue.push(await makeBatch(index, ready, consumed)))) {
-      stats.batches++;
-      stats.samples += ready.length;
+    if (ready.length > 0 && !options.dropLast) {
+      const whole = readyFrom && readyFrom.byteLength === ready.length * plane ? readyFrom : undefined;
+      if (await queue.push(await makeBatch(index, ready, consumed, whole))) {
+        stats.batches++;
+        stats.samples += ready.length;
+      }
     }
   }
 

@@ -1,11 +1,11 @@
-// File stats and whole-file reads for the data loader, sent to the addon in batches
-// (native/io/file_batch.h). Requests made in one turn of the event loop, or while `maxInFlight`
-// batches are running, leave together, so a busy loader makes a few large requests instead of one
-// (and a thread-pool wake-up) per file operation; an idle one still sends a lone request at once.
+// File stats and reads for the data loader, many files per request to the addon
+// (native/io/file_batch.h), a few requests at once so that several pool threads share a batch's files.
+// A warm loader asks for a training batch's files together: one promise per chunk of files, not four
+// file requests per image, and the cached crops land in the batch's own memory.
 import os from 'node:os';
 import { getSystemErrorMap } from 'node:util';
 
-import { readFiles, statFiles } from '../native.js';
+import { readFilesInto, statFiles } from '../native.js';
 
 const { ENOENT } = os.constants.errno;
 
@@ -16,9 +16,10 @@ export interface FileInfo {
   mtimeMs: number;
 }
 
-export interface FileBytes {
-  data: Buffer;
-  /** CRC-32 (zlib's) of data[crcFrom, length). */
+export interface BodyRead {
+  /** The file's first headerBytes bytes. */
+  header: Buffer;
+  /** CRC-32 (zlib's) of the body, which is in dest. */
   crc: number;
 }
 
@@ -31,97 +32,41 @@ function fsError(errno: number, syscall: string, file: string): NodeJS.ErrnoExce
   return Object.assign(new Error(`${code}: ${description}, ${syscall} '${file}'`), { code, errno: -errno, syscall, path: file });
 }
 
-type Pending<Req, Res> = { request: Req; resolve: (r: Res) => void; reject: (e: unknown) => void };
+const PARALLEL = Math.max(2, Math.min(8, Math.floor(os.availableParallelism() / 2)));
+const MIN_CHUNK = 16;
 
-class Batcher<Req, Res> {
-  private queue: Array<Pending<Req, Res>> = [];
-  private inFlight = 0;
-  private scheduled = false;
-
-  constructor(
-    private readonly run: (requests: Req[]) => Promise<Array<Res | Error>>,
-    private readonly maxInFlight: number,
-    private readonly maxBatch: number,
-  ) {}
-
-  request(request: Req): Promise<Res> {
-    return new Promise<Res>((resolve, reject) => {
-      this.queue.push({ request, resolve, reject });
-      // Requests made in the same turn of the event loop leave together.
-      if (!this.scheduled) {
-        this.scheduled = true;
-        queueMicrotask(() => {
-          this.scheduled = false;
-          this.pump();
-        });
-      }
-    });
-  }
-
-  private pump(): void {
-    while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
-      // Spread what waits over the free slots, so the pool's threads share it.
-      const size = Math.min(this.maxBatch, Math.ceil(this.queue.length / (this.maxInFlight - this.inFlight)));
-      const batch = this.queue.splice(0, size);
-      this.inFlight++;
-      this.run(batch.map((p) => p.request))
-        .then(
-          (results) => batch.forEach((p, i) => (results[i] instanceof Error ? p.reject(results[i]) : p.resolve(results[i] as Res))),
-          (err: unknown) => batch.forEach((p) => p.reject(err)),
-        )
-        .finally(() => {
-          this.inFlight--;
-          this.pump();
-        });
-    }
-  }
+/** `run` over `items` in up to PARALLEL chunks at once (each one pool thread), results in order. */
+async function inChunks<T, R>(items: T[], run: (chunk: T[], from: number) => Promise<R[]>): Promise<R[]> {
+  const size = Math.max(MIN_CHUNK, Math.ceil(items.length / PARALLEL));
+  const chunks: Promise<R[]>[] = [];
+  for (let from = 0; from < items.length; from += size) chunks.push(run(items.slice(from, from + size), from));
+  return (await Promise.all(chunks)).flat();
 }
 
-const MAX_IN_FLIGHT = Math.max(2, Math.min(8, Math.floor(os.availableParallelism() / 2)));
-const MAX_BATCH = 32;
-
-const stats = new Batcher<string, FileInfo>(
-  async (paths) => {
-    const r = await statFiles(paths);
-    return paths.map((file, i) =>
+/** fs.stat of each path (an fs-shaped Error where it fails). */
+export function statFileBatch(paths: string[]): Promise<Array<FileInfo | NodeJS.ErrnoException>> {
+  return inChunks(paths, async (chunk) => {
+    const r = await statFiles(chunk);
+    return chunk.map((file, i) =>
       r.errors[i] !== 0 ? fsError(r.errors[i]!, 'stat', file) : { isFile: r.regular[i] === 1, size: r.sizes[i]!, mtimeMs: r.mtimeSec[i]! * 1e3 + r.mtimeNsec[i]! / 1e6 },
     );
-  },
-  MAX_IN_FLIGHT,
-  MAX_BATCH,
-);
-
-/** fs.stat(file), batched with other stats. */
-export function statFile(file: string): Promise<FileInfo> {
-  return stats.request(file);
+  });
 }
 
-// Reads are grouped by their expected length and CRC range: one native call serves one such pair.
-const readers = new Map<string, Batcher<string, FileBytes | undefined>>();
-
 /**
- * The whole file when it is exactly `length` bytes long, with the CRC-32 of its bytes from `crcFrom`;
- * undefined when it has another length or does not exist (a cache's usual miss: no Error is made for
- * it). Rejects as fs would for a file that cannot be opened or read.
+ * Files of exactly headerBytes + bodyBytes: file i's body into dest at slots[i] · bodyBytes, its
+ * header and the body's CRC-32 returned. undefined for a file of another length or none (a cache's
+ * usual miss: no Error is made for it; its slot then holds garbage); an fs-shaped Error where it
+ * cannot be opened or read. `dest` must not be touched until this settles.
  */
-export function readFileOfLength(file: string, length: number, crcFrom: number): Promise<FileBytes | undefined> {
-  const key = `${length}:${crcFrom}`;
-  let reader = readers.get(key);
-  if (!reader) {
-    reader = new Batcher<string, FileBytes | undefined>(
-      async (paths) => {
-        const r = await readFiles(paths, length, crcFrom);
-        return paths.map((p, i) => {
-          const errno = r.errors[i]!;
-          if (errno === -1 || errno === ENOENT) return undefined;
-          if (errno !== 0) return fsError(errno, 'open', p);
-          return { data: r.data[i]!, crc: r.crcs[i]! };
-        });
-      },
-      MAX_IN_FLIGHT,
-      MAX_BATCH,
-    );
-    readers.set(key, reader);
-  }
-  return reader.request(file);
+export function readBodiesInto(paths: string[], headerBytes: number, bodyBytes: number, dest: Uint8Array, slots: number[]): Promise<Array<BodyRead | undefined | Error>> {
+  return inChunks(paths, async (chunk, from) => {
+    const r = await readFilesInto(chunk, headerBytes, bodyBytes, dest, Int32Array.from(slots.slice(from, from + chunk.length)));
+    return chunk.map((file, i) => {
+      const errno = r.errors[i]!;
+      if (errno === -1 || errno === ENOENT) return undefined;
+      if (errno !== 0) return fsError(errno, 'open', file);
+      return { header: r.headers.subarray(i * headerBytes, (i + 1) * headerBytes), crc: r.crcs[i]! };
+    });
+  });
 }
