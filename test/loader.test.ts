@@ -59,6 +59,8 @@ function countingDecoder() {
   return { decoder, calls, maxInFlight: () => maxInFlight };
 }
 
+const bytes = (b: Batch) => Buffer.from(b.images.data.buffer, b.images.data.byteOffset, b.images.data.byteLength);
+
 const base = (extra: Partial<LoaderOptions> = {}): LoaderOptions => ({ batchSize: 4, resolution: R, cacheDir: path.join(tmp, 'cache-default'), ...extra });
 
 describe('createLoader', () => {
@@ -250,6 +252,40 @@ describe('createLoader on bad images', () => {
     assert.equal(loader.stats().decoded, 1);
     assert.equal(loader.stats().cacheHits, 6);
   });
+
+  // Warm: the cached crops of two groups joined past the skipped images (loader.ts loadGroup).
+  test('past skipped images the batches join cached crops of two groups: the same bytes as decoding gives', async () => {
+    const opts = base({ batchSize: 3, shuffle: false, maxPixels: 250_000, pixels: 'uint8', cacheDir: path.join(tmp, 'cache-warm-joined') });
+    const decoding = createLoader(bad, { ...opts, cache: false });
+    const decoded = await collect(decoding);
+    await collect(createLoader(bad, opts));
+    const loader = createLoader(bad, opts);
+    const warm = await collect(loader);
+    assert.ok(decoding.stats().skipped >= 4, 'images were skipped'); // the test before repairs one of the five
+    assert.equal(loader.stats().cacheHits, decoded.flatMap((b) => b.samples).length);
+    assert.equal(loader.stats().skipped, decoding.stats().skipped);
+    assert.deepEqual(warm.map((b) => b.samples.map((s) => path.basename(s.image))), decoded.map((b) => b.samples.map((s) => path.basename(s.image))));
+    warm.forEach((b, i) => assert.ok(bytes(b).equals(bytes(decoded[i]!)), `batch ${i}`));
+  });
+});
+
+// Warm epochs read a batch's cached crops into one buffer (loader.ts loadGroup): that buffer is the
+// batch when no image before it was skipped, else the crops are joined; either way the decoded bytes.
+describe('warm uint8 batches from the crop cache', () => {
+  test('a batch is its group\'s buffer, no copy made, and the same bytes as decoding gives', async () => {
+    const opts = base({ batchSize: 4, seed: 2, pixels: 'uint8', cacheDir: path.join(tmp, 'cache-warm-whole') });
+    const decoded = await collect(createLoader(dataset, { ...opts, cache: false }));
+    await collect(createLoader(dataset, opts));
+    const loader = createLoader(dataset, opts);
+    const warm = await collect(loader);
+    assert.deepEqual(loader.stats(), { ...loader.stats(), cacheHits: 14, decoded: 0 });
+    assert.deepEqual(warm.map((b) => b.images.shape), decoded.map((b) => b.images.shape));
+    warm.forEach((b, i) => {
+      assert.ok(bytes(b).equals(bytes(decoded[i]!)), `batch ${i}`);
+      assert.equal(b.images.data.byteLength, b.images.data.buffer.byteLength, `batch ${i} is a view into a larger buffer: it was copied or shares memory`);
+    });
+  });
+
 });
 
 // The built-in decoder in worker threads (src/data/decode-workers.ts; the default from 4 cores, so

@@ -155,18 +155,18 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
    */
   async function loadGroup(start: number, size: number): Promise<Group> {
     const members = Array.from({ length: size }, (_, i) => samples[order[start + i]!]!);
-    // Every slot is written before it is used (or its sample is skipped): no need to zero it.
-    const buffer: Uint8Array = Buffer.allocUnsafeSlow(size * plane);
     const outcomes: Array<Outcome | undefined> = new Array(size);
     const keys: Array<CropKey | undefined> = new Array(size);
     (await statFileBatch(members.map((m) => m.image))).forEach((stat, i) => {
       const sample = members[i]!;
-      if (stat instanceof Error) outcomes[i] = failed(sample, classifyDecodeError(sample.image, stat));
+      if (stat instanceof Error) outcomes[i] = failed(sample, stat);
       else if (!stat.isFile) outcomes[i] = failed(sample, new ImageDecodeError('missing', sample.image, 'not a regular file'));
       else if (stat.size === 0) outcomes[i] = failed(sample, new ImageDecodeError('empty', sample.image, '0 bytes'));
       else keys[i] = { file: sample.image, size: stat.size, mtimeMs: stat.mtimeMs, resolution, exif };
     });
     const wanted = keys.flatMap((key, i) => (key ? [i] : []));
+    // Every slot is written before it is used (or its sample is skipped): no need to zero it.
+    const buffer: Uint8Array = cache && wanted.length > 0 ? Buffer.allocUnsafeSlow(size * plane) : new Uint8Array(0);
     const cached = cache ? await cache.readInto(wanted.map((i) => keys[i]!), buffer, wanted) : [];
     const misses: Promise<void>[] = [];
     wanted.forEach((i, j) => {
@@ -220,7 +220,10 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
     const refill = () => {
       while (groups.length < 2 && next < order.length) {
         const size = Math.min(batchSize, order.length - next);
-        groups.push(loadGroup(next, size));
+        const group = loadGroup(next, size);
+        // Awaited in turn; should the run end first (strict mode, a cancelled epoch), its failure is moot.
+        group.catch(() => {});
+        groups.push(group);
         next += size;
       }
     };
