@@ -159,11 +159,18 @@ if (tests) {
   if (diagnostics.length) lines.push('', ...diagnostics.map((l) => `- ${l.trim().slice(2)}`));
 }
 
+const disks = read('disks.txt');
+if (disks) lines.push('', '## Disks of the loader runs (`df -h /tmp /dev/shm`)', '', '```', disks.trim(), '```');
 const parity = read('gpu-parity.json');
 if (parity) lines.push('', '## CUDA parity with the reference goldens (bench/gpu-parity.ts)', '', '```json', parity.trim(), '```');
 const e2e = read('e2e.md');
 if (e2e) lines.push('', '## End to end from JPEG files', '', ...e2e.trim().split('\n').slice(1));
-for (const [file, title] of [['loader.md', 'The loader alone (default decode threads)'], ['loader-main-thread.md', 'The loader alone, decoding on the main thread']]) {
+for (const [file, title] of [
+  ['loader.md', 'The loader alone (default decode threads)'],
+  ['loader-shm.md', 'The loader alone, images and cache in memory (/dev/shm)'],
+  ['loader-8-threads.md', 'The loader alone, 8 decode threads'],
+  ['loader-main-thread.md', 'The loader alone, decoding on the main thread'],
+]) {
   const text = read(file!);
   if (text) lines.push('', `## ${title}`, '', ...text.trim().split('\n').slice(1));
 }

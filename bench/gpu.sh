@@ -132,6 +132,12 @@ cat "$WORK/e2e.md" 2>/dev/null
 report
 # The loader alone on this machine's cores: decode workers (default 4 here) against none.
 timeout 120 node --require ./dist/src/util/threadpool.cjs dist/bench/loader.js --images 2048 --epochs 3 --write "$WORK/loader.md" > /dev/null 2>&1
+# What bounds the first epoch there (343 images/s on 16 cores in run 1 of 2026-11-27, its main thread
+# 13 % busy): the disk under /tmp (the same run with the JPEGs and the cache in memory), or too few
+# decode threads (8 instead of 4).
+df -h /tmp /dev/shm > "$WORK/disks.txt" 2>&1
+TMPDIR=/dev/shm timeout 120 node --require ./dist/src/util/threadpool.cjs dist/bench/loader.js --images 2048 --epochs 2 --write "$WORK/loader-shm.md" > /dev/null 2>&1
+timeout 120 node --require ./dist/src/util/threadpool.cjs dist/bench/loader.js --images 2048 --epochs 1 --decode-threads 8 --write "$WORK/loader-8-threads.md" > /dev/null 2>&1
 [ -n "${QUICK:-}" ] || timeout 120 node --require ./dist/src/util/threadpool.cjs dist/bench/loader.js --images 2048 --epochs 1 --decode-threads 0 --write "$WORK/loader-main-thread.md" > /dev/null 2>&1
 report
 if [ -z "${QUICK:-}" ]; then
