@@ -83,3 +83,14 @@ test('the column-sum kernels (bias gradients), run on the CPU, give the columns\
     assert.ok(cases.some((line) => new RegExp(form).test(line)), `no case of the form ${form}`);
   }
 });
+
+test('the bias + residual + ReLU kernel (experiment bias-relu-kernel), run on the CPU, gives the same fp32 arithmetic rounded once (fp32, fp16, bf16; vector and scalar loads; NaN kept)', (t) => {
+  if (!cudaInclude) return t.skip(NO_HEADERS);
+  const cases = runEmulated('bias_relu_check');
+  for (const line of cases) t.diagnostic(line);
+  assert.equal(cases.length, 6, cases.join('\n'));
+  for (const line of cases) assert.match(line, /^ok /, line);
+  for (const form of ['bf16 .* vector \\+ residual', 'bf16 .* vector,', 'fp16 .* scalar', 'fp32 .* scalar \\+ residual']) {
+    assert.ok(cases.some((line) => new RegExp(form).test(line)), `no case of the form ${form}`);
+  }
+});

@@ -10,6 +10,7 @@ import { createTrainer } from '../src/train/trainer.js';
 import { fixture } from './helpers/fixtures.js';
 import { assertParametersMatchAdam3, readAdam3 } from './helpers/adam3.js';
 import { autocastReference } from './helpers/autocast-reference.js';
+import { randomizeBatchNorms } from './helpers/batch-norms.js';
 import { withExperiments } from './helpers/experiments.js';
 import { assertAsCloseAs, fmt, gradientError, gradientStep } from './helpers/gradient-step.js';
 import { assertRunsAgree, runScriptedSteps } from './helpers/graph-steps.js';
@@ -168,6 +169,30 @@ describe('CUDA', () => {
       });
     }
   }
+
+  // The folded BatchNorm (CUDA's default) and experiment bias-relu-kernel on top of it, with BatchNorm
+  // statistics of their own (the fixture's are the identity): fp32 features as with BatchNorm apart,
+  // and the experiment's half-precision gradients as close to fp32's as the default path's.
+  test('tiny_rn, BatchNorms of their own: the fold and bias-relu-kernel give BatchNorm\'s fp32 features; the kernel\'s bf16/fp16 gradients as close to fp32\'s as the fold\'s', async (t) => {
+    if (!cuda) return t.skip(SKIP);
+    assert.ok(runtimeInfo().cudaKernels, 'this CUDA build has no kernels of its own: nvcc was not found when it was built');
+    const { images } = await goldenBatch('tiny_rn');
+    const features = async (experiments: string | undefined) => {
+      const model = await withExperiments(experiments, () => loadModel(fixture('models', 'tiny_rn.safetensors'), { device: 'cuda' }));
+      await randomizeBatchNorms(model);
+      return (await model.encodeImage(images)).data;
+    };
+    const apart = await features('separate-batchnorm');
+    assertAllClose(await features(undefined), apart, { rtol: 1e-4, atol: 1e-6, what: 'folded' });
+    assertAllClose(await features('bias-relu-kernel'), apart, { rtol: 1e-4, atol: 1e-6, what: 'bias-relu-kernel' });
+    const exact = await gradientStep('tiny_rn', 'cuda', 'fp32');
+    for (const precision of ['bf16', 'fp16'] as const) {
+      const theirs = gradientError(await gradientStep('tiny_rn', 'cuda', precision), exact);
+      const mine = gradientError(await withExperiments('bias-relu-kernel', () => gradientStep('tiny_rn', 'cuda', precision)), exact);
+      t.diagnostic(`tiny_rn ${precision}: gradients ${fmt(mine.total)} from fp32's with bias-relu-kernel, ${fmt(theirs.total)} without`);
+      assertAsCloseAs(mine, theirs, `tiny_rn ${precision} bias-relu-kernel`);
+    }
+  });
 
   test('tiny_vit fp32: a graph released for a batch that ran out of memory beside it is captured again, and the steps agree', async (t) => {
     if (!cuda) return t.skip(SKIP);

@@ -7,6 +7,7 @@ import { describe, test } from 'node:test';
 import { readSafetensors } from '../src/io/safetensors-header.js';
 import { loadModel, type ClipModel } from '../src/model/model.js';
 import { createTrainer } from '../src/train/trainer.js';
+import { randomizeBatchNorms } from './helpers/batch-norms.js';
 import { withExperiments } from './helpers/experiments.js';
 import { fixture } from './helpers/fixtures.js';
 import { assertAsCloseAs, fmt, gradientError, gradientStep } from './helpers/gradient-step.js';
@@ -116,6 +117,11 @@ async function assertSameTraining(
 // the BatchNorm's γ and β through the fold) as without it.
 describe('frozen BatchNorm folded (experiment fold-batchnorm)', () => {
   const load = (experiment: string | undefined) => withExperiments(experiment, () => loadModel(fixture('models', 'tiny_rn.safetensors')));
+  const loadOwnStatistics = async (experiment: string | undefined) => {
+    const model = await load(experiment);
+    await randomizeBatchNorms(model);
+    return model;
+  };
 
   test('tiny_rn in eval mode: fp32 features and logits match the reference goldens, by another path', async () => {
     const { g, images, tokens } = await tinyRnBatch();
@@ -126,9 +132,56 @@ describe('frozen BatchNorm folded (experiment fold-batchnorm)', () => {
     assert.notDeepEqual(features.data, (await (await load(undefined)).encodeImage(images)).data, 'the fold changed no rounding: did it run?');
   });
 
-  test('three AdamW steps with frozen BatchNorm: the same losses and weights, γ and β included', async () => {
-    const moved = await assertSameTraining(load, 'fold-batchnorm', 'frozen');
+  test('BatchNorms with statistics of their own (the fixture\'s are the identity): fp32 features as with BatchNorm apart', async () => {
+    const { images } = await tinyRnBatch();
+    const identity = (await (await load(undefined)).encodeImage(images)).data;
+    const [mine, theirs] = [(await (await loadOwnStatistics('fold-batchnorm')).encodeImage(images)).data, (await (await loadOwnStatistics(undefined)).encodeImage(images)).data];
+    assertAllClose(mine, theirs, { rtol: 1e-4, atol: 1e-6, what: 'tiny_rn image features, BatchNorms of their own' });
+    assert.ok(theirs.some((v, i) => Math.abs(v - identity[i]!) > 1e-3), 'the BatchNorms changed nothing');
+  });
+
+  test('three AdamW steps with frozen BatchNorm (statistics of their own): the same losses and weights, γ and β included', async () => {
+    const moved = await assertSameTraining(loadOwnStatistics, 'fold-batchnorm', 'frozen');
     assert.ok(moved.some((name) => /\.bn\d?\.(weight|bias)$|downsample\.1\.(weight|bias)$/.test(name)), 'no BatchNorm γ or β was trained');
+  });
+});
+
+// A folded BatchNorm's shift, the residual and the ReLU in one CUDA kernel (bias_relu_kernel.cc); on
+// the CPU the same fp32 arithmetic by ATen, which is what is checked here (the kernel itself:
+// cuda-kernels-on-cpu.test.ts).
+describe('experiment bias-relu-kernel (with the BatchNorm folded)', () => {
+  const load = (experiment: string | undefined) =>
+    withExperiments(experiment ? `fold-batchnorm,${experiment}` : 'fold-batchnorm', () => loadModel(fixture('models', 'tiny_rn.safetensors')));
+  // The fixture's BatchNorms are the identity, so their shifts are zero: these have shifts to add.
+  const loadOwnStatistics = async (experiment: string | undefined) => {
+    const model = await load(experiment);
+    await randomizeBatchNorms(model);
+    return model;
+  };
+
+  test('tiny_rn in eval mode: fp32 features and logits match the reference goldens', async () => {
+    const { g, images, tokens } = await tinyRnBatch();
+    const model = await load('bias-relu-kernel');
+    const features = await model.encodeImage(images);
+    assertAllClose(features.data, g.float32('image_features').data, { what: 'tiny_rn image features' });
+    assertAllClose((await model.forward(images, tokens)).logitsPerImage.data, g.float32('logits_per_image').data, { what: 'tiny_rn logits' });
+    // In fp32 it is the folded path's arithmetic to the bit; under bf16 it rounds once where that rounds
+    // twice, which shows where the shifts are not zero.
+    const bf16 = async (m: ClipModel) => (await m.encodeImage(images, { precision: 'bf16' })).data;
+    assert.notDeepEqual(await bf16(await loadOwnStatistics('bias-relu-kernel')), await bf16(await loadOwnStatistics(undefined)), 'the same bf16 rounding as the folded path: did it run?');
+  });
+
+  test('three AdamW steps with frozen BatchNorm (statistics of their own): the same losses and weights as the fold alone', async () => {
+    const moved = await assertSameTraining(loadOwnStatistics, 'bias-relu-kernel', 'frozen');
+    assert.ok(moved.some((name) => /\.bn\d?\.(weight|bias)$/.test(name)), 'no BatchNorm γ or β was trained');
+  });
+
+  test('bf16: gradients as close to fp32\'s as the fold alone gives', async (t) => {
+    const exact = await gradientStep('tiny_rn', 'cpu', 'fp32');
+    const theirs = gradientError(await withExperiments('fold-batchnorm', () => gradientStep('tiny_rn', 'cpu', 'bf16')), exact);
+    const mine = gradientError(await withExperiments('fold-batchnorm,bias-relu-kernel', () => gradientStep('tiny_rn', 'cpu', 'bf16')), exact);
+    t.diagnostic(`tiny_rn bf16: gradients ${fmt(mine.total)} from fp32's with the experiment, ${fmt(theirs.total)} with the fold alone`);
+    assertAsCloseAs(mine, theirs, 'tiny_rn bf16 bias-relu-kernel');
   });
 });
 

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "common/experiments.h"
+#include "model/bias_relu_kernel.h"
 #include "model/compute_weights.h"
 
 namespace clip::model {
@@ -12,9 +13,6 @@ torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride =
   return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, kernel).stride(stride).padding(padding).bias(false));
 }
 
-CudaDefault fold_batch_norm() { return {"fold-batchnorm", "separate-batchnorm"}; }
-CudaDefault pool_by_mean() { return {"pool-by-mean", "avg-pool2d"}; }
-
 }  // namespace
 
 // The anti-aliasing pools (kernel = stride = s, no padding) average disjoint s×s windows: on a
@@ -22,39 +20,68 @@ CudaDefault pool_by_mean() { return {"pool-by-mean", "avg-pool2d"}; }
 // whose backward is a broadcast. PyTorch's NHWC avg_pool2d backward took 13.6 ms per step for RN50 at
 // batch 256 on an H200 (forward 4.7 ms); by means, 106.7 instead of 120.9 ms per step on an H100
 // (bench/results/levers.md, round five). CUDA's default; experiment avg-pool2d keeps avg_pool2d.
-at::Tensor avg_pool(const at::Tensor& x, int64_t s, const CudaDefault& by_mean) {
-  if (!by_mean.taken(x.is_cuda()) || !x.is_contiguous(at::MemoryFormat::ChannelsLast) || x.size(2) % s != 0 || x.size(3) % s != 0) return at::avg_pool2d(x, s);
+at::Tensor avg_pool(const at::Tensor& x, int64_t s, const ResNetPaths& paths) {
+  if (!paths.pool_by_mean.taken(x.is_cuda()) || !x.is_contiguous(at::MemoryFormat::ChannelsLast) || x.size(2) % s != 0 || x.size(3) % s != 0) return at::avg_pool2d(x, s);
   const int64_t n = x.size(0), c = x.size(1), h = x.size(2) / s, w = x.size(3) / s;
   return x.permute({0, 2, 3, 1}).view({n, h, s, w, s, c}).mean({2, 4}).permute({0, 3, 1, 2});
 }
 
 // A frozen BatchNorm (eval mode: running statistics) is an affine map per output channel, so it folds
 // into the convolution before it: bn(conv(x, W)) = conv(x, W·s) + t with s = γ/√(var+ε) and
-// t = β − mean·s, made from the trainable γ and β at every call, so their gradients still arrive. On CUDA, BatchNorm's own pass over every activation, forward and backward (about a
-// quarter of RN50's step at batch 256 on an H200), becomes cuDNN's bias epilogue and a weight-sized
-// product: 81.9 instead of 120.9 ms per step on an H100, 67.7 with the pools by means (levers.md,
-// round five). CUDA's default; experiment separate-batchnorm keeps them apart. With batch statistics
-// (train mode) the two stay apart.
-at::Tensor conv_bn(torch::nn::Conv2d conv, torch::nn::BatchNorm2d bn, const at::Tensor& x, const CudaDefault& fold) {
-  if (!fold.taken(x.is_cuda()) || bn->is_training()) return bn(conv2d(conv, x));
+// t = β − mean·s, made from the trainable γ and β at every call, so their gradients still arrive. On
+// CUDA, BatchNorm's own pass over every activation, forward and backward (about a quarter of RN50's
+// step at batch 256 on an H200), becomes a bias and a weight-sized product: 81.9 instead of 120.9 ms
+// per step on an H100, 67.7 with the pools by means (levers.md, round five). CUDA's default;
+// experiment separate-batchnorm keeps them apart. With batch statistics (train mode) the two stay
+// apart. Returns {W·s, t}.
+namespace {
+std::pair<at::Tensor, at::Tensor> folded(const torch::nn::Conv2d& conv, const torch::nn::BatchNorm2d& bn) {
   const at::Tensor scale = bn->weight * at::rsqrt(bn->running_var + bn->options.eps());
-  const at::Tensor shift = bn->bias - bn->running_mean * scale;
-  return conv2d(conv, x, conv->weight * scale.view({-1, 1, 1, 1}), shift);
+  return {conv->weight * scale.view({-1, 1, 1, 1}), bn->bias - bn->running_mean * scale};
+}
+}  // namespace
+
+at::Tensor conv_bn(torch::nn::Conv2d conv, torch::nn::BatchNorm2d bn, const at::Tensor& x, const ResNetPaths& paths) {
+  if (!paths.fold.taken(x.is_cuda()) || bn->is_training()) return bn(conv2d(conv, x));
+  const auto [weight, shift] = folded(conv, bn);
+  // The shift added in place, not as the convolution's bias, which autocast would round to bf16 first:
+  // the same separate pass ATen makes of a bias on CUDA, with the shift exact as BatchNorm's is.
+  return conv2d(conv, x, weight, at::Tensor()).add_(shift.view({1, -1, 1, 1}));
 }
 
+// Experiment "bias-relu-kernel", with the BatchNorm folded: ATen adds a convolution's bias in a pass of
+// its own, whose broadcast keeps it off the vectorised path (9.7 ms per RN50 step at batch 256 on an
+// H100), then the residual, then the ReLU (3.7 ms); one kernel pass does the three
+// (native/kernels/bias_relu.cu), and the bias gradient comes from the column-sum kernel.
+namespace {
+at::Tensor conv_bn_relu(torch::nn::Conv2d conv, torch::nn::BatchNorm2d bn, const at::Tensor& x, const ResNetPaths& paths, const at::Tensor& residual = {}) {
+  if (!paths.bias_relu_kernel || !paths.fold.taken(x.is_cuda()) || bn->is_training()) {
+    const at::Tensor out = conv_bn(conv, bn, x, paths);
+    return at::relu(residual.defined() ? out + residual : out);
+  }
+  const auto [weight, shift] = folded(conv, bn);
+  const at::Tensor y = conv2d(conv, x, weight, at::Tensor());
+  if (auto out = bias_relu_by_kernel(y, shift, residual)) return *std::move(out);
+  // Where the kernel does not run, its arithmetic: fp32 sums, one rounding to the activation's type.
+  at::Tensor sum = y.to(at::kFloat) + shift.view({1, -1, 1, 1});
+  if (residual.defined()) sum = sum + residual.to(at::kFloat);
+  return at::relu(sum).to(y.scalar_type());
+}
+}  // namespace
+
 DownsampleImpl::DownsampleImpl(int64_t inplanes, int64_t outplanes, int64_t stride)
-    : stride_(stride), fold_(fold_batch_norm()), pool_by_mean_(pool_by_mean()) {
+    : stride_(stride) {
   conv = register_module("0", torch::nn::Conv2d(torch::nn::Conv2dOptions(inplanes, outplanes, 1).bias(false)));
   bn = register_module("1", torch::nn::BatchNorm2d(outplanes));
 }
 
 at::Tensor DownsampleImpl::forward(const at::Tensor& x) {
-  at::Tensor h = stride_ > 1 ? avg_pool(x, stride_, pool_by_mean_) : x;
-  return conv_bn(conv, bn, h, fold_);
+  at::Tensor h = stride_ > 1 ? avg_pool(x, stride_, paths_) : x;
+  return conv_bn(conv, bn, h, paths_);
 }
 
 BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride)
-    : stride_(stride), fold_(fold_batch_norm()), pool_by_mean_(pool_by_mean()) {
+    : stride_(stride) {
   conv1 = register_module("conv1", conv(inplanes, planes, 1));
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(planes));
   conv2 = register_module("conv2", conv(planes, planes, 3, 1, 1));
@@ -65,12 +92,10 @@ BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride)
 }
 
 at::Tensor BottleneckImpl::forward(const at::Tensor& x) {
-  at::Tensor out = at::relu(conv_bn(conv1, bn1, x, fold_));
-  out = at::relu(conv_bn(conv2, bn2, out, fold_));
-  if (stride_ > 1) out = avg_pool(out, stride_, pool_by_mean_);
-  out = conv_bn(conv3, bn3, out, fold_);
-  out = out + (downsample ? downsample(x) : x);
-  return at::relu(out);
+  at::Tensor out = conv_bn_relu(conv1, bn1, x, paths_);
+  out = conv_bn_relu(conv2, bn2, out, paths_);
+  if (stride_ > 1) out = avg_pool(out, stride_, paths_);
+  return conv_bn_relu(conv3, bn3, out, paths_, downsample ? downsample(x) : x);
 }
 
 AttentionPool2dImpl::AttentionPool2dImpl(int64_t spatial_dim, int64_t embed_dim, int64_t heads, int64_t output_dim) : heads_(heads) {
@@ -98,7 +123,7 @@ at::Tensor AttentionPool2dImpl::forward(const at::Tensor& input) {
 
 ModifiedResNetImpl::ModifiedResNetImpl(const std::vector<int64_t>& layers, int64_t output_dim, int64_t heads, int64_t resolution,
                                        int64_t width)
-    : fold_(fold_batch_norm()), pool_by_mean_(pool_by_mean()) {
+{
   conv1 = register_module("conv1", conv(3, width / 2, 3, 2, 1));
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(width / 2));
   conv2 = register_module("conv2", conv(width / 2, width / 2, 3, 1, 1));
@@ -140,10 +165,10 @@ std::vector<torch::nn::BatchNorm2d> ModifiedResNetImpl::batch_norms() {
 }
 
 at::Tensor ModifiedResNetImpl::forward(const at::Tensor& images) {
-  at::Tensor x = at::relu(conv_bn(conv1, bn1, images, fold_));
-  x = at::relu(conv_bn(conv2, bn2, x, fold_));
-  x = at::relu(conv_bn(conv3, bn3, x, fold_));
-  x = avg_pool(x, 2, pool_by_mean_);
+  at::Tensor x = conv_bn_relu(conv1, bn1, images, paths_);
+  x = conv_bn_relu(conv2, bn2, x, paths_);
+  x = conv_bn_relu(conv3, bn3, x, paths_);
+  x = avg_pool(x, 2, paths_);
   for (auto& stage : stages) x = stage->forward(x);
   return attnpool(x);
 }

@@ -7,10 +7,17 @@
 
 namespace clip::model {
 
-/** bn(conv(x)), folded into one convolution when the BatchNorm is frozen and `fold` is taken (modified_resnet.cc). */
-at::Tensor conv_bn(torch::nn::Conv2d conv, torch::nn::BatchNorm2d bn, const at::Tensor& x, const CudaDefault& fold);
-/** avg_pool2d(x, s), as a mean over a view where `by_mean` is taken and x is channels-last (modified_resnet.cc). */
-at::Tensor avg_pool(const at::Tensor& x, int64_t s, const CudaDefault& by_mean);
+/** The ResNet's other code paths (native/common/experiments.h), read when a module is built. */
+struct ResNetPaths {
+  CudaDefault fold{"fold-batchnorm", "separate-batchnorm"};  // frozen BatchNorm folded into the convolution before it
+  CudaDefault pool_by_mean{"pool-by-mean", "avg-pool2d"};    // the anti-aliasing pools as means over a view
+  bool bias_relu_kernel = experiment_enabled("bias-relu-kernel");  // a folded shift, the residual and the ReLU in one kernel
+};
+
+/** bn(conv(x)), folded into one convolution when the BatchNorm is frozen and paths.fold is taken (modified_resnet.cc). */
+at::Tensor conv_bn(torch::nn::Conv2d conv, torch::nn::BatchNorm2d bn, const at::Tensor& x, const ResNetPaths& paths);
+/** avg_pool2d(x, s), as a mean over a view where paths.pool_by_mean is taken and x is channels-last (modified_resnet.cc). */
+at::Tensor avg_pool(const at::Tensor& x, int64_t s, const ResNetPaths& paths);
 
 /** The reference's `downsample` Sequential: "-1" avg-pool (no parameters), "0" conv, "1" BatchNorm. */
 class DownsampleImpl : public torch::nn::Module {
@@ -22,8 +29,7 @@ class DownsampleImpl : public torch::nn::Module {
 
  private:
   int64_t stride_;
-  CudaDefault fold_;          // frozen BatchNorm folded into the convolution: fold-batchnorm / separate-batchnorm
-  CudaDefault pool_by_mean_;  // the anti-aliasing pools as means: pool-by-mean / avg-pool2d
+  ResNetPaths paths_;
 };
 TORCH_MODULE(Downsample);
 
@@ -38,8 +44,7 @@ class BottleneckImpl : public torch::nn::Module {
 
  private:
   int64_t stride_;
-  CudaDefault fold_;
-  CudaDefault pool_by_mean_;
+  ResNetPaths paths_;
 };
 TORCH_MODULE(Bottleneck);
 
@@ -70,8 +75,7 @@ class ModifiedResNetImpl : public torch::nn::Module {
 
  private:
   torch::nn::Sequential make_stage(int64_t& inplanes, int64_t planes, int64_t blocks, int64_t stride);
-  CudaDefault fold_;
-  CudaDefault pool_by_mean_;
+  ResNetPaths paths_;
 };
 TORCH_MODULE(ModifiedResNet);
 

@@ -4,13 +4,7 @@
 #include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/autograd.h>
 
-// CMakeLists.txt defines CLIP_NATIVE_KERNELS when it compiles native/kernels/*.cu with nvcc.
-#ifdef CLIP_NATIVE_KERNELS
-#include <c10/cuda/CUDAGuard.h>
-
-#include "kernels/column_sum.h"
-#include "model/kernel_launch.h"
-#endif
+#include "model/column_sums.h"
 
 namespace clip::model {
 namespace {
@@ -19,25 +13,6 @@ namespace {
 at::Tensor scaled_mm(const at::Tensor& a, const at::Tensor& b, double alpha) {
   if (alpha == 1.0) return at::mm(a, b);
   return at::addmm(at::empty({1}, a.options()), a, b, /*beta=*/0.0, /*alpha=*/alpha);
-}
-
-// Σ over the rows of a [rows, cols] matrix, in its type (summed in fp32): the bias gradient.
-at::Tensor column_sums(const at::Tensor& rows) {
-#ifdef CLIP_NATIVE_KERNELS
-  const auto t = rows.scalar_type();
-  if (rows.is_cuda() && (t == at::kFloat || t == at::kHalf || t == at::kBFloat16)) {
-    const at::Tensor x = rows.contiguous();
-    const int64_t n = x.size(0), cols = x.size(1);
-    const c10::cuda::CUDAGuard guard(x.device());
-    at::Tensor out = at::empty({cols}, x.options());
-    at::Tensor workspace = at::empty({kernels::column_sum_workspace_size(n, cols)}, x.options().dtype(at::kFloat));
-    check_launch(kernels::column_sum(kernel_dtype(t), kernel_dtype(t), x.const_data_ptr(), out.mutable_data_ptr(), workspace.mutable_data_ptr<float>(), n,
-                                     cols, stream_of(x)),
-                 "column sum");
-    return out;
-  }
-#endif
-  return rows.sum(0);
 }
 
 class OwnLinearBackward : public torch::autograd::Function<OwnLinearBackward> {
@@ -70,7 +45,7 @@ class OwnLinearBackward : public torch::autograd::Function<OwnLinearBackward> {
     at::Tensor dx, dw, db;
     if (ctx->needs_input_grad(0)) dx = scaled_mm(dy, w, alpha).view(ctx->saved_data["x_sizes"].toIntVector()).to(type("x_type"));
     if (ctx->needs_input_grad(1)) dw = scaled_mm(dy.t(), rows, alpha).to(type("weight_type"));
-    if (ctx->needs_input_grad(2)) db = column_sums(dy).to(type("bias_type"));
+    if (ctx->needs_input_grad(2)) db = column_sums(dy, dy.scalar_type()).to(type("bias_type"));
     return {dx, dw, db, at::Tensor()};
   }
 };
