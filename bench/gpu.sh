@@ -85,7 +85,10 @@ if [ "$PART" != b ]; then
   # residual adds apart; autograd's backward of the products; BatchNorm apart from the convolutions;
   # avg_pool2d for the anti-aliasing pools.
   CLIP_NATIVE_EXPERIMENTS=aten-layernorm,autograd-linear step --model ViT-B/32 --batch 256
+  # RN50: a folded BatchNorm's shift, the residual and the ReLU in one kernel.
+  CLIP_NATIVE_EXPERIMENTS=bias-relu-kernel step --model RN50 --batch 256
   [ "$PART" = check ] && { CLIP_NATIVE_EXPERIMENTS=separate-batchnorm,avg-pool2d step --model RN50 --batch 256; report; stamp done; exit 0; }
+  CLIP_NATIVE_EXPERIMENTS=bias-relu-kernel step --model RN50 --batch 32
   CLIP_NATIVE_EXPERIMENTS=aten-layernorm step --model ViT-B/32 --batch 256
   CLIP_NATIVE_EXPERIMENTS=autograd-linear step --model ViT-B/32 --batch 256
   CLIP_NATIVE_EXPERIMENTS=aten-layernorm,autograd-linear step --model ViT-B/32 --batch 32
@@ -119,6 +122,7 @@ stamp "profiles"
 step --model ViT-B/32 --batch 256 --eager --profile 3
 CLIP_NATIVE_EXPERIMENTS=aten-layernorm,autograd-linear step --model ViT-B/32 --batch 256 --eager --profile 3
 step --model RN50 --batch 256 --eager --profile 3
+CLIP_NATIVE_EXPERIMENTS=bias-relu-kernel step --model RN50 --batch 256 --eager --profile 3
 # Which operators launch the GPU time (the copies above all), 2 profiled eager steps at batch 256.
 for model in RN50 ViT-B/32; do
   timeout 180 node dist/bench/train-step.js --device cuda --precision bf16 --model "$model" --batch 256 --eager --steps 3 --profile 2 --trace /tmp/trace.json > /dev/null &&
