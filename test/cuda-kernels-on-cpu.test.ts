@@ -63,34 +63,35 @@ function runEmulated(name: string): string[] {
 
 const NO_HEADERS = 'SKIPPED: no CUDA headers (cuda_bf16.h) found under CUDA_HOME, next to nvcc or in /usr/local/cuda';
 
+/** Runs test/native/<name>.cc: `count` cases, all "ok", among them one of each form (a regular expression). */
+function assertEmulatedCases(t: { diagnostic: (line: string) => void }, name: string, count: number, forms: string[]): void {
+  const cases = runEmulated(name);
+  for (const line of cases) t.diagnostic(line);
+  assert.equal(cases.length, count, cases.join('\n'));
+  for (const line of cases) assert.match(line, /^ok /, line);
+  for (const form of forms) assert.ok(cases.some((line) => new RegExp(form).test(line)), `no case of the form ${form}`);
+}
+
 test('the LayerNorm kernels, run on the CPU, give LayerNorm forward and backward (fp32, fp16, bf16, fp32 in and half out, the residual add joined; vector and scalar loads)', (t) => {
   if (!cudaInclude) return t.skip(NO_HEADERS);
-  const cases = runEmulated('layer_norm_check');
-  for (const line of cases) t.diagnostic(line);
-  assert.equal(cases.length, 16, cases.join('\n'));
-  for (const line of cases) assert.match(line, /^ok /, line);
-  const forms = ['bf16→bf16 .* vector', 'fp16→fp16 .* scalar', 'fp32→fp32 .* scalar', 'fp32→bf16 .* vector', 'fp32→bf16 .* scalar', 'bf16→bf16\\s+\\+ bf16 .* vector', 'fp32→bf16\\s+\\+ bf16 .* vector', 'fp32→fp16\\s+\\+ fp16 .* scalar'];
-  for (const form of forms) assert.ok(cases.some((line) => new RegExp(form).test(line)), `no case of the form ${form}`);
+  assertEmulatedCases(t, 'layer_norm_check', 16, [
+    'bf16→bf16 .* vector',
+    'fp16→fp16 .* scalar',
+    'fp32→fp32 .* scalar',
+    'fp32→bf16 .* vector',
+    'fp32→bf16 .* scalar',
+    'bf16→bf16\\s+\\+ bf16 .* vector',
+    'fp32→bf16\\s+\\+ bf16 .* vector',
+    'fp32→fp16\\s+\\+ fp16 .* scalar',
+  ]);
 });
 
 test('the column-sum kernels (bias gradients), run on the CPU, give the columns\' sums (fp32, fp16, bf16 in; fp32 or the input\'s type out; vector and scalar loads)', (t) => {
   if (!cudaInclude) return t.skip(NO_HEADERS);
-  const cases = runEmulated('column_sum_check');
-  for (const line of cases) t.diagnostic(line);
-  assert.equal(cases.length, 7, cases.join('\n'));
-  for (const line of cases) assert.match(line, /^ok /, line);
-  for (const form of ['bf16→bf16 .* vector', 'bf16→fp32 .* scalar', 'fp32→fp32 .* vector', 'fp16→fp16 .* vector']) {
-    assert.ok(cases.some((line) => new RegExp(form).test(line)), `no case of the form ${form}`);
-  }
+  assertEmulatedCases(t, 'column_sum_check', 7, ['bf16→bf16 .* vector', 'bf16→fp32 .* scalar', 'fp32→fp32 .* vector', 'fp16→fp16 .* vector']);
 });
 
 test('the bias + residual + ReLU kernel (experiment bias-relu-kernel), run on the CPU, gives the same fp32 arithmetic rounded once (fp32, fp16, bf16; vector and scalar loads; NaN kept)', (t) => {
   if (!cudaInclude) return t.skip(NO_HEADERS);
-  const cases = runEmulated('bias_relu_check');
-  for (const line of cases) t.diagnostic(line);
-  assert.equal(cases.length, 6, cases.join('\n'));
-  for (const line of cases) assert.match(line, /^ok /, line);
-  for (const form of ['bf16 .* vector \\+ residual', 'bf16 .* vector,', 'fp16 .* scalar', 'fp32 .* scalar \\+ residual']) {
-    assert.ok(cases.some((line) => new RegExp(form).test(line)), `no case of the form ${form}`);
-  }
+  assertEmulatedCases(t, 'bias_relu_check', 6, ['bf16 .* vector \\+ residual', 'bf16 .* vector,', 'fp16 .* scalar', 'fp32 .* scalar \\+ residual']);
 });

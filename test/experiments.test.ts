@@ -112,16 +112,21 @@ async function assertSameTraining(
   return moved;
 }
 
+/** `load`, then the model's BatchNorms given statistics of their own (the fixture's are the identity). */
+const withOwnStatistics =
+  (load: (experiment: string | undefined) => Promise<ClipModel>) =>
+  async (experiment: string | undefined): Promise<ClipModel> => {
+    const model = await load(experiment);
+    await randomizeBatchNorms(model);
+    return model;
+  };
+
 // Frozen BatchNorm folded into the convolution before it (modified_resnet.cc; CUDA's default, forced on
 // the CPU by experiment fold-batchnorm): the reference's eval outputs, and training steps (which reach
 // the BatchNorm's γ and β through the fold) as without it.
 describe('frozen BatchNorm folded (experiment fold-batchnorm)', () => {
   const load = (experiment: string | undefined) => withExperiments(experiment, () => loadModel(fixture('models', 'tiny_rn.safetensors')));
-  const loadOwnStatistics = async (experiment: string | undefined) => {
-    const model = await load(experiment);
-    await randomizeBatchNorms(model);
-    return model;
-  };
+  const loadOwnStatistics = withOwnStatistics(load);
 
   test('tiny_rn in eval mode: fp32 features and logits match the reference goldens, by another path', async () => {
     const { g, images, tokens } = await tinyRnBatch();
@@ -153,11 +158,7 @@ describe('experiment bias-relu-kernel (with the BatchNorm folded)', () => {
   const load = (experiment: string | undefined) =>
     withExperiments(experiment ? `fold-batchnorm,${experiment}` : 'fold-batchnorm', () => loadModel(fixture('models', 'tiny_rn.safetensors')));
   // The fixture's BatchNorms are the identity, so their shifts are zero: these have shifts to add.
-  const loadOwnStatistics = async (experiment: string | undefined) => {
-    const model = await load(experiment);
-    await randomizeBatchNorms(model);
-    return model;
-  };
+  const loadOwnStatistics = withOwnStatistics(load);
 
   test('tiny_rn in eval mode: fp32 features and logits match the reference goldens', async () => {
     const { g, images, tokens } = await tinyRnBatch();
