@@ -55,9 +55,13 @@ describe('CUDA', () => {
       assert.ok(drift < 0.03, `bf16 drift ${drift}`);
       const { drift: theirs, skip } = await reference!;
       if (!theirs) return t.skip(`reference comparison skipped: ${skip}`);
-      const mine = await bf16DriftOverVariants(async (batch, precision) => (await model.forward(batch.images, batch.tokens, { precision })).logitsPerImage.data, images, tokens);
+      const forward = async (batch: { images: typeof images; tokens: typeof tokens }, precision: 'fp32' | 'bf16') =>
+        (await model.forward(batch.images, batch.tokens, { precision })).logitsPerImage.data;
+      const mine = await bf16DriftOverVariants(forward, images, tokens);
       const ref = theirs[name]!;
-      t.diagnostic(`${name}: mean over 8 batch variants ${(100 * mine.mean).toFixed(2)} % (${mine.variants.map((v) => (100 * v).toFixed(2)).join(' ')}); openai/CLIP under CUDA bf16 autocast (torch ${ref.torch}): ${(100 * ref.mean_relative).toFixed(2)} % (${ref.variants.map((v) => (100 * v).toFixed(2)).join(' ')})`);
+      const percents = (shares: number[]) => shares.map((v) => (100 * v).toFixed(2)).join(' ');
+      t.diagnostic(`${name}: mean over 8 batch variants ${(100 * mine.mean).toFixed(2)} % (${percents(mine.variants)})`);
+      t.diagnostic(`${name}: openai/CLIP under CUDA bf16 autocast (torch ${ref.torch}): ${(100 * ref.mean_relative).toFixed(2)} % (${percents(ref.variants)})`);
       assert.ok(mine.mean <= Math.max(0.01, 1.25 * ref.mean_relative), `mean bf16 drift ${mine.mean}: worse than the reference's ${ref.mean_relative}`);
     });
   }

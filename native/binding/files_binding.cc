@@ -66,7 +66,9 @@ Napi::Value ReadFilesIntoJs(const Napi::CallbackInfo& info) {
         "readFilesInto(paths, headerBytes, bodyBytes, dest, slots): paths must be strings, the sizes byte counts, dest a Uint8Array, slots an "
         "Int32Array of body positions in dest, one per path";
     auto paths = PathsArg(info, usage);
-    if (info.Length() < 5 || !info[1].IsNumber() || !info[2].IsNumber() || !info[3].IsTypedArray() || !info[4].IsTypedArray()) throw Napi::TypeError::New(env, usage);
+    if (info.Length() < 5 || !info[1].IsNumber() || !info[2].IsNumber() || !info[3].IsTypedArray() || !info[4].IsTypedArray()) {
+      throw Napi::TypeError::New(env, usage);
+    }
     const double header_bytes = info[1].As<Napi::Number>().DoubleValue(), body_bytes = info[2].As<Napi::Number>().DoubleValue();
     if (!(header_bytes >= 0 && header_bytes <= 1 << 20) || !(body_bytes >= 0 && body_bytes <= 1 << 30)) throw Napi::RangeError::New(env, usage);
     const auto dest = info[3].As<Napi::TypedArray>();
@@ -74,7 +76,9 @@ Napi::Value ReadFilesIntoJs(const Napi::CallbackInfo& info) {
     if (dest.TypedArrayType() != napi_uint8_array || slots_value.TypedArrayType() != napi_int32_array) throw Napi::TypeError::New(env, usage);
     auto bytes = dest.As<Napi::Uint8Array>();
     const auto slots = slots_value.As<Napi::Int32Array>();
-    if (slots.ElementLength() != paths.size()) throw Napi::RangeError::New(env, std::string(usage) + ": " + std::to_string(paths.size()) + " paths, " + std::to_string(slots.ElementLength()) + " slots");
+    if (slots.ElementLength() != paths.size()) {
+      throw Napi::RangeError::New(env, std::string(usage) + ": " + std::to_string(paths.size()) + " paths, " + std::to_string(slots.ElementLength()) + " slots");
+    }
     const size_t body = static_cast<size_t>(body_bytes), header = static_cast<size_t>(header_bytes);
     std::vector<uint8_t*> bodies(paths.size());
     for (size_t i = 0; i < paths.size(); ++i) {

@@ -1,7 +1,7 @@
 // LayerNorm through the CUDA kernels of native/kernels/layer_norm.cu (CUDA's default; experiment
-// "aten-layernorm" turns them off), alone or with the residual add before it, with their own backward. Where they are not built in, or for tensors
-// they do not take (CPU, fp64, an empty batch, γ/β not fp32 on the input's device), nullopt: the
-// caller computes the composite form.
+// "aten-layernorm" turns them off), alone or with the residual add before it, with their own backward.
+// Where they are not built in, or for tensors they do not take (CPU, fp64, an empty batch, γ/β not
+// fp32 on the input's device), nullopt: the caller computes the composite form.
 #pragma once
 #include <ATen/ATen.h>
 

@@ -21,7 +21,8 @@ torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride =
 // batch 256 on an H200 (forward 4.7 ms); by means, 106.7 instead of 120.9 ms per step on an H100
 // (bench/results/levers.md, round five). CUDA's default; experiment avg-pool2d keeps avg_pool2d.
 at::Tensor avg_pool(const at::Tensor& x, int64_t s, const ResNetPaths& paths) {
-  if (!paths.pool_by_mean.taken(x.is_cuda()) || !x.is_contiguous(at::MemoryFormat::ChannelsLast) || x.size(2) % s != 0 || x.size(3) % s != 0) return at::avg_pool2d(x, s);
+  const bool by_mean = paths.pool_by_mean.taken(x.is_cuda()) && x.is_contiguous(at::MemoryFormat::ChannelsLast) && x.size(2) % s == 0 && x.size(3) % s == 0;
+  if (!by_mean) return at::avg_pool2d(x, s);
   const int64_t n = x.size(0), c = x.size(1), h = x.size(2) / s, w = x.size(3) / s;
   return x.permute({0, 2, 3, 1}).view({n, h, s, w, s, c}).mean({2, 4}).permute({0, 3, 1, 2});
 }

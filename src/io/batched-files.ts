@@ -47,9 +47,10 @@ async function inChunks<T, R>(items: T[], run: (chunk: T[], from: number) => Pro
 export function statFileBatch(paths: string[]): Promise<Array<FileInfo | NodeJS.ErrnoException>> {
   return inChunks(paths, async (chunk) => {
     const r = await statFiles(chunk);
-    return chunk.map((file, i) =>
-      r.errors[i] !== 0 ? fsError(r.errors[i]!, 'stat', file) : { isFile: r.regular[i] === 1, size: r.sizes[i]!, mtimeMs: r.mtimeSec[i]! * 1e3 + r.mtimeNsec[i]! / 1e6 },
-    );
+    return chunk.map((file, i) => {
+      if (r.errors[i] !== 0) return fsError(r.errors[i]!, 'stat', file);
+      return { isFile: r.regular[i] === 1, size: r.sizes[i]!, mtimeMs: r.mtimeSec[i]! * 1e3 + r.mtimeNsec[i]! / 1e6 };
+    });
   });
 }
 
@@ -59,7 +60,13 @@ export function statFileBatch(paths: string[]): Promise<Array<FileInfo | NodeJS.
  * usual miss: no Error is made for it; its slot then holds garbage); an fs-shaped Error where it
  * cannot be opened or read. `dest` must not be touched until this settles.
  */
-export function readBodiesInto(paths: string[], headerBytes: number, bodyBytes: number, dest: Uint8Array, slots: number[]): Promise<Array<BodyRead | undefined | Error>> {
+export function readBodiesInto(
+  paths: string[],
+  headerBytes: number,
+  bodyBytes: number,
+  dest: Uint8Array,
+  slots: number[],
+): Promise<Array<BodyRead | undefined | Error>> {
   return inChunks(paths, async (chunk, from) => {
     const r = await readFilesInto(chunk, headerBytes, bodyBytes, dest, Int32Array.from(slots.slice(from, from + chunk.length)));
     return chunk.map((file, i) => {
