@@ -112,6 +112,15 @@ async function assertSameTraining(
   return moved;
 }
 
+/** tiny_rn (in eval mode) against the reference's fp32 features and logits; returns its image features. */
+async function assertTinyRnGoldens(model: ClipModel) {
+  const { g, images, tokens } = await tinyRnBatch();
+  const features = await model.encodeImage(images);
+  assertAllClose(features.data, g.float32('image_features').data, { what: 'tiny_rn image features' });
+  assertAllClose((await model.forward(images, tokens)).logitsPerImage.data, g.float32('logits_per_image').data, { what: 'tiny_rn logits' });
+  return features;
+}
+
 /** `load`, then the model's BatchNorms given statistics of their own (the fixture's are the identity). */
 const withOwnStatistics =
   (load: (experiment: string | undefined) => Promise<ClipModel>) =>
@@ -129,11 +138,8 @@ describe('frozen BatchNorm folded (experiment fold-batchnorm)', () => {
   const loadOwnStatistics = withOwnStatistics(load);
 
   test('tiny_rn in eval mode: fp32 features and logits match the reference goldens, by another path', async () => {
-    const { g, images, tokens } = await tinyRnBatch();
-    const folded = await load('fold-batchnorm');
-    const features = await folded.encodeImage(images);
-    assertAllClose(features.data, g.float32('image_features').data, { what: 'tiny_rn image features' });
-    assertAllClose((await folded.forward(images, tokens)).logitsPerImage.data, g.float32('logits_per_image').data, { what: 'tiny_rn logits' });
+    const { images } = await tinyRnBatch();
+    const features = await assertTinyRnGoldens(await load('fold-batchnorm'));
     assert.notDeepEqual(features.data, (await (await load(undefined)).encodeImage(images)).data, 'the fold changed no rounding: did it run?');
   });
 
@@ -161,11 +167,8 @@ describe('experiment bias-relu-kernel (with the BatchNorm folded)', () => {
   const loadOwnStatistics = withOwnStatistics(load);
 
   test('tiny_rn in eval mode: fp32 features and logits match the reference goldens', async () => {
-    const { g, images, tokens } = await tinyRnBatch();
-    const model = await load('bias-relu-kernel');
-    const features = await model.encodeImage(images);
-    assertAllClose(features.data, g.float32('image_features').data, { what: 'tiny_rn image features' });
-    assertAllClose((await model.forward(images, tokens)).logitsPerImage.data, g.float32('logits_per_image').data, { what: 'tiny_rn logits' });
+    const { images } = await tinyRnBatch();
+    await assertTinyRnGoldens(await load('bias-relu-kernel'));
     // In fp32 it is the folded path's arithmetic to the bit; under bf16 it rounds once where that rounds
     // twice, which shows where the shifts are not zero.
     const bf16 = async (m: ClipModel) => (await m.encodeImage(images, { precision: 'bf16' })).data;
@@ -193,10 +196,9 @@ describe('pools by means (experiment pool-by-mean)', () => {
     withExperiments(experiment, () => loadModel(fixture('models', 'tiny_rn.safetensors'), { memoryFormat: 'channels_last' }));
 
   test('tiny_rn, channels-last: the goldens in eval mode, by means instead of avg_pool2d', async () => {
-    const { g, images, tokens } = await tinyRnBatch();
+    const { images, tokens } = await tinyRnBatch();
     const model = await load('pool-by-mean');
-    assertAllClose((await model.encodeImage(images)).data, g.float32('image_features').data, { what: 'tiny_rn image features' });
-    assertAllClose((await model.forward(images, tokens)).logitsPerImage.data, g.float32('logits_per_image').data, { what: 'tiny_rn logits' });
+    await assertTinyRnGoldens(model);
     // The pools really went: a profiled training step shows means and no avg_pool2d.
     const trainer = await createTrainer(model, { lr: 1e-3 });
     const ops = new Set((await trainer.profile(images, tokens, { steps: 1 })).map((r) => r.name));
