@@ -165,6 +165,8 @@ const parity = read('gpu-parity.json');
 if (parity) lines.push('', '## CUDA parity with the reference goldens (bench/gpu-parity.ts)', '', '```json', parity.trim(), '```');
 const e2e = read('e2e.md');
 if (e2e) lines.push('', '## End to end from JPEG files', '', ...e2e.trim().split('\n').slice(1));
+const e2eInMemory = read('e2e-shm.md');
+if (e2eInMemory) lines.push('', '## End to end from JPEG files, images and cache in memory (/dev/shm)', '', ...e2eInMemory.trim().split('\n').slice(1));
 for (const [file, title] of [
   ['loader.md', 'The loader alone (default decode threads)'],
   ['loader-shm.md', 'The loader alone, images and cache in memory (/dev/shm)'],

@@ -20,7 +20,7 @@
 # written after the end-to-end run and again at the end, so a run cut short still leaves them.
 #   QUICK=1 skips the short runs and the less wanted levers and profiles.
 #   PART=a runs the build, doctor, the CUDA tests, the default path, the levers (most wanted first),
-#   parity and the HF peer (PART=check: only up to the first rows of levers, for a short check); PART=b the profiles, traces, the end-to-end run and the loader (the build is
+#   parity and the HF peer (PART=check: only up to the first rows of levers, for a short check); PART=b the end-to-end runs, the loader, the profiles and traces (the build is
 #   incremental): two device commands of under 10 minutes each where one would not fit, on the same
 #   warm machine.
 set -uo pipefail
@@ -111,12 +111,33 @@ if [ "$PART" != b ]; then
   report
 fi
 [ "$PART" = a ] && { stamp done; exit 0; }
-# PART=b: where the time goes, then the run from JPEG files and the loader.
+# PART=b: the run from JPEG files and the loader, then where the step's time goes.
+stamp "end to end"
+# Most wanted first (issue 8, item 4): the run from JPEG files against the step alone, on /tmp's disk
+# and with the JPEGs and the cache in memory (/dev/shm), then the loader alone, which says why.
+e2e() { timeout 240 node --require ./dist/src/util/threadpool.cjs dist/bench/e2e-throughput.js --model ViT-B/32 --batch 256 --images 2048 --device cuda --precision bf16 "$@" > /dev/null 2>&1; }
+e2e --write "$WORK/e2e.md"
+cat "$WORK/e2e.md" 2>/dev/null
+report
+TMPDIR=/dev/shm e2e --write "$WORK/e2e-shm.md"
+cat "$WORK/e2e-shm.md" 2>/dev/null | tail -8
+report
+df -h /tmp /dev/shm > "$WORK/disks.txt" 2>&1
+# The loader alone on this machine's cores, with how many of them were busy: run 1 of 2026-11-27 gave
+# 343 images/s for a first epoch on 16 cores with its main thread 13 % busy. The same on /dev/shm
+# tells whether /tmp's disk bounds it; 8 decode threads instead of 4 whether the workers do.
+timeout 120 node --require ./dist/src/util/threadpool.cjs dist/bench/loader.js --images 2048 --epochs 3 --write "$WORK/loader.md" > /dev/null 2>&1
+cat "$WORK/loader.md" 2>/dev/null | tail -4
+TMPDIR=/dev/shm timeout 120 node --require ./dist/src/util/threadpool.cjs dist/bench/loader.js --images 2048 --epochs 2 --write "$WORK/loader-shm.md" > /dev/null 2>&1
+cat "$WORK/loader-shm.md" 2>/dev/null | tail -4
+timeout 120 node --require ./dist/src/util/threadpool.cjs dist/bench/loader.js --images 2048 --epochs 1 --decode-threads 8 --write "$WORK/loader-8-threads.md" > /dev/null 2>&1
+[ -n "${QUICK:-}" ] || timeout 120 node --require ./dist/src/util/threadpool.cjs dist/bench/loader.js --images 2048 --epochs 1 --decode-threads 0 --write "$WORK/loader-main-thread.md" > /dev/null 2>&1
+report
+stamp "profiles"
 if [ ! -s "$WORK/train-step.jsonl" ]; then
   # Alone (PART=b on a fresh machine), the profiles still get the default path to compare with.
   for model in ViT-B/32 RN50; do for batch in 32 256; do step --model "$model" --batch "$batch"; done; done
 fi
-stamp "profiles"
 # Eager steps ending with 3 profiled steps (kernel time by kernel): the default at ViT b256 and RN50
 # b256, and ViT b256 without the LayerNorm kernels and the products' own backward.
 step --model ViT-B/32 --batch 256 --eager --profile 3
@@ -129,20 +150,6 @@ for model in RN50 ViT-B/32; do
     timeout 120 node dist/bench/trace-kernels.js /tmp/trace.json --steps 2 --top 40 > "$WORK/kernels-by-op-${model//\//-}.md"
   rm -f /tmp/trace.json
 done
-report
-stamp "end to end"
-timeout 300 node --require ./dist/src/util/threadpool.cjs dist/bench/e2e-throughput.js --model ViT-B/32 --batch 256 --images 2048 --device cuda --precision bf16 --write "$WORK/e2e.md" > /dev/null 2>&1
-cat "$WORK/e2e.md" 2>/dev/null
-report
-# The loader alone on this machine's cores: decode workers (default 4 here) against none.
-timeout 120 node --require ./dist/src/util/threadpool.cjs dist/bench/loader.js --images 2048 --epochs 3 --write "$WORK/loader.md" > /dev/null 2>&1
-# What bounds the first epoch there (343 images/s on 16 cores in run 1 of 2026-11-27, its main thread
-# 13 % busy): the disk under /tmp (the same run with the JPEGs and the cache in memory), or too few
-# decode threads (8 instead of 4).
-df -h /tmp /dev/shm > "$WORK/disks.txt" 2>&1
-TMPDIR=/dev/shm timeout 120 node --require ./dist/src/util/threadpool.cjs dist/bench/loader.js --images 2048 --epochs 2 --write "$WORK/loader-shm.md" > /dev/null 2>&1
-timeout 120 node --require ./dist/src/util/threadpool.cjs dist/bench/loader.js --images 2048 --epochs 1 --decode-threads 8 --write "$WORK/loader-8-threads.md" > /dev/null 2>&1
-[ -n "${QUICK:-}" ] || timeout 120 node --require ./dist/src/util/threadpool.cjs dist/bench/loader.js --images 2048 --epochs 1 --decode-threads 0 --write "$WORK/loader-main-thread.md" > /dev/null 2>&1
 report
 if [ -z "${QUICK:-}" ]; then
   step --model ViT-B/32 --batch 32 --eager --profile 3
