@@ -147,6 +147,7 @@ interface Addon {
   statFiles(paths: string[]): Promise<NativeFileStats>;
   readFilesInto(paths: string[], headerBytes: number, bodyBytes: number, dest: Uint8Array, slots: Int32Array): Promise<NativeFileReads>;
   joinBytes(parts: Uint8Array[]): Promise<Buffer>;
+  copyBytesInto(parts: Uint8Array[], dest: Uint8Array, offsets: Float64Array): Promise<void>;
 }
 
 export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -229,4 +230,9 @@ export function readFilesInto(paths: string[], headerBytes: number, bodyBytes: n
 /** The parts one after another in a new buffer, allocated and copied on the thread pool. */
 export function joinBytes(parts: Uint8Array[]): Promise<Buffer> {
   return native().joinBytes(parts);
+}
+
+/** Part i copied into dest at byte offsets[i], on the thread pool. `dest` must not be touched until it settles. */
+export function copyBytesInto(parts: Uint8Array[], dest: Uint8Array, offsets: Float64Array): Promise<void> {
+  return native().copyBytesInto(parts, dest, offsets);
 }

@@ -8,8 +8,8 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { crc32 } from 'node:zlib';
 
-import { readBodiesInto, statFileBatch } from '../src/io/batched-files.js';
-import { joinBytes, readFilesInto } from '../src/native.js';
+import { copyPartsInto, readBodiesInto, statFileBatch } from '../src/io/batched-files.js';
+import { copyBytesInto, joinBytes, readFilesInto } from '../src/native.js';
 import { scratchDir } from './helpers/scratch.js';
 
 const tmp = scratchDir('clip-batched-files-');
@@ -105,5 +105,31 @@ describe('batched file operations', () => {
     assert.ok((await joinBytes(parts)).equals(Buffer.concat(parts)));
     assert.equal((await joinBytes([])).length, 0);
     assert.throws(() => joinBytes([new Float32Array(2) as unknown as Uint8Array]), /Uint8Arrays/);
+  });
+
+  test('copyPartsInto puts each part at its offset (many parts, several pool requests), the rest of dest untouched', async () => {
+    const part = 1000;
+    const parts = Array.from({ length: 70 }, () => randomBytes(part));
+    // Slots in a shuffled order with gaps: part i at slot (i * 37) % 100.
+    const slots = parts.map((_, i) => (i * 37) % 100);
+    const dest = Buffer.alloc(100 * part, 0xab);
+    await copyPartsInto(parts, dest, slots.map((s) => s * part));
+    const expected = Buffer.alloc(100 * part, 0xab);
+    parts.forEach((p, i) => p.copy(expected, slots[i]! * part));
+    assert.ok(dest.equals(expected));
+    await copyPartsInto([], dest, []);
+  });
+
+  test('copyBytesInto refuses parts that do not fit, offsets that are not whole bytes, and counts that differ', async () => {
+    const dest = new Uint8Array(10);
+    assert.throws(() => copyBytesInto([new Uint8Array(4)], dest, Float64Array.of(7)), /part 0 \(4 bytes at 7\) does not fit in dest \(10 bytes\)/);
+    assert.throws(() => copyBytesInto([new Uint8Array(1)], dest, Float64Array.of(-1)), /does not fit/);
+    assert.throws(() => copyBytesInto([new Uint8Array(1)], dest, Float64Array.of(1.5)), /does not fit/);
+    assert.throws(() => copyBytesInto([new Uint8Array(1)], dest, Float64Array.of(Number.NaN)), /does not fit/);
+    assert.throws(() => copyBytesInto([new Uint8Array(1), new Uint8Array(1)], dest, Float64Array.of(0)), /2 parts, 1 offsets/);
+    assert.throws(() => copyBytesInto([new Int8Array(1) as unknown as Uint8Array], dest, Float64Array.of(0)), /part 0 is not a Uint8Array/);
+    assert.throws(() => copyBytesInto([], dest, new Float32Array(0) as unknown as Float64Array), /offsets a Float64Array/);
+    await copyBytesInto([Uint8Array.of(1, 2, 3)], dest, Float64Array.of(7));
+    assert.deepEqual([...dest], [0, 0, 0, 0, 0, 0, 0, 1, 2, 3]);
   });
 });

@@ -6,6 +6,7 @@ import sharp from 'sharp';
 import type { Dataset } from '../src/data/dataset.js';
 import { loadDataset } from '../src/data/datasets.js';
 import { normalize } from '../src/data/normalize.js';
+import { CropMemory } from '../src/data/crop-memory.js';
 import { createLoader, type Batch, type LoaderOptions, type SkippedImage } from '../src/data/loader.js';
 import { preprocessImage, preprocessImageUint8, type PreprocessOptions } from '../src/data/preprocess.js';
 import { seededPermutation } from '../src/util/prng.js';
@@ -286,6 +287,103 @@ describe('warm uint8 batches from the crop cache', () => {
     });
   });
 
+});
+
+// Crops kept in memory between epochs (src/data/crop-memory.ts, loader.ts loadGroup): an epoch after
+// the one that filled the memory reads no crop file, and its batches hold the same bytes as decoding.
+describe('crops kept in memory between epochs (CropMemory)', () => {
+  const uint8 = (extra: Partial<LoaderOptions> = {}) => base({ seed: 6, pixels: 'uint8', ...extra });
+
+  test('filled by decoding: the next epoch takes every crop from memory, the disk cache deleted meanwhile, the same bytes', async () => {
+    const decoded = await collect(createLoader(dataset, uint8({ cache: false })));
+    const cacheDir = path.join(tmp, 'cache-memory-decoded');
+    for (const decodeThreads of [0, 2]) {
+      const memory = new CropMemory(1 << 30);
+      const filling = createLoader(dataset, uint8({ cacheDir, memory, decodeThreads }));
+      await collect(filling);
+      assert.equal(filling.stats().decoded + filling.stats().cacheHits, 14);
+      assert.equal(memory.size, 14);
+      assert.equal(memory.bytes, 14 * 3 * R * R);
+      await fs.rm(cacheDir, { recursive: true, force: true });
+      const loader = createLoader(dataset, uint8({ cacheDir, memory, decodeThreads }));
+      const warm = await collect(loader);
+      assert.deepEqual(loader.stats(), { ...loader.stats(), memoryHits: 14, cacheHits: 0, decoded: 0 }, `decodeThreads ${decodeThreads}`);
+      warm.forEach((b, i) => {
+        assert.ok(bytes(b).equals(bytes(decoded[i]!)), `batch ${i}, decodeThreads ${decodeThreads}`);
+        assert.equal(b.images.data.byteLength, b.images.data.buffer.byteLength, `batch ${i} is not its group's own buffer`);
+      });
+    }
+  });
+
+  test('filled from the disk cache, and without one; float batches too', async () => {
+    const cacheDir = path.join(tmp, 'cache-memory-disk');
+    await collect(createLoader(dataset, uint8({ cacheDir })));
+    const memory = new CropMemory(1 << 30);
+    const filling = createLoader(dataset, uint8({ cacheDir, memory }));
+    const fromDisk = await collect(filling);
+    assert.deepEqual(filling.stats(), { ...filling.stats(), cacheHits: 14, memoryHits: 0, decoded: 0 });
+    const loader = createLoader(dataset, uint8({ cacheDir, memory }));
+    (await collect(loader)).forEach((b, i) => assert.ok(bytes(b).equals(bytes(fromDisk[i]!)), `batch ${i}`));
+    assert.equal(loader.stats().memoryHits, 14);
+
+    const memoryOnly = new CropMemory(1 << 30);
+    await collect(createLoader(dataset, base({ seed: 6, cache: false, memory: memoryOnly })));
+    const floats = createLoader(dataset, base({ seed: 6, cache: false, memory: memoryOnly }));
+    const fromMemory = await collect(floats);
+    assert.deepEqual(floats.stats(), { ...floats.stats(), memoryHits: 14, cacheHits: 0, decoded: 0 });
+    const reference = await collect(createLoader(dataset, base({ seed: 6, cache: false })));
+    fromMemory.forEach((b, i) => assert.deepEqual(b.images.data, reference[i]!.images.data, `float batch ${i}`));
+  });
+
+  test('the budget holds: the crops that fit are kept, the rest come from the disk cache', async () => {
+    const cacheDir = path.join(tmp, 'cache-memory-budget');
+    const memory = new CropMemory(5 * 3 * R * R + 100);
+    await collect(createLoader(dataset, uint8({ cacheDir, memory })));
+    assert.equal(memory.size, 5);
+    const loader = createLoader(dataset, uint8({ cacheDir, memory, epoch: 1 }));
+    const mixed = await collect(loader);
+    assert.deepEqual(loader.stats(), { ...loader.stats(), memoryHits: 5, cacheHits: 9, decoded: 0 });
+    const decoded = await collect(createLoader(dataset, uint8({ cache: false, epoch: 1 })));
+    mixed.forEach((b, i) => assert.ok(bytes(b).equals(bytes(decoded[i]!)), `batch ${i}`));
+    assert.throws(() => new CropMemory(-1), /budgetBytes must be a non-negative integer/);
+  });
+
+  test('a consumer that changes its batches does not change the memory; an edited image is decoded anew', async () => {
+    // Filled from the disk cache, whose crops are read into the very buffers that become batches.
+    const cacheDir = path.join(tmp, 'cache-memory-consumer');
+    await collect(createLoader(dataset, uint8({ cacheDir })));
+    const memory = new CropMemory(1 << 30);
+    const opts = uint8({ cacheDir, memory });
+    for (const b of await collect(createLoader(dataset, opts))) b.images.data.fill(0);
+    for (const b of await collect(createLoader(dataset, opts))) b.images.data.fill(1);
+    const decoded = await collect(createLoader(dataset, uint8({ cache: false })));
+    (await collect(createLoader(dataset, opts))).forEach((b, i) => assert.ok(bytes(b).equals(bytes(decoded[i]!)), `batch ${i}`));
+
+    // Another image under one sample's name: another size, so another key.
+    const edited = path.join(tmp, 'ds-memory-edited');
+    await fs.cp(root, edited, { recursive: true });
+    const copy = await loadDataset(edited, { ext: 'png' });
+    const memoryOfCopy = new CropMemory(1 << 30);
+    await collect(createLoader(copy, uint8({ cache: false, memory: memoryOfCopy })));
+    const changed = copy.samples[3]!.image;
+    await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 1, g: 2, b: 3 } } }).png().toFile(changed);
+    const loader = createLoader(copy, uint8({ cache: false, memory: memoryOfCopy }));
+    const batches = await collect(loader);
+    assert.deepEqual(loader.stats(), { ...loader.stats(), memoryHits: 13, decoded: 1 });
+    const crop = batches.flatMap((b) => b.samples.map((s, j) => ({ s, pixels: bytes(b).subarray(j * 3 * R * R, (j + 1) * 3 * R * R) }))).find((x) => x.s.image === changed)!;
+    assert.ok(crop.pixels.equals(Buffer.from((await preprocessImageUint8(changed, { resolution: R })).data)));
+  });
+
+  test('the pixel limit applies to crops from memory as to cached ones', async () => {
+    const memory = new CropMemory(1 << 30);
+    await collect(createLoader(dataset, uint8({ cache: false, memory })));
+    const loader = createLoader(dataset, uint8({ cache: false, memory, maxPixels: 40 * 30 }));
+    const batches = await collect(loader);
+    // Only the first image (40 × 30) is within the limit; the others are skipped as too large.
+    assert.deepEqual(batches.flatMap((b) => b.samples.map((s) => path.basename(s.image))), ['0.png']);
+    assert.equal(loader.stats().skippedByKind['too-large'], 13);
+    assert.equal(loader.stats().decoded, 0);
+  });
 });
 
 // The built-in decoder in worker threads (src/data/decode-workers.ts; the default from 4 cores, so

@@ -329,11 +329,11 @@ describe('training configuration', () => {
 
   test('every invalid value is reported at once, with its key', () => {
     assert.throws(
-      () => resolveConfig({ data: 'd', out: 'o', epochs: 0, lr: -1, optimizer: 'sgd' as 'adam', betas: [0.9, 1.5], decodeThreads: -1, bogus: 1 } as never),
+      () => resolveConfig({ data: 'd', out: 'o', epochs: 0, lr: -1, optimizer: 'sgd' as 'adam', betas: [0.9, 1.5], decodeThreads: -1, memoryCacheMiB: -1, bogus: 1 } as never),
       (err: unknown) => {
         assert.ok(err instanceof ConfigError);
         const text = err.problems.join('\n');
-        for (const key of ['epochs', 'lr', 'optimizer', 'betas', 'decodeThreads', 'bogus']) assert.match(text, new RegExp(`^${key}: `, 'm'));
+        for (const key of ['epochs', 'lr', 'optimizer', 'betas', 'decodeThreads', 'memoryCacheMiB', 'bogus']) assert.match(text, new RegExp(`^${key}: `, 'm'));
         return true;
       },
     );
@@ -342,10 +342,13 @@ describe('training configuration', () => {
 
   test('a YAML file is read, flags override it, and --print-config shows the result', async () => {
     const file = path.join(tmp, 'run.yaml');
-    await fs.writeFile(file, 'data: ./images\nout: ./runs/a\nepochs: 5\nlr: 0.0001\nfreeze: ["^visual\\\\.conv1"]\n');
+    await fs.writeFile(file, 'data: ./images\nout: ./runs/a\nepochs: 5\nlr: 0.0001\nfreeze: ["^visual\\\\.conv1"]\nmemoryCacheMiB: 512\n');
     const { execFileSync } = await import('node:child_process');
     const printed = JSON.parse(execFileSync(process.execPath, [cli, 'train', '--config', file, '--epochs', '7', '--print-config'], { encoding: 'utf8' }));
     assert.equal(printed.epochs, 7);
+    assert.equal(printed.memoryCacheMiB, 512);
+    const noMemory = JSON.parse(execFileSync(process.execPath, [cli, 'train', '--config', file, '--memory-cache', '0', '--print-config'], { encoding: 'utf8' }));
+    assert.equal(noMemory.memoryCacheMiB, 0);
     assert.equal(printed.lr, 0.0001);
     assert.equal(printed.data, path.join(tmp, 'images'));
     assert.deepEqual(printed.freeze, ['^visual\\.conv1']);

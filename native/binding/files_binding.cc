@@ -1,10 +1,11 @@
-// statFiles(paths), readFilesInto(paths, …, dest, slots) and joinBytes(parts): io/file_batch.h's
-// batches of file operations for the data loader, and its batch assembly, each one request on the
-// thread pool. Failures come back per file as errno values (the loader names the file and the error);
+// statFiles(paths), readFilesInto(paths, …, dest, slots), joinBytes(parts) and copyBytesInto(parts,
+// dest, offsets): io/file_batch.h's batches of file operations for the data loader, and its batch
+// assembly, each one request on the thread pool. Failures come back per file as errno values (the loader names the file and the error);
 // only bad arguments throw.
 #include <napi.h>
 
 #include <cstring>
+#include <sstream>
 
 #include "binding/async.h"
 #include "io/file_batch.h"
@@ -162,12 +163,71 @@ Napi::Value JoinBytesJs(const Napi::CallbackInfo& info) {
   });
 }
 
+// copyBytesInto(parts: Uint8Array[], dest: Uint8Array, offsets: Float64Array) → Promise<void>: part i
+// copied into dest at byte offsets[i]. The loader's crops held in memory land in a batch's buffer this
+// way: a pool thread takes the copy and the page faults of the fresh buffer, not the main thread.
+Napi::Value CopyBytesIntoJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    const char* usage =
+        "copyBytesInto(parts, dest, offsets): parts must be an array of Uint8Arrays, dest a Uint8Array, offsets a Float64Array of byte "
+        "offsets in dest, one per part";
+    if (info.Length() < 3 || !info[0].IsArray() || !info[1].IsTypedArray() || !info[2].IsTypedArray()) {
+      throw Napi::TypeError::New(env, usage);
+    }
+    const auto array = info[0].As<Napi::Array>();
+    const auto dest_value = info[1].As<Napi::TypedArray>();
+    const auto offsets_value = info[2].As<Napi::TypedArray>();
+    if (dest_value.TypedArrayType() != napi_uint8_array || offsets_value.TypedArrayType() != napi_float64_array) {
+      throw Napi::TypeError::New(env, usage);
+    }
+    auto dest = dest_value.As<Napi::Uint8Array>();
+    const auto offsets = offsets_value.As<Napi::Float64Array>();
+    if (offsets.ElementLength() != array.Length()) {
+      throw Napi::RangeError::New(env, std::string(usage) + ": " + std::to_string(array.Length()) + " parts, " +
+                                           std::to_string(offsets.ElementLength()) + " offsets");
+    }
+    struct Copy {
+      const uint8_t* from;
+      uint8_t* to;
+      size_t length;
+    };
+    std::vector<Copy> copies(array.Length());
+    std::vector<Napi::Value> keep_alive{info[1]};  // dest and the parts stay alive (and in place) until the copy is done
+    for (uint32_t i = 0; i < array.Length(); ++i) {
+      const Napi::Value v = array.Get(i);
+      if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+        throw Napi::TypeError::New(env, std::string(usage) + ": part " + std::to_string(i) + " is not a Uint8Array");
+      }
+      const auto part = v.As<Napi::Uint8Array>();
+      const double offset = offsets[i];
+      const bool whole = offset >= 0 && offset <= 9007199254740992.0 && offset == static_cast<double>(static_cast<size_t>(offset));
+      if (!whole || static_cast<size_t>(offset) + part.ByteLength() > dest.ByteLength()) {
+        std::ostringstream what;
+        what << usage << ": part " << i << " (" << part.ByteLength() << " bytes at " << offset << ") does not fit in dest (" << dest.ByteLength()
+             << " bytes)";
+        throw Napi::RangeError::New(env, what.str());
+      }
+      copies[i] = {part.Data(), dest.Data() + static_cast<size_t>(offset), part.ByteLength()};
+      keep_alive.push_back(v);
+    }
+    return RunAsync<bool>(
+        env,
+        [copies = std::move(copies)] {
+          for (const Copy& c : copies) std::memmove(c.to, c.from, c.length);
+          return true;
+        },
+        [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); }, std::move(keep_alive));
+  });
+}
+
 }  // namespace
 
 void RegisterFiles(Napi::Env env, Napi::Object exports) {
   exports.Set("statFiles", Napi::Function::New(env, StatFilesJs, "statFiles"));
   exports.Set("readFilesInto", Napi::Function::New(env, ReadFilesIntoJs, "readFilesInto"));
   exports.Set("joinBytes", Napi::Function::New(env, JoinBytesJs, "joinBytes"));
+  exports.Set("copyBytesInto", Napi::Function::New(env, CopyBytesIntoJs, "copyBytesInto"));
 }
 
 }  // namespace clip::binding

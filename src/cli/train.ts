@@ -5,7 +5,7 @@ import { train } from '../train/loop.js';
 import { createTrainProgress } from './train-progress.js';
 
 const int = (v: string) => Number(v);
-const workerCount = (v: string) => (v === 'auto' ? v : Number(v));
+const autoOrNumber = (v: string) => (v === 'auto' ? v : Number(v));
 const num = (v: string) => Number(v);
 const list = (v: string, previous: string[] = []) => [...previous, v];
 
@@ -48,9 +48,10 @@ export function registerTrain(program: Command): void {
     .addOption(new Option('--precision <p>', 'auto: bf16 where supported, else fp32').choices(['auto', 'fp32', 'bf16', 'fp16']))
     .option('--drop-last', 'drop a last smaller batch')
     .option('--no-cuda-graph', 'run every train step eagerly instead of replaying it as a CUDA graph')
-    .option('--workers <n>', 'images read and decoded at once (default auto: twice the CPU cores, at least 4)', workerCount)
-    .option('--decode-threads <n>', 'worker threads that decode images (default auto: none below 4 cores, else a quarter of them, at most 4; 0: the main thread)', workerCount)
-    .option('--no-cache', 'do not cache preprocessed images')
+    .option('--workers <n>', 'images read and decoded at once (default auto: twice the CPU cores, at least 4)', autoOrNumber)
+    .option('--decode-threads <n>', 'worker threads that decode images (default auto: none below 4 cores, else a quarter of them, at most 4; 0: the main thread)', autoOrNumber)
+    .option('--no-cache', 'do not cache preprocessed images on disk')
+    .option('--memory-cache <MiB>', 'MiB of preprocessed images kept in memory between epochs (default auto: a quarter of the memory, at most half of the free; 0: none)', autoOrNumber)
     .option('--strict', 'fail on the first unreadable image instead of skipping it')
     .option('--log-every <n>', 'log every n batches (default 4)', int)
     .option('--checkpoint-every <n>', 'full checkpoint every n epochs (default 4; 0: only at the end)', int)
@@ -62,10 +63,16 @@ export function registerTrain(program: Command): void {
     .option('--resume <path|latest>', 'continue from a checkpoint')
     .option('--print-config', 'print the resolved configuration and exit')
     .option('--json', 'print the result as JSON at the end')
-    .action(async (flags: TrainFlags & { cache?: boolean; cudaGraph?: boolean; batchnorm?: TrainConfig['batchNorm'] }) => {
-      const { config, printConfig, json, batchnorm, cache, cudaGraph, ...rest } = flags;
+    .action(async (flags: TrainFlags & { cache?: boolean; cudaGraph?: boolean; batchnorm?: TrainConfig['batchNorm']; memoryCache?: TrainConfig['memoryCacheMiB'] }) => {
+      const { config, printConfig, json, batchnorm, cache, cudaGraph, memoryCache, ...rest } = flags;
       // Negatable flags default to true in commander; only an explicit --no-… may override the config file.
-      const overrides: Partial<TrainConfig> = { ...rest, batchNorm: batchnorm, cache: cache === false ? false : undefined, cudaGraph: cudaGraph === false ? false : undefined };
+      const overrides: Partial<TrainConfig> = {
+        ...rest,
+        batchNorm: batchnorm,
+        memoryCacheMiB: memoryCache,
+        cache: cache === false ? false : undefined,
+        cudaGraph: cudaGraph === false ? false : undefined,
+      };
       if (printConfig) {
         const resolved = resolveConfig(config ? await readConfigFile(config) : undefined, overrides);
         process.stdout.write(JSON.stringify(resolved, null, 2) + '\n');

@@ -1,10 +1,11 @@
 import os from 'node:os';
-import { statFileBatch } from '../io/batched-files.js';
+import { copyPartsInto, statFileBatch } from '../io/batched-files.js';
 import { joinBytes } from '../native.js';
 import { seededPermutation } from '../util/prng.js';
 import { Semaphore } from '../util/semaphore.js';
 import { BoundedQueue } from './bounded-queue.js';
 import { CropCache, type CropKey } from './crop-cache.js';
+import type { CropMemory, RememberedCrop } from './crop-memory.js';
 import { decodeHere, defaultDecodeThreads, sharedDecodePool } from './decode-workers.js';
 import type { Dataset, Sample } from './dataset.js';
 import { classifyDecodeError, ImageDecodeError, type ImageProblemKind } from './image-problems.js';
@@ -25,6 +26,11 @@ export interface LoaderOptions {
   /** Cache of preprocessed crops: true (default, under cacheDir()/preprocessed), false, or via cacheDir. */
   cache?: boolean;
   cacheDir?: string;
+  /**
+   * Crops kept in memory between epochs: pass the same one to each epoch's loader, and an epoch after
+   * the one that filled it reads no file for the crops it holds. Default: none (train() makes one).
+   */
+  memory?: CropMemory;
   /** Images being decoded at once (cached crops are read a batch at a time). Default: twice the cores, at least 4. */
   concurrency?: number;
   /** Ready batches held ahead of the consumer. */
@@ -77,7 +83,10 @@ export interface LoaderStats {
   skippedByKind: Partial<Record<ImageProblemKind, number>>;
   /** The first MAX_REPORTED skipped images, with file and list line. */
   skippedImages: SkippedImage[];
+  /** Crops read from the cache on disk. */
   cacheHits: number;
+  /** Crops taken from `memory`. */
+  memoryHits: number;
   decoded: number;
   cacheWriteErrors: number;
 }
@@ -113,6 +122,7 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
   if (!Number.isInteger(decodeThreads) || decodeThreads < 0) throw new RangeError(`decodeThreads must be a non-negative integer, got ${decodeThreads}`);
   const pool = decodeThreads > 0 ? sharedDecodePool(decodeThreads) : undefined;
   const cache = options.cache === false ? undefined : new CropCache(options.cacheDir);
+  const memory = options.memory;
   const samples = dataset.samples;
   const order = options.shuffle === false ? Int32Array.from(samples.keys()) : seededPermutation(samples.length, seed, epoch);
   const batchesPerEpoch = options.dropLast ? Math.floor(samples.length / batchSize) : Math.ceil(samples.length / batchSize);
@@ -132,6 +142,7 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
       const { crop, cacheWriteFailed } = pool ? await pool.decode(sample.image, preprocess, target) : await decodeHere(decoder, sample.image, preprocess, target);
       stats.decoded++;
       if (cacheWriteFailed) stats.cacheWriteErrors++;
+      memory?.keep(key, crop.data, crop.sourceWidth * crop.sourceHeight);
       // The crop stays in its own memory: copied into the group's here, it cost the main thread more
       // than the pool's join of the batch (joinBytes) does.
       return { ok: true, sample, crop: crop.data };
@@ -149,9 +160,10 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
   }
 
   /**
-   * The samples at order[start, start + size): stats of all files in one go, cached crops read
-   * straight into one buffer (slot i for the i-th sample), the rest decoded. A warm epoch thus costs a
-   * few requests per batch, not several per image, and no copy: its batches are these buffers.
+   * The samples at order[start, start + size): stats of all files in one go, crops held in memory
+   * copied and cached ones read straight into one buffer (slot i for the i-th sample), the rest
+   * decoded. A warm epoch thus costs a few requests per batch, not several per image, and no copy on
+   * the main thread: its batches are these buffers.
    */
   async function loadGroup(start: number, size: number): Promise<Group> {
     const members = Array.from({ length: size }, (_, i) => samples[order[start + i]!]!);
@@ -165,22 +177,38 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
       else keys[i] = { file: sample.image, size: stat.size, mtimeMs: stat.mtimeMs, resolution, exif };
     });
     const wanted = keys.flatMap((key, i) => (key ? [i] : []));
+    const remembered: Array<RememberedCrop | undefined> = new Array(size);
+    if (memory) for (const i of wanted) remembered[i] = memory.get(keys[i]!);
+    const inMemory = wanted.filter((i) => remembered[i]);
+    const onDisk = cache ? wanted.filter((i) => !remembered[i]) : [];
     // Every slot is written before it is used (or its sample is skipped): no need to zero it.
-    const buffer: Uint8Array = cache && wanted.length > 0 ? Buffer.allocUnsafeSlow(size * plane) : new Uint8Array(0);
-    const cached = cache ? await cache.readInto(wanted.map((i) => keys[i]!), buffer, wanted) : [];
+    const buffer: Uint8Array = inMemory.length + onDisk.length > 0 ? Buffer.allocUnsafeSlow(size * plane) : new Uint8Array(0);
+    const [cached] = await Promise.all([
+      cache ? cache.readInto(onDisk.map((i) => keys[i]!), buffer, onDisk) : [],
+      copyPartsInto(inMemory.map((i) => remembered[i]!.data), buffer, inMemory.map((i) => i * plane)),
+    ]);
+    // The source's pixel count of each crop now in its slot of `buffer`.
+    const sourcePixelsAt: Array<number | undefined> = new Array(size);
+    for (const i of inMemory) sourcePixelsAt[i] = remembered[i]!.sourcePixels;
+    onDisk.forEach((i, j) => (sourcePixelsAt[i] = cached[j]));
     const misses: Promise<void>[] = [];
-    wanted.forEach((i, j) => {
+    for (const i of wanted) {
       const sample = members[i]!;
-      const sourcePixels = cached[j];
+      const sourcePixels = sourcePixelsAt[i];
       if (sourcePixels === undefined) {
         misses.push(decode(sample, keys[i]!).then((outcome) => void (outcomes[i] = outcome)));
       } else if (sourcePixels > maxPixels) {
         outcomes[i] = failed(sample, new ImageDecodeError('too-large', sample.image, `${sourcePixels} pixels > maxPixels ${maxPixels}`));
       } else {
-        stats.cacheHits++;
-        outcomes[i] = { ok: true, sample, crop: buffer.subarray(i * plane, (i + 1) * plane) };
+        const crop = buffer.subarray(i * plane, (i + 1) * plane);
+        if (remembered[i]) stats.memoryHits++;
+        else {
+          stats.cacheHits++;
+          memory?.keep(keys[i]!, crop, sourcePixels);
+        }
+        outcomes[i] = { ok: true, sample, crop };
       }
-    });
+    }
     await Promise.all(misses);
     return { buffer, outcomes: outcomes as Outcome[] };
   }
@@ -298,5 +326,5 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
 }
 
 function emptyStats(epoch: number): LoaderStats {
-  return { epoch, batches: 0, samples: 0, skipped: 0, skippedByKind: {}, skippedImages: [], cacheHits: 0, decoded: 0, cacheWriteErrors: 0 };
+  return { epoch, batches: 0, samples: 0, skipped: 0, skippedByKind: {}, skippedImages: [], cacheHits: 0, memoryHits: 0, decoded: 0, cacheWriteErrors: 0 };
 }

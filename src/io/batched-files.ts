@@ -1,11 +1,12 @@
 // File stats and reads for the data loader, many files per request to the addon
 // (native/io/file_batch.h), a few requests at once so that several pool threads share a batch's files.
 // A warm loader asks for a training batch's files together: one promise per chunk of files, not four
-// file requests per image, and the cached crops land in the batch's own memory.
+// file requests per image, and the cached crops land in the batch's own memory (as do the crops it
+// holds in memory, copied there the same way).
 import os from 'node:os';
 import { getSystemErrorMap } from 'node:util';
 
-import { readFilesInto, statFiles } from '../native.js';
+import { copyBytesInto, readFilesInto, statFiles } from '../native.js';
 
 const { ENOENT } = os.constants.errno;
 
@@ -75,5 +76,14 @@ export function readBodiesInto(
       if (errno !== 0) return fsError(errno, 'open', file);
       return { header: r.headers.subarray(i * headerBytes, (i + 1) * headerBytes), crc: r.crcs[i]! };
     });
+  });
+}
+
+/** Part i copied into dest at byte offsets[i], on a few pool threads at once. */
+export async function copyPartsInto(parts: Uint8Array[], dest: Uint8Array, offsets: number[]): Promise<void> {
+  if (parts.length === 0) return;
+  await inChunks(parts, async (chunk, from) => {
+    await copyBytesInto(chunk, dest, Float64Array.from(offsets.slice(from, from + chunk.length)));
+    return [];
   });
 }

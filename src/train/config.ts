@@ -60,6 +60,9 @@ export interface TrainConfig {
   decodeThreads: number | 'auto';
   prefetch: number;
   cache: boolean;
+  /** MiB of preprocessed crops kept in memory between epochs (0: none); 'auto': a quarter of the
+   * memory, at most half of what is free at the start. */
+  memoryCacheMiB: number | 'auto';
   strict: boolean;
 
   logEvery: number;
@@ -111,6 +114,7 @@ export const DEFAULT_CONFIG: Omit<TrainConfig, 'data' | 'out'> = {
   decodeThreads: 'auto',
   prefetch: 2,
   cache: true,
+  memoryCacheMiB: 'auto',
   strict: false,
   logEvery: 4,
   checkpointEvery: 4,
@@ -182,6 +186,7 @@ const CHECKS: Record<keyof TrainConfig, Check> = {
   decodeThreads: (v) => (v === 'auto' ? undefined : nonNegativeInt(v)),
   prefetch: positiveInt,
   cache: bool,
+  memoryCacheMiB: (v) => (v === 'auto' ? undefined : nonNegative(v)),
   strict: bool,
   logEvery: positiveInt,
   checkpointEvery: nonNegativeInt,

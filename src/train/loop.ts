@@ -5,6 +5,7 @@ import path from 'node:path';
 
 import { loadDataset } from '../data/datasets.js';
 import type { Dataset } from '../data/dataset.js';
+import { CropMemory, defaultCropMemoryBudget } from '../data/crop-memory.js';
 import { createLoader } from '../data/loader.js';
 import { evaluateModel, type EvaluateResult } from '../eval/zero-shot.js';
 import { readSafetensorsMetadata } from '../io/safetensors-header.js';
@@ -245,6 +246,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const readsEveryStep = !device.startsWith('cuda');
   let lastLoss = Number.NaN;
   const weightWrites = new BackgroundWrites();
+  // One for the whole run: the epochs after the first take the crops it holds from memory.
+  const memoryBudget = config.memoryCacheMiB === 'auto' ? defaultCropMemoryBudget() : Math.floor(config.memoryCacheMiB * 2 ** 20);
+  const memory = memoryBudget > 0 ? new CropMemory(memoryBudget) : undefined;
   try {
     for (let epoch = state.position.epoch; epoch < config.epochs; epoch++) {
       const resuming = epoch === state.position.epoch && state.position.batch > 0;
@@ -260,6 +264,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         prefetch: config.prefetch,
         cache: config.cache,
         cacheDir: cacheDir,
+        memory,
         strict: config.strict,
         // Bytes to the native side, normalised there (on the GPU when training there).
         pixels: 'uint8',
