@@ -24,7 +24,7 @@ import { architecture, type ClipConfig } from '../src/model/config.js';
 import { createModel } from '../src/model/model.js';
 import { runtimeInfo } from '../src/native.js';
 import { tokenizerFromFile } from '../src/text/tokenizer.js';
-import { train } from '../src/train/loop.js';
+import { train, type TrainOptions } from '../src/train/loop.js';
 import { createTrainer } from '../src/train/trainer.js';
 import { repoRoot } from '../test/helpers/fixtures.js';
 import { mainThreadCpuSeconds } from './main-thread.js';
@@ -121,12 +121,10 @@ try {
   await fs.writeFile(modelFile, JSON.stringify(config));
   const batchRates: number[] = [];
   const epochs: Array<{ epoch: number; seconds: number; batches: number; mainCpu: number; end: number }> = [];
-  const run = await train({
+  const runOptions: TrainOptions = {
     data: path.join(tmp, 'data'),
     model: modelFile,
     init: 'random',
-    out: path.join(tmp, 'run'),
-    epochs: 3, // epoch 2 is measured whole; the last one also writes a checkpoint
     batchSize: batch,
     optimizer: 'adamw',
     lr: 1e-5,
@@ -135,10 +133,15 @@ try {
     precision,
     dropLast: true,
     cudaGraph,
-    logEvery: 1_000_000,
     checkpointEvery: 0,
     cacheDir: path.join(tmp, 'crops'),
     tokenizer: await tokenizerFromFile(path.join(fixtures, 'bpe_simple_vocab_16e6.txt.gz')),
+  };
+  const run = await train({
+    ...runOptions,
+    out: path.join(tmp, 'run'),
+    epochs: 3, // epoch 2 is measured whole; the last one also writes a checkpoint
+    logEvery: 1_000_000,
     // The rate of an epoch's batches, without the weights file written at its end (600 MB for
     // ViT-B/32, which on a short epoch would outweigh the batches themselves).
     onBatch: (b) => void (batchRates[b.epoch - 1] = b.imagesPerSecond),
@@ -147,6 +150,18 @@ try {
   // From the end of epoch 1 to the end of epoch 2, a middle epoch (the last one also writes a full
   // checkpoint): its batches, and whatever of epoch 1's weight file was still being written.
   const warm = (epochs[1]!.batches * batch) / ((epochs[1]!.end - epochs[0]!.end) / 1000);
+  // The blog's logging: the loss read back every 4 batches. Each read waits for the device to finish,
+  // and the next batch's host work then runs while it idles. Epoch 2's batches, from the end of its
+  // first to the end of its last.
+  const loggedBatchEnds: number[] = [];
+  await train({
+    ...runOptions,
+    out: path.join(tmp, 'run-logged'),
+    epochs: 2,
+    logEvery: 4,
+    onBatch: (b) => void (b.epoch === 2 && loggedBatchEnds.push(performance.now())),
+  });
+  const logged = ((loggedBatchEnds.length - 1) * batch) / ((loggedBatchEnds.at(-1)! - loggedBatchEnds[0]!) / 1000);
   const loader = await loaderAlone(path.join(tmp, 'data'), path.join(tmp, 'crops'));
   const loaderFromMemory = await loaderAlone(path.join(tmp, 'data'), path.join(tmp, 'crops'), new CropMemory(count * config.image_resolution ** 2 * 3));
   const alone = await stepAlone();
@@ -155,6 +170,7 @@ try {
     `| epoch 1 from JPEG files (decode + cache write), its batches | ${batchRates[0]!.toFixed(1)} |`,
     `| epoch 2 from the crops kept in memory (${memoryMiB} MiB allowed), its batches | ${batchRates[1]!.toFixed(1)} (${((batchRates[1]! / alone) * 100).toFixed(0)}% of the step alone) |`,
     `| epoch 2 whole, end to end (epoch 1's weights written meanwhile) | ${warm!.toFixed(1)} |`,
+    `| epoch 2 from memory, the loss read back every 4 batches (the blog's logging), its batches after the first | ${logged.toFixed(1)} (${((logged / alone) * 100).toFixed(0)}% of the step alone) |`,
     `| (epoch 2: the main thread's CPU per image, loader and training loop together) | ${(((epochs[1]!.mainCpu - epochs[0]!.mainCpu) / (epochs[1]!.batches * batch)) * 1e6).toFixed(0)} µs |`,
     `| loader alone from the crop cache on disk (no training) | ${loader.toFixed(1)} (${((loader / alone) * 100).toFixed(0)}% of the step alone) |`,
     `| loader alone from the crops kept in memory (no training) | ${loaderFromMemory.toFixed(1)} (${((loaderFromMemory / alone) * 100).toFixed(0)}% of the step alone) |`,
