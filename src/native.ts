@@ -114,7 +114,7 @@ export interface NativeTrainer {
   stats(): Promise<NativeTrainerStats>;
   flush(options: { lr: number; readLoss: boolean }): Promise<NativeStepResult>;
   resetEpochStats(): Promise<void>;
-  info(): { trainableParameters: number; frozenParameters: number; cudaGraph: string; textLength: number };
+  info(): { trainableParameters: number; frozenParameters: number; cudaGraph: string; textLength: number; mostQueuedSteps: number; stepsQueuedLimit: number };
   saveCheckpoint(path: string, metadata: Record<string, string>): Promise<void>;
   loadCheckpoint(path: string): Promise<Record<string, string>>;
 }

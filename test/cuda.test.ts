@@ -115,6 +115,22 @@ describe('CUDA', () => {
     }
   }
 
+  // Nothing read back between logs, so only the trainer's own bound keeps the host from queuing steps
+  // (each holding its batch's pinned staging memory) far ahead of the device (native/train/trainer.h).
+  test('graphed steps that read nothing back queue at most the limit on the device', async (t) => {
+    if (!cuda) return t.skip(SKIP);
+    const { images, tokens } = await goldenBatch('tiny_vit');
+    const trainer = await createTrainer(await loadModel(fixture('models', 'tiny_vit.safetensors'), { device: 'cuda' }), {
+      optimizer: 'adamw', lr: 1e-4, precision: 'bf16', cudaGraph: true,
+    });
+    for (let i = 0; i < 40; i++) await trainer.stepWithInfo(images, tokens, undefined, { readLoss: false });
+    const { most, limit } = trainer.queuedSteps;
+    t.diagnostic(`at most ${most} steps queued at once (limit ${limit}); graph ${trainer.cudaGraphStatus}`);
+    assert.equal(trainer.cudaGraphStatus, 'captured');
+    assert.ok(most >= 1 && most <= limit, `${most} steps queued at once, limit ${limit}`);
+    assert.equal((await trainer.stats()).lossCount, 40);
+  });
+
   // The CUDA graph replays the eager step's kernels, so the two runs agree (test/helpers/graph-steps.ts
   // scripts them; test/cuda-graph-emulated.test.ts runs the same script on the CPU).
   for (const name of ['tiny_vit', 'tiny_rn'] as const) {

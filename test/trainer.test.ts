@@ -276,6 +276,8 @@ describe('trainer', () => {
     assert.equal(graphed.cudaGraphStatus, 'off: CUDA graphs need a CUDA device');
     for (let i = 0; i < 5; i++) assert.equal(await graphed.step(images, tokens, [0, 1, 0, 2]), await plain.step(images, tokens, [0, 1, 0, 2]));
     assert.deepEqual(await paramsByName(graphModel), await paramsByName(plainModel));
+    // The bound on steps queued ahead of a device is a CUDA matter (test/cuda.test.ts): none here.
+    assert.deepEqual(graphed.queuedSteps, { most: 0, limit: 3 });
   });
   test('profile(): real steps under the profiler, the time by operator (longest first), and a Chrome trace', async () => {
     const { images, tokens } = await batch('tiny_vit');

@@ -261,6 +261,8 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     out.Set("frozenParameters", static_cast<double>(handle_->trainer->frozen_parameters()));
     out.Set("cudaGraph", handle_->trainer->graph_status());
     out.Set("textLength", static_cast<double>(handle_->trainer->text_length()));
+    out.Set("mostQueuedSteps", static_cast<double>(handle_->trainer->most_queued_steps()));
+    out.Set("stepsQueuedLimit", static_cast<double>(train::Trainer::kStepsQueued));
     return out;
   }
 

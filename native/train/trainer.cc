@@ -1,5 +1,7 @@
 #include "train/trainer.h"
 
+#include <c10/core/impl/DeviceGuardImplInterface.h>
+
 #include <cmath>
 #include <map>
 #include <stdexcept>
@@ -114,13 +116,36 @@ StepResult Trainer::step(const at::Tensor& images_in, const at::Tensor& all_toke
                                 std::to_string(tokens_in.size(0)) + " texts");
   if (labels && labels->numel() != images_in.size(0))
     throw std::invalid_argument("labels must hold one entry per image: got " + std::to_string(labels->numel()));
+  wait_for_queue_room();
   set_lr(lr);
-  if (GraphedStep* graph = graph_for(images_in, tokens_in, labels)) return replay(*graph, images_in, tokens_in, labels, read_back);
-  const at::Tensor images = runtime::to_device(images_in, device_);
-  const at::Tensor tokens = runtime::to_device(tokens_in, device_);
-  std::optional<at::Tensor> device_labels;
-  if (labels) device_labels = runtime::to_device(*labels, device_);
-  return eager_step(images, tokens, device_labels, read_back);
+  StepResult result;
+  if (GraphedStep* graph = graph_for(images_in, tokens_in, labels)) {
+    result = replay(*graph, images_in, tokens_in, labels, read_back);
+  } else {
+    const at::Tensor images = runtime::to_device(images_in, device_);
+    const at::Tensor tokens = runtime::to_device(tokens_in, device_);
+    std::optional<at::Tensor> device_labels;
+    if (labels) device_labels = runtime::to_device(*labels, device_);
+    result = eager_step(images, tokens, device_labels, read_back);
+  }
+  note_queued_step();
+  return result;
+}
+
+void Trainer::wait_for_queue_room() {
+  while (queued_steps_.size() >= kStepsQueued) {
+    queued_steps_.front().synchronize();
+    queued_steps_.pop_front();
+  }
+}
+
+void Trainer::note_queued_step() {
+  if (!device_.is_cuda()) return;
+  while (!queued_steps_.empty() && queued_steps_.front().query()) queued_steps_.pop_front();
+  c10::Event end(device_.type());
+  end.record(c10::impl::getDeviceGuardImpl(device_.type())->getStream(device_));
+  queued_steps_.push_back(std::move(end));
+  most_queued_steps_ = std::max<int64_t>(most_queued_steps_.load(), static_cast<int64_t>(queued_steps_.size()));
 }
 
 StepResult Trainer::eager_step(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels, bool read_back) {

@@ -4,8 +4,10 @@
 #pragma once
 #include <atomic>
 #include <ATen/ATen.h>
+#include <c10/core/Event.h>
 
 #include <cmath>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -93,6 +95,11 @@ class Trainer {
   std::string graph_status() const;
   /** Token positions the text tower runs: the longest trimmed prompt so far (ClipImpl::trim_tokens). */
   int64_t text_length() const { return text_length_.load(); }
+  /** The most steps this trainer had queued on its CUDA device at once, unfinished (0 elsewhere). */
+  int64_t most_queued_steps() const { return most_queued_steps_.load(); }
+
+  /** Steps queued on a CUDA device at most: step() waits for the oldest to finish before a new one. */
+  static constexpr size_t kStepsQueued = 3;
   void set_text_length(int64_t length) { text_length_ = length; }
 
  private:
@@ -128,6 +135,10 @@ class Trainer {
   std::vector<at::Tensor> graph_state_tensors();
   void set_lr(double lr);
   void set_graph_status(std::string status);
+  /** On CUDA: waits until fewer than kStepsQueued steps are unfinished on the device. */
+  void wait_for_queue_room();
+  /** On CUDA: marks the end of the step just queued. */
+  void note_queued_step();
 
   model::Clip model_;
   at::Device device_;
@@ -152,6 +163,12 @@ class Trainer {
   std::atomic<int64_t> text_length_{0};  // the longest trimmed token length so far (step()); read by info()
   int64_t same_signature_steps_ = 0;
   bool graph_enabled_ = false;
+  // The ends of the steps queued on a CUDA device (oldest first). Nothing else bounds how far ahead of
+  // the device the host runs: a graphed step is a handful of launches, and each queued step holds its
+  // batch's pinned staging block (38.5 MB at ViT-B/32 batch 256) until its copy has run, so a loader
+  // faster than the device would pin an epoch of batches between two loss reads.
+  std::deque<c10::Event> queued_steps_;
+  std::atomic<int64_t> most_queued_steps_{0};
   mutable std::mutex status_mutex_;  // graph_status_ is read from the JS thread while a step runs
   std::string graph_status_;
 };

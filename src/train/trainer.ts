@@ -95,6 +95,16 @@ export class Trainer {
     return this.native.info().textLength;
   }
 
+  /**
+   * On a CUDA device, the most steps queued there at once and unfinished, and the limit: a step waits
+   * for the oldest to finish rather than queue more (each holds its batch's pinned staging memory).
+   * 0 elsewhere.
+   */
+  get queuedSteps(): { most: number; limit: number } {
+    const info = this.native.info();
+    return { most: info.mostQueuedSteps, limit: info.stepsQueuedLimit };
+  }
+
   /** Where the CUDA graph of the step stands: 'off…', 'warming up', 'captured' or 'failed, running eagerly: …'. */
   get cudaGraphStatus(): string {
     return this.native.info().cudaGraph;
