@@ -86,12 +86,18 @@ async function metrics(out: string): Promise<Array<Record<string, unknown>>> {
 describe('training loop', () => {
   test('two epochs straight equal one epoch, a checkpoint and a resume, bitwise', async (t) => {
     if (!fashionMnistPresent) return t.skip(FASHION_MNIST_SKIP);
-    const straight = await train(await options('straight'));
+    const messages: string[] = [];
+    const straight = await train(await options('straight', { onMessage: (m) => messages.push(m) }));
     assert.equal(straight.epochsCompleted, 2);
     assert.equal(straight.epochLosses.length, 2);
     assert.ok(straight.epochLosses.every(Number.isFinite));
     const lines = await metrics('straight');
     assert.equal(lines.filter((l) => l.type === 'epoch').length, 2);
+    // The second epoch's crops come from memory (train()'s default), the first's from decoding or the disk cache.
+    const [epoch1, epoch2] = lines.filter((l) => l.type === 'epoch').map((l) => l.images as Record<string, number>);
+    assert.equal(epoch1!.decoded + epoch1!.diskCache, 60);
+    assert.deepEqual(epoch2, { decoded: 0, diskCache: 0, memory: 60 });
+    assert.ok(messages.some((m) => /^60 preprocessed images kept in memory for the next epochs \(\d+ of \d+ MiB allowed\)$/.test(m)), messages.join('\n'));
     assert.equal(lines.filter((l) => l.type === 'step').length, 16, '8 batches per epoch, a line each (logEvery 1)');
     const config = JSON.parse(await fs.readFile(path.join(tmp, 'straight', 'config.json'), 'utf8'));
     assert.equal(config.batchSize, 8);

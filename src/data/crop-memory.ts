@@ -24,6 +24,7 @@ export function defaultCropMemoryBudget(): number {
 export class CropMemory {
   private readonly crops = new Map<string, RememberedCrop>();
   private held = 0;
+  private refusals = 0;
 
   constructor(readonly budgetBytes: number = defaultCropMemoryBudget()) {
     if (!Number.isSafeInteger(budgetBytes) || budgetBytes < 0) throw new RangeError(`CropMemory: budgetBytes must be a non-negative integer, got ${budgetBytes}`);
@@ -39,6 +40,11 @@ export class CropMemory {
     return this.crops.size;
   }
 
+  /** Crops not kept for want of room (each time one was offered). */
+  get refused(): number {
+    return this.refusals;
+  }
+
   get(key: CropKey): RememberedCrop | undefined {
     return this.crops.get(memoryKey(key));
   }
@@ -51,7 +57,10 @@ export class CropMemory {
   keep(key: CropKey, data: Uint8Array, sourcePixels: number): boolean {
     const id = memoryKey(key);
     if (this.crops.has(id)) return true;
-    if (this.held + data.byteLength > this.budgetBytes) return false;
+    if (this.held + data.byteLength > this.budgetBytes) {
+      this.refusals++;
+      return false;
+    }
     // A copy, not data.slice(): on a Buffer (the loader's batch buffers are) slice is a view.
     this.crops.set(id, { data: new Uint8Array(data), sourcePixels });
     this.held += data.byteLength;

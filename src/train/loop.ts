@@ -249,6 +249,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   // One for the whole run: the epochs after the first take the crops it holds from memory.
   const memoryBudget = config.memoryCacheMiB === 'auto' ? defaultCropMemoryBudget() : Math.floor(config.memoryCacheMiB * 2 ** 20);
   const memory = memoryBudget > 0 ? new CropMemory(memoryBudget) : undefined;
+  let memoryReported = false;
   try {
     for (let epoch = state.position.epoch; epoch < config.epochs; epoch++) {
       const resuming = epoch === state.position.epoch && state.position.batch > 0;
@@ -354,9 +355,17 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         batches: batchesDone,
         seconds,
         skipped: stats.skipped,
+        // Where the epoch's images came from: decoded, the crop cache on disk, or memory.
+        images: { decoded: stats.decoded, diskCache: stats.cacheHits, memory: stats.memoryHits },
         lr: trainer.currentLr(),
         time: time(),
       });
+      if (memory && !memoryReported && memory.size > 0) {
+        memoryReported = true;
+        const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
+        const full = memory.refused > 0 ? `; the limit is reached, the others come from the disk cache (--memory-cache raises it)` : '';
+        say(`${memory.size} preprocessed images kept in memory for the next epochs (${mib(memory.bytes)} of ${mib(memory.budgetBytes)} MiB allowed)${full}`);
+      }
       const evaluation = config.evalEvery > 0 && (epoch + 1) % config.evalEvery === 0 ? await runEval(epoch + 1) : undefined;
       const last = epoch + 1 === config.epochs;
       let checkpoint: string | undefined;

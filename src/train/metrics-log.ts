@@ -4,7 +4,19 @@ import { promises as fs } from 'node:fs';
 
 export type MetricsRecord =
   | { type: 'step'; epoch: number; step: number; batch: number; loss: number; lr: number; imagesPerSecond: number; time: string }
-  | { type: 'epoch'; epoch: number; loss: number; steps: number; batches: number; seconds: number; skipped: number; lr: number; time: string }
+  | {
+      type: 'epoch';
+      epoch: number;
+      loss: number;
+      steps: number;
+      batches: number;
+      seconds: number;
+      skipped: number;
+      /** Where the epoch's images came from. */
+      images: { decoded: number; diskCache: number; memory: number };
+      lr: number;
+      time: string;
+    }
   | ({ type: 'eval'; epoch: number; split: string; time: string } & Record<string, unknown>)
   | { type: 'resume'; epoch: number; batch: number; checkpoint: string; time: string };
 
