@@ -363,7 +363,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       if (memory && !memoryReported && memory.size > 0) {
         memoryReported = true;
         const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
-        const full = memory.refused > 0 ? `; the limit is reached, the others come from the disk cache (--memory-cache raises it)` : '';
+        const others = config.cache ? 'come from the disk cache' : 'are decoded again each epoch';
+        const full = memory.refused > 0 ? `; the limit is reached, the others ${others} (--memory-cache raises it)` : '';
         say(`${memory.size} preprocessed images kept in memory for the next epochs (${mib(memory.bytes)} of ${mib(memory.budgetBytes)} MiB allowed)${full}`);
       }
       const evaluation = config.evalEvery > 0 && (epoch + 1) % config.evalEvery === 0 ? await runEval(epoch + 1) : undefined;
