@@ -1,6 +1,7 @@
 /**
  * The loader alone (no trainer), 224 px uint8 batches as training on a GPU reads them: images/s of a
- * cold epoch (decode + cache write) and of warm epochs (crop cache), with how busy the main thread was
+ * cold epoch (decode + cache write), of warm epochs (crop cache) and of epochs from the crops kept in
+ * memory (CropMemory, as train() keeps them), with every thread's CPU and how busy the main thread was
  * (event-loop utilisation, and the main thread's own CPU time per image, which a machine with few
  * cores cannot turn into images/s but a GPU machine's loader is capped by).
  *
