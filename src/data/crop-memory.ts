@@ -1,8 +1,8 @@
 // Preprocessed crops kept in this process's memory between epochs, up to a byte budget, so that a warm
 // epoch opens no file. Reading the crop cache costs about 150 µs of CPU per image on the development
-// machine (open, read, CRC, close; bench/results/loader-cpu.md), and on the GPU machines the warm loader waited on its
-// files (run 1 of 2026-11-27: 3,937 images/s on 16 cores with its main thread 32 % busy, slower than
-// the 2-core machine here), while a copy from memory is a memcpy on the thread pool.
+// machine (open, read, CRC, close; bench/results/loader-cpu.md), and on the GPU machines the warm
+// loader waited on its files (run 1 of 2026-11-27: 3,937 images/s on 16 cores with its main thread
+// 32 % busy, slower than the 2-core machine here), while a copy from memory is a memcpy on the pool.
 import os from 'node:os';
 
 import type { CropKey } from './crop-cache.js';
