@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 
+import { defaultCropMemoryBudget } from './data/crop-memory.js';
 import { addonPath, buildInfo, runtimeInfo } from './native.js';
 import { cacheDir } from './util/cache.js';
 import { version } from './version.js';
@@ -22,6 +23,8 @@ export interface DoctorReport {
   bf16: { cpu: boolean; cuda: boolean };
   vocab: { path: string; exists: boolean; source: string };
   cache: { dir: string; exists: boolean };
+  /** Bytes of preprocessed crops a training run keeps in memory by default (memoryCacheMiB 'auto'). */
+  cropMemoryBytes: number;
   /** CLIP_NATIVE_EXPERIMENTS: performance experiments switched on for this process. */
   experiments: string[];
 }
@@ -54,6 +57,7 @@ export function doctor(): DoctorReport {
     bf16: { cpu: runtime.cpuBf16, cuda: runtime.devices.some((d) => d.bf16) },
     vocab: vocabLocation(),
     cache: { dir: cacheDir(), exists: existsSync(cacheDir()) },
+    cropMemoryBytes: defaultCropMemoryBudget(),
     experiments: (process.env.CLIP_NATIVE_EXPERIMENTS ?? '').split(',').filter(Boolean),
   };
 }
@@ -78,6 +82,7 @@ export function formatDoctor(report: DoctorReport): string {
     `  bf16          cpu ${report.bf16.cpu ? 'yes' : 'no'}, cuda ${report.bf16.cuda ? 'yes' : 'no'}`,
     `  vocabulary    ${report.vocab.path} (${report.vocab.exists ? 'found' : 'missing'}; from ${report.vocab.source})`,
     `  model cache   ${report.cache.dir}${report.cache.exists ? '' : ' (not created yet)'}`,
+    `  crop memory   up to ${gib(report.cropMemoryBytes)} of preprocessed images kept between epochs by default (--memory-cache)`,
     ...(report.experiments.length ? [`  experiments   ${report.experiments.join(', ')} (CLIP_NATIVE_EXPERIMENTS)`] : []),
   ];
   return lines.join('\n');

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import os from 'node:os';
 import { execFileSync, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -31,6 +32,8 @@ test('doctor --json reports the version, LibTorch, CUDA and threads', () => {
     assert.ok(d.memoryBytes > 0);
   }
   assert.ok(Number.isInteger(report.threads) && report.threads >= 1);
+  // A quarter of the memory at most, and something on a machine with any free memory.
+  assert.ok(Number.isSafeInteger(report.cropMemoryBytes) && report.cropMemoryBytes > 0 && report.cropMemoryBytes <= os.totalmem() / 4, `${report.cropMemoryBytes}`);
   assert.ok(['cmake-js', 'node-gyp'].includes(report.addon.buildPath));
   const py = pythonTorchVersion();
   if (report.libtorch.source === 'python' && py) {
@@ -44,6 +47,7 @@ test('doctor prints a readable summary', () => {
   assert.match(out, /libtorch\s+\d+\.\d+\.\d+ from /);
   assert.match(out, /cuda\s+(available|not available)/);
   assert.match(out, /vocabulary\s+\S+/);
+  assert.match(out, /crop memory\s+up to \d+\.\d GiB/);
   assert.doesNotMatch(out, /experiments/);
 });
 
