@@ -27,6 +27,7 @@ import { tokenizerFromFile } from '../src/text/tokenizer.js';
 import { train, type TrainOptions } from '../src/train/loop.js';
 import { createTrainer } from '../src/train/trainer.js';
 import { repoRoot } from '../test/helpers/fixtures.js';
+import { inParallel } from './jpegs.js';
 import { mainThreadCpuSeconds } from './main-thread.js';
 
 const { values } = parseArgs({
@@ -60,15 +61,11 @@ const fixtures = process.env.CLIP_NATIVE_FIXTURES ?? path.resolve(repoRoot, '..'
 async function makeDataset(dir: string): Promise<void> {
   const photos = ['astronaut.jpg', 'chelsea.jpg', 'coffee.jpg', 'rocket.jpg'];
   const classes = ['astronaut', 'cat', 'coffee', 'rocket'];
-  const lines: string[] = [];
-  for (let i = 0; i < count; i++) {
-    const c = i % photos.length;
-    const width = 320 + ((i * 37) % 480);
-    const stem = `${classes[c]}/img${i}`;
-    await fs.mkdir(path.join(dir, 'images', classes[c]!), { recursive: true });
-    await sharp(path.join(fixtures, 'images', photos[c]!)).resize({ width }).jpeg({ quality: 90 }).toFile(path.join(dir, 'images', `${stem}.jpg`));
-    lines.push(stem);
-  }
+  for (const c of classes) await fs.mkdir(path.join(dir, 'images', c), { recursive: true });
+  const lines = Array.from({ length: count }, (_, i) => `${classes[i % photos.length]}/img${i}`);
+  await inParallel(lines.map((stem, i) => ({ stem, photo: photos[i % photos.length]!, width: 320 + ((i * 37) % 480) })), ({ stem, photo, width }) =>
+    sharp(path.join(fixtures, 'images', photo)).resize({ width }).jpeg({ quality: 90 }).toFile(path.join(dir, 'images', `${stem}.jpg`)),
+  );
   await fs.mkdir(path.join(dir, 'meta'), { recursive: true });
   await fs.writeFile(path.join(dir, 'meta', 'train.txt'), lines.join('\n') + '\n');
   await fs.writeFile(path.join(dir, 'meta', 'test.txt'), lines.slice(0, 8).join('\n') + '\n');
