@@ -6,7 +6,13 @@
  *   - bf16 autocast: logits within a relative bound of our own fp32 logits (max |Δ| / max |logit|).
  *     The issue asks for 1e-2; openai/CLIP itself moves 2.0–2.3 % under CPU bf16 autocast on these
  *     models (test/python/autocast_ref.py), so `ok` uses 3e-2 and `bf16.withinIssueBound` reports 1e-2;
- *   - fp16 autocast: the same figures, informational.
+ *   - fp16 autocast: the same figures, informational;
+ *   - released architectures (ViT-B/32 and RN50, reference initialisation, seed 0; --released none
+ *     skips them): the bf16 drift of real-size models on the fixture photos at 224 px with their
+ *     prompts, over the 8 batch variants, ours and openai/CLIP's own on the same weights and batches
+ *     (test/python/autocast_ref.py, on the same device), and whether ours is within 1e-2 (the issue's
+ *     bound, which the tiny models miss in the reference too). Their weights and batch go through a
+ *     temporary folder (TMPDIR; 1 GB: bench/gpu.sh points it at /dev/shm).
  * Prints one JSON summary (and writes it with --out).
  *
  *   npx tsc -p tsconfig.json && node dist/bench/gpu-parity.js [--device cuda:0] [--out bench/results/gpu-parity.json]
@@ -15,14 +21,20 @@
  * checks pass, 1 when one fails, 2 when the device is unavailable. If fp32 misses by ~1e-3, suspect
  * TF32: cuDNN convolutions use it by default in LibTorch (allowTF32CuDNN), unlike the CPU golden.
  */
-import { writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { preprocessImage } from '../src/data/preprocess.js';
 import { readSafetensors, type LoadedSafetensors } from '../src/io/safetensors-header.js';
-import { loadModel, type ClipModel, type Precision } from '../src/model/model.js';
+import { encodeSafetensors } from '../src/io/safetensors-write.js';
+import { architecture } from '../src/model/config.js';
+import { createModel, loadModel, type ClipModel, type Precision } from '../src/model/model.js';
 import { runtimeInfo } from '../src/native.js';
-import { logitDrift } from '../test/helpers/tensors.js';
+import { tokenizerFromFile } from '../src/text/tokenizer.js';
+import { bf16DriftOverVariants, logitDrift } from '../test/helpers/tensors.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const fixtures = process.env.CLIP_NATIVE_FIXTURES ?? path.resolve(repoRoot, '..', 'shared', 'fixtures');
@@ -85,6 +97,42 @@ async function autocast(model: ClipModel, golden: LoadedSafetensors, precision: 
   return { ...r, changed: low.some((v, i) => v !== fp32[i]) };
 }
 
+/** The fixture photos at 224 px and a prompt for each, as the reference's tokenizer makes them. */
+async function photoBatch() {
+  const photos: Array<[string, string]> = [['astronaut.jpg', 'an astronaut'], ['chelsea.jpg', 'a cat'], ['coffee.jpg', 'a cup of coffee'], ['rocket.jpg', 'a rocket']];
+  const planes = await Promise.all(photos.map(([file]) => preprocessImage(path.join(fixtures, 'images', file), { resolution: 224 })));
+  const images = { data: new Float32Array(planes.length * 3 * 224 * 224), shape: [planes.length, 3, 224, 224] };
+  planes.forEach((p, i) => images.data.set(p.data, i * p.data.length));
+  const tokenizer = await tokenizerFromFile(path.join(fixtures, 'bpe_simple_vocab_16e6.txt.gz'));
+  const ids = tokenizer.tokenize(photos.map(([, label]) => `a photo of ${label}`));
+  const tokens = { data: BigInt64Array.from(ids.data, (v) => BigInt(v)), shape: [...ids.shape] };
+  return { images, tokens };
+}
+
+/** bf16 drift of a released architecture (reference initialisation), ours and openai/CLIP's on the same weights and batches. */
+async function releasedDrift(name: string, batch: Awaited<ReturnType<typeof photoBatch>>, dir: string) {
+  const model = await createModel(architecture(name), { seed: 0, device });
+  model.eval();
+  const ours = await bf16DriftOverVariants(
+    async (b, precision) => (await model.forward(b.images, b.tokens, { precision })).logitsPerImage.data,
+    batch.images,
+    batch.tokens,
+  );
+  const stem = name.replace(/[^\w]/g, '_');
+  await model.save(path.join(dir, `${stem}.safetensors`));
+  model.dispose();
+  const tokens = Float32Array.from(batch.tokens.data, Number); // exact below 2^24; the script reads them as int64
+  writeFileSync(path.join(dir, `${stem}.golden.safetensors`), encodeSafetensors([{ name: 'images', ...batch.images }, { name: 'text_tokens', data: tokens, shape: batch.tokens.shape }]));
+  const script = path.join(repoRoot, 'test', 'python', 'autocast_ref.py');
+  const reference = JSON.parse(execFileSync('python3', [script, dir, '--device', device.split(':')[0]!, stem], { encoding: 'utf8' }))[stem] as { variants: number[]; mean_relative: number; torch: string };
+  return {
+    ours: { variants: ours.variants, mean: ours.mean },
+    reference: { variants: reference.variants, mean: reference.mean_relative, torch: reference.torch },
+    ratio: ours.mean / reference.mean_relative,
+    withinIssueBound: Math.max(...ours.variants) <= ISSUE_BF16_BOUND,
+  };
+}
+
 async function main(): Promise<number> {
   const info = runtimeInfo();
   const summary: Record<string, unknown> = {
@@ -123,6 +171,17 @@ async function main(): Promise<number> {
     model.dispose();
   }
   summary.models = models;
+  if (option('released') !== 'none') {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'clip-parity-'));
+    try {
+      const batch = await photoBatch();
+      const released: Record<string, unknown> = {};
+      for (const name of ['ViT-B/32', 'RN50']) released[name] = await releasedDrift(name, batch, dir);
+      summary.released = released;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
   summary.ok = ok;
   return finish(summary, ok ? 0 : 1);
 }

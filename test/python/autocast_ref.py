@@ -72,7 +72,8 @@ def main():
         model.load_state_dict(OrderedDict(weights), strict=True)
         model.eval().to(device)
         gold = dict(read_safetensors(os.path.join(models, f'{name}.golden.safetensors'))[0])
-        images, tokens = gold['images'].to(device), gold['text_tokens'].to(device)
+        # Tokens may come as float32 (bench/gpu-parity.ts writes them so): exact ids all the same.
+        images, tokens = gold['images'].to(device), gold['text_tokens'].to(device).long()
         drifts = [drift(model, dihedral(images, v), shifted_tokens(tokens, v), device) for v in range(8)]
         diff, top = drifts[0]
         variants = [d / t for d, t in drifts]
