@@ -124,8 +124,17 @@ async function releasedDrift(name: string, batch: Awaited<ReturnType<typeof phot
   const tokens = Float32Array.from(batch.tokens.data, Number); // exact below 2^24; the script reads them as int64
   writeFileSync(path.join(dir, `${stem}.golden.safetensors`), encodeSafetensors([{ name: 'images', ...batch.images }, { name: 'text_tokens', data: tokens, shape: batch.tokens.shape }]));
   const script = path.join(repoRoot, 'test', 'python', 'autocast_ref.py');
-  const reference = JSON.parse(execFileSync('python3', [script, dir, '--device', device.split(':')[0]!, stem], { encoding: 'utf8' }))[stem] as { variants: number[]; mean_relative: number; torch: string };
+  const reference = JSON.parse(execFileSync('python3', [script, dir, '--device', device.split(':')[0]!, stem], { encoding: 'utf8' }))[stem] as {
+    variants: number[];
+    mean_relative: number;
+    max_abs_variants: number[];
+    torch: string;
+  };
+  // The same batches and weights on both sides: each variant's largest fp32 logit agrees.
+  const fp32Mismatch = Math.max(...ours.maxAbsLogits.map((m, v) => Math.abs(m - reference.max_abs_variants[v]!) / Math.abs(reference.max_abs_variants[v]!)));
   return {
+    sameBatches: fp32Mismatch <= 1e-3,
+    fp32Mismatch,
     ours: { variants: ours.variants, mean: ours.mean },
     reference: { variants: reference.variants, mean: reference.mean_relative, torch: reference.torch },
     ratio: ours.mean / reference.mean_relative,

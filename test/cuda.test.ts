@@ -14,7 +14,7 @@ import { randomizeBatchNorms } from './helpers/batch-norms.js';
 import { withExperiments } from './helpers/experiments.js';
 import { assertAsCloseAs, fmt, gradientError, gradientStep } from './helpers/gradient-step.js';
 import { assertRunsAgree, runScriptedSteps } from './helpers/graph-steps.js';
-import { assertAllClose, bf16DriftOverVariants, logitDrift } from './helpers/tensors.js';
+import { assertAllClose, bf16DriftOverVariants, DRIFT_VARIANTS, logitDrift } from './helpers/tensors.js';
 
 const cuda = runtimeInfo().cudaAvailable;
 const SKIP = `SKIPPED: no CUDA device visible to this build of the addon (${runtimeInfo().builtWithCuda ? 'built with CUDA' : 'CPU-only LibTorch'}); run on the GPU machine`;
@@ -49,7 +49,7 @@ describe('CUDA', () => {
       const bf16 = (await model.forward(images, tokens, { precision: 'bf16' })).logitsPerImage.data;
       // Issue 4 asks for 1 %; the reference's own bf16 autocast moves these random-weight logits by
       // 2.0–2.3 % on the CPU (model-api test), so the bound is the reference's drift on this device,
-      // as a mean over eight variants of the batch (one batch's largest error is noisy).
+      // as a mean over DRIFT_VARIANTS variants of the batch (one batch's largest error is noisy).
       const drift = logitDrift(bf16, fp32).relative;
       t.diagnostic(`${name}: bf16 logits differ from fp32 by at most ${(drift * 100).toFixed(2)} % of the largest logit (issue target 1 %)`);
       assert.ok(drift < 0.03, `bf16 drift ${drift}`);
@@ -59,8 +59,9 @@ describe('CUDA', () => {
         (await model.forward(batch.images, batch.tokens, { precision })).logitsPerImage.data;
       const mine = await bf16DriftOverVariants(forward, images, tokens);
       const ref = theirs[name]!;
+      assertAllClose(mine.maxAbsLogits, ref.max_abs_variants, { what: `${name}: each variant's largest fp32 logit, ours vs the reference's` });
       const percents = (shares: number[]) => shares.map((v) => (100 * v).toFixed(2)).join(' ');
-      t.diagnostic(`${name}: mean over 8 batch variants ${(100 * mine.mean).toFixed(2)} % (${percents(mine.variants)})`);
+      t.diagnostic(`${name}: mean over ${DRIFT_VARIANTS} batch variants ${(100 * mine.mean).toFixed(2)} % (${percents(mine.variants)})`);
       t.diagnostic(`${name}: openai/CLIP under CUDA bf16 autocast (torch ${ref.torch}): ${(100 * ref.mean_relative).toFixed(2)} % (${percents(ref.variants)})`);
       assert.ok(mine.mean <= Math.max(0.01, 1.25 * ref.mean_relative), `mean bf16 drift ${mine.mean}: worse than the reference's ${ref.mean_relative}`);
     });

@@ -5,8 +5,18 @@ import { fixture, repoRoot } from './fixtures.js';
 
 export type AutocastDrift = Record<
   string,
-  // relative: the golden batch's; variants: each dihedral variant's (tensors.ts, dihedralImages), mean_relative their mean.
-  { max_abs_diff: number; max_abs: number; relative: number; variants: number[]; mean_relative: number; device: string; torch: string }
+  // relative: the golden batch's; variants: each variant's (tensors.ts, batchVariant), mean_relative their mean;
+  // max_abs_variants: each variant's largest fp32 logit.
+  {
+    max_abs_diff: number;
+    max_abs: number;
+    relative: number;
+    variants: number[];
+    mean_relative: number;
+    max_abs_variants: number[];
+    device: string;
+    torch: string;
+  }
 >;
 
 /**
