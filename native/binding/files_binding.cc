@@ -1,7 +1,7 @@
 // statFiles(paths), readFilesInto(paths, …, dest, slots), joinBytes(parts) and copyBytesInto(parts,
 // dest, offsets): io/file_batch.h's batches of file operations for the data loader, and its batch
-// assembly, each one request on the thread pool. Failures come back per file as errno values (the loader names the file and the error);
-// only bad arguments throw.
+// assembly, each one request on the thread pool. Failures come back per file as errno values (the
+// loader names the file and the error); only bad arguments throw.
 #include <napi.h>
 
 #include <cstring>
@@ -193,7 +193,8 @@ Napi::Value CopyBytesIntoJs(const Napi::CallbackInfo& info) {
       size_t length;
     };
     std::vector<Copy> copies(array.Length());
-    std::vector<Napi::Value> keep_alive{info[1]};  // dest and the parts stay alive (and in place) until the copy is done
+    // dest and the parts stay alive (and in place) until the copy is done.
+    std::vector<Napi::Value> keep_alive{info[1]};
     for (uint32_t i = 0; i < array.Length(); ++i) {
       const Napi::Value v = array.Get(i);
       if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {

@@ -95,12 +95,12 @@ class Trainer {
   std::string graph_status() const;
   /** Token positions the text tower runs: the longest trimmed prompt so far (ClipImpl::trim_tokens). */
   int64_t text_length() const { return text_length_.load(); }
+  void set_text_length(int64_t length) { text_length_ = length; }
   /** The most steps this trainer had queued on its CUDA device at once, unfinished (0 elsewhere). */
   int64_t most_queued_steps() const { return most_queued_steps_.load(); }
 
   /** Steps queued on a CUDA device at most: step() waits for the oldest to finish before a new one. */
   static constexpr size_t kStepsQueued = 3;
-  void set_text_length(int64_t length) { text_length_ = length; }
 
  private:
   // The device part of a step: kernels only, no host synchronisation, so it can be captured.
