@@ -115,11 +115,14 @@ describe('training loop', () => {
     assert.ok((await metrics('resumed')).some((l) => l.type === 'resume'));
   });
 
-  test('memoryCacheMiB bounds the crops kept in memory: the rest come from the disk cache, and the run says so', async (t) => {
+  test('memoryCacheMiB bounds the crops kept in memory: the rest come from the disk cache, and the run says so; weightsEvery 0 writes the last weights only', async (t) => {
     if (!fashionMnistPresent) return t.skip(FASHION_MNIST_SKIP);
     const messages: string[] = [];
     const crop = 32 * 32 * 3;
-    await train(await options('memory-limit', { memoryCacheMiB: (10 * crop + 100) / 2 ** 20, checkpointEvery: 0, onMessage: (m) => messages.push(m) }));
+    // And weightsEvery 0: only the last epoch's weights are written.
+    const run = await train(await options('memory-limit', { memoryCacheMiB: (10 * crop + 100) / 2 ** 20, checkpointEvery: 0, weightsEvery: 0, onMessage: (m) => messages.push(m) }));
+    assert.deepEqual(run.weights, [path.join(tmp, 'memory-limit', 'tiny_epoch_2.safetensors')]);
+    assert.deepEqual((await fs.readdir(path.join(tmp, 'memory-limit'))).filter((f) => f.endsWith('.safetensors')), ['tiny_epoch_2.safetensors']);
     const [, epoch2] = (await metrics('memory-limit')).filter((l) => l.type === 'epoch').map((l) => l.images as Record<string, number>);
     assert.deepEqual(epoch2, { decoded: 0, diskCache: 50, memory: 10 });
     assert.ok(messages.some((m) => /^10 preprocessed images kept in memory .*; the limit is reached, the others come from the disk cache \(--memory-cache raises it\)$/.test(m)), messages.join('\n'));

@@ -54,6 +54,7 @@ export function registerTrain(program: Command): void {
     .option('--memory-cache <MiB>', 'MiB of preprocessed images kept in memory between epochs (default auto: a quarter of the memory, at most half of the free; 0: none)', autoOrNumber)
     .option('--strict', 'fail on the first unreadable image instead of skipping it')
     .option('--log-every <n>', 'log every n batches (default 4)', int)
+    .option('--weights-every <n>', 'weight files every n epochs and after the last (default 1: every epoch; 0: the last only)', int)
     .option('--checkpoint-every <n>', 'full checkpoint every n epochs (default 4; 0: only at the end)', int)
     .option('--save-pt', 'also write each epoch’s weights as .pt')
     .option('--keep-last <n>', 'keep only the newest n checkpoints', int)

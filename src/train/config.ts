@@ -66,6 +66,8 @@ export interface TrainConfig {
   strict: boolean;
 
   logEvery: number;
+  /** Per-epoch weight files every N epochs and after the last (1: every epoch, the blog's; 0: the last only). */
+  weightsEvery: number;
   checkpointEvery: number;
   /** Also write each epoch's weights as a .pt that torch.load reads. */
   savePt: boolean;
@@ -117,6 +119,7 @@ export const DEFAULT_CONFIG: Omit<TrainConfig, 'data' | 'out'> = {
   memoryCacheMiB: 'auto',
   strict: false,
   logEvery: 4,
+  weightsEvery: 1,
   checkpointEvery: 4,
   savePt: false,
   keepLast: 0,
@@ -189,6 +192,7 @@ const CHECKS: Record<keyof TrainConfig, Check> = {
   memoryCacheMiB: (v) => (v === 'auto' ? undefined : nonNegative(v)),
   strict: bool,
   logEvery: positiveInt,
+  weightsEvery: nonNegativeInt,
   checkpointEvery: nonNegativeInt,
   savePt: bool,
   keepLast: nonNegativeInt,

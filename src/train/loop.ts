@@ -42,8 +42,8 @@ export interface EpochLog {
   batches: number;
   seconds: number;
   skippedImages: number;
-  /** This epoch's weight files: written in the background, complete once the next epoch ends (or
-   * train() resolves). */
+  /** This epoch's weight files (none between `weightsEvery` epochs): written in the background,
+   * complete once the next epoch ends (or train() resolves). */
   weights: string[];
   checkpoint?: string;
   eval?: EvaluateResult;
@@ -335,13 +335,17 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const epochLoss = lossCount > 0 ? lossSum / lossCount : Number.NaN;
       // Before any checkpoint of this epoch boundary, so a resume starts the next epoch's sum at zero.
       await trainer.resetEpochStats();
-      const weights = [weightsPath(out, name, epoch + 1, 'safetensors')];
-      if (config.savePt) weights.push(weightsPath(out, name, epoch + 1, 'pt'));
-      // Only the copy of the weights waits for the model; its files are written while the next epoch trains.
-      const copy = await model.copyWeights();
-      await weightWrites.start(async () => {
-        for (const file of weights) await copy.save(file, { metadata: { epoch: String(epoch + 1) } });
-      });
+      const last = epoch + 1 === config.epochs;
+      const weights: string[] = [];
+      if (last || (config.weightsEvery > 0 && (epoch + 1) % config.weightsEvery === 0)) {
+        weights.push(weightsPath(out, name, epoch + 1, 'safetensors'));
+        if (config.savePt) weights.push(weightsPath(out, name, epoch + 1, 'pt'));
+        // Only the copy of the weights waits for the model; its files are written while the next epoch trains.
+        const copy = await model.copyWeights();
+        await weightWrites.start(async () => {
+          for (const file of weights) await copy.save(file, { metadata: { epoch: String(epoch + 1) } });
+        });
+      }
       result.weights.push(...weights);
       result.epochLosses.push(epochLoss);
       result.lastLoss = lastLoss;
@@ -368,7 +372,6 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         say(`${memory.size} preprocessed images kept in memory for the next epochs (${mib(memory.bytes)} of ${mib(memory.budgetBytes)} MiB allowed)${full}`);
       }
       const evaluation = config.evalEvery > 0 && (epoch + 1) % config.evalEvery === 0 ? await runEval(epoch + 1) : undefined;
-      const last = epoch + 1 === config.epochs;
       let checkpoint: string | undefined;
       if (last || (config.checkpointEvery > 0 && (epoch + 1) % config.checkpointEvery === 0)) {
         checkpoint = await saveCheckpoint({ epoch: epoch + 1, batch: 0 }, 0);
