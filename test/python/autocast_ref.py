@@ -70,6 +70,10 @@ def main():
     if rest[:1] == ['--device']:
         device, rest = rest[1], rest[2:]
     names = rest or ['tiny_vit', 'tiny_rn']
+    # fp32 as clip-native runs it (native/binding/binding.cc): PyTorch's cuDNN would otherwise convolve
+    # in TF32 (a 10-bit mantissa), and the drift would be measured from a baseline off by ~1e-3.
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
     out = {}
     for name in names:
         weights, meta, _ = read_safetensors(os.path.join(models, f'{name}.safetensors'))
