@@ -119,17 +119,38 @@ StepResult Trainer::step(const at::Tensor& images_in, const at::Tensor& all_toke
   wait_for_queue_room();
   set_lr(lr);
   StepResult result;
+  StepReads reads;
+  StepReads* wanted = read_back ? &reads : nullptr;
   if (GraphedStep* graph = graph_for(images_in, tokens_in, labels)) {
-    result = replay(*graph, images_in, tokens_in, labels, read_back);
+    result = replay(*graph, images_in, tokens_in, labels, wanted);
   } else {
     const at::Tensor images = runtime::to_device(images_in, device_);
     const at::Tensor tokens = runtime::to_device(tokens_in, device_);
     std::optional<at::Tensor> device_labels;
     if (labels) device_labels = runtime::to_device(*labels, device_);
-    result = eager_step(images, tokens, device_labels, read_back);
+    result = eager_step(images, tokens, device_labels, wanted);
   }
   note_queued_step();
+  // Read last, once the whole step is queued: the device works on it while the host waits.
+  if (read_back) read_back_values(reads, result);
   return result;
+}
+
+void Trainer::read_back_values(const StepReads& reads, StepResult& result) {
+  std::vector<at::Tensor> parts;
+  for (const at::Tensor* t : {&reads.loss, &reads.found_inf, &reads.grad_norm, &reads.loss_scale}) {
+    if (t->defined()) parts.push_back(t->detach().reshape({1}).to(at::kDouble));
+  }
+  if (parts.empty()) return;
+  const at::Tensor host = at::cat(parts).to(at::kCPU);
+  const double* v = host.const_data_ptr<double>();
+  if (reads.loss.defined()) {
+    result.read = true;
+    result.loss = *v++;
+  }
+  if (reads.found_inf.defined()) result.skipped = *v++ != 0.0;
+  if (reads.grad_norm.defined()) result.grad_norm = *v++;
+  if (reads.loss_scale.defined()) result.loss_scale = *v++;
 }
 
 void Trainer::wait_for_queue_room() {
@@ -148,7 +169,7 @@ void Trainer::note_queued_step() {
   most_queued_steps_ = std::max<int64_t>(most_queued_steps_.load(), static_cast<int64_t>(queued_steps_.size()));
 }
 
-StepResult Trainer::eager_step(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels, bool read_back) {
+StepResult Trainer::eager_step(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels, StepReads* reads) {
   at::Tensor loss;
   try {
     if (graphed_ && runtime::CudaGraph::emulated_out_of_memory()) TORCH_CHECK_WITH(OutOfMemoryError, false, "emulated: out of memory beside the graph");
@@ -164,12 +185,8 @@ StepResult Trainer::eager_step(const at::Tensor& images, const at::Tensor& token
   ++counters_.micro_steps;
   ++micro_in_group_;
   StepResult result;
-  if (micro_in_group_ == options_.accumulate) apply_update(read_back, result);
-  // Read last, once the update is queued: the device works on it while the host waits.
-  if (read_back) {
-    result.read = true;
-    result.loss = loss.item<double>();
-  }
+  if (micro_in_group_ == options_.accumulate) apply_update(result, reads);
+  if (reads) reads->loss = loss;
   return result;
 }
 
@@ -215,19 +232,21 @@ StepResult Trainer::flush(double lr, bool read_back) {
   StepResult result;
   if (micro_in_group_ == 0) return result;
   set_lr(lr);
-  apply_update(read_back, result);
+  StepReads reads;
+  apply_update(result, read_back ? &reads : nullptr);
+  if (read_back) read_back_values(reads, result);
   return result;
 }
 
-void Trainer::apply_update(bool read_back, StepResult& result) {
+void Trainer::apply_update(StepResult& result, StepReads* reads) {
   micro_in_group_ = 0;
   result.boundary = true;
-  if (scaler_ && read_back) result.loss_scale = scaler_->scale_tensor().item<double>();
+  if (scaler_ && reads) reads->loss_scale = scaler_->scale_tensor().clone();
   const DeviceUpdate update = update_on_device();
   ++counters_.optimizer_steps;
-  if (read_back) {
-    result.skipped = update.found_inf.item<float>() != 0.0f;
-    if (update.grad_norm.defined()) result.grad_norm = update.grad_norm.item<double>();
+  if (reads) {
+    reads->found_inf = update.found_inf;
+    reads->grad_norm = update.grad_norm;
   }
 }
 
@@ -411,22 +430,18 @@ Trainer::GraphedStep* Trainer::capture(const std::string& signature, const at::T
 }
 
 StepResult Trainer::replay(GraphedStep& g, const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels,
-                           bool read_back) {
+                           StepReads* reads) {
   g.images.copy_(runtime::staged_for(images, device_), /*non_blocking=*/true);
   g.tokens.copy_(runtime::staged_for(tokens, device_), /*non_blocking=*/true);
   if (labels) g.labels->copy_(*labels, /*non_blocking=*/true);
   StepResult result;
   result.boundary = true;
-  if (scaler_ && read_back) result.loss_scale = scaler_->scale_tensor().item<double>();
+  if (scaler_ && reads) reads->loss_scale = scaler_->scale_tensor().clone();
   g.graph.replay();
   ++counters_.micro_steps;
   ++counters_.optimizer_steps;
-  if (read_back) {
-    result.read = true;
-    result.loss = g.loss.item<double>();
-    result.skipped = g.found_inf.item<float>() != 0.0f;
-    if (g.grad_norm.defined()) result.grad_norm = g.grad_norm.item<double>();
-  }
+  // The graph's outputs, read before the next replay overwrites them (the transfer follows on the stream).
+  if (reads) *reads = {g.loss, g.found_inf, g.grad_norm, reads->loss_scale};
   return result;
 }
 

@@ -108,6 +108,15 @@ class Trainer {
     at::Tensor found_inf;  // [1] fp32: the update was skipped
     at::Tensor grad_norm;  // 0-dim, when clipping
   };
+  // What a step asked to read back gathers on the device as it is queued (undefined where the step has
+  // none), to come to the host in one transfer after it: one synchronisation, not one per value, and
+  // none before the update is queued.
+  struct StepReads {
+    at::Tensor loss;        // before the update
+    at::Tensor found_inf;   // at an optimizer step
+    at::Tensor grad_norm;   // when clipping
+    at::Tensor loss_scale;  // fp16: the scale this step used (a copy: the update changes it)
+  };
   struct GraphedStep;
 
   void set_modes();
@@ -120,15 +129,17 @@ class Trainer {
   void record_loss(const at::Tensor& loss);
   /** Unscale, clip, optimizer step at lr_, scaler update, logit_scale clamp; frees the gradients. */
   DeviceUpdate update_on_device();
-  void apply_update(bool read_back, StepResult& result);
+  void apply_update(StepResult& result, StepReads* reads);
+  /** The values of `reads` into `result`, in one transfer to the host. */
+  static void read_back_values(const StepReads& reads, StepResult& result);
   void clear_gradients();
   bool is_frozen(const std::string& name) const;
 
-  StepResult eager_step(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels, bool read_back);
+  StepResult eager_step(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels, StepReads* reads);
   /** The graph for this batch's shapes when one is (or, now, can be) captured; else null. */
   GraphedStep* graph_for(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels);
   GraphedStep* capture(const std::string& signature, const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels);
-  StepResult replay(GraphedStep& graph, const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels, bool read_back);
+  StepResult replay(GraphedStep& graph, const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels, StepReads* reads);
   /** Drops a held graph and its memory; false when there is none. */
   bool release_graph(const std::string& why);
   /** What a captured step reads or updates in place besides its own buffers. */
