@@ -364,6 +364,12 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         lr: trainer.currentLr(),
         time: time(),
       });
+      const evaluation = config.evalEvery > 0 && (epoch + 1) % config.evalEvery === 0 ? await runEval(epoch + 1) : undefined;
+      let checkpoint: string | undefined;
+      if (last || (config.checkpointEvery > 0 && (epoch + 1) % config.checkpointEvery === 0)) {
+        checkpoint = await saveCheckpoint({ epoch: epoch + 1, batch: 0 }, 0);
+      }
+      onEpoch?.({ epoch: epoch + 1, epochs: config.epochs, loss: epochLoss, batches: batchesDone, seconds, skippedImages: stats.skipped, weights, checkpoint, eval: evaluation });
       if (memory && !memoryReported && memory.size > 0) {
         memoryReported = true;
         const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
@@ -371,12 +377,6 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         const full = memory.refused > 0 ? `; the limit is reached, the others ${others} (--memory-cache raises it)` : '';
         say(`${memory.size} preprocessed images kept in memory for the next epochs (${mib(memory.bytes)} of ${mib(memory.budgetBytes)} MiB allowed)${full}`);
       }
-      const evaluation = config.evalEvery > 0 && (epoch + 1) % config.evalEvery === 0 ? await runEval(epoch + 1) : undefined;
-      let checkpoint: string | undefined;
-      if (last || (config.checkpointEvery > 0 && (epoch + 1) % config.checkpointEvery === 0)) {
-        checkpoint = await saveCheckpoint({ epoch: epoch + 1, batch: 0 }, 0);
-      }
-      onEpoch?.({ epoch: epoch + 1, epochs: config.epochs, loss: epochLoss, batches: batchesDone, seconds, skippedImages: stats.skipped, weights, checkpoint, eval: evaluation });
       if (signal?.aborted) {
         if (!checkpoint) checkpoint = await saveCheckpoint({ epoch: epoch + 1, batch: 0 }, 0);
         say(`interrupted: checkpoint written to ${checkpoint}; continue with --resume latest`);
