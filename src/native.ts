@@ -85,11 +85,15 @@ export interface NativeLoadResult {
 export interface NativeStepResult {
   loss: number;
   lossRead: boolean;
+  /** The values read back come later, from takeRead(). */
+  readDeferred: boolean;
   /** This micro-batch completed an optimizer step (applied, or skipped for non-finite values). */
   boundary: boolean;
   skipped: boolean;
   gradNorm: number;
   lossScale: number;
+  /** Consecutive non-finite losses up to this step, where its loss was read. */
+  nonFiniteRun: number;
 }
 
 export interface NativeTrainerStats {
@@ -109,7 +113,8 @@ export interface ProfileRow {
 
 export interface NativeTrainer {
   profile(images: AnyTensor, tokens: AnyTensor, labels: AnyTensor | null, options: { lr: number; steps: number; trace?: string }): Promise<ProfileRow[]>;
-  step(images: AnyTensor, tokens: AnyTensor, labels: AnyTensor | null, options: { lr: number; readLoss: boolean }): Promise<NativeStepResult>;
+  step(images: AnyTensor, tokens: AnyTensor, labels: AnyTensor | null, options: { lr: number; readLoss: boolean; deferRead?: boolean }): Promise<NativeStepResult>;
+  takeRead(): Promise<NativeStepResult>;
   counters(): { optimizerSteps: number; microSteps: number; pendingMicroBatches: number };
   stats(): Promise<NativeTrainerStats>;
   flush(options: { lr: number; readLoss: boolean }): Promise<NativeStepResult>;

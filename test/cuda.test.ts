@@ -118,13 +118,23 @@ describe('CUDA', () => {
 
   // Nothing read back between logs, so only the trainer's own bound keeps the host from queuing steps
   // (each holding its batch's pinned staging memory) far ahead of the device (native/train/trainer.h).
-  test('graphed steps that read nothing back queue at most the limit on the device', async (t) => {
+  // Reads deferred as the training loop defers them (src/train/loop.ts): each taken after the next step.
+  test('graphed steps that read nothing back queue at most the limit on the device; deferred reads come back in order', async (t) => {
     if (!cuda) return t.skip(SKIP);
     const { images, tokens } = await goldenBatch('tiny_vit');
     const trainer = await createTrainer(await loadModel(fixture('models', 'tiny_vit.safetensors'), { device: 'cuda' }), {
       optimizer: 'adamw', lr: 1e-4, precision: 'bf16', cudaGraph: true,
     });
-    for (let i = 0; i < 40; i++) await trainer.stepWithInfo(images, tokens, undefined, { readLoss: false });
+    const losses: number[] = [];
+    let waiting = 0;
+    for (let i = 0; i < 40; i++) {
+      const r = await trainer.stepWithInfo(images, tokens, undefined, { readLoss: i % 5 === 4, deferRead: true });
+      if (r.readDeferred) waiting++;
+      for (; waiting > (r.readDeferred ? 1 : 0); waiting--) losses.push((await trainer.takeRead()).loss);
+    }
+    for (; waiting > 0; waiting--) losses.push((await trainer.takeRead()).loss);
+    assert.equal(losses.length, 8);
+    assert.ok(losses.every(Number.isFinite), `losses ${losses}`);
     const { most, limit } = trainer.queuedSteps;
     t.diagnostic(`at most ${most} steps queued at once (limit ${limit}); graph ${trainer.cudaGraphStatus}`);
     assert.equal(trainer.cudaGraphStatus, 'captured');

@@ -145,6 +145,30 @@ describe('trainer', () => {
     assert.equal(stats.lossCount, 3);
   });
 
+  test('deferRead: takeRead gives each step its values, oldest first, as reading at once does; none waiting is an Error', async () => {
+    const { images, tokens } = await batch('tiny_vit');
+    const options = { lr: 1e-3, gradClip: 1e-3, optimizer: 'adamw' } as const;
+    const atOnce = await createTrainer(await loadModel(fixture('models', 'tiny_vit.safetensors')), options);
+    const deferring = await createTrainer(await loadModel(fixture('models', 'tiny_vit.safetensors')), options);
+    const poisoned = { data: images.data.slice(), shape: images.shape };
+    poisoned.data[0] = Number.NaN;
+    // The third batch's loss is not finite: its read says so, and counts the run.
+    const batches = [images, images, poisoned, images];
+    const expected = [];
+    for (const b of batches) expected.push(await atOnce.stepWithInfo(b, tokens));
+    for (const b of batches) {
+      const r = await deferring.stepWithInfo(b, tokens, undefined, { deferRead: true });
+      assert.deepEqual([r.readDeferred, r.lossRead, Number.isNaN(r.loss), r.boundary], [true, false, true, true]);
+    }
+    for (const want of expected) {
+      const got = await deferring.takeRead();
+      assert.equal(got.lossRead, true);
+      assert.deepEqual([got.loss, got.skipped, got.gradNorm, got.nonFiniteRun], [want.loss, want.skipped, want.gradNorm, want.nonFiniteRun]);
+    }
+    assert.deepEqual(expected.map((r) => [r.skipped, r.nonFiniteRun]), [[false, 0], [false, 0], [true, 1], [false, 0]]);
+    await assert.rejects(deferring.takeRead(), /takeRead\(\): no step has a deferred read waiting/);
+  });
+
   test('a non-finite loss skips the update on the device and is counted', async () => {
     const { images, tokens } = await batch('tiny_vit');
     const model = await loadModel(fixture('models', 'tiny_vit.safetensors'));

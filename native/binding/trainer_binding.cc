@@ -92,10 +92,12 @@ Napi::Value StepResultToJs(Napi::Env env, train::StepResult& r) {
   Napi::Object out = Napi::Object::New(env);
   out.Set("loss", r.loss);
   out.Set("lossRead", r.read);
+  out.Set("readDeferred", r.deferred);
   out.Set("boundary", r.boundary);
   out.Set("skipped", r.skipped);
   out.Set("gradNorm", r.grad_norm);
   out.Set("lossScale", r.loss_scale);
+  out.Set("nonFiniteRun", r.non_finite_run);
   return out;
 }
 
@@ -112,6 +114,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     Napi::Function ctor = DefineClass(env, "NativeTrainer",
                                       {
                                           InstanceMethod<&TrainerWrap::Step>("step"),
+                                          InstanceMethod<&TrainerWrap::TakeRead>("takeRead"),
                                           InstanceMethod<&TrainerWrap::Profile>("profile"),
                                           InstanceMethod<&TrainerWrap::Counters>("counters"),
                                           InstanceMethod<&TrainerWrap::Stats>("stats"),
@@ -134,20 +137,32 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
         handle_(HandleFromConstructor<TrainerPtr>(info, "NativeTrainer cannot be constructed directly: use createTrainer()")) {}
 
  private:
-  // step(images, tokens, labels | null, {lr, readLoss}) → Promise<{loss, lossRead, boundary, skipped, gradNorm, lossScale}>
+  // step(images, tokens, labels | null, {lr, readLoss, deferRead}) → Promise<{loss, lossRead, readDeferred,
+  // boundary, skipped, gradNorm, lossScale, nonFiniteRun}>
   Napi::Value Step(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return Guard(env, [&]() -> Napi::Value {
       StepInputs in = ParseStepInputs(info, "step()");
       const bool read_back = OptionalBool(in.options, "readLoss").value_or(true);
+      const bool defer_read = OptionalBool(in.options, "deferRead").value_or(false);
       TrainerPtr handle = handle_;
       return RunAsync<train::StepResult>(
           env,
-          [handle, images = in.images, tokens = in.tokens, labels = in.labels, lr = in.lr, read_back]() {
+          [handle, images = in.images, tokens = in.tokens, labels = in.labels, lr = in.lr, read_back, defer_read]() {
             std::lock_guard<std::mutex> lock(handle->model->mutex);
-            return handle->trainer->step(images, tokens, labels, lr, read_back);
+            return handle->trainer->step(images, tokens, labels, lr, read_back, defer_read);
           },
           StepResultToJs, in.keep);
+    });
+  }
+
+  // takeRead() → Promise<step result>: the values of the oldest step that deferred its read. It waits
+  // for them without the model's lock, so the step queued after it can run meanwhile.
+  Napi::Value TakeRead(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return Guard(env, [&]() -> Napi::Value {
+      TrainerPtr handle = handle_;
+      return RunAsync<train::StepResult>(env, [handle]() { return handle->trainer->take_read(); }, StepResultToJs);
     });
   }
 

@@ -101,7 +101,7 @@ void Trainer::set_modes() {
 }
 
 StepResult Trainer::step(const at::Tensor& images_in, const at::Tensor& all_tokens, const std::optional<at::Tensor>& labels, double lr,
-                         bool read_back) {
+                         bool read_back, bool defer_read) {
   if (!(lr >= 0) || !std::isfinite(lr)) throw std::invalid_argument("learning rate must be a finite non-negative number");
   set_modes();
   prepare_flat_weights();
@@ -131,26 +131,67 @@ StepResult Trainer::step(const at::Tensor& images_in, const at::Tensor& all_toke
     result = eager_step(images, tokens, device_labels, wanted);
   }
   note_queued_step();
+  if (!read_back) return result;
   // Read last, once the whole step is queued: the device works on it while the host waits.
-  if (read_back) read_back_values(reads, result);
+  reads.non_finite_run = non_finite_run_;
+  PendingRead read = queue_read(reads);
+  if (defer_read) {
+    std::lock_guard<std::mutex> lock(reads_mutex_);
+    pending_reads_.push_back(std::move(read));
+    result.deferred = true;
+  } else {
+    complete_read(read, result);
+  }
   return result;
 }
 
-void Trainer::read_back_values(const StepReads& reads, StepResult& result) {
-  std::vector<at::Tensor> parts;
-  for (const at::Tensor* t : {&reads.loss, &reads.found_inf, &reads.grad_norm, &reads.loss_scale}) {
-    if (t->defined()) parts.push_back(t->detach().reshape({1}).to(at::kDouble));
+StepResult Trainer::take_read() {
+  PendingRead read;
+  {
+    std::lock_guard<std::mutex> lock(reads_mutex_);
+    if (pending_reads_.empty()) throw std::logic_error("takeRead(): no step has a deferred read waiting");
+    read = std::move(pending_reads_.front());
+    pending_reads_.pop_front();
   }
-  if (parts.empty()) return;
-  const at::Tensor host = at::cat(parts).to(at::kCPU);
-  const double* v = host.const_data_ptr<double>();
-  if (reads.loss.defined()) {
+  StepResult result;
+  complete_read(read, result);
+  return result;
+}
+
+Trainer::PendingRead Trainer::queue_read(const StepReads& reads) const {
+  PendingRead read;
+  std::vector<at::Tensor> parts;
+  const std::array<const at::Tensor*, 5> all{&reads.loss, &reads.found_inf, &reads.grad_norm, &reads.loss_scale, &reads.non_finite_run};
+  for (size_t i = 0; i < all.size(); ++i) {
+    read.present[i] = all[i]->defined();
+    if (read.present[i]) parts.push_back(all[i]->detach().reshape({1}).to(at::kDouble));
+  }
+  if (parts.empty()) return read;
+  // Gathered now, in stream order: later steps cannot have changed what this one left.
+  const at::Tensor values = at::cat(parts);
+  if (!values.is_cuda()) {
+    read.values = values;
+    return read;
+  }
+  read.values = at::empty(values.sizes(), values.options().device(at::kCPU).pinned_memory(true));
+  read.values.copy_(values, /*non_blocking=*/true);
+  read.ready.emplace(values.device().type());
+  read.ready->record(c10::impl::getDeviceGuardImpl(values.device().type())->getStream(values.device()));
+  return read;
+}
+
+void Trainer::complete_read(PendingRead& read, StepResult& result) {
+  if (!read.values.defined()) return;
+  if (read.ready) read.ready->synchronize();
+  const double* v = read.values.const_data_ptr<double>();
+  if (read.present[0]) {
     result.read = true;
     result.loss = *v++;
   }
-  if (reads.found_inf.defined()) result.skipped = *v++ != 0.0;
-  if (reads.grad_norm.defined()) result.grad_norm = *v++;
-  if (reads.loss_scale.defined()) result.loss_scale = *v++;
+  if (read.present[1]) result.skipped = *v++ != 0.0;
+  if (read.present[2]) result.grad_norm = *v++;
+  if (read.present[3]) result.loss_scale = *v++;
+  if (read.present[4]) result.non_finite_run = *v++;
 }
 
 void Trainer::wait_for_queue_room() {
@@ -234,7 +275,10 @@ StepResult Trainer::flush(double lr, bool read_back) {
   set_lr(lr);
   StepReads reads;
   apply_update(result, read_back ? &reads : nullptr);
-  if (read_back) read_back_values(reads, result);
+  if (read_back) {
+    PendingRead read = queue_read(reads);
+    complete_read(read, result);
+  }
   return result;
 }
 

@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/Event.h>
 
+#include <array>
 #include <cmath>
 #include <deque>
 #include <memory>
@@ -42,15 +43,18 @@ struct TrainerOptions {
 
 /**
  * What a step did. Reading it back costs a host synchronisation, so only a step asked to `read_back`
- * fills the values; the others leave them NaN/false and keep everything on the device.
+ * fills the values; the others leave them NaN/false and keep everything on the device. A step asked to
+ * defer its read fills none of them either: Trainer::take_read() gives them later.
  */
 struct StepResult {
   bool read = false;
+  bool deferred = false;        // the values read back come from take_read()
   double loss = std::nan("");   // before the update
   bool boundary = false;        // this micro-batch completed an optimizer step (applied or skipped)
   bool skipped = false;         // that step was dropped: non-finite loss or (fp16) gradients
   double grad_norm = std::nan("");  // before clipping, when clipping
   double loss_scale = 1.0;      // fp16 only
+  double non_finite_run = std::nan("");  // consecutive non-finite losses up to this step, when read
 };
 
 /** Host-side counters (no synchronisation to read). Skipped steps count as optimizer steps, as in
@@ -73,7 +77,15 @@ class Trainer {
   Trainer(model::Clip model, at::Device device, TrainerOptions options);
   ~Trainer();
 
-  StepResult step(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels, double lr, bool read_back);
+  /**
+   * One train step. With `defer_read` (and `read_back`), its values are not waited for: they travel to
+   * the host behind the step, and take_read() gives them, oldest first, once the caller has queued the
+   * next step, so the device has work while the host waits.
+   */
+  StepResult step(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels, double lr, bool read_back,
+                  bool defer_read = false);
+  /** The values of the oldest step that deferred its read (waits for them; safe beside a running step). */
+  StepResult take_read();
   /** Applies the gradients of an incomplete accumulation group (at the end of an epoch); else nothing. */
   StepResult flush(double lr, bool read_back);
   /** Micro-batches gathered towards the next optimizer step (0 right after one). */
@@ -112,10 +124,18 @@ class Trainer {
   // none), to come to the host in one transfer after it: one synchronisation, not one per value, and
   // none before the update is queued.
   struct StepReads {
-    at::Tensor loss;        // before the update
-    at::Tensor found_inf;   // at an optimizer step
-    at::Tensor grad_norm;   // when clipping
-    at::Tensor loss_scale;  // fp16: the scale this step used (a copy: the update changes it)
+    at::Tensor loss;            // before the update
+    at::Tensor found_inf;       // at an optimizer step
+    at::Tensor grad_norm;       // when clipping
+    at::Tensor loss_scale;      // fp16: the scale this step used (a copy: the update changes it)
+    at::Tensor non_finite_run;  // consecutive non-finite losses up to this step
+  };
+  // StepReads on their way to the host: one tensor of their values (page-locked from a CUDA device,
+  // copied behind the step), which are there once `ready` has passed.
+  struct PendingRead {
+    at::Tensor values;
+    std::optional<c10::Event> ready;
+    std::array<bool, 5> present{};  // which of StepReads' values, in its order
   };
   struct GraphedStep;
 
@@ -130,8 +150,10 @@ class Trainer {
   /** Unscale, clip, optimizer step at lr_, scaler update, logit_scale clamp; frees the gradients. */
   DeviceUpdate update_on_device();
   void apply_update(StepResult& result, StepReads* reads);
-  /** The values of `reads` into `result`, in one transfer to the host. */
-  static void read_back_values(const StepReads& reads, StepResult& result);
+  /** Queues the transfer of `reads`' values to the host, in one copy. */
+  PendingRead queue_read(const StepReads& reads) const;
+  /** Waits for a queued read and puts its values into `result`. */
+  static void complete_read(PendingRead& read, StepResult& result);
   void clear_gradients();
   bool is_frozen(const std::string& name) const;
 
@@ -180,6 +202,8 @@ class Trainer {
   // faster than the device would pin an epoch of batches between two loss reads.
   std::deque<c10::Event> queued_steps_;
   std::atomic<int64_t> most_queued_steps_{0};
+  std::mutex reads_mutex_;  // take_read() runs beside step(), without the model's lock
+  std::deque<PendingRead> pending_reads_;
   mutable std::mutex status_mutex_;  // graph_status_ is read from the JS thread while a step runs
   std::string graph_status_;
 };

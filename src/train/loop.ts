@@ -242,9 +242,33 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
 
   const batchTokenizer = new BatchTokenizer(tokenizer, config.templates, model.config.context_length);
   // Reading a loss back waits for the GPU to drain its queue, so on CUDA only the steps that are
-  // logged (or end an epoch, or are interrupted) read theirs; on the CPU it costs nothing.
+  // logged (or end an epoch, or are interrupted) read theirs; on the CPU it costs nothing. Each read is
+  // taken one step late (Trainer.takeRead): the next step is queued first, so the device has it to run
+  // while the host waits, and the step's log line is written then.
   const readsEveryStep = !device.startsWith('cuda');
   let lastLoss = Number.NaN;
+  const unread: Array<{ log: StepLog; logged: boolean }> = [];
+  /** Takes the reads of all but the newest `keep` steps that deferred theirs: losses, log lines, and the divergence check. */
+  const takeReads = async (keep: number): Promise<void> => {
+    while (unread.length > keep) {
+      const { log, logged } = unread.shift()!;
+      const read = await trainer.takeRead();
+      lastLoss = log.loss = read.loss;
+      // Non-finite steps are skipped on the device; a run of them means the run has diverged.
+      if (!Number.isFinite(read.loss) && precision !== 'fp16' && read.nonFiniteRun >= config.maxNonFinite) {
+        const last = result.checkpoints.at(-1);
+        throw new Error(
+          `the loss was not finite for ${read.nonFiniteRun} consecutive steps (last: epoch ${log.epoch}, batch ${log.batch}, ` +
+            `optimizer step ${log.step}); those steps were not applied. Lower the learning rate (now ${log.lr}) ` +
+            `or try --grad-clip 1.0.${last ? ` The last good checkpoint is ${last}.` : ''}`,
+        );
+      }
+      if (logged) {
+        onLog?.(log);
+        await metrics.append({ type: 'step', ...log, time: time() });
+      }
+    }
+  };
   const weightWrites = new BackgroundWrites();
   // One for the whole run: the epochs after the first take the crops it holds from memory.
   const memoryBudget = config.memoryCacheMiB === 'auto' ? defaultCropMemoryBudget() : Math.floor(config.memoryCacheMiB * 2 ** 20);
@@ -283,23 +307,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         const tokens = batchTokenizer.tokens(batch, epoch);
         const logged = (batchesDone + 1) % config.logEvery === 0;
         const readLoss = readsEveryStep || logged || batchesDone + 1 === loader.batchesPerEpoch || signal?.aborted === true;
-        step = await trainer.stepWithInfo(batch.images, tokens, multiPositive ? batch.labelIndices : undefined, { readLoss });
+        step = await trainer.stepWithInfo(batch.images, tokens, multiPositive ? batch.labelIndices : undefined, { readLoss, deferRead: true });
         batchesDone++;
         cursor = batch.cursor;
         windowImages += batch.samples.length;
-        if (step.lossRead) lastLoss = step.loss;
-        if (step.lossRead && !Number.isFinite(step.loss) && precision !== 'fp16') {
-          // Non-finite steps are skipped on the device; a run of them means the run has diverged.
-          const { nonFiniteRun } = await trainer.stats();
-          if (nonFiniteRun >= config.maxNonFinite) {
-            const last = result.checkpoints.at(-1);
-            throw new Error(
-              `the loss was not finite for ${nonFiniteRun} consecutive steps (last: epoch ${epoch + 1}, batch ${batchesDone}, ` +
-                `optimizer step ${trainer.optimizerSteps}); those steps were not applied. Lower the learning rate (now ${step.lr}) ` +
-                `or try --grad-clip 1.0.${last ? ` The last good checkpoint is ${last}.` : ''}`,
-            );
-          }
-        }
         const seconds = (performance.now() - windowStart) / 1000;
         const log: StepLog = {
           epoch: epoch + 1,
@@ -310,15 +321,17 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           lr: step.lr,
           imagesPerSecond: seconds > 0 ? windowImages / seconds : 0,
         };
+        // The loss shown is the latest read; this step's comes with its log line, a step later.
         onBatch?.(log);
+        if (step.readDeferred) unread.push({ log: { ...log }, logged });
         if (logged) {
-          onLog?.(log);
-          await metrics.append({ type: 'step', ...log, time: time() });
           windowStart = performance.now();
           windowImages = 0;
         }
+        await takeReads(step.readDeferred ? 1 : 0);
         // Interrupt between optimizer steps only: the gradients of a half-gathered group are not saved.
         if (signal?.aborted && trainer.counters.pendingMicroBatches === 0) {
+          await takeReads(0);
           const file = await saveCheckpoint({ epoch, batch: batchesDone }, cursor);
           say(`interrupted: checkpoint written to ${file}; continue with --resume latest`);
           result.interrupted = true;
@@ -326,6 +339,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         }
       }
       if (result.interrupted) break;
+      await takeReads(0);
 
       const stats = loader.stats();
       if (stats.skipped > 0) say(`epoch ${epoch + 1}: skipped ${stats.skipped} unreadable image(s), e.g. ${stats.skippedImages[0]?.message ?? ''}`);

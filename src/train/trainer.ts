@@ -149,16 +149,23 @@ export class Trainer {
    * step(), resolving to what happened too: whether the step completed an optimizer step, whether it
    * was skipped, the lr, the gradient norm. With `readLoss: false` nothing is read back from the
    * device (no synchronisation: the GPU keeps its queue), and loss, skipped and gradNorm stay unknown.
+   * With `deferRead` they are not waited for either (`readDeferred`): takeRead() gives them, oldest
+   * first; taken after the next step is queued, the device has that step to run while the host waits.
    */
   async stepWithInfo(
     images: ImageData,
     tokens: TokenData,
     labels?: ArrayLike<number> | BigInt64Array,
-    options: { readLoss?: boolean } = {},
+    options: { readLoss?: boolean; deferRead?: boolean } = {},
   ): Promise<StepResult> {
     const lr = this.currentLr();
-    const result = await this.native.step(images, tokens, labelTensor(labels), { lr, readLoss: options.readLoss ?? true });
+    const result = await this.native.step(images, tokens, labelTensor(labels), { lr, readLoss: options.readLoss ?? true, deferRead: options.deferRead ?? false });
     return { ...result, lr };
+  }
+
+  /** The values of the oldest step whose read was deferred (loss, skipped, gradNorm, lossScale, nonFiniteRun). */
+  takeRead(): Promise<NativeStepResult> {
+    return this.native.takeRead();
   }
 
   /**
