@@ -99,6 +99,13 @@ describe('training loop', () => {
     assert.deepEqual(epoch2, { decoded: 0, diskCache: 0, memory: 60 });
     assert.ok(messages.some((m) => /^60 preprocessed images kept in memory for the next epochs \(\d+ of \d+ MiB allowed\)$/.test(m)), messages.join('\n'));
     assert.equal(lines.filter((l) => l.type === 'step').length, 16, '8 batches per epoch, a line each (logEvery 1)');
+    // Each step line carries its own step's loss (reads are taken a step late): an epoch's lines average to its loss.
+    for (const epoch of [1, 2]) {
+      const losses = lines.filter((l) => l.type === 'step' && l.epoch === epoch).map((l) => l.loss as number);
+      const mean = losses.reduce((a, b) => a + b, 0) / losses.length;
+      const epochLine = lines.find((l) => l.type === 'epoch' && l.epoch === epoch)!;
+      assert.ok(Math.abs(mean - (epochLine.loss as number)) < 1e-5, `epoch ${epoch}: step lines average ${mean}, the epoch ${epochLine.loss}`);
+    }
     const config = JSON.parse(await fs.readFile(path.join(tmp, 'straight', 'config.json'), 'utf8'));
     assert.equal(config.batchSize, 8);
     assert.deepEqual(config.modelConfig, TINY);
