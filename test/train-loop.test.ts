@@ -383,5 +383,9 @@ describe('training configuration', () => {
     assert.equal(r.status, 1);
     assert.match(r.stderr, /run\.yaml: epochs: must be a positive integer/);
     assert.match(r.stderr, /run\.yaml: batchSize: must be a positive integer/);
+    // Text that is not a number is refused at its flag, not reported later as null.
+    const text = (await import('node:child_process')).spawnSync(process.execPath, [cli, 'train', '--data', 'd', '--out', 'o', '--memory-cache', 'lots', '--print-config'], { encoding: 'utf8' });
+    assert.equal(text.status, 1);
+    assert.match(text.stderr, /option '--memory-cache <MiB>' argument 'lots' is invalid\. expected a number, got "lots"/);
   });
 });

@@ -1,12 +1,17 @@
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 
 import { readConfigFile, resolveConfig, type TrainConfig } from '../train/config.js';
 import { train } from '../train/loop.js';
 import { createTrainProgress } from './train-progress.js';
 
-const int = (v: string) => Number(v);
-const autoOrNumber = (v: string) => (v === 'auto' ? v : Number(v));
-const num = (v: string) => Number(v);
+/** A flag's number. Text that is none is refused here, naming the flag; range and integrality are the
+ * configuration's checks (every problem at once, by key). */
+const num = (v: string) => {
+  const n = Number(v);
+  if (v.trim() === '' || Number.isNaN(n)) throw new InvalidArgumentError(`expected a number, got ${JSON.stringify(v)}`);
+  return n;
+};
+const autoOrNumber = (v: string) => (v === 'auto' ? v : num(v));
 const list = (v: string, previous: string[] = []) => [...previous, v];
 
 interface TrainFlags extends Partial<TrainConfig> {
@@ -25,25 +30,25 @@ export function registerTrain(program: Command): void {
     .option('--config <file>', 'JSON or YAML file of options; flags override it')
     .addOption(new Option('--init <init>', 'start from the pretrained weights or random ones').choices(['pretrained', 'random']))
     .option('--name <prefix>', 'prefix of the per-epoch weight files')
-    .option('--epochs <n>', 'epochs (default 30)', int)
-    .option('--batch-size <n>', 'images per batch (default 4)', int)
+    .option('--epochs <n>', 'epochs (default 30)', num)
+    .option('--batch-size <n>', 'images per batch (default 4)', num)
     .addOption(new Option('--optimizer <name>', 'adam (L2 decay, the blog) or adamw (decoupled)').choices(['adam', 'adamw']))
     .option('--lr <lr>', 'learning rate (default 1e-6)', num)
     .option('--weight-decay <wd>', 'weight decay (default 0.001)', num)
     .option('--eps <eps>', 'Adam epsilon (default 1e-6)', num)
     .addOption(new Option('--schedule <kind>', 'learning-rate schedule (default step: ×gamma every --step-every epochs)').choices(['step', 'cosine', 'constant']))
-    .option('--step-every <epochs>', 'StepLR period in epochs (default 10)', int)
+    .option('--step-every <epochs>', 'StepLR period in epochs (default 10)', num)
     .option('--gamma <g>', 'StepLR factor (default 0.1)', num)
-    .option('--warmup <steps>', 'cosine warm-up in optimizer steps', int)
+    .option('--warmup <steps>', 'cosine warm-up in optimizer steps', num)
     .option('--grad-clip <norm>', 'clip gradients to this global norm', num)
-    .option('--accumulate <n>', 'micro-batches per optimizer step', int)
+    .option('--accumulate <n>', 'micro-batches per optimizer step', num)
     .option('--lock-image', 'freeze the image tower')
     .option('--lock-text', 'freeze the text tower')
     .option('--freeze <regex>', 'freeze parameters whose name matches (repeatable)', list)
     .addOption(new Option('--batchnorm <mode>', 'ResNet BatchNorm: keep statistics frozen (default) or train them').choices(['frozen', 'train']))
     .addOption(new Option('--multi-positive <mode>', 'same-label pairs as positives (auto: on for labels, off for captions)').choices(['auto', 'on', 'off']))
     .option('--templates <set|template>', "prompt template set (blog, default, openai-imagenet) or a template with {label} (default blog: 'a photo of {label}')")
-    .option('--seed <n>', 'seed for initialisation and data order (default 0)', int)
+    .option('--seed <n>', 'seed for initialisation and data order (default 0)', num)
     .option('--device <device>', 'auto, cpu, cuda or cuda:<n> (default auto)')
     .addOption(new Option('--precision <p>', 'auto: bf16 where supported, else fp32').choices(['auto', 'fp32', 'bf16', 'fp16']))
     .option('--drop-last', 'drop a last smaller batch')
@@ -53,12 +58,12 @@ export function registerTrain(program: Command): void {
     .option('--no-cache', 'do not cache preprocessed images on disk')
     .option('--memory-cache <MiB>', 'MiB of preprocessed images kept in memory between epochs (default auto: a quarter of the memory, at most half of the free; 0: none)', autoOrNumber)
     .option('--strict', 'fail on the first unreadable image instead of skipping it')
-    .option('--log-every <n>', 'log every n batches (default 4)', int)
-    .option('--weights-every <n>', 'weight files every n epochs and after the last (default 1: every epoch; 0: the last only)', int)
-    .option('--checkpoint-every <n>', 'full checkpoint every n epochs (default 4; 0: only at the end)', int)
+    .option('--log-every <n>', 'log every n batches (default 4)', num)
+    .option('--weights-every <n>', 'weight files every n epochs and after the last (default 1: every epoch; 0: the last only)', num)
+    .option('--checkpoint-every <n>', 'full checkpoint every n epochs (default 4; 0: only at the end)', num)
     .option('--save-pt', 'also write each epoch’s weights as .pt')
-    .option('--keep-last <n>', 'keep only the newest n checkpoints', int)
-    .option('--eval-every <n>', 'zero-shot evaluation every n epochs (and before the first)', int)
+    .option('--keep-last <n>', 'keep only the newest n checkpoints', num)
+    .option('--eval-every <n>', 'zero-shot evaluation every n epochs (and before the first)', num)
     .option('--images-dir <dir>', "blog layout: images folder (default 'images')")
     .option('--ext <ext>', "blog layout: image extension (default 'jpg')")
     .option('--resume <path|latest>', 'continue from a checkpoint')
