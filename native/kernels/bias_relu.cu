@@ -1,6 +1,7 @@
 #include "kernels/bias_relu.h"
 
 #include "kernels/bias_relu_kernels.cuh"
+#include "kernels/dispatch.cuh"
 
 namespace clip::kernels {
 namespace {
@@ -34,11 +35,7 @@ cudaError_t launch_any(const void* x, const float* bias, const void* residual, v
 cudaError_t bias_relu_forward(Dtype dtype, const void* x, const float* bias, const void* residual, void* y, int64_t rows, int64_t cols, cudaStream_t stream) {
   if (rows == 0 || cols == 0) return cudaSuccess;
   const int width = static_cast<int>(cols);
-  switch (dtype) {
-    case Dtype::kHalf: return launch_any<__half>(x, bias, residual, y, rows, width, stream);
-    case Dtype::kBFloat16: return launch_any<__nv_bfloat16>(x, bias, residual, y, rows, width, stream);
-    default: return launch_any<float>(x, bias, residual, y, rows, width, stream);
-  }
+  return with_type(dtype, [&](auto t) { return launch_any<typename decltype(t)::type>(x, bias, residual, y, rows, width, stream); });
 }
 
 }  // namespace clip::kernels

@@ -1,6 +1,7 @@
 #include "kernels/column_sum.h"
 
 #include "kernels/column_sum_kernels.cuh"
+#include "kernels/dispatch.cuh"
 
 namespace clip::kernels {
 namespace {
@@ -26,15 +27,6 @@ cudaError_t launch(const void* x, void* out, float* workspace, int64_t rows, int
   return cudaGetLastError();
 }
 
-template <typename T>
-cudaError_t launch_to(Dtype out_type, const void* x, void* out, float* workspace, int64_t rows, int cols, cudaStream_t stream) {
-  switch (out_type) {
-    case Dtype::kHalf: return launch<T, __half>(x, out, workspace, rows, cols, stream);
-    case Dtype::kBFloat16: return launch<T, __nv_bfloat16>(x, out, workspace, rows, cols, stream);
-    default: return launch<T, float>(x, out, workspace, rows, cols, stream);
-  }
-}
-
 }  // namespace
 
 int64_t column_sum_workspace_size(int64_t rows, int64_t cols) { return chunks_for(rows) * cols; }
@@ -43,11 +35,11 @@ cudaError_t column_sum(Dtype x_type, Dtype out_type, const void* x, void* out, f
   if (cols == 0) return cudaSuccess;
   if (rows == 0) return cudaMemsetAsync(out, 0, static_cast<size_t>(cols) * (out_type == Dtype::kFloat ? 4 : 2), stream);
   const int width = static_cast<int>(cols);
-  switch (x_type) {
-    case Dtype::kHalf: return launch_to<__half>(out_type, x, out, workspace, rows, width, stream);
-    case Dtype::kBFloat16: return launch_to<__nv_bfloat16>(out_type, x, out, workspace, rows, width, stream);
-    default: return launch_to<float>(out_type, x, out, workspace, rows, width, stream);
-  }
+  return with_type(x_type, [&](auto in) {
+    return with_type(out_type, [&](auto to) {
+      return launch<typename decltype(in)::type, typename decltype(to)::type>(x, out, workspace, rows, width, stream);
+    });
+  });
 }
 
 }  // namespace clip::kernels

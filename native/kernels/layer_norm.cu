@@ -1,5 +1,6 @@
 #include "kernels/layer_norm.h"
 
+#include "kernels/dispatch.cuh"
 #include "kernels/layer_norm_kernels.cuh"
 
 namespace clip::kernels {
@@ -61,21 +62,6 @@ cudaError_t launch_backward(const void* dy, const void* ds, const void* x, const
     sum_chunks<<<static_cast<unsigned>((cols + kThreads - 1) / kThreads), kThreads, 0, stream>>>(workspace, dgamma, dbeta, chunks, cols);
   }
   return cudaGetLastError();
-}
-
-template <typename T>
-struct Tag {
-  using type = T;
-};
-
-// f(Tag<T>{}) for the storage type named.
-template <typename F>
-cudaError_t with_type(Dtype dtype, F&& f) {
-  switch (dtype) {
-    case Dtype::kHalf: return f(Tag<__half>{});
-    case Dtype::kBFloat16: return f(Tag<__nv_bfloat16>{});
-    default: return f(Tag<float>{});
-  }
 }
 
 // f(Tag<X>{}, Tag<R>{}, Tag<Y>{}) for a combination the kernels take, else cudaErrorInvalidValue.

@@ -2,6 +2,7 @@
 #include <cstdint>
 #include <initializer_list>
 
+#include "kernels/dispatch.cuh"
 #include "kernels/quick_gelu.h"
 #include "kernels/storage.cuh"
 
@@ -111,19 +112,11 @@ cudaError_t launch_backward(const void* dy, const void* x, void* dx, int64_t n, 
 }  // namespace
 
 cudaError_t quick_gelu_forward(Dtype dtype, const void* x, void* y, int64_t n, cudaStream_t stream) {
-  switch (dtype) {
-    case Dtype::kHalf: return launch_forward<__half>(x, y, n, stream);
-    case Dtype::kBFloat16: return launch_forward<__nv_bfloat16>(x, y, n, stream);
-    default: return launch_forward<float>(x, y, n, stream);
-  }
+  return with_type(dtype, [&](auto t) { return launch_forward<typename decltype(t)::type>(x, y, n, stream); });
 }
 
 cudaError_t quick_gelu_backward(Dtype dtype, const void* dy, const void* x, void* dx, int64_t n, cudaStream_t stream) {
-  switch (dtype) {
-    case Dtype::kHalf: return launch_backward<__half>(dy, x, dx, n, stream);
-    case Dtype::kBFloat16: return launch_backward<__nv_bfloat16>(dy, x, dx, n, stream);
-    default: return launch_backward<float>(dy, x, dx, n, stream);
-  }
+  return with_type(dtype, [&](auto t) { return launch_backward<typename decltype(t)::type>(dy, x, dx, n, stream); });
 }
 
 }  // namespace clip::kernels
