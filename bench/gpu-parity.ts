@@ -142,6 +142,11 @@ async function releasedDrift(name: string, batch: Awaited<ReturnType<typeof phot
   };
 }
 
+/** What a failed part of the check reports in its place. */
+function failure(err: unknown): { error: string } {
+  return { error: err instanceof Error ? err.message : String(err) };
+}
+
 /** releasedDrift of ViT-B/32 and RN50, their files in a temporary folder; a model that fails says why. */
 async function releasedDrifts(): Promise<Record<string, unknown>> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'clip-parity-'));
@@ -149,7 +154,7 @@ async function releasedDrifts(): Promise<Record<string, unknown>> {
     const batch = await photoBatch();
     const released: Record<string, unknown> = {};
     for (const name of ['ViT-B/32', 'RN50']) {
-      released[name] = await releasedDrift(name, batch, dir).catch((err: unknown) => ({ error: String(err instanceof Error ? err.message : err) }));
+      released[name] = await releasedDrift(name, batch, dir).catch(failure);
     }
     return released;
   } finally {
@@ -196,7 +201,7 @@ async function main(): Promise<number> {
   }
   summary.models = models;
   // A failure here (no room for the weights, no Python reference) costs this section only.
-  if (option('released') !== 'none') summary.released = await releasedDrifts().catch((err: unknown) => ({ error: String(err instanceof Error ? err.message : err) }));
+  if (option('released') !== 'none') summary.released = await releasedDrifts().catch(failure);
   summary.ok = ok;
   return finish(summary, ok ? 0 : 1);
 }
@@ -213,7 +218,7 @@ main().then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    finish({ device, ok: false, error: err instanceof Error ? err.message : String(err) }, 2);
+    finish({ device, ok: false, ...failure(err) }, 2);
     process.exitCode = 2;
   },
 );
