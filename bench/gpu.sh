@@ -22,7 +22,8 @@
 #   PART=a runs the build, doctor, the CUDA tests, the default path, the levers (most wanted first),
 #   parity and the HF peer (PART=check: only up to the first rows of levers, for a short check); PART=b the end-to-end runs, the loader, the profiles and traces (the build is
 #   incremental): two device commands of under 10 minutes each where one would not fit, on the same
-#   warm machine.
+#   warm machine. PART=recheck, after a fix: the CUDA tests, parity, the bias-relu rows, the run from
+#   JPEG files and two RN50 profiles (about 4 minutes on a fresh machine).
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 WORK=/tmp/gpu-work
@@ -65,8 +66,7 @@ step() {
   timeout 180 node dist/bench/train-step.js --device cuda --precision bf16 --json "$@" | tee -a "$WORK/train-step.jsonl"
   report
 }
-# The default path (CUDA graph) on both models at both batches: what every lever row below compares with.
-if [ "$PART" != b ]; then
+cuda_tests() {
   stamp "CUDA tests"
   timeout 300 node --test dist/test/cuda.test.js > "$WORK/cuda-tests.txt" 2>&1
   grep -E "^# (tests|pass|fail|skipped)|^\s*not ok|# (tiny|SKIP)" "$WORK/cuda-tests.txt"
@@ -75,6 +75,29 @@ if [ "$PART" != b ]; then
   stamp "parity"
   timeout 240 node dist/bench/gpu-parity.js > "$WORK/gpu-parity.json"
   report
+}
+e2e() { timeout 300 node --require ./dist/src/util/threadpool.cjs dist/bench/e2e-throughput.js --model ViT-B/32 --batch 256 --images 4096 --device cuda --precision bf16 "$@" > /dev/null 2>&1; }
+if [ "$PART" = recheck ]; then
+  # After a fix, one short command: the CUDA tests and parity, the bias-relu rows beside the default,
+  # the run from JPEG files, and RN50's kernel profiles with and without bias-relu.
+  cuda_tests
+  for batch in 256 32; do
+    step --model RN50 --batch "$batch"
+    CLIP_NATIVE_EXPERIMENTS=bias-relu-kernel step --model RN50 --batch "$batch"
+  done
+  stamp "end to end"
+  e2e --write "$WORK/e2e.md"
+  tail -9 "$WORK/e2e.md" 2>/dev/null
+  report
+  stamp "profiles"
+  step --model RN50 --batch 256 --eager --profile 3
+  CLIP_NATIVE_EXPERIMENTS=bias-relu-kernel step --model RN50 --batch 256 --eager --profile 3
+  stamp done
+  exit 0
+fi
+if [ "$PART" != b ]; then
+  cuda_tests
+  # The default path (CUDA graph) on both models at both batches: what every lever row below compares with.
   for model in ViT-B/32 RN50; do
     for batch in 32 256; do
       stamp "train step $model batch $batch"
@@ -119,7 +142,6 @@ stamp "end to end"
 # Most wanted first (issue 8, item 4): the run from JPEG files against the step alone, on /tmp's disk
 # and with the JPEGs and the cache in memory (/dev/shm), then the loader alone, which says why. 4,096
 # images: 16 batches of 256 per epoch, so an epoch's start (its first group loading) weighs less.
-e2e() { timeout 300 node --require ./dist/src/util/threadpool.cjs dist/bench/e2e-throughput.js --model ViT-B/32 --batch 256 --images 4096 --device cuda --precision bf16 "$@" > /dev/null 2>&1; }
 e2e --write "$WORK/e2e.md"
 cat "$WORK/e2e.md" 2>/dev/null
 report

@@ -45,12 +45,19 @@ class BiasReluKernel : public torch::autograd::Function<BiasReluKernel> {
     return y;
   }
 
+  // Without a residual. An undefined tensor cannot be one of apply()'s arguments: autograd records
+  // each tensor argument's device, and an undefined one has none ("tensor does not have a device").
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& bias) {
+    return forward(ctx, x, bias, at::Tensor());
+  }
+
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list grads) {
     const at::Tensor y = ctx->get_saved_variables()[0];
     // Where the ReLU passed (y > 0) the gradient goes to x, the residual and the bias alike.
     const at::Tensor g = at::threshold_backward(grads[0], y, 0).contiguous(at::MemoryFormat::ChannelsLast);
     at::Tensor dbias;
     if (ctx->needs_input_grad(1)) dbias = column_sums(g.permute({0, 2, 3, 1}).reshape({-1, g.size(1)}), at::kFloat);
+    // Without a residual the third gradient is undefined, which autograd accepts beyond the two inputs.
     return {g, dbias, ctx->saved_data["residual"].toBool() ? g : at::Tensor()};
   }
 };
@@ -59,7 +66,7 @@ class BiasReluKernel : public torch::autograd::Function<BiasReluKernel> {
 
 std::optional<at::Tensor> bias_relu_by_kernel(const at::Tensor& x, const at::Tensor& bias, const at::Tensor& residual) {
   if (!takes(x, bias, residual)) return std::nullopt;
-  return BiasReluKernel::apply(x, bias, residual);
+  return residual.defined() ? BiasReluKernel::apply(x, bias, residual) : BiasReluKernel::apply(x, bias);
 }
 
 #else
