@@ -22,7 +22,7 @@
 #   PART=a runs the build, doctor, the CUDA tests, the default path, the levers (most wanted first),
 #   parity and the HF peer (PART=check: only up to the first rows of levers, for a short check); PART=b the end-to-end runs, the loader, the profiles and traces (the build is
 #   incremental): two device commands of under 10 minutes each where one would not fit, on the same
-#   warm machine. PART=recheck, after a fix: the CUDA tests, parity, the bias-relu rows, the run from
+#   warm machine. PART=recheck, after a fix: the CUDA tests, parity, the rows without the bias-relu kernel, the run from
 #   JPEG files and two RN50 profiles (about 4 minutes on a fresh machine).
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
@@ -78,12 +78,12 @@ cuda_tests() {
 }
 e2e() { timeout 300 node --require ./dist/src/util/threadpool.cjs dist/bench/e2e-throughput.js --model ViT-B/32 --batch 256 --images 4096 --device cuda --precision bf16 "$@" > /dev/null 2>&1; }
 if [ "$PART" = recheck ]; then
-  # After a fix, one short command: the CUDA tests and parity, the bias-relu rows beside the default,
+  # After a fix, one short command: the CUDA tests and parity, the rows without the bias-relu kernel beside the default,
   # the run from JPEG files, and RN50's kernel profiles with and without bias-relu.
   cuda_tests
   for batch in 256 32; do
     step --model RN50 --batch "$batch"
-    CLIP_NATIVE_EXPERIMENTS=bias-relu-kernel step --model RN50 --batch "$batch"
+    CLIP_NATIVE_EXPERIMENTS=separate-bias-relu step --model RN50 --batch "$batch"
   done
   stamp "end to end"
   e2e --write "$WORK/e2e.md"
@@ -91,7 +91,7 @@ if [ "$PART" = recheck ]; then
   report
   stamp "profiles"
   step --model RN50 --batch 256 --eager --profile 3
-  CLIP_NATIVE_EXPERIMENTS=bias-relu-kernel step --model RN50 --batch 256 --eager --profile 3
+  CLIP_NATIVE_EXPERIMENTS=separate-bias-relu step --model RN50 --batch 256 --eager --profile 3
   stamp done
   exit 0
 fi
@@ -113,10 +113,10 @@ if [ "$PART" != b ]; then
   # residual adds apart; autograd's backward of the products; BatchNorm apart from the convolutions;
   # avg_pool2d for the anti-aliasing pools.
   CLIP_NATIVE_EXPERIMENTS=aten-layernorm,autograd-linear step --model ViT-B/32 --batch 256
-  # RN50: a folded BatchNorm's shift, the residual and the ReLU in one kernel.
-  CLIP_NATIVE_EXPERIMENTS=bias-relu-kernel step --model RN50 --batch 256
+  # RN50 without the kernel that adds a folded BatchNorm's shift and the residual and applies the ReLU.
+  CLIP_NATIVE_EXPERIMENTS=separate-bias-relu step --model RN50 --batch 256
   [ "$PART" = check ] && { CLIP_NATIVE_EXPERIMENTS=separate-batchnorm,avg-pool2d step --model RN50 --batch 256; report; stamp done; exit 0; }
-  CLIP_NATIVE_EXPERIMENTS=bias-relu-kernel step --model RN50 --batch 32
+  CLIP_NATIVE_EXPERIMENTS=separate-bias-relu step --model RN50 --batch 32
   CLIP_NATIVE_EXPERIMENTS=aten-layernorm step --model ViT-B/32 --batch 256
   CLIP_NATIVE_EXPERIMENTS=autograd-linear step --model ViT-B/32 --batch 256
   CLIP_NATIVE_EXPERIMENTS=aten-layernorm,autograd-linear step --model ViT-B/32 --batch 32
@@ -168,7 +168,7 @@ fi
 # without the bias-relu kernel, at ViT b256, and ViT b256 without the LayerNorm kernels and the
 # products' own backward.
 step --model RN50 --batch 256 --eager --profile 3
-CLIP_NATIVE_EXPERIMENTS=bias-relu-kernel step --model RN50 --batch 256 --eager --profile 3
+CLIP_NATIVE_EXPERIMENTS=separate-bias-relu step --model RN50 --batch 256 --eager --profile 3
 step --model ViT-B/32 --batch 256 --eager --profile 3
 # QUICK=1 leaves out what run 1 of 2026-11-27 measured already: the ViT profile with the old paths and
 # the kernels by launching operator.

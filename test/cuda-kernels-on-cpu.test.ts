@@ -91,7 +91,7 @@ test('the column-sum kernels (bias gradients), run on the CPU, give the columns\
   assertEmulatedCases(t, 'column_sum_check', 7, ['bf16→bf16 .* vector', 'bf16→fp32 .* scalar', 'fp32→fp32 .* vector', 'fp16→fp16 .* vector']);
 });
 
-test('the bias + residual + ReLU kernel (experiment bias-relu-kernel), run on the CPU, gives the same fp32 arithmetic rounded once (fp32, fp16, bf16; vector and scalar loads; NaN kept)', (t) => {
+test('the bias + residual + ReLU kernel (bias-relu-kernel, CUDA\'s default), run on the CPU, gives the same fp32 arithmetic rounded once (fp32, fp16, bf16; vector and scalar loads; NaN kept)', (t) => {
   if (!cudaInclude) return t.skip(NO_HEADERS);
   assertEmulatedCases(t, 'bias_relu_check', 6, ['bf16 .* vector \\+ residual', 'bf16 .* vector,', 'fp16 .* scalar', 'fp32 .* scalar \\+ residual']);
 });

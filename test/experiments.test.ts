@@ -160,7 +160,7 @@ describe('frozen BatchNorm folded (experiment fold-batchnorm)', () => {
 // A folded BatchNorm's shift, the residual and the ReLU in one CUDA kernel (bias_relu_kernel.cc); on
 // the CPU the same fp32 arithmetic by ATen, which is what is checked here (the kernel itself:
 // cuda-kernels-on-cpu.test.ts).
-describe('experiment bias-relu-kernel (with the BatchNorm folded)', () => {
+describe('bias-relu-kernel (CUDA\'s default; with the BatchNorm folded)', () => {
   const load = (experiment: string | undefined) =>
     withExperiments(experiment ? `fold-batchnorm,${experiment}` : 'fold-batchnorm', () => loadModel(fixture('models', 'tiny_rn.safetensors')));
   // The fixture's BatchNorms are the identity, so their shifts are zero: these have shifts to add.

@@ -1,4 +1,4 @@
-// relu(x + bias (+ residual)) of a channels-last activation as one CUDA kernel (experiment
+// relu(x + bias (+ residual)) of a channels-last activation as one CUDA kernel (CUDA's default,
 // "bias-relu-kernel": a folded BatchNorm's shift, the residual add and the ReLU after a ResNet
 // convolution). ATen adds a convolution's bias in a separate pass whose broadcast keeps it off the
 // vectorised path, then the residual, then the ReLU; this reads each input once, 16 bytes a load.

@@ -50,13 +50,14 @@ at::Tensor conv_bn(torch::nn::Conv2d conv, torch::nn::BatchNorm2d bn, const at::
   return conv2d(conv, x, weight, at::Tensor()).add_(shift.view({1, -1, 1, 1}));
 }
 
-// Experiment "bias-relu-kernel", with the BatchNorm folded: ATen adds a convolution's bias in a pass of
-// its own, whose broadcast keeps it off the vectorised path (9.7 ms per RN50 step at batch 256 on an
-// H100), then the residual, then the ReLU (3.7 ms); one kernel pass does the three
-// (native/kernels/bias_relu.cu), and the bias gradient comes from the column-sum kernel.
+// With the BatchNorm folded: ATen adds a convolution's bias in a pass of its own, whose broadcast keeps
+// it off the vectorised path (9.7 ms per RN50 step at batch 256 on an H100), then the residual, then
+// the ReLU (3.7 ms); one kernel pass does the three (native/kernels/bias_relu.cu), and the bias
+// gradient comes from the column-sum kernel: 71.4 → 61.0 ms per step (levers.md, round six). CUDA's
+// default ("bias-relu-kernel"); experiment separate-bias-relu keeps the three passes.
 namespace {
 at::Tensor conv_bn_relu(torch::nn::Conv2d conv, torch::nn::BatchNorm2d bn, const at::Tensor& x, const ResNetPaths& paths, const at::Tensor& residual = {}) {
-  if (!paths.bias_relu_kernel || !paths.fold.taken(x.is_cuda()) || bn->is_training()) {
+  if (!paths.bias_relu.taken(x.is_cuda()) || !paths.fold.taken(x.is_cuda()) || bn->is_training()) {
     const at::Tensor out = conv_bn(conv, bn, x, paths);
     return at::relu(residual.defined() ? out + residual : out);
   }

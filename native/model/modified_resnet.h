@@ -11,7 +11,7 @@ namespace clip::model {
 struct ResNetPaths {
   CudaDefault fold{"fold-batchnorm", "separate-batchnorm"};  // frozen BatchNorm folded into the convolution before it
   CudaDefault pool_by_mean{"pool-by-mean", "avg-pool2d"};    // the anti-aliasing pools as means over a view
-  bool bias_relu_kernel = experiment_enabled("bias-relu-kernel");  // a folded shift, the residual and the ReLU in one kernel
+  CudaDefault bias_relu{"bias-relu-kernel", "separate-bias-relu"};  // with the fold: its shift, the residual and the ReLU in one kernel
 };
 
 /** bn(conv(x)), folded into one convolution when the BatchNorm is frozen and paths.fold is taken (modified_resnet.cc). */
