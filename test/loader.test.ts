@@ -348,6 +348,22 @@ describe('crops kept in memory between epochs (CropMemory)', () => {
     assert.throws(() => new CropMemory(-1), /budgetBytes must be a non-negative integer/);
   });
 
+  test('filled from the disk cache a group at a time: the budget holds there too, the same bytes', async () => {
+    const cacheDir = path.join(tmp, 'cache-memory-budget-disk');
+    await collect(createLoader(dataset, uint8({ cacheDir })));
+    // Batches of 4: the 4 crops of the first group and 2 of the second fit, the other 8 are refused.
+    const memory = new CropMemory(6 * 3 * R * R + 100);
+    const filling = createLoader(dataset, uint8({ cacheDir, memory, batchSize: 4 }));
+    await collect(filling);
+    assert.deepEqual(filling.stats(), { ...filling.stats(), cacheHits: 14, decoded: 0 });
+    assert.deepEqual([memory.size, memory.bytes, memory.refused], [6, 6 * 3 * R * R, 8]);
+    const loader = createLoader(dataset, uint8({ cacheDir, memory, epoch: 1 }));
+    const mixed = await collect(loader);
+    assert.deepEqual(loader.stats(), { ...loader.stats(), memoryHits: 6, cacheHits: 8, decoded: 0 });
+    const decoded = await collect(createLoader(dataset, uint8({ cache: false, epoch: 1 })));
+    mixed.forEach((b, i) => assert.ok(bytes(b).equals(bytes(decoded[i]!)), `batch ${i}`));
+  });
+
   test('a consumer that changes its batches does not change the memory; an edited image is decoded anew', async () => {
     // Filled from the disk cache, whose crops are read into the very buffers that become batches.
     const cacheDir = path.join(tmp, 'cache-memory-consumer');

@@ -192,6 +192,7 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
     for (const i of inMemory) sourcePixelsAt[i] = remembered[i]!.sourcePixels;
     onDisk.forEach((i, j) => (sourcePixelsAt[i] = cached[j]));
     const misses: Promise<void>[] = [];
+    const fromDisk: Array<{ key: CropKey; data: Uint8Array; sourcePixels: number }> = [];
     for (const i of wanted) {
       const sample = members[i]!;
       const sourcePixels = sourcePixelsAt[i];
@@ -204,12 +205,13 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
         if (remembered[i]) stats.memoryHits++;
         else {
           stats.cacheHits++;
-          memory?.keep(keys[i]!, crop, sourcePixels);
+          fromDisk.push({ key: keys[i]!, data: crop, sourcePixels });
         }
         outcomes[i] = { ok: true, sample, crop };
       }
     }
-    await Promise.all(misses);
+    // Before the group's buffer becomes batches, which their consumer may change.
+    await Promise.all([...misses, memory?.keepMany(fromDisk)]);
     return { buffer, outcomes: outcomes as Outcome[] };
   }
 
