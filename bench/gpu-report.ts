@@ -172,6 +172,8 @@ for (const [file, title] of [
   ['loader-shm.md', 'The loader alone, images and cache in memory (/dev/shm)'],
   ['loader-8-threads.md', 'The loader alone, 8 decode threads'],
   ['loader-main-thread.md', 'The loader alone, decoding on the main thread'],
+  ['loader-1-thread.md', 'The loader alone, 1 decode thread'],
+  ['loader-2-arenas.md', "The loader alone, glibc's malloc arenas capped at 2"],
 ]) {
   const text = read(file!);
   if (text) lines.push('', `## ${title}`, '', ...text.trim().split('\n').slice(1));

@@ -157,6 +157,13 @@ cat "$WORK/loader.md" 2>/dev/null | tail -4
 TMPDIR=/dev/shm timeout 120 node --require ./dist/src/util/threadpool.cjs dist/bench/loader.js --images 2048 --epochs 2 --write "$WORK/loader-shm.md" > /dev/null 2>&1
 cat "$WORK/loader-shm.md" 2>/dev/null | tail -4
 timeout 120 node --require ./dist/src/util/threadpool.cjs dist/bench/loader.js --images 2048 --epochs 1 --decode-threads 8 --write "$WORK/loader-8-threads.md" > /dev/null 2>&1
+# Run 3 of 2026-11-27: the first epoch cost 22 ms of CPU per image over all threads there, 5.4 ms on
+# the 2-core development machine. One decode thread says whether the threads slow each other (the
+# CPU per image would fall toward 5 ms); glibc's arenas capped at 2 whether it is the allocator's
+# memory maps and their unmapping across cores.
+timeout 120 node --require ./dist/src/util/threadpool.cjs dist/bench/loader.js --images 512 --epochs 1 --decode-threads 1 --write "$WORK/loader-1-thread.md" > /dev/null 2>&1
+MALLOC_ARENA_MAX=2 timeout 120 node --require ./dist/src/util/threadpool.cjs dist/bench/loader.js --images 1024 --epochs 1 --write "$WORK/loader-2-arenas.md" > /dev/null 2>&1
+tail -1 "$WORK/loader-1-thread.md" "$WORK/loader-2-arenas.md" 2>/dev/null
 [ -n "${QUICK:-}" ] || timeout 120 node --require ./dist/src/util/threadpool.cjs dist/bench/loader.js --images 2048 --epochs 1 --decode-threads 0 --write "$WORK/loader-main-thread.md" > /dev/null 2>&1
 report
 stamp "profiles"
