@@ -22,8 +22,9 @@
 #   PART=a runs the build, doctor, the CUDA tests, the default path, the levers (most wanted first),
 #   parity and the HF peer (PART=check: only up to the first rows of levers, for a short check); PART=b the end-to-end runs, the loader, the profiles and traces (the build is
 #   incremental): two device commands of under 10 minutes each where one would not fit, on the same
-#   warm machine. PART=recheck, after a fix: the CUDA tests, parity, the rows without the bias-relu kernel, the run from
-#   JPEG files and two RN50 profiles (about 4 minutes on a fresh machine).
+#   warm machine. PART=recheck, after a fix: the CUDA tests, parity, RN50 with and without the
+#   bias-relu kernel, the run from JPEG files and two RN50 profiles (about 4.5 minutes on a fresh
+#   machine).
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 WORK=/tmp/gpu-work
@@ -78,8 +79,8 @@ cuda_tests() {
 }
 e2e() { timeout 300 node --require ./dist/src/util/threadpool.cjs dist/bench/e2e-throughput.js --model ViT-B/32 --batch 256 --images 4096 --device cuda --precision bf16 "$@" > /dev/null 2>&1; }
 if [ "$PART" = recheck ]; then
-  # After a fix, one short command: the CUDA tests and parity, the rows without the bias-relu kernel beside the default,
-  # the run from JPEG files, and RN50's kernel profiles with and without bias-relu.
+  # After a fix, one short command: the CUDA tests and parity, RN50's default rows and the rows without
+  # the bias-relu kernel, the run from JPEG files, and RN50's kernel profiles with and without it.
   cuda_tests
   for batch in 256 32; do
     step --model RN50 --batch "$batch"

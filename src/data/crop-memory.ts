@@ -93,7 +93,12 @@ export class CropMemory {
     this.held += bytes;
     // Large enough to come from fresh pages: the copy on the pool, not this thread, touches them.
     const block = new Uint8Array(bytes);
-    await copyPartsInto(fresh.map((c) => c.data), block, fresh.map((c) => c.offset));
+    try {
+      await copyPartsInto(fresh.map((c) => c.data), block, fresh.map((c) => c.offset));
+    } catch (err) {
+      this.held -= bytes;
+      throw err;
+    }
     for (const c of fresh) this.crops.set(c.id, { data: block.subarray(c.offset, c.offset + c.data.byteLength), sourcePixels: c.sourcePixels });
   }
 }
