@@ -43,6 +43,8 @@ interface StepRow {
   kernelMsPerStep?: number;
   kernelsPerStep?: number;
   profile?: Array<{ name: string; calls: number; ms: number; share: number }>;
+  /** Set on a row whose run failed (bench/train-step.ts --json): why. */
+  error?: string;
 }
 
 const { values } = parseArgs({
@@ -87,7 +89,9 @@ function variant(r: StepRow): string {
   return parts.join(', ');
 }
 
-const steps = jsonLines<StepRow>('train-step.jsonl');
+const stepRows = jsonLines<StepRow>('train-step.jsonl');
+const steps = stepRows.filter((r) => r.error === undefined);
+const failedSteps = stepRows.filter((r) => r.error !== undefined);
 const peers = jsonLines<StepRow>('hf-peer.jsonl');
 const shortRuns = jsonLines<StepRow>('short-runs.jsonl');
 const doctor = (() => {
@@ -126,6 +130,10 @@ for (const r of steps) {
   );
 }
 if (steps.length === 0) lines.push('| (no train-step results in this run) |||||||||||');
+if (failedSteps.length > 0) {
+  lines.push('', '## Train-step runs that failed', '', '| model | batch | experiments | error |', '|---|---:|---|---|');
+  for (const r of failedSteps) lines.push(`| ${r.model} | ${r.batch} | ${r.experiments || '–'} | ${r.error!.replace(/\|/g, '\\|').replace(/\n/g, ' ')} |`);
+}
 
 const leverLines = leverDeltas(steps).map(
   ({ row, lever, base, msDelta, imagesPercent }) =>

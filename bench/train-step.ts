@@ -43,6 +43,17 @@ const { values } = parseArgs({
   },
 });
 
+// With --json a failed run is a row too, saying why (bench/gpu-report.ts lists it), not only a stack
+// trace beside the rows.
+if (values.json) {
+  process.on('uncaughtException', (err) => {
+    const { model, batch, device, precision } = values;
+    const experiments = process.env.CLIP_NATIVE_EXPERIMENTS ?? '';
+    process.stdout.write(JSON.stringify({ model, batch: Number(batch), device, precision, eager: values.eager, experiments, error: err.message }) + '\n');
+    process.exitCode = 1;
+  });
+}
+
 const batch = Number(values.batch);
 const config = architecture(values.model!);
 const r = config.image_resolution;
