@@ -58,10 +58,7 @@ export class CropMemory {
   keep(key: CropKey, data: Uint8Array, sourcePixels: number): boolean {
     const id = memoryKey(key);
     if (this.crops.has(id)) return true;
-    if (this.held + data.byteLength > this.budgetBytes) {
-      this.refusals++;
-      return false;
-    }
+    if (!this.admits(data.byteLength)) return false;
     // A copy, not data.slice(): on a Buffer (the loader's batch buffers are) slice is a view.
     this.crops.set(id, { data: new Uint8Array(data), sourcePixels });
     this.held += data.byteLength;
@@ -80,11 +77,7 @@ export class CropMemory {
     let bytes = 0;
     for (const { key, data, sourcePixels } of crops) {
       const id = memoryKey(key);
-      if (this.crops.has(id)) continue;
-      if (this.held + bytes + data.byteLength > this.budgetBytes) {
-        this.refusals++;
-        continue;
-      }
+      if (this.crops.has(id) || !this.admits(data.byteLength, bytes)) continue;
       fresh.push({ id, data, sourcePixels, offset: bytes });
       bytes += data.byteLength;
     }
@@ -100,6 +93,13 @@ export class CropMemory {
       throw err;
     }
     for (const c of fresh) this.crops.set(c.id, { data: block.subarray(c.offset, c.offset + c.data.byteLength), sourcePixels: c.sourcePixels });
+  }
+
+  /** Whether `bytes` more fit the budget beside `pending` bytes about to be held; a refusal is counted if not. */
+  private admits(bytes: number, pending = 0): boolean {
+    if (this.held + pending + bytes <= this.budgetBytes) return true;
+    this.refusals++;
+    return false;
   }
 }
 

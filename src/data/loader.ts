@@ -205,7 +205,7 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
         if (remembered[i]) stats.memoryHits++;
         else {
           stats.cacheHits++;
-          fromDisk.push({ key: keys[i]!, data: crop, sourcePixels });
+          if (memory) fromDisk.push({ key: keys[i]!, data: crop, sourcePixels });
         }
         outcomes[i] = { ok: true, sample, crop };
       }
