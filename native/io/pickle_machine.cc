@@ -16,7 +16,7 @@ using Kind = Object::Kind;
 
 class Machine {
  public:
-  Machine(const std::string& data, PickleHooks& hooks) : data_(data), hooks_(hooks) {}
+  Machine(const std::string& data, PickleHooks& hooks, const Limits& limits) : data_(data), hooks_(hooks), limits_(limits) {}
 
   Ref run() {
     for (;;) {
@@ -126,13 +126,9 @@ class Machine {
           break;
         }
         case 'Q': push(hooks_.persistent_load(pop())); break;
-        case 'q': memo_[read_le(1)] = top(); break;
-        case 'r': memo_[read_le(4)] = top(); break;
-        case 0x94: {
-          uint64_t index = memo_.size();
-          memo_[index] = top();
-          break;
-        }
+        case 'q': memo_put(read_le(1)); break;
+        case 'r': memo_put(read_le(4)); break;
+        case 0x94: memo_put(memo_.size()); break;
         case 'h': push(memo_get(read_le(1))); break;
         case 'j': push(memo_get(read_le(4))); break;
         default: {
@@ -188,7 +184,12 @@ class Machine {
     return s;
   }
 
-  void push(Ref o) { stack_.push_back(std::move(o)); }
+  void push(Ref o) {
+    // Every opcode pushes at most once, so this counts the objects built (and the memo's re-uses).
+    if (++pushed_ > limits_.max_objects)
+      fail("more than " + std::to_string(limits_.max_objects) + " objects; refused as a resource bomb", op_at_);
+    stack_.push_back(std::move(o));
+  }
   void push_bool(bool b) {
     auto o = Object::make(Kind::Bool);
     o->boolean = b;
@@ -244,6 +245,11 @@ class Machine {
     if (flat.size() % 2) fail("odd number of items for a dict", op_at_);
     for (size_t i = 0; i < flat.size(); i += 2) dict->entries.emplace_back(flat[i], flat[i + 1]);
   }
+  void memo_put(uint64_t index) {
+    if (memo_.size() >= limits_.max_memo && !memo_.count(index))
+      fail("more than " + std::to_string(limits_.max_memo) + " memo entries; refused as a resource bomb", op_at_);
+    memo_[index] = top();
+  }
   Ref memo_get(uint64_t index) {
     auto it = memo_.find(index);
     if (it == memo_.end()) fail("memo entry " + std::to_string(index) + " was never stored", op_at_);
@@ -252,6 +258,8 @@ class Machine {
 
   const std::string& data_;
   PickleHooks& hooks_;
+  const Limits limits_;
+  size_t pushed_ = 0;
   size_t pos_ = 0;
   size_t op_at_ = 0;
   std::vector<Ref> stack_;
@@ -275,10 +283,31 @@ const char* kind_name(Object::Kind kind) {
     case Kind::Global: return "global";
     case Kind::Tensor: return "tensor";
     case Kind::Storage: return "storage";
+    case Kind::Record: return "TorchScript object";
   }
   return "?";
 }
 
-Ref unpickle(const std::string& data, PickleHooks& hooks) { return Machine(data, hooks).run(); }
+Object::~Object() {
+  // The outermost destructor on this thread owns the list; the ones it triggers only add to it.
+  static thread_local std::vector<Ref>* pending = nullptr;
+  std::vector<Ref> mine;
+  const bool outermost = pending == nullptr;
+  if (outermost) pending = &mine;
+  for (auto& item : items) pending->push_back(std::move(item));
+  for (auto& [key, value] : entries) {
+    pending->push_back(std::move(key));
+    pending->push_back(std::move(value));
+  }
+  if (!outermost) return;
+  while (!mine.empty()) {
+    Ref next = std::move(mine.back());
+    mine.pop_back();
+    next.reset();  // may push its own children onto `mine`
+  }
+  pending = nullptr;
+}
+
+Ref unpickle(const std::string& data, PickleHooks& hooks, const Limits& limits) { return Machine(data, hooks, limits).run(); }
 
 }  // namespace clip::io::pickle

@@ -1,7 +1,9 @@
 // A restricted pickle virtual machine. It builds a tree of plain Python-like
 // objects and never imports anything itself: every GLOBAL, call (REDUCE /
 // NEWOBJ), BUILD and persistent id goes through PickleHooks, which decide
-// what is allowed. Unknown opcodes are refused.
+// what is allowed. Unknown opcodes are refused. The machine is iterative and
+// bounded (objects, memo entries), and so is the destruction of what it built:
+// a stranger's pickle can nest a million levels deep.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -19,7 +21,9 @@ struct Object;
 using Ref = std::shared_ptr<Object>;
 
 struct Object {
-  enum class Kind { None, Bool, Int, Float, String, Bytes, Tuple, List, Dict, Global, Tensor, Storage };
+  // Record: an instance of a TorchScript class (`__torch__.*`), kept as inert data: its class name in
+  // `text`, its attributes (from BUILD) in `entries`. Nothing of the class's code is ever looked at.
+  enum class Kind { None, Bool, Int, Float, String, Bytes, Tuple, List, Dict, Global, Tensor, Storage, Record };
   Kind kind = Kind::None;
   bool boolean = false;
   int64_t integer = 0;
@@ -36,6 +40,13 @@ struct Object {
     o->kind = kind;
     return o;
   }
+
+  Object() = default;
+  Object(const Object&) = delete;
+  Object& operator=(const Object&) = delete;
+  // Hands the children to the outermost destructor on this thread, which releases them in a loop:
+  // the default, recursive destruction overflows the stack on deeply nested input.
+  ~Object();
 };
 
 const char* kind_name(Object::Kind kind);
@@ -49,8 +60,15 @@ class PickleHooks {
   virtual void build(const Ref& object, const Ref& state) = 0;
 };
 
+// What one pickle may build. Each opcode makes at most one object, so these bound the machine's
+// memory whatever the input; real state dicts use a few thousand of each.
+struct Limits {
+  size_t max_objects = 2'000'000;
+  size_t max_memo = 1'000'000;
+};
+
 // Runs the pickle in `data` to its STOP opcode. Throws std::runtime_error
 // (without a file name; callers add it) on malformed or refused input.
-Ref unpickle(const std::string& data, PickleHooks& hooks);
+Ref unpickle(const std::string& data, PickleHooks& hooks, const Limits& limits = {});
 
 }  // namespace clip::io::pickle

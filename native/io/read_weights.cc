@@ -5,7 +5,6 @@
 
 #include <ATen/ATen.h>
 
-#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -86,7 +85,7 @@ void strip_common_module_prefix(std::vector<NamedTensor>& tensors) {
 }  // namespace
 
 TensorFile read_weights(const std::string& path) {
-  if (std::filesystem::is_directory(path)) throw std::runtime_error(path + ": is a directory, not a weight file");
+  require_regular_file(path);
   TensorFile result;
   if (looks_like_zip(path)) {
     bool torchscript;

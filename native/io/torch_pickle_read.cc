@@ -1,10 +1,11 @@
 // read_torch_pickle: the zip container torch.save writes, unpickled with an
 // allow-list of globals. Anything else is refused by name, which is what
-// keeps a stranger's checkpoint from running code.
+// keeps a stranger's checkpoint from running code. unpickle_torch_record is
+// the same machine for TorchScript archives (torchscript.cc).
 #include "weights.h"
 
 #include "dtype_names.h"
-#include "pickle_machine.h"
+#include "torch_pickle.h"
 #include "zip_records.h"
 
 #include <ATen/ATen.h>
@@ -21,6 +22,9 @@ using pickle::Ref;
 using Kind = Object::Kind;
 
 constexpr int kMaxNesting = 200;
+// Objects a conversion may produce: the memo lets a few bytes refer to one list many times over
+// ("billion laughs"), which the conversion would copy each time.
+constexpr size_t kMaxConvertedObjects = 4'000'000;
 
 Ref make_global(const std::string& full_name) {
   auto g = Object::make(Kind::Global);
@@ -101,12 +105,28 @@ at::Tensor tensor_on_storage(const Ref& storage, const Ref& offset_obj, const Re
   return t;
 }
 
+bool is_torchscript_class(const std::string& module) {
+  // torch.classes are C++ classes with native __setstate__ code: never data.
+  return module.rfind("__torch__.", 0) == 0 && module.rfind("__torch__.torch.classes", 0) != 0;
+}
+
+// What TorchScript's pickler adds for typed containers: the value itself is the data.
+constexpr const char* kTorchScriptContainerGlobals[] = {
+    "torch.jit._pickle.restore_type_tag", "torch.jit._pickle.build_intlist", "torch.jit._pickle.build_doublelist",
+    "torch.jit._pickle.build_boollist", "torch.jit._pickle.build_tensorlist"};
+
 class TorchPickleHooks final : public pickle::PickleHooks {
  public:
-  explicit TorchPickleHooks(ZipRecords& zip) : zip_(zip) {}
+  TorchPickleHooks(ZipRecords& zip, std::string storage_dir, PickleFlavour flavour)
+      : zip_(zip), storage_dir_(std::move(storage_dir)), flavour_(flavour) {}
 
   Ref find_class(const std::string& module, const std::string& name) override {
     const std::string full = module + "." + name;
+    if (flavour_ == PickleFlavour::kTorchScript) {
+      if (is_torchscript_class(module)) return make_global(full);
+      for (const char* g : kTorchScriptContainerGlobals)
+        if (full == g) return make_global(full);
+    }
     static const char* const allowed[] = {
         "collections.OrderedDict",
         "torch._utils._rebuild_tensor_v2",
@@ -136,6 +156,23 @@ class TorchPickleHooks final : public pickle::PickleHooks {
     if (f == "collections.OrderedDict") {
       want(0, 0);
       return Object::make(Kind::Dict);
+    }
+    if (flavour_ == PickleFlavour::kTorchScript) {
+      if (f.rfind("__torch__.", 0) == 0) {
+        want(0, 0);  // NEWOBJ of a module with no arguments; BUILD gives it its attributes
+        auto o = Object::make(Kind::Record);
+        o->text = f;
+        return o;
+      }
+      if (f == "torch.jit._pickle.restore_type_tag") {
+        want(2, 2);
+        return a[0];
+      }
+      if (f.rfind("torch.jit._pickle.build_", 0) == 0) {
+        want(1, 1);
+        if (a[0]->kind != Kind::List) throw std::runtime_error(f + " of a " + pickle::kind_name(a[0]->kind));
+        return a[0];
+      }
     }
     if (f == "torch._utils._rebuild_tensor_v2" || f == "torch._utils._rebuild_tensor") {
       // (storage, offset, size, stride[, requires_grad, backward_hooks[, metadata]])
@@ -197,11 +234,11 @@ class TorchPickleHooks final : public pickle::PickleHooks {
     if (cached != storages_.end()) {
       o->storage = cached->second;  // the same bytes, shared: views of one tensor stay views
     } else {
-      o->storage = zip_.storage("data/" + key->text);
+      o->storage = zip_.storage(storage_dir_ + key->text);
       storages_.emplace(key->text, o->storage);
     }
     if (numel < 0 || static_cast<uint64_t>(numel) * c10::elementSize(dtype) > o->storage.nbytes())
-      throw std::runtime_error("storage data/" + key->text + " holds " + std::to_string(o->storage.nbytes()) +
+      throw std::runtime_error("storage " + storage_dir_ + key->text + " holds " + std::to_string(o->storage.nbytes()) +
                                " bytes, fewer than its " + std::to_string(numel) + " elements need");
     return o;
   }
@@ -209,7 +246,7 @@ class TorchPickleHooks final : public pickle::PickleHooks {
   void build(const Ref& object, const Ref& state) override {
     // state_dict() OrderedDicts carry a `_metadata` attribute (module versions); it is not data.
     if (object->kind == Kind::Dict) return;
-    (void)state;
+    if (object->kind == Kind::Record) return build_record(object, state);
     throw std::runtime_error("refusing BUILD on a " + std::string(pickle::kind_name(object->kind)));
   }
 
@@ -226,12 +263,29 @@ class TorchPickleHooks final : public pickle::PickleHooks {
     return out;
   }
 
+  // A TorchScript module's attributes come as one dict. Any other state is what a class's own
+  // __getstate__ wrote, which only its __setstate__ code could interpret: refused, never run.
+  static void build_record(const Ref& record, const Ref& state) {
+    if (state->kind != Kind::Dict)
+      throw std::runtime_error("'" + record->text + "' carries a " + pickle::kind_name(state->kind) +
+                               " as its state, which only its own __setstate__ code could read; refused");
+    if (!record->entries.empty()) throw std::runtime_error("'" + record->text + "' is built twice");
+    for (const auto& [key, value] : state->entries) {
+      if (key->kind != Kind::String) throw std::runtime_error("'" + record->text + "' has an attribute named by a " + pickle::kind_name(key->kind));
+      record->entries.emplace_back(key, value);
+    }
+  }
+
   ZipRecords& zip_;
+  const std::string storage_dir_;
+  const PickleFlavour flavour_;
   std::unordered_map<std::string, c10::Storage> storages_;
 };
 
-c10::IValue to_ivalue(const Ref& o, int depth) {
-  if (depth > kMaxNesting) throw std::runtime_error("pickle nests too deeply (or refers to itself)");
+c10::IValue to_ivalue(const Ref& o, int depth, size_t& converted) {
+  if (depth > kMaxNesting) throw std::runtime_error("pickle nests more than " + std::to_string(kMaxNesting) + " levels deep (or refers to itself)");
+  if (++converted > kMaxConvertedObjects)
+    throw std::runtime_error("pickle expands to more than " + std::to_string(kMaxConvertedObjects) + " objects (one object referred to many times over); refused as a resource bomb");
   switch (o->kind) {
     case Kind::None: return {};
     case Kind::Bool: return o->boolean;
@@ -242,12 +296,12 @@ c10::IValue to_ivalue(const Ref& o, int depth) {
     case Kind::Tensor: return o->tensor;
     case Kind::Tuple: {
       std::vector<c10::IValue> items;
-      for (const auto& i : o->items) items.push_back(to_ivalue(i, depth + 1));
+      for (const auto& i : o->items) items.push_back(to_ivalue(i, depth + 1, converted));
       return c10::ivalue::Tuple::create(std::move(items));
     }
     case Kind::List: {
       c10::impl::GenericList list(c10::AnyType::get());
-      for (const auto& i : o->items) list.push_back(to_ivalue(i, depth + 1));
+      for (const auto& i : o->items) list.push_back(to_ivalue(i, depth + 1, converted));
       return list;
     }
     case Kind::Dict: {
@@ -255,7 +309,7 @@ c10::IValue to_ivalue(const Ref& o, int depth) {
       for (const auto& [k, v] : o->entries) {
         if (k->kind != Kind::String && k->kind != Kind::Int && k->kind != Kind::Float && k->kind != Kind::Bool)
           throw std::runtime_error(std::string("dict key of type ") + pickle::kind_name(k->kind) + " is not supported");
-        dict.insert_or_assign(to_ivalue(k, depth + 1), to_ivalue(v, depth + 1));
+        dict.insert_or_assign(to_ivalue(k, depth + 1, converted), to_ivalue(v, depth + 1, converted));
       }
       return dict;
     }
@@ -265,11 +319,21 @@ c10::IValue to_ivalue(const Ref& o, int depth) {
       throw std::runtime_error("a bare '" + o->text + "' is not data");
     }
     case Kind::Storage: throw std::runtime_error("a bare storage (not wrapped in a tensor) is not supported");
+    case Kind::Record: throw std::runtime_error("a TorchScript object ('" + o->text + "') is not data here");
   }
   return {};
 }
 
 }  // namespace
+
+pickle::Ref unpickle_torch_record(ZipRecords& zip, const std::string& record, const std::string& storage_dir, PickleFlavour flavour) {
+  TorchPickleHooks hooks(zip, storage_dir, flavour);
+  try {
+    return pickle::unpickle(zip.text(record), hooks);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(record + ": " + e.what());
+  }
+}
 
 c10::IValue read_torch_pickle(const std::string& path) {
   try {
@@ -277,8 +341,8 @@ c10::IValue read_torch_pickle(const std::string& path) {
     if (zip.has("byteorder") && zip.text("byteorder") != "little")
       throw std::runtime_error("big-endian checkpoints are not supported");
     if (!zip.has("data.pkl")) throw std::runtime_error("no data.pkl record (not a torch.save file)");
-    TorchPickleHooks hooks(zip);
-    return to_ivalue(pickle::unpickle(zip.text("data.pkl"), hooks), 0);
+    size_t converted = 0;
+    return to_ivalue(unpickle_torch_record(zip, "data.pkl", "data/", PickleFlavour::kTorchSave), 0, converted);
   } catch (const c10::Error& e) {
     throw std::runtime_error(path + ": " + e.what_without_backtrace());
   } catch (const std::runtime_error& e) {

@@ -44,9 +44,11 @@ c10::IValue read_torch_pickle(const std::string& path);
 // storage each. Replaces `path` atomically.
 void write_torch_pickle(const std::string& path, const c10::IValue& value);
 
-// torch::jit::load, then parameters and buffers in state_dict() order, plus
-// the int attributes OpenAI's archives carry (input_resolution,
-// context_length, vocab_size) as 0-dim int64 tensors.
+// A TorchScript archive (OpenAI's released .pt files) read as data, never as
+// code: data.pkl through the same restricted unpickler as torch.save files,
+// its modules' tensors in state_dict() order, plus the int attributes OpenAI's
+// archives carry (input_resolution, context_length, vocab_size) as 0-dim int64
+// tensors. An archive whose code defines __setstate__ is refused.
 TensorFile read_torchscript(const std::string& path);
 
 // Sniffs the format by content and returns a flat state dict: for pickles the

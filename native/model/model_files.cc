@@ -1,5 +1,7 @@
 #include "model/model_files.h"
 
+#include <ATen/ATen.h>
+
 #include <stdexcept>
 
 #include "io/hf_names.h"
@@ -23,6 +25,17 @@ std::vector<io::NamedTensor> to_named(const NamedTensors& pairs) {
   return out;
 }
 
+// One NaN or Inf weight makes every output NaN, silently: refused at load, naming the tensor.
+void refuse_non_finite(const std::string& path, const NamedTensors& weights) {
+  for (const auto& [name, tensor] : weights) {
+    if (!at::isFloatingType(tensor.scalar_type()) || at::isfinite(tensor).all().item<bool>()) continue;
+    const int64_t nan = at::isnan(tensor).sum().item<int64_t>();
+    const int64_t inf = tensor.numel() - nan - at::isfinite(tensor).sum().item<int64_t>();
+    throw std::invalid_argument(path + ": tensor '" + name + "' holds " + std::to_string(nan) + " NaN and " + std::to_string(inf) +
+                                " infinite value(s) of " + std::to_string(tensor.numel()) + "; a model with them gives NaN outputs, so it is refused");
+  }
+}
+
 }  // namespace
 
 LoadedModel load_model_file(const std::string& path, const std::optional<ClipConfig>& config, bool strict) {
@@ -36,6 +49,7 @@ LoadedModel load_model_file(const std::string& path, const std::optional<ClipCon
     loaded.hf_names = true;
   }
   NamedTensors weights = to_pairs(tensors);
+  refuse_non_finite(path, weights);
 
   ClipConfig resolved;
   if (config) {
