@@ -1,5 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 
+import { formatKinds } from '../train/bad-data.js';
 import { readConfigFile, resolveConfig, type TrainConfig } from '../train/config.js';
 import { train } from '../train/loop.js';
 import { createTrainProgress } from './train-progress.js';
@@ -58,6 +59,7 @@ export function registerTrain(program: Command): void {
     .option('--no-cache', 'do not cache preprocessed images on disk')
     .option('--memory-cache <MiB>', 'MiB of preprocessed images kept in memory between epochs (default auto: a quarter of the memory, at most half of the free; 0: none)', autoOrNumber)
     .option('--strict', 'fail on the first unreadable image instead of skipping it')
+    .option('--max-bad-fraction <f>', 'stop when more than this fraction of a split is unreadable, or all of it (default 0.01; every skipped entry is listed in <out>/skipped.tsv)', num)
     .option('--log-every <n>', 'log every n batches (default 4)', num)
     .option('--weights-every <n>', 'weight files every n epochs and after the last (default 1: every epoch; 0: the last only)', num)
     .option('--checkpoint-every <n>', 'full checkpoint every n epochs (default 4; 0: only at the end)', num)
@@ -117,12 +119,14 @@ export function registerTrain(program: Command): void {
           lastWeights: result.weights.at(-1),
           lastCheckpoint: result.checkpoints.at(-1),
           evals: result.evals.map((e) => ({ epoch: e.epoch, top1: e.top1, top5: e.top5 })),
+          skipped: result.skipped,
         };
         if (json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
         else {
           process.stderr.write(
             `${result.interrupted ? 'interrupted' : 'done'}: ${result.epochsCompleted}/${result.config.epochs} epochs, ${result.optimizerSteps} optimizer steps` +
-              `${result.skippedSteps ? ` (${result.skippedSteps} skipped)` : ''}; weights ${summary.lastWeights ?? '-'}; checkpoint ${summary.lastCheckpoint ?? '-'}\n`,
+              `${result.skippedSteps ? ` (${result.skippedSteps} skipped)` : ''}; weights ${summary.lastWeights ?? '-'}; checkpoint ${summary.lastCheckpoint ?? '-'}` +
+              `${result.skipped.total ? `; ${result.skipped.total} entries skipped (${formatKinds(result.skipped.byKind)}), listed in ${result.skipped.file}` : ''}\n`,
           );
         }
         if (result.interrupted) process.exitCode = 130;

@@ -1,6 +1,15 @@
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { DatasetError, finishDataset, isInside, type Dataset, type DatasetProblem, type Sample } from './dataset.js';
+import {
+  DatasetError,
+  finishDataset,
+  isInside,
+  normaliseListedPath,
+  readUtf8ListFile,
+  refuseEscapingPaths,
+  type Dataset,
+  type DatasetProblem,
+  type Sample,
+} from './dataset.js';
 
 /**
  * The blog's layout (Food-101 style): `meta/train.txt` and `meta/test.txt` list `class_name/image_stem`,
@@ -29,20 +38,22 @@ export async function loadBlogLayout(root: string, options: BlogLayoutOptions = 
   const imagesRoot = path.resolve(root, options.imagesDir ?? 'images');
   const ext = options.ext ?? 'jpg';
   const problems: DatasetProblem[] = [];
+  const pathErrors: DatasetProblem[] = [];
   const lists = new Map<string, { file: string; entries: ListEntry[] }>();
 
   for (const name of SPLITS) {
     const file = path.join(root, 'meta', `${name}.txt`);
     let text: string;
     try {
-      text = await fs.readFile(file, 'utf8');
+      text = await readUtf8ListFile(file);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       if (name === split) throw new DatasetError(`${file}: split list not found (expected meta/${name}.txt under ${root})`);
       continue; // the other split is optional
     }
-    lists.set(name, { file, entries: parseList(text, file, imagesRoot, ext, problems) });
+    lists.set(name, { file, entries: parseList(text, file, imagesRoot, ext, problems, pathErrors) });
   }
+  refuseEscapingPaths(pathErrors);
 
   const wanted = lists.get(split)!;
   if (wanted.entries.length === 0) problems.push({ file: wanted.file, line: 0, message: 'empty split: no entries' });
@@ -56,31 +67,38 @@ export async function loadBlogLayout(root: string, options: BlogLayoutOptions = 
   });
 }
 
-function parseList(text: string, file: string, imagesRoot: string, ext: string, problems: DatasetProblem[]): ListEntry[] {
+function parseList(text: string, file: string, imagesRoot: string, ext: string, problems: DatasetProblem[], pathErrors: DatasetProblem[]): ListEntry[] {
   const entries: ListEntry[] = [];
   const seen = new Map<string, number>();
-  const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
+  const lines = text.split(/\r?\n/);
   lines.forEach((raw, i) => {
     const line = i + 1;
     const entry = raw.trim();
     if (entry === '' || entry.startsWith('#')) return;
-    const slash = entry.indexOf('/');
-    if (slash <= 0 || slash === entry.length - 1) {
-      problems.push({ file, line, message: `expected "class_name/image_stem", got ${JSON.stringify(entry)}` });
+    const normalised = normaliseListedPath(entry);
+    if ('error' in normalised) {
+      pathErrors.push({ file, line, message: `${JSON.stringify(entry)} ${normalised.error} (relative to ${imagesRoot})` });
       return;
     }
-    const image = path.resolve(imagesRoot, ext ? `${entry}.${ext}` : entry);
-    if (path.isAbsolute(entry) || !isInside(imagesRoot, image)) {
-      problems.push({ file, line, message: `${JSON.stringify(entry)} points outside the image folder ${imagesRoot}; skipped` });
+    const relative = normalised.path;
+    const slash = relative.indexOf('/');
+    if (slash <= 0) {
+      problems.push({ file, line, kind: 'malformed', message: `expected "class_name/image_stem", got ${JSON.stringify(entry)}; skipped` });
+      return;
+    }
+    const image = path.resolve(imagesRoot, ext ? `${relative}.${ext}` : relative);
+    if (!isInside(imagesRoot, image)) {
+      // Unreachable after normalisation; kept so that no later change can make it silent.
+      pathErrors.push({ file, line, message: `${JSON.stringify(entry)} points outside the image folder ${imagesRoot}` });
       return;
     }
     const first = seen.get(image);
     if (first !== undefined) {
-      problems.push({ file, line, message: `duplicate entry ${JSON.stringify(entry)} (first on line ${first}); skipped` });
+      problems.push({ file, line, kind: 'duplicate', message: `duplicate entry ${JSON.stringify(entry)} (first on line ${first}); skipped` });
       return;
     }
     seen.set(image, line);
-    entries.push({ label: entry.slice(0, slash), image, line });
+    entries.push({ label: relative.slice(0, slash), image, line });
   });
   return entries;
 }

@@ -46,6 +46,14 @@ async function isDirectory(p: string): Promise<boolean> {
 
 async function readDirSorted(dir: string): Promise<Dirent[]> {
   const entries = await fs.readdir(dir, { withFileTypes: true });
+  // Node reads a name that is not UTF-8 with replacement characters: a label that is not the
+  // folder's name, a path that names no file. Refused, as lists that are not UTF-8 are.
+  const garbled = entries.filter((e) => e.name.includes('\uFFFD'));
+  if (garbled.length > 0) {
+    throw new DatasetError(
+      `${dir}: file names that are not valid UTF-8 (rename them): ${garbled.map((e) => JSON.stringify(e.name)).join(', ')}`,
+    );
+  }
   return entries.filter((e) => !e.name.startsWith('.')).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
@@ -61,14 +69,14 @@ async function scanClassFolders(dir: string, problems: DatasetProblem[]): Promis
   for (const entry of entries) {
     const full = path.join(dir, entry.name);
     if (!entry.isDirectory()) {
-      problems.push({ file: full, line: 0, message: 'file outside any class folder; ignored' });
+      problems.push({ file: full, line: 0, kind: 'not-an-image', message: 'file outside any class folder; ignored' });
       continue;
     }
     let count = 0;
     for (const file of await readDirSorted(full)) {
       const image = path.join(full, file.name);
       if (!IMAGE_EXTENSIONS.has(path.extname(file.name).toLowerCase()) || file.isDirectory()) {
-        problems.push({ file: image, line: 0, message: `not an image (${[...IMAGE_EXTENSIONS].join(' ')}); ignored` });
+        problems.push({ file: image, line: 0, kind: 'not-an-image', message: `not an image (${[...IMAGE_EXTENSIONS].join(' ')}); ignored` });
         continue;
       }
       samples.push({ image, label: entry.name, source: { file: image, line: 0 } });

@@ -1,7 +1,17 @@
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { parseDelimited } from './csv.js';
-import { DatasetError, finishDataset, isInside, type Dataset, type DatasetKind, type DatasetProblem, type Sample } from './dataset.js';
+import {
+  DatasetError,
+  finishDataset,
+  isInside,
+  normaliseListedPath,
+  readUtf8ListFile,
+  refuseEscapingPaths,
+  type Dataset,
+  type DatasetKind,
+  type DatasetProblem,
+  type Sample,
+} from './dataset.js';
 
 /**
  * A table of images: CSV, TSV or JSONL, one row per image with a path relative to the table file
@@ -38,8 +48,8 @@ export async function loadTableLayout(file: string, format: 'csv' | 'tsv' | 'jso
   file = path.resolve(file);
   const root = path.dirname(file);
   const problems: DatasetProblem[] = [];
-  const text = await fs.readFile(file, 'utf8').catch((err: Error) => {
-    throw new DatasetError(`${file}: cannot read (${err.message})`);
+  const text = await readUtf8ListFile(file).catch((err: Error) => {
+    throw err instanceof DatasetError ? err : new DatasetError(`${file}: cannot read (${err.message})`);
   });
   const { header, rows } = format === 'jsonl' ? readJsonl(text, file, problems) : readDelimited(text, file, format === 'csv' ? ',' : '\t', problems);
 
@@ -66,12 +76,23 @@ export async function loadTableLayout(file: string, format: 'csv' | 'tsv' | 'jso
   // Labels of every split, so class indices agree between train and test.
   const allLabels: string[] = [];
   const seen = new Map<string, number>();
+  // Every row's path is checked, whatever its split: one that leaves the folder is an error.
+  const images = new Map<Row, string>();
+  const pathErrors: DatasetProblem[] = [];
+  for (const row of rows) {
+    const imageValue = row.values.get(imageColumn);
+    if (typeof imageValue !== 'string' || imageValue.trim() === '') continue;
+    const resolved = resolveImagePath(root, imageValue.trim());
+    if ('error' in resolved) pathErrors.push({ file, line: row.line, message: `${JSON.stringify(imageValue)} ${resolved.error} (relative to ${root})` });
+    else images.set(row, resolved.image);
+  }
+  refuseEscapingPaths(pathErrors);
   for (const row of rows) {
     const imageValue = row.values.get(imageColumn);
     if (splitColumn) {
       const split = String(row.values.get(splitColumn) ?? '').trim().toLowerCase();
       if (!SPLIT_VALUES.has(split)) {
-        problems.push({ file, line: row.line, message: `${JSON.stringify(splitColumn)} must be train or test, got ${JSON.stringify(split)}; skipped` });
+        problems.push({ file, line: row.line, kind: 'unknown-split', message: `${JSON.stringify(splitColumn)} must be train or test, got ${JSON.stringify(split)}; skipped` });
         continue;
       }
       const label = row.values.get(textColumn);
@@ -81,24 +102,20 @@ export async function loadTableLayout(file: string, format: 'csv' | 'tsv' | 'jso
     const textValue = row.values.get(textColumn);
     const at = { file, line: row.line };
     if (typeof imageValue !== 'string' || imageValue.trim() === '') {
-      problems.push({ ...at, message: `empty or missing ${JSON.stringify(imageColumn)}; skipped` });
+      problems.push({ ...at, kind: 'malformed', message: `empty or missing ${JSON.stringify(imageColumn)}; skipped` });
       continue;
     }
     const value = typeof textValue === 'number' ? String(textValue) : textValue;
     if (typeof value !== 'string' || value.trim() === '') {
-      problems.push({ ...at, message: `empty or missing ${JSON.stringify(textColumn)}; skipped` });
+      problems.push({ ...at, kind: 'malformed', message: `empty or missing ${JSON.stringify(textColumn)}; skipped` });
       continue;
     }
-    const image = path.resolve(root, imageValue.trim());
-    if (!isInside(root, image)) {
-      problems.push({ ...at, message: `${JSON.stringify(imageValue)} points outside ${root}; skipped` });
-      continue;
-    }
+    const image = images.get(row)!;
     // The same image may carry several captions; only a repeated (image, text) pair is a duplicate.
     const key = `${image}\u0000${value}`;
     const first = seen.get(key);
     if (first !== undefined) {
-      problems.push({ ...at, message: `duplicate entry ${JSON.stringify(imageValue)} (first on line ${first}); skipped` });
+      problems.push({ ...at, kind: 'duplicate', message: `duplicate entry ${JSON.stringify(imageValue)} (first on line ${first}); skipped` });
       continue;
     }
     seen.set(key, row.line);
@@ -113,10 +130,25 @@ export async function loadTableLayout(file: string, format: 'csv' | 'tsv' | 'jso
   });
 }
 
+/**
+ * A table's image path: relative to the table's folder (normalised, see normaliseListedPath), or
+ * absolute inside that folder. Anything that leaves the folder is refused with the reason.
+ */
+function resolveImagePath(root: string, value: string): { image: string } | { error: string } {
+  if (path.isAbsolute(value)) {
+    const image = path.normalize(value);
+    if (value.split(/[\\/]/).includes('..')) return { error: "contains a '..' segment; paths must stay inside the dataset" };
+    return isInside(root, image) ? { image } : { error: 'is an absolute path outside the table\'s folder' };
+  }
+  const normalised = normaliseListedPath(value);
+  if ('error' in normalised) return normalised;
+  return { image: path.resolve(root, normalised.path) };
+}
+
 function readDelimited(text: string, file: string, delimiter: string, problems: DatasetProblem[]): { header: Set<string>; rows: Row[] } {
   const parsed = parseDelimited(text, delimiter);
   if (parsed.unterminatedQuoteLine !== undefined) {
-    problems.push({ file, line: parsed.unterminatedQuoteLine, message: 'quoted field never closed; the rest of the file is ignored' });
+    problems.push({ file, line: parsed.unterminatedQuoteLine, kind: 'malformed', message: 'quoted field never closed; the rest of the file is ignored' });
   }
   const [headerRecord, ...records] = parsed.records;
   if (!headerRecord) return { header: new Set(), rows: [] };
@@ -124,7 +156,7 @@ function readDelimited(text: string, file: string, delimiter: string, problems: 
   const rows: Row[] = [];
   for (const record of records) {
     if (record.fields.length !== names.length) {
-      problems.push({ file, line: record.line, message: `expected ${names.length} fields, found ${record.fields.length}; skipped` });
+      problems.push({ file, line: record.line, kind: 'malformed', message: `expected ${names.length} fields, found ${record.fields.length}; skipped` });
       continue;
     }
     rows.push({ line: record.line, values: new Map(names.map((n, i) => [n, record.fields[i]])) });
@@ -135,17 +167,17 @@ function readDelimited(text: string, file: string, delimiter: string, problems: 
 function readJsonl(text: string, file: string, problems: DatasetProblem[]): { header: Set<string>; rows: Row[] } {
   const header = new Set<string>();
   const rows: Row[] = [];
-  text.replace(/^\uFEFF/, '').split(/\r?\n/).forEach((raw, i) => {
+  text.split(/\r?\n/).forEach((raw, i) => {
     if (raw.trim() === '') return;
     let value: unknown;
     try {
       value = JSON.parse(raw);
     } catch (err) {
-      problems.push({ file, line: i + 1, message: `invalid JSON (${(err as Error).message}); skipped` });
+      problems.push({ file, line: i + 1, kind: 'malformed', message: `invalid JSON (${(err as Error).message}); skipped` });
       return;
     }
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-      problems.push({ file, line: i + 1, message: 'expected a JSON object; skipped' });
+      problems.push({ file, line: i + 1, kind: 'malformed', message: 'expected a JSON object; skipped' });
       return;
     }
     for (const key of Object.keys(value)) header.add(key);

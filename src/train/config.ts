@@ -64,6 +64,8 @@ export interface TrainConfig {
    * memory, at most half of what is free at the start. */
   memoryCacheMiB: number | 'auto';
   strict: boolean;
+  /** Stop when more than this fraction of a split's entries is unreadable (or all of them); each is in skipped.tsv. */
+  maxBadFraction: number;
 
   logEvery: number;
   /** Per-epoch weight files every N epochs and after the last (1: every epoch, the blog's; 0: the last only). */
@@ -118,6 +120,7 @@ export const DEFAULT_CONFIG: Omit<TrainConfig, 'data' | 'out'> = {
   cache: true,
   memoryCacheMiB: 'auto',
   strict: false,
+  maxBadFraction: 0.01,
   logEvery: 4,
   weightsEvery: 1,
   checkpointEvery: 4,
@@ -191,6 +194,7 @@ const CHECKS: Record<keyof TrainConfig, Check> = {
   cache: bool,
   memoryCacheMiB: (v) => (v === 'auto' ? undefined : nonNegative(v)),
   strict: bool,
+  maxBadFraction: (v) => (typeof v === 'number' && v >= 0 && v <= 1 ? undefined : 'must be a fraction in [0, 1]'),
   logEvery: positiveInt,
   weightsEvery: nonNegativeInt,
   checkpointEvery: nonNegativeInt,

@@ -16,6 +16,7 @@ import { loadTokenizer, type ClipTokenizer } from '../text/tokenizer.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { readConfigFile, resolveConfig, type TrainConfig } from './config.js';
 import { MetricsLog } from './metrics-log.js';
+import { BadData, formatKinds, SkippedLog, skippedPath, type SkipKind } from './bad-data.js';
 import { BackgroundWrites } from './background-writes.js';
 import { BatchTokenizer } from './batch-tokenizer.js';
 import { checkpointPath, CONFIG_FILE, METRICS_FILE, pruneCheckpoints, resolveResume, runName, weightsPath, type CheckpointPosition } from './run-files.js';
@@ -78,6 +79,8 @@ export interface TrainResult {
   checkpoints: string[];
   evals: Array<{ epoch: number } & EvaluateResult>;
   out: string;
+  /** Entries left out (unreadable images, malformed or duplicate list lines), each once in `file` (skipped.tsv). */
+  skipped: { file: string; total: number; byKind: Partial<Record<SkipKind, number>> };
 }
 
 /** Checkpoint metadata written by this loop beside the native state. */
@@ -158,6 +161,11 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   }
   const tokenizer = givenTokenizer ?? (await loadTokenizer());
   const resumeFile = config.resume ? await resolveResume(config.resume, out) : undefined;
+  // Before any model is built: every skipped entry into skipped.tsv, and a split that is too
+  // unreadable stops the run here (the first epoch's decode checks the rest).
+  const badData = new BadData(await SkippedLog.open(skippedPath(out), { resume: resumeFile !== undefined }), { maxBadFraction: config.maxBadFraction, strict: config.strict, say });
+  await badData.checkSplit(config.trainSplit, trainSet);
+  if (evalSet && evalSet.split !== undefined && config.evalSplit !== config.trainSplit) await badData.checkSplit(config.evalSplit, evalSet);
   const model = await buildModel(config, device, resumeFile);
   const name = config.name ?? runName(config.model);
   const multiPositive = config.multiPositive === 'on' || (config.multiPositive === 'auto' && trainSet.kind === 'labels');
@@ -210,6 +218,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     checkpoints: [],
     evals: [],
     out,
+    skipped: badData.summary(),
   };
 
   // The epoch's running loss sum and count live in the trainer (on the device) and in its checkpoints.
@@ -295,6 +304,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         pixels: 'uint8',
         startBatch: resuming ? state.position.batch : 0,
         startCursor: resuming ? state.cursor : undefined,
+        onSkip: badData.onSkip(config.trainSplit, epoch + 1),
       });
       if (!resuming) await trainer.resetEpochStats();
       let batchesDone = resuming ? state.position.batch : 0;
@@ -342,7 +352,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       await takeReads(0);
 
       const stats = loader.stats();
-      if (stats.skipped > 0) say(`epoch ${epoch + 1}: skipped ${stats.skipped} unreadable image(s), e.g. ${stats.skippedImages[0]?.message ?? ''}`);
+      if (stats.skipped > 0) say(`epoch ${epoch + 1}: skipped ${stats.skipped} unreadable image(s) (${formatKinds(stats.skippedByKind)}), each listed in ${badData.log.file}`);
+      if (batchesDone === 0) throw new Error(`epoch ${epoch + 1}: no image of the ${config.trainSplit} split could be read; see ${badData.log.file}`);
       // The epoch's last batches may not fill an accumulation group: they still make one step.
       await trainer.flush({ readLoss: false });
       const { lossSum, lossCount } = await trainer.stats();
@@ -406,6 +417,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   result.optimizerSteps = trainer.optimizerSteps;
   result.skippedSteps = (await trainer.stats()).skippedSteps;
   result.cudaGraph = trainer.cudaGraphStatus;
+  result.skipped = badData.summary();
   if (config.cudaGraph && device.startsWith('cuda')) say(`CUDA graph: ${result.cudaGraph}`);
   return result;
 }
