@@ -24,7 +24,7 @@ using Kind = Object::Kind;
 constexpr int kMaxNesting = 200;
 // Objects a conversion may produce: the memo lets a few bytes refer to one list many times over
 // ("billion laughs"), which the conversion would copy each time.
-constexpr size_t kMaxConvertedObjects = 4'000'000;
+constexpr size_t kMaxConvertedObjects = 1'000'000;
 
 Ref make_global(const std::string& full_name) {
   auto g = Object::make(Kind::Global);
@@ -107,7 +107,8 @@ at::Tensor tensor_on_storage(const Ref& storage, const Ref& offset_obj, const Re
 
 bool is_torchscript_class(const std::string& module) {
   // torch.classes are C++ classes with native __setstate__ code: never data.
-  return module.rfind("__torch__.", 0) == 0 && module.rfind("__torch__.torch.classes", 0) != 0;
+  const bool torchscript = module == "__torch__" || module.rfind("__torch__.", 0) == 0;
+  return torchscript && module.rfind("__torch__.torch.classes", 0) != 0;
 }
 
 // What TorchScript's pickler adds for typed containers: the value itself is the data.
@@ -158,7 +159,7 @@ class TorchPickleHooks final : public pickle::PickleHooks {
       return Object::make(Kind::Dict);
     }
     if (flavour_ == PickleFlavour::kTorchScript) {
-      if (f.rfind("__torch__.", 0) == 0) {
+      if (f.rfind("__torch__.", 0) == 0 && is_torchscript_class(f.substr(0, f.rfind('.')))) {
         want(0, 0);  // NEWOBJ of a module with no arguments; BUILD gives it its attributes
         auto o = Object::make(Kind::Record);
         o->text = f;
