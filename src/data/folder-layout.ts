@@ -63,6 +63,7 @@ async function scanClassFolders(dir: string, problems: DatasetProblem[]): Promis
   try {
     entries = await readDirSorted(dir);
   } catch (err) {
+    if (err instanceof DatasetError) throw err;
     throw new DatasetError(`${dir}: cannot read dataset folder (${(err as Error).message})`);
   }
   const samples: Sample[] = [];
