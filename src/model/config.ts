@@ -14,7 +14,29 @@ export interface ClipConfig {
   transformer_width: number;
   transformer_heads: number;
   transformer_layers: number;
+
+  // What other families than OpenAI's need (open_clip, Hugging Face). Absent: OpenAI's value.
+  /** The MLP activation: QuickGELU (OpenAI, open_clip's `-quickgelu` models) or exact erf GELU (`nn.GELU()`). */
+  activation?: Activation;
+  /** Vision attention heads (ViT blocks, or the ResNet attention pool); absent: the reference's rule
+   * (ViT width / 64; ResNet width × 32 / 64). */
+  vision_heads?: number;
+  /** Hidden width of each MLP; absent: 4 × the tower's width. */
+  vision_mlp_width?: number;
+  transformer_mlp_width?: number;
+  /** The normalisation and resize the model was trained with (open_clip's preprocess_cfg). */
+  image_mean?: [number, number, number];
+  image_std?: [number, number, number];
+  image_resize_mode?: ResizeMode;
 }
+
+export type Activation = 'quick_gelu' | 'gelu';
+/** open_clip's resize modes: shortest side to size then centre crop (OpenAI's), longest side then
+ * pad, or both sides to size (aspect not kept). */
+export type ResizeMode = 'shortest' | 'longest' | 'squash';
+
+export const OPENAI_IMAGE_MEAN: [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
+export const OPENAI_IMAGE_STD: [number, number, number] = [0.26862954, 0.26130258, 0.27577711];
 
 const text = (width: number, heads: number) => ({ context_length: 77, vocab_size: 49408, transformer_width: width, transformer_heads: heads, transformer_layers: 12 });
 
