@@ -147,7 +147,8 @@ interface Addon {
   cudaMemory(device: number, resetPeak: boolean): CudaMemory;
   matmul(a: TensorData, b: TensorData): Promise<TensorData>;
   createModel(configJson: string, options: { seed: number; device: string; memoryFormat: string }): Promise<NativeModel>;
-  loadModel(path: string, options: { device: string; strict: boolean; config?: string; memoryFormat: string }): Promise<NativeLoadResult>;
+  /** One weight file, or the shards of one model (their tensors together). */
+  loadModel(path: string | string[], options: { device: string; strict: boolean; config?: string; memoryFormat: string }): Promise<NativeLoadResult>;
   createTrainer(model: NativeModel, options: object): Promise<NativeTrainer>;
   statFiles(paths: string[]): Promise<NativeFileStats>;
   readFilesInto(paths: string[], headerBytes: number, bodyBytes: number, dest: Uint8Array, slots: Int32Array): Promise<NativeFileReads>;
@@ -211,7 +212,7 @@ export function createNativeModel(configJson: string, options: { seed: number; d
   return native().createModel(configJson, options);
 }
 
-export function loadNativeModel(path: string, options: { device: string; strict: boolean; config?: string; memoryFormat: string }): Promise<NativeLoadResult> {
+export function loadNativeModel(path: string | string[], options: { device: string; strict: boolean; config?: string; memoryFormat: string }): Promise<NativeLoadResult> {
   return native().loadModel(path, options);
 }
 

@@ -4,6 +4,7 @@
 
 #include <map>
 #include <optional>
+#include <vector>
 #include <string>
 
 namespace clip::binding {
@@ -16,6 +17,21 @@ inline Napi::Object OptionsArg(const Napi::CallbackInfo& info, size_t index) {
 inline std::string StringArg(const Napi::CallbackInfo& info, size_t index, const char* what) {
   if (index >= info.Length() || !info[index].IsString()) throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a string");
   return info[index].As<Napi::String>().Utf8Value();
+}
+
+/** A string, or a non-empty array of strings (several files of one thing). */
+inline std::vector<std::string> StringsArg(const Napi::CallbackInfo& info, size_t index, const char* what) {
+  if (index < info.Length() && info[index].IsString()) return {info[index].As<Napi::String>().Utf8Value()};
+  if (index >= info.Length() || !info[index].IsArray() || info[index].As<Napi::Array>().Length() == 0)
+    throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a string or a non-empty array of strings");
+  const auto array = info[index].As<Napi::Array>();
+  std::vector<std::string> out;
+  for (uint32_t i = 0; i < array.Length(); ++i) {
+    const Napi::Value v = array.Get(i);
+    if (!v.IsString()) throw Napi::TypeError::New(info.Env(), std::string(what) + "[" + std::to_string(i) + "] must be a string");
+    out.push_back(v.As<Napi::String>().Utf8Value());
+  }
+  return out;
 }
 
 inline std::optional<std::string> OptionalString(const Napi::Object& options, const char* key) {

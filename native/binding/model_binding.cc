@@ -82,7 +82,7 @@ struct LoadResult {
 Napi::Value LoadModelJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value {
-    const std::string path = StringArg(info, 0, "path");
+    const std::vector<std::string> paths = StringsArg(info, 0, "path");
     Napi::Object options = OptionsArg(info, 1);
     const at::Device device = DeviceFromString(OptionalString(options, "device").value_or("cpu"));
     const bool strict = OptionalBool(options, "strict").value_or(true);
@@ -91,9 +91,9 @@ Napi::Value LoadModelJs(const Napi::CallbackInfo& info) {
     const bool channels_last = ChannelsLastOption(options, device);
     return RunAsync<LoadResult>(
         env,
-        [path, device, strict, config, channels_last]() {
+        [paths, device, strict, config, channels_last]() {
           LoadResult result;
-          result.loaded = model::load_model_file(path, config, strict);
+          result.loaded = model::load_model_files(paths, config, strict);
           result.handle = std::make_shared<ModelHandle>();
           result.handle->model = result.loaded.model;
           result.handle->model->to(device);

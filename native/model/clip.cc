@@ -3,6 +3,7 @@
 #include <cmath>
 #include <map>
 #include <mutex>
+#include <sstream>
 #include <stdexcept>
 
 #include "common/experiments.h"
@@ -21,10 +22,11 @@ ClipImpl::ClipImpl(const ClipConfig& config) : config_(config), full_text_contex
     visual_resnet = register_module(
         "visual", ModifiedResNet(config.vision_layers, config.embed_dim, config.vision_heads(), config.image_resolution, config.vision_width));
   } else {
-    visual_vit = register_module("visual", VisionTransformer(config.image_resolution, config.vision_patch_size, config.vision_width,
-                                                             config.vision_layers[0], config.vision_heads(), config.embed_dim));
+    const BlockShape shape{config.vision_width, config.vision_heads(), config.vision_mlp(), config.activation};
+    visual_vit = register_module("visual", VisionTransformer(config.image_resolution, config.vision_patch_size, shape, config.vision_layers[0], config.embed_dim));
   }
-  transformer = register_module("transformer", Transformer(width, config.transformer_layers, config.transformer_heads));
+  const BlockShape text{width, config.transformer_heads, config.transformer_mlp(), config.activation};
+  transformer = register_module("transformer", Transformer(text, config.transformer_layers));
   token_embedding = register_module("token_embedding", torch::nn::Embedding(config.vocab_size, width));
   ln_final = register_module("ln_final", LayerNormFp32(width));
 
@@ -56,28 +58,36 @@ struct PixelConstants {
   at::Tensor scale, mean, std;  // [1], [1,3,1,1], [1,3,1,1] on one device
 };
 
-/** Made once per device: copying them from the host every step would wait for the GPU's queue. */
-const PixelConstants& pixel_constants(const at::Device& device) {
+at::Tensor channel_constants(const std::array<double, 3>& v, const at::Device& device) {
+  const float f[3] = {static_cast<float>(v[0]), static_cast<float>(v[1]), static_cast<float>(v[2])};
+  return at::tensor(at::ArrayRef<float>(f, 3), at::TensorOptions().dtype(at::kFloat)).view({1, 3, 1, 1}).to(device);
+}
+
+/** Made once per device and statistics: copying them from the host every step would wait for the GPU's queue. */
+const PixelConstants& pixel_constants(const at::Device& device, const ClipConfig& config) {
   static std::mutex mutex;
   static std::map<std::string, PixelConstants> cache;
+  std::ostringstream key;
+  key.precision(17);
+  key << device.str();
+  for (int i = 0; i < 3; ++i) key << ' ' << config.image_mean[i] << ' ' << config.image_std[i];
   std::lock_guard<std::mutex> lock(mutex);
-  auto [it, inserted] = cache.try_emplace(device.str());
+  auto [it, inserted] = cache.try_emplace(key.str());
   if (inserted) {
-    const auto cpu = at::TensorOptions().dtype(at::kFloat);
     // Tensors, not scalars: dividing by a scalar may multiply by its reciprocal, which is not x / 255.
-    it->second.scale = at::full({1}, 255.0f, cpu).to(device);
-    it->second.mean = at::tensor({0.48145466f, 0.4578275f, 0.40821073f}, cpu).view({1, 3, 1, 1}).to(device);
-    it->second.std = at::tensor({0.26862954f, 0.26130258f, 0.27577711f}, cpu).view({1, 3, 1, 1}).to(device);
+    it->second.scale = at::full({1}, 255.0f, at::TensorOptions().dtype(at::kFloat)).to(device);
+    it->second.mean = channel_constants(config.image_mean, device);
+    it->second.std = channel_constants(config.image_std, device);
   }
   return it->second;
 }
 
 }  // namespace
 
-at::Tensor normalize_pixels(const at::Tensor& pixels) {
+at::Tensor normalize_pixels(const at::Tensor& pixels, const ClipConfig& config) {
   // ToTensor + Normalize of openai/CLIP's _transform in the same float32 steps (x / 255 - mean) / std
   // as the JS loader's tables, so a batch can travel as bytes and be normalised on the model's device.
-  const PixelConstants& c = pixel_constants(pixels.device());
+  const PixelConstants& c = pixel_constants(pixels.device(), config);
   return pixels.permute({0, 3, 1, 2}).to(at::kFloat).div(c.scale).sub(c.mean).div(c.std);
 }
 
@@ -110,7 +120,7 @@ at::Tensor ClipImpl::trim_tokens(const at::Tensor& tokens) const {
 at::Tensor ClipImpl::encode_image(const at::Tensor& input) {
   check_images(input);
   // As the reference's `image.type(self.dtype)`: fp64 input is brought to the weights' fp32.
-  at::Tensor images = input.scalar_type() == at::kByte ? normalize_pixels(input) : input.scalar_type() == at::kDouble ? input.to(at::kFloat) : input;
+  at::Tensor images = input.scalar_type() == at::kByte ? normalize_pixels(input, config_) : input.scalar_type() == at::kDouble ? input.to(at::kFloat) : input;
   if (!config_.is_resnet()) return visual_vit(images);
   if (channels_last_) images = images.contiguous(at::MemoryFormat::ChannelsLast);
   return visual_resnet(images);

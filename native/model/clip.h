@@ -16,8 +16,9 @@ struct Logits {
   at::Tensor per_text;   // its transpose
 };
 
-/** uint8 RGB pixels [n, R, R, 3] (the centre crops) → CLIP-normalised float32 [n, 3, R, R]. */
-at::Tensor normalize_pixels(const at::Tensor& pixels);
+/** uint8 RGB pixels [n, R, R, 3] (the centre crops) → float32 [n, 3, R, R] normalised with the
+ * model's image mean and std (OpenAI's unless its configuration says otherwise). */
+at::Tensor normalize_pixels(const at::Tensor& pixels, const ClipConfig& config);
 
 class ClipImpl : public torch::nn::Module {
  public:

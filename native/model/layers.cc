@@ -118,14 +118,23 @@ at::Tensor SelfAttentionImpl::forward(const at::Tensor& x, bool causal) {
   return project(out_proj, out.transpose(1, 2).reshape({n, l, d}), own_backward);
 }
 
-MlpImpl::MlpImpl(int64_t width)
-    : fused_("fused-mlp", "reference-mlp"), kernel_(experiment_enabled("quick-gelu-kernel")), own_backward_("own-linear-backward", "autograd-linear") {
-  c_fc = register_module("c_fc", torch::nn::Linear(width, width * 4));
-  c_proj = register_module("c_proj", torch::nn::Linear(width * 4, width));
+MlpImpl::MlpImpl(const BlockShape& shape)
+    : activation_(shape.activation),
+      fused_("fused-mlp", "reference-mlp"),
+      kernel_(experiment_enabled("quick-gelu-kernel")),
+      own_backward_("own-linear-backward", "autograd-linear") {
+  c_fc = register_module("c_fc", torch::nn::Linear(shape.width, shape.mlp_width));
+  c_proj = register_module("c_proj", torch::nn::Linear(shape.mlp_width, shape.width));
 }
 
 at::Tensor MlpImpl::forward(const at::Tensor& x) {
   const bool own_backward = own_backward_.taken(x.is_cuda());
+  // Exact erf GELU, as nn.GELU(): none of QuickGELU's own forms applies to it.
+  if (activation_ == Activation::kGelu) return project(c_proj, at::gelu(project(c_fc, x, own_backward)), own_backward);
+  return forward_quick_gelu(x, own_backward);
+}
+
+at::Tensor MlpImpl::forward_quick_gelu(const at::Tensor& x, bool own_backward) {
   if (kernel_) return project(c_proj, quick_gelu_by_kernel(project(c_fc, x, own_backward)), own_backward);
   // On CUDA: QuickGELU(h) = silu(1.702 h) / 1.702, the two scalings applied by the matrix products
   // (alpha, on cuBLAS's fp32 accumulator). The block's widest activation ([n, l, 4 d]) then sees one
@@ -152,12 +161,12 @@ at::Tensor MlpImpl::forward(const at::Tensor& x) {
   return out.view(shape);
 }
 
-ResidualAttentionBlockImpl::ResidualAttentionBlockImpl(int64_t width, int64_t heads) {
+ResidualAttentionBlockImpl::ResidualAttentionBlockImpl(const BlockShape& shape) {
   // Registration order = state-dict order of the reference: attn, ln_1, mlp, ln_2.
-  attn = register_module("attn", SelfAttention(width, heads));
-  ln_1 = register_module("ln_1", LayerNormFp32(width));
-  mlp = register_module("mlp", Mlp(width));
-  ln_2 = register_module("ln_2", LayerNormFp32(width));
+  attn = register_module("attn", SelfAttention(shape.width, shape.heads));
+  ln_1 = register_module("ln_1", LayerNormFp32(shape.width));
+  mlp = register_module("mlp", Mlp(shape));
+  ln_2 = register_module("ln_2", LayerNormFp32(shape.width));
 }
 
 at::Tensor ResidualAttentionBlockImpl::forward(const at::Tensor& x, bool causal) {
@@ -176,10 +185,10 @@ void ResidualAttentionBlockImpl::forward_joined(at::Tensor& stream, at::Tensor& 
   branch = mlp(normed);
 }
 
-TransformerImpl::TransformerImpl(int64_t width, int64_t layers, int64_t heads)
-    : width_(width), layers_(layers), joined_adds_(!experiment_enabled("aten-layernorm")) {
+TransformerImpl::TransformerImpl(const BlockShape& shape, int64_t layers)
+    : width_(shape.width), layers_(layers), joined_adds_(!experiment_enabled("aten-layernorm")) {
   resblocks = register_module("resblocks", torch::nn::ModuleList());
-  for (int64_t i = 0; i < layers; ++i) resblocks->push_back(ResidualAttentionBlock(width, heads));
+  for (int64_t i = 0; i < layers; ++i) resblocks->push_back(ResidualAttentionBlock(shape));
 }
 
 at::Tensor TransformerImpl::forward(at::Tensor x, bool causal) {

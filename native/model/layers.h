@@ -5,8 +5,17 @@
 #include <torch/nn.h>
 
 #include "common/experiments.h"
+#include "model/config.h"
 
 namespace clip::model {
+
+/** What differs between the towers' (and the families') transformer blocks. */
+struct BlockShape {
+  int64_t width = 0;
+  int64_t heads = 0;
+  int64_t mlp_width = 0;
+  Activation activation = Activation::kQuickGelu;
+};
 
 /** LayerNorm computed in fp32 whatever the input dtype, as the reference does for fp16/bf16. */
 class LayerNormFp32Impl : public torch::nn::Module {
@@ -53,11 +62,14 @@ TORCH_MODULE(SelfAttention);
 
 class MlpImpl : public torch::nn::Module {
  public:
-  explicit MlpImpl(int64_t width);
+  explicit MlpImpl(const BlockShape& shape);
   at::Tensor forward(const at::Tensor& x);
   torch::nn::Linear c_fc{nullptr}, c_proj{nullptr};
 
  private:
+  /** QuickGELU's forms: the reference's, the own kernel's, or silu with its scalings in the products. */
+  at::Tensor forward_quick_gelu(const at::Tensor& x, bool own_backward);
+  Activation activation_;
   CudaDefault fused_;         // QuickGELU by silu, its scalings in the products: fused-mlp / reference-mlp
   bool kernel_;               // CLIP_NATIVE_EXPERIMENTS=quick-gelu-kernel (native/model/quick_gelu_kernel.h)
   CudaDefault own_backward_;  // native/model/own_linear_backward.h: own-linear-backward / autograd-linear
@@ -66,7 +78,7 @@ TORCH_MODULE(Mlp);
 
 class ResidualAttentionBlockImpl : public torch::nn::Module {
  public:
-  ResidualAttentionBlockImpl(int64_t width, int64_t heads);
+  explicit ResidualAttentionBlockImpl(const BlockShape& shape);
   at::Tensor forward(const at::Tensor& x, bool causal);
   /**
    * The same block with its residual adds left to the LayerNorms after them (LayerNormFp32::
@@ -84,7 +96,7 @@ TORCH_MODULE(ResidualAttentionBlock);
 
 class TransformerImpl : public torch::nn::Module {
  public:
-  TransformerImpl(int64_t width, int64_t layers, int64_t heads);
+  TransformerImpl(const BlockShape& shape, int64_t layers);
   at::Tensor forward(at::Tensor x, bool causal);
   /** The reference's initialisation of attention and MLP weights (CLIP.initialize_parameters). */
   void initialize_like_reference();

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <set>
 #include <stdexcept>
 
 #include "io/hf_names.h"
@@ -36,10 +37,31 @@ void refuse_non_finite(const std::string& path, const NamedTensors& weights) {
   }
 }
 
+// Several shards as one file, named by the first.
+io::TensorFile read_shards(const std::vector<std::string>& paths) {
+  if (paths.empty()) throw std::invalid_argument("no weight file given");
+  io::TensorFile merged = io::read_weights(paths[0]);
+  std::set<std::string> names;
+  for (const auto& t : merged.tensors) names.insert(t.name);
+  for (size_t i = 1; i < paths.size(); ++i) {
+    io::TensorFile shard = io::read_weights(paths[i]);
+    for (auto& t : shard.tensors) {
+      if (!names.insert(t.name).second) throw std::invalid_argument(paths[i] + ": tensor '" + t.name + "' is also in another shard");
+      merged.tensors.push_back(std::move(t));
+    }
+  }
+  return merged;
+}
+
 }  // namespace
 
 LoadedModel load_model_file(const std::string& path, const std::optional<ClipConfig>& config, bool strict) {
-  io::TensorFile file = io::read_weights(path);
+  return load_model_files({path}, config, strict);
+}
+
+LoadedModel load_model_files(const std::vector<std::string>& paths, const std::optional<ClipConfig>& config, bool strict) {
+  io::TensorFile file = read_shards(paths);
+  const std::string& path = paths[0];
   LoadedModel loaded;
   loaded.format = file.format;
   loaded.metadata = file.metadata;

@@ -25,6 +25,12 @@ struct LoadedModel {
  */
 LoadedModel load_model_file(const std::string& path, const std::optional<ClipConfig>& config, bool strict);
 
+/**
+ * The same for a model stored in several files (a sharded checkpoint): their tensors together, a
+ * name in two of them an error; metadata and format are the first file's.
+ */
+LoadedModel load_model_files(const std::vector<std::string>& paths, const std::optional<ClipConfig>& config, bool strict);
+
 enum class WeightNaming { kOpenAI, kHuggingFace };
 
 /** The weights as fp32 CPU tensors of their own (copies even on the CPU), and the configuration. */

@@ -8,16 +8,15 @@
 
 namespace clip::model {
 
-VisionTransformerImpl::VisionTransformerImpl(int64_t resolution, int64_t patch_size, int64_t width, int64_t layers, int64_t heads,
-                                             int64_t output_dim) {
-  const int64_t grid = resolution / patch_size;
+VisionTransformerImpl::VisionTransformerImpl(int64_t resolution, int64_t patch_size, const BlockShape& shape, int64_t layers, int64_t output_dim) {
+  const int64_t grid = resolution / patch_size, width = shape.width;
   // Parameters first, then submodules: the reference's state-dict order.
   class_embedding = register_parameter("class_embedding", torch::empty({width}));
   positional_embedding = register_parameter("positional_embedding", torch::empty({grid * grid + 1, width}));
   proj = register_parameter("proj", torch::empty({width, output_dim}));
   conv1 = register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, width, patch_size).stride(patch_size).bias(false)));
   ln_pre = register_module("ln_pre", LayerNormFp32(width));
-  transformer = register_module("transformer", Transformer(width, layers, heads));
+  transformer = register_module("transformer", Transformer(shape, layers));
   ln_post = register_module("ln_post", LayerNormFp32(width));
   initialize_like_reference();
 }

@@ -8,7 +8,7 @@ namespace clip::model {
 
 class VisionTransformerImpl : public torch::nn::Module {
  public:
-  VisionTransformerImpl(int64_t resolution, int64_t patch_size, int64_t width, int64_t layers, int64_t heads, int64_t output_dim);
+  VisionTransformerImpl(int64_t resolution, int64_t patch_size, const BlockShape& shape, int64_t layers, int64_t output_dim);
   at::Tensor forward(const at::Tensor& images);
   void initialize_like_reference();
 
