@@ -5,11 +5,12 @@ import { crc32 } from 'node:zlib';
 import { readBodiesInto } from '../io/batched-files.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { cacheDir } from '../util/cache.js';
+import type { ResizeMode } from './clip-geometry.js';
 
 /**
  * On-disk cache of preprocessed uint8 crops, so epochs after the first skip decoding. An entry is
- * keyed by what makes the crop: absolute path, size and mtime of the file, resolution and EXIF flag;
- * editing or replacing an image changes its key, and stale entries are simply never read again.
+ * keyed by what makes the crop: absolute path, size and mtime of the file, resolution, resize mode and
+ * EXIF flag; editing or replacing an image changes its key, and stale entries are simply never read again.
  *
  * File layout: 8-byte magic, u32 LE resolution, u32 LE source pixel count (to re-apply a lower
  * pixel limit without decoding), u32 LE CRC-32 of the pixels, then R*R*3 bytes of HWC RGB.
@@ -28,6 +29,8 @@ export interface CropKey {
   mtimeMs: number;
   resolution: number;
   exif: boolean;
+  /** How the crop was made (the model's image_resize_mode); absent: 'shortest'. */
+  resizeMode?: ResizeMode;
 }
 
 export interface CachedCrop {
@@ -46,9 +49,12 @@ export class CropCache {
   constructor(readonly dir: string = defaultCropCacheDir()) {}
 
   entryPath(key: CropKey): string {
-    const id = createHash('sha256')
-      .update(JSON.stringify({ v: 2, file: path.resolve(key.file), size: key.size, mtimeMs: key.mtimeMs, resolution: key.resolution, exif: key.exif }))
-      .digest('hex');
+    const fields: Record<string, unknown> = { v: 2, file: path.resolve(key.file), size: key.size, mtimeMs: key.mtimeMs, resolution: key.resolution, exif: key.exif };
+    // 'shortest' keeps the key it had before resize modes existed, so that existing caches stay valid;
+    // any other mode is part of the key, and a crop of one mode is never read for another.
+    const mode = key.resizeMode ?? 'shortest';
+    if (mode !== 'shortest') fields.resizeMode = mode;
+    const id = createHash('sha256').update(JSON.stringify(fields)).digest('hex');
     return path.join(this.dir, id.slice(0, 2), `${id}.crop`);
   }
 

@@ -4,6 +4,7 @@ import { joinBytes } from '../native.js';
 import { seededPermutation } from '../util/prng.js';
 import { Semaphore } from '../util/semaphore.js';
 import { BoundedQueue } from './bounded-queue.js';
+import { RESIZE_MODES, type ResizeMode } from './clip-geometry.js';
 import { CropCache, type CropKey } from './crop-cache.js';
 import type { CropMemory, RememberedCrop } from './crop-memory.js';
 import { decodeHere, defaultDecodeThreads, sharedDecodePool } from './decode-workers.js';
@@ -21,6 +22,12 @@ export interface LoaderOptions {
   /** Drop a last, smaller batch. Default false. */
   dropLast?: boolean;
   resolution?: number;
+  /** How images become R×R (the model's image_resize_mode). Default 'shortest' (OpenAI's). */
+  resizeMode?: ResizeMode;
+  /** The model's image_mean/image_std for 'normalized' pixels (default OpenAI's); 'uint8' batches are
+   * normalised natively with the model's own. modelPreprocessing(model.config) gives all four. */
+  mean?: readonly number[];
+  std?: readonly number[];
   exif?: boolean;
   maxPixels?: number;
   /** Cache of preprocessed crops: true (default, under cacheDir()/preprocessed), false, or via cacheDir. */
@@ -112,6 +119,10 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
   const seed = options.seed ?? 0;
   const epoch = options.epoch ?? 0;
   const resolution = options.resolution ?? 224;
+  const resizeMode = options.resizeMode ?? 'shortest';
+  // Checked here, not per image: a bad mode or statistics would otherwise skip every image as undecodable.
+  if (!RESIZE_MODES.includes(resizeMode)) throw new RangeError(`resizeMode must be one of ${RESIZE_MODES.join(', ')}, got '${String(resizeMode)}'`);
+  if (options.pixels !== 'uint8') normalizeInto(new Uint8Array(0), new Float32Array(0), 0, options.mean, options.std);
   const exif = options.exif ?? true;
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
   const concurrency = options.concurrency ?? Math.max(4, os.availableParallelism() * 2);
@@ -138,7 +149,7 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
     await decodes.acquire();
     try {
       const target = cache ? { dir: cache.dir, key } : undefined;
-      const preprocess = { resolution, exif, maxPixels };
+      const preprocess = { resolution, resizeMode, exif, maxPixels };
       const { crop, cacheWriteFailed } = pool ? await pool.decode(sample.image, preprocess, target) : await decodeHere(decoder, sample.image, preprocess, target);
       stats.decoded++;
       if (cacheWriteFailed) stats.cacheWriteErrors++;
@@ -174,7 +185,7 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
       if (stat instanceof Error) outcomes[i] = failed(sample, stat);
       else if (!stat.isFile) outcomes[i] = failed(sample, new ImageDecodeError('missing', sample.image, 'not a regular file'));
       else if (stat.size === 0) outcomes[i] = failed(sample, new ImageDecodeError('empty', sample.image, '0 bytes'));
-      else keys[i] = { file: sample.image, size: stat.size, mtimeMs: stat.mtimeMs, resolution, exif };
+      else keys[i] = { file: sample.image, size: stat.size, mtimeMs: stat.mtimeMs, resolution, exif, resizeMode };
     });
     const wanted = keys.flatMap((key, i) => (key ? [i] : []));
     const remembered: Array<RememberedCrop | undefined> = new Array(size);
@@ -224,7 +235,7 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
       images = { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), shape: [ready.length, resolution, resolution, 3] };
     } else {
       const data = new Float32Array(ready.length * plane);
-      ready.forEach((r, i) => normalizeInto(r.crop, data, i * plane));
+      ready.forEach((r, i) => normalizeInto(r.crop, data, i * plane, options.mean, options.std));
       images = { data, shape: [ready.length, 3, resolution, resolution] };
     }
     const batchSamples = ready.map((r) => r.sample);

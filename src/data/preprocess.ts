@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import sharp from 'sharp';
-import { centerCropOffsets, resizedSize } from './clip-geometry.js';
+import { OPENAI_IMAGE_MEAN, OPENAI_IMAGE_STD, type ClipConfig } from '../model/config.js';
+import { cropGeometry, RESIZE_MODES, type CropGeometry, type ResizeMode } from './clip-geometry.js';
 import { classifyDecodeError, ImageDecodeError, lacksEndMarker } from './image-problems.js';
 import { normalize } from './normalize.js';
 import { premultiply, resampleBicubic, resizeNearest, unpremultiply, type RawImage } from './pillow-resample.js';
@@ -8,7 +9,9 @@ import { premultiply, resampleBicubic, resizeNearest, unpremultiply, type RawIma
 /**
  * CLIP's image preprocessing (openai/CLIP `_transform`) with sharp. The recipe follows what was
  * checked against the reference goldens (shared/design.md): Pillow ignores ICC profiles, resizes with
- * an antialiased bicubic to torchvision's exact size, then crops the centre.
+ * an antialiased bicubic to torchvision's exact size, then crops the centre. open_clip's other resize
+ * modes ('longest': pad instead of crop; 'squash') take the same path with their own geometry
+ * (clip-geometry.ts `cropGeometry`).
  */
 
 /** Pillow's DecompressionBombWarning threshold: larger images are refused unless raised. */
@@ -17,10 +20,27 @@ export const DEFAULT_MAX_PIXELS = 89_478_485;
 export interface PreprocessOptions {
   /** Model input resolution R (square). Default 224. */
   resolution?: number;
+  /** How the image becomes R×R (the model's `image_resize_mode`, open_clip's `resize_mode`). Default 'shortest' (OpenAI's). */
+  resizeMode?: ResizeMode;
   /** Apply the EXIF orientation (default true); false matches the reference, which ignores it. */
   exif?: boolean;
   /** Refuse images with more pixels than this (before resizing). */
   maxPixels?: number;
+  /** preprocessImage's Normalize (the model's `image_mean`/`image_std`); default OpenAI's. The uint8 crop ignores them. */
+  mean?: readonly number[];
+  std?: readonly number[];
+}
+
+/** What a model was trained with, as preprocessing options: resolution, resize mode, mean and std (OpenAI's where absent). */
+export function modelPreprocessing(
+  config: Pick<ClipConfig, 'image_resolution' | 'image_mean' | 'image_std' | 'image_resize_mode'>,
+): { resolution: number; resizeMode: ResizeMode; mean: readonly number[]; std: readonly number[] } {
+  return {
+    resolution: config.image_resolution,
+    resizeMode: config.image_resize_mode ?? 'shortest',
+    mean: config.image_mean ?? OPENAI_IMAGE_MEAN,
+    std: config.image_std ?? OPENAI_IMAGE_STD,
+  };
 }
 
 export interface Uint8Crop {
@@ -37,9 +57,11 @@ export interface ImageTensor {
   shape: [3, number, number];
 }
 
-/** Decode, resize and centre-crop: the uint8 image CLIP normalises. Throws ImageDecodeError. */
+/** Decode, resize and centre-crop (or pad, by resize mode): the uint8 image CLIP normalises. Throws ImageDecodeError. */
 export async function preprocessImageUint8(input: string | Buffer, options: PreprocessOptions = {}): Promise<Uint8Crop> {
   const resolution = options.resolution ?? 224;
+  const resizeMode = options.resizeMode ?? 'shortest';
+  if (!RESIZE_MODES.includes(resizeMode)) throw new RangeError(`resizeMode must be one of ${RESIZE_MODES.join(', ')}, got '${String(resizeMode)}'`);
   const exif = options.exif ?? true;
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
   if (!Number.isInteger(resolution) || resolution <= 0) throw new RangeError(`resolution must be a positive integer, got ${resolution}`);
@@ -64,8 +86,15 @@ export async function preprocessImageUint8(input: string | Buffer, options: Prep
     const transposed = exif && (meta.orientation ?? 1) >= 5;
     const width = transposed ? meta.height : meta.width;
     const height = transposed ? meta.width : meta.height;
-    const resized = resizedSize(width, height, resolution);
-    const { left, top } = centerCropOffsets(resized.width, resized.height, resolution);
+    let geometry: CropGeometry;
+    try {
+      geometry = cropGeometry(width, height, resolution, resizeMode);
+    } catch (err) {
+      throw new ImageDecodeError('unsupported', name, (err as Error).message);
+    }
+    const { resized, window: win } = geometry;
+    // Pillow pads (resize mode 'longest') with 0: black, but a palette image ("P") with its colour 0.
+    const padded = win.width !== resolution || win.height !== resolution;
 
     let pipeline = sharp(bytes, sharpOptions);
     if (exif) pipeline = pipeline.rotate();
@@ -83,7 +112,6 @@ export async function preprocessImageUint8(input: string | Buffer, options: Prep
         height: decoded.info.height,
         channels: decoded.info.channels,
       };
-      const win = { left, top, width: resolution, height: resolution };
       let out: RawImage;
       if (palette) {
         // GIF decoders blank the transparent index to 0,0,0,0; Pillow's convert('RGB') shows its colour.
@@ -103,7 +131,9 @@ export async function preprocessImageUint8(input: string | Buffer, options: Prep
         out = resampleBicubic(img, resized.width, resized.height, win);
       }
       const data = Buffer.from(out.data.buffer, out.data.byteOffset, out.data.byteLength);
-      return { data: toRgb(data, out.channels, name), shape: [resolution, resolution, 3], sourceWidth: width, sourceHeight: height };
+      const padColour = padded && palette ? paletteColourZero(bytes) : undefined;
+      const crop = placeOnCanvas(toRgb(data, out.channels, name), geometry, resolution, padColour);
+      return { data: crop, shape: [resolution, resolution, 3], sourceWidth: width, sourceHeight: height };
     }
 
     if (meta.hasAlpha) {
@@ -115,10 +145,11 @@ export async function preprocessImageUint8(input: string | Buffer, options: Prep
     }
     const { data, info } = await pipeline
       .resize(resized.width, resized.height, { kernel: 'cubic', fit: 'fill', fastShrinkOnLoad: false })
-      .extract({ left, top, width: resolution, height: resolution })
+      .extract(win)
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true });
-    return { data: toRgb(data, info.channels, name), shape: [resolution, resolution, 3], sourceWidth: width, sourceHeight: height };
+    const crop = placeOnCanvas(toRgb(data, info.channels, name), geometry, resolution, undefined);
+    return { data: crop, shape: [resolution, resolution, 3], sourceWidth: width, sourceHeight: height };
   } catch (err) {
     const problem = classifyDecodeError(name, err);
     // libvips' error text is shared between threads, so a message can lose the word that says
@@ -128,17 +159,49 @@ export async function preprocessImageUint8(input: string | Buffer, options: Prep
   }
 }
 
-/** CLIP's full transform: a normalised CHW float32 tensor [3, R, R]. */
+/** CLIP's full transform: a normalised CHW float32 tensor [3, R, R], with options.mean/std (default OpenAI's). */
 export async function preprocessImage(input: string | Buffer, options: PreprocessOptions = {}): Promise<ImageTensor> {
   const crop = await preprocessImageUint8(input, options);
-  return { data: normalize(crop.data), shape: [3, crop.shape[0], crop.shape[1]] };
+  return { data: normalize(crop.data, options.mean, options.std), shape: [3, crop.shape[0], crop.shape[1]] };
+}
+
+/**
+ * The window's RGB pixels placed at `dest` on an R×R canvas of `fill` (default black): what
+ * CenterCropOrPad makes where the resized image is smaller than R. An R×R window is returned as it is.
+ */
+function placeOnCanvas(rgb: Uint8Array, { window: win, dest }: CropGeometry, resolution: number, fill: [number, number, number] | undefined): Uint8Array {
+  if (win.width === resolution && win.height === resolution) return rgb;
+  const out = new Uint8Array(resolution * resolution * 3);
+  if (fill && (fill[0] || fill[1] || fill[2])) for (let p = 0; p < out.length; p += 3) out.set(fill, p);
+  const row = win.width * 3;
+  for (let y = 0; y < win.height; y++) out.set(rgb.subarray(y * row, (y + 1) * row), ((dest.top + y) * resolution + dest.left) * 3);
+  return out;
+}
+
+/**
+ * The colour of palette index 0, which Pillow pads a "P" image with (torchvision's pad with fill 0):
+ * a PNG's PLTE, a GIF's first frame's local or global colour table. Black when there is none.
+ */
+function paletteColourZero(bytes: Buffer): [number, number, number] {
+  if (bytes.length > 8 && bytes.readUInt32BE(0) === 0x89504e47) {
+    for (let pos = 8; pos + 8 <= bytes.length; ) {
+      const length = bytes.readUInt32BE(pos);
+      const type = bytes.toString('latin1', pos + 4, pos + 8);
+      if (type === 'PLTE' && length >= 3 && pos + 11 <= bytes.length) return [bytes[pos + 8]!, bytes[pos + 9]!, bytes[pos + 10]!];
+      if (type === 'IDAT' || type === 'IEND') break;
+      pos += 12 + length;
+    }
+    return [0, 0, 0];
+  }
+  return gifTransparentColour(bytes, 0) ?? [0, 0, 0];
 }
 
 /**
  * The colour of the first frame's transparent palette index (Graphic Control Extension, then the local
- * or global colour table), or undefined when the GIF has none or is not laid out as expected.
+ * or global colour table), or of index `pick` when given; undefined when the GIF has none or is not
+ * laid out as expected.
  */
-function gifTransparentColour(gif: Buffer): [number, number, number] | undefined {
+function gifTransparentColour(gif: Buffer, pick?: number): [number, number, number] | undefined {
   if (gif.length < 13 || gif.toString('latin1', 0, 3) !== 'GIF') return undefined;
   const flags = gif[10]!;
   const globalAt = 13;
@@ -154,6 +217,7 @@ function gifTransparentColour(gif: Buffer): [number, number, number] | undefined
       while (pos < gif.length && gif[pos]! > 0) pos += gif[pos]! + 1;
       pos += 1;
     } else if (block === 0x2c) {
+      if (pick !== undefined) index = pick;
       if (index === undefined || pos + 10 > gif.length) return undefined;
       const local = gif[pos + 9]!;
       const at = local & 0x80 ? pos + 10 : globalAt;

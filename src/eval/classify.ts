@@ -1,5 +1,5 @@
 // Zero-shot prediction for individual images: labels ranked by softmax probability.
-import { preprocessImage } from '../data/preprocess.js';
+import { modelPreprocessing, preprocessImage } from '../data/preprocess.js';
 import type { ClipModel, Precision } from '../model/model.js';
 import { resolveTemplates } from '../text/prompts.js';
 import type { ClipTokenizer } from '../text/tokenizer.js';
@@ -71,11 +71,12 @@ export async function classify(images: ReadonlyArray<string | Buffer>, labels: r
 
 /** Normalised image features for paths or encoded image buffers. */
 async function encodeImageInputs(model: ClipModel, images: ReadonlyArray<string | Buffer>, precision: Precision | undefined): Promise<Matrix> {
-  const resolution = model.config.image_resolution;
+  const preprocess = modelPreprocessing(model.config);
+  const resolution = preprocess.resolution;
   const plane = 3 * resolution * resolution;
   const data = new Float32Array(images.length * plane);
   for (let i = 0; i < images.length; i++) {
-    data.set((await preprocessImage(images[i]!, { resolution })).data, i * plane);
+    data.set((await preprocessImage(images[i]!, preprocess)).data, i * plane);
   }
   const features = await model.encodeImage({ data, shape: [images.length, 3, resolution, resolution] }, { precision });
   return normalizeRows(asMatrix(features, 'encodeImage output'));

@@ -1,6 +1,7 @@
 // L2-normalised embeddings of images and texts, for search, clustering or another model's input.
 import type { Dataset, Sample } from '../data/dataset.js';
 import { createLoader, type SkippedImage } from '../data/loader.js';
+import { modelPreprocessing } from '../data/preprocess.js';
 import type { Precision } from '../model/model.js';
 import type { ClipTokenizer } from '../text/tokenizer.js';
 import { listImages } from './image-list.js';
@@ -40,7 +41,7 @@ export async function embedImages(images: string | readonly string[], options: E
     const loader = createLoader(dataset, {
       batchSize: options.batchSize ?? 32,
       shuffle: false,
-      resolution: model.config.image_resolution,
+      ...modelPreprocessing(model.config),
       strict: options.strict,
       cache: options.cache,
       cacheDir: options.cacheDir,

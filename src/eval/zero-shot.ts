@@ -3,6 +3,7 @@
 import { loadDataset, type LoadDatasetOptions } from '../data/datasets.js';
 import type { Dataset } from '../data/dataset.js';
 import { createLoader } from '../data/loader.js';
+import { modelPreprocessing } from '../data/preprocess.js';
 import type { ClipModel, Precision } from '../model/model.js';
 import { resolveTemplates } from '../text/prompts.js';
 import type { ClipTokenizer } from '../text/tokenizer.js';
@@ -76,7 +77,8 @@ export async function evaluateModel(model: ClipModel, dataset: Dataset, options:
     const loader = createLoader(dataset, {
       batchSize,
       shuffle: false,
-      resolution: model.config.image_resolution,
+      // The model's resolution, resize mode, mean and std (OpenAI's where its configuration has none).
+      ...modelPreprocessing(model.config),
       cache: options.cache,
       cacheDir: options.cacheDir,
       strict: options.strict,

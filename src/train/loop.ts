@@ -7,6 +7,7 @@ import { loadDataset } from '../data/datasets.js';
 import type { Dataset } from '../data/dataset.js';
 import { CropMemory, defaultCropMemoryBudget } from '../data/crop-memory.js';
 import { createLoader } from '../data/loader.js';
+import { modelPreprocessing } from '../data/preprocess.js';
 import { evaluateModel, type EvaluateResult } from '../eval/zero-shot.js';
 import { readSafetensorsMetadata } from '../io/safetensors-header.js';
 import { architecture, canonicalModelName, type ClipConfig } from '../model/config.js';
@@ -292,7 +293,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         epoch,
         shuffle: true,
         dropLast: config.dropLast,
-        resolution: model.config.image_resolution,
+        ...modelPreprocessing(model.config),
         concurrency: config.workers === 'auto' ? undefined : config.workers,
         decodeThreads: config.decodeThreads === 'auto' ? undefined : config.decodeThreads,
         prefetch: config.prefetch,
