@@ -15,6 +15,7 @@ import type { ClipConfig } from '../src/model/config.js';
 import { loadModel, type ClipModel, type TokenData } from '../src/model/model.js';
 import { pretrainedFile, resolvePretrained } from '../src/model/pretrained.js';
 import { downloadVerified, type DownloadProgress } from '../src/util/download.js';
+import { recordVerified } from '../src/util/verified-file.js';
 import { autocastReference, type AutocastDrift } from './helpers/autocast-reference.js';
 import { fixture } from './helpers/fixtures.js';
 import { assertAllClose, bf16DriftOverVariants, DRIFT_VARIANTS, logitDrift } from './helpers/tensors.js';
@@ -248,9 +249,12 @@ describe('released models in the cache', () => {
     const cacheDir = path.join(tmp, 'filled-cache');
     mkdirSync(path.join(cacheDir, 'openai'), { recursive: true });
     const file = path.join(cacheDir, 'openai', 'RN50.pt');
-    // Stand-in weights under the released name (a .pt written by our model; the architecture is given).
+    // Stand-in weights under the released name (a .pt written by our model; the architecture is given),
+    // with the record a verified download leaves (a cached file is checked against its SHA-256 when
+    // used: test/security/cache-verify.test.ts).
     const rn = await loadModel(fixture('models', 'tiny_rn.safetensors'));
     await rn.save(file, { format: 'pt' });
+    await recordVerified(file, pretrainedFile('RN50')!.sha256);
     let calls = 0;
     const download = async () => void calls++;
     assert.equal(await resolvePretrained('RN50', { cacheDir, download }), file);
@@ -316,7 +320,7 @@ describe('released models in the cache', () => {
       const seen: DownloadProgress[] = [];
       await downloadVerified(`${base}/good`, target, sha, (p) => seen.push(p));
       assert.ok(existsSync(target));
-      assert.deepEqual(readdirSync(path.dirname(target)), ['file.bin']);
+      assert.deepEqual(readdirSync(path.dirname(target)).sort(), ['file.bin', 'file.bin.verified.json'], 'the file and its verification record, no temporary file');
       assert.equal(seen.at(-1)?.status, 'done');
       assert.equal(seen.at(-1)?.loaded, good.length);
     });

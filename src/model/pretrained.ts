@@ -3,7 +3,8 @@ import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 
 import { cacheDir, isOffline, openaiCacheDir } from '../util/cache.js';
-import { downloadVerified, sha256File, type ProgressCallback } from '../util/download.js';
+import { downloadVerified, type ProgressCallback } from '../util/download.js';
+import { ChecksumMismatchError, SIDECAR_SUFFIX, sidecarPath, verifyCachedFile, type HashProgress } from '../util/verified-file.js';
 import { canonicalModelName } from './config.js';
 
 interface PretrainedFile {
@@ -39,26 +40,62 @@ export interface ResolveOptions {
   download?: typeof downloadVerified;
 }
 
+/** Files this large get a line on stderr while they are hashed (when nobody asked for progress). */
+const ANNOUNCE_HASH_BYTES = 64 << 20;
+
+/** Hash progress: to the caller's callback as `verify` events, else one line on a terminal's stderr. */
+function hashProgress(callback: ProgressCallback | undefined): (progress: HashProgress) => void {
+  if (callback) return ({ file, loaded, total }) => callback({ status: 'verify', file: path.basename(file), loaded, total });
+  return ({ file, loaded, total }) => {
+    if (loaded !== 0 || total < ANNOUNCE_HASH_BYTES || !process.stderr.isTTY) return;
+    process.stderr.write(`checking the SHA-256 of ${file} (${(total / 1e6).toFixed(0)} MB); later loads skip this while the file is unchanged\n`);
+  };
+}
+
 /**
  * The local path of a released model: our cache, then OpenAI's own `~/.cache/clip` when its SHA-256
- * matches, then a verified download unless offline.
+ * matches, then a verified download unless offline. A cached file is checked against its SHA-256 when
+ * it is used (hashed again only when it changed since its last check, see verifyCachedFile): one that
+ * was replaced or corrupted is refused, naming the file and how to download it anew.
  */
 export async function resolvePretrained(name: string, options: ResolveOptions = {}): Promise<string> {
   const entry = pretrainedFile(name);
   if (!entry) throw new Error(`'${name}' is neither a file nor a released CLIP model`);
-  const target = path.join(cacheDir(options.cacheDir), 'openai', entry.file);
-  if (existsSync(target)) return target;
+  const ours = path.join(cacheDir(options.cacheDir), 'openai');
+  const target = path.join(ours, entry.file);
+  const onHashProgress = hashProgress(options.progressCallback);
+  if (existsSync(target)) {
+    await verifyCachedFile(target, entry.sha256, {
+      onHashProgress,
+      fix: `Delete it (rm '${target}') and load ${name} again to download it anew from ${entry.url}, or pass a file path instead of a name.`,
+    });
+    return target;
+  }
   const theirs = path.join(openaiCacheDir(), entry.file);
-  if (existsSync(theirs) && (await sha256File(theirs)) === entry.sha256) return theirs;
+  if (existsSync(theirs)) {
+    // OpenAI's cache is not ours to write in: its record lives in ours. A file there that does not
+    // match is passed over, as clip.load would download it again.
+    try {
+      await verifyCachedFile(theirs, entry.sha256, { onHashProgress, sidecar: path.join(ours, `${entry.file}.openai-cache${SIDECAR_SUFFIX}`) });
+      return theirs;
+    } catch (err) {
+      if (!(err instanceof ChecksumMismatchError)) throw err;
+    }
+  }
   const fix = `Put ${entry.file} (sha256 ${entry.sha256}, from ${entry.url}) at ${target}, or pass a file path instead of a name.`;
   if (isOffline()) throw new Error(`${name} is not in the model cache and offline mode is on (HF_HUB_OFFLINE / CLIP_NATIVE_OFFLINE). ${fix}`);
   try {
+    // A record left from an earlier file must not vouch for the new one.
+    await fs.rm(sidecarPath(target), { force: true });
     await (options.download ?? downloadVerified)(entry.url, target, entry.sha256, options.progressCallback);
-    // Whatever fetched it, nothing unverified stays in the cache.
-    const actual = await sha256File(target);
-    if (actual !== entry.sha256) {
+    // Whatever fetched it, nothing unverified stays in the cache (the verified downloader's record
+    // saves hashing it twice).
+    try {
+      await verifyCachedFile(target, entry.sha256, { onHashProgress });
+    } catch (err) {
+      if (!(err instanceof ChecksumMismatchError)) throw err;
       await fs.rm(target, { force: true });
-      throw new Error(`the downloaded file's SHA-256 is ${actual}, expected ${entry.sha256}; it was deleted`);
+      throw new Error(`the downloaded file's SHA-256 is ${err.actual}, expected ${entry.sha256}; it was deleted`);
     }
   } catch (err) {
     throw new Error(`${name} is not in the model cache and downloading it failed (${(err as Error).message}). ${fix}`);

@@ -5,6 +5,7 @@ import path from 'node:path';
 
 import { cacheDir, isOffline } from '../util/cache.js';
 import { downloadVerified } from '../util/download.js';
+import { sidecarPath, verifyCachedFile } from '../util/verified-file.js';
 
 export const VOCAB_FILE_NAME = 'bpe_simple_vocab_16e6.txt.gz';
 export const VOCAB_URL = 'https://github.com/openai/CLIP/raw/main/clip/bpe_simple_vocab_16e6.txt.gz';
@@ -28,8 +29,8 @@ async function isFile(file: string): Promise<boolean> {
 }
 
 /**
- * Where the vocabulary is: `options.vocab`, `$CLIP_NATIVE_VOCAB`, the cache directory, else a
- * download (SHA-256 checked, as pretrained weights are) into the cache directory. Throws with the
+ * Where the vocabulary is: `options.vocab`, `$CLIP_NATIVE_VOCAB`, the cache directory (its SHA-256
+ * checked when used), else a download (SHA-256 checked, as pretrained weights are) into the cache directory. Throws with the
  * places to put the file. `download` is the verified downloader; tests point it elsewhere.
  */
 export async function resolveVocabularyPath(options: LoadTokenizerOptions = {}, download: typeof downloadVerified = downloadVerified): Promise<string> {
@@ -43,13 +44,20 @@ export async function resolveVocabularyPath(options: LoadTokenizerOptions = {}, 
     return file;
   }
   const cached = path.join(cacheDir(options.cacheDir), VOCAB_FILE_NAME);
-  if (await isFile(cached)) return cached;
+  if (await isFile(cached)) {
+    // A cached download is checked when used, as pretrained weights are: a replaced file is refused.
+    await verifyCachedFile(cached, VOCAB_SHA256, {
+      fix: `Delete it (rm '${cached}') to download it anew, or set ${VOCAB_ENV}=/path/to/${VOCAB_FILE_NAME}.`,
+    });
+    return cached;
+  }
 
   let why: string;
   if (isOffline()) {
     why = 'offline mode is on (HF_HUB_OFFLINE / CLIP_NATIVE_OFFLINE), so it was not downloaded';
   } else {
     try {
+      await fs.rm(sidecarPath(cached), { force: true });
       await download(VOCAB_URL, cached, VOCAB_SHA256);
       return cached;
     } catch (err) {

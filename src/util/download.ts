@@ -5,9 +5,11 @@ import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 
 import { writeAtomically } from './atomic.js';
+import { recordVerified } from './verified-file.js';
 
 export interface DownloadProgress {
-  status: 'initiate' | 'progress' | 'done';
+  /** 'verify': a cached file is being hashed against its known SHA-256 (it changed since its last check). */
+  status: 'initiate' | 'progress' | 'done' | 'verify';
   file: string;
   loaded: number;
   total: number | null;
@@ -21,7 +23,10 @@ export async function sha256File(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
-/** Downloads `url` to `target`, refusing (and deleting) anything whose SHA-256 is not `sha256`. */
+/**
+ * Downloads `url` to `target`, refusing (and deleting) anything whose SHA-256 is not `sha256`. A kept
+ * file gets its sidecar (see verifyCachedFile), so its first use need not hash it again.
+ */
 export async function downloadVerified(url: string, target: string, sha256: string, onProgress?: ProgressCallback): Promise<void> {
   await fs.mkdir(path.dirname(target), { recursive: true });
   const file = path.basename(target);
@@ -41,6 +46,7 @@ export async function downloadVerified(url: string, target: string, sha256: stri
     const actual = hash.digest('hex');
     if (actual !== sha256) throw new Error(`downloaded ${url} but its SHA-256 is ${actual}, expected ${sha256}; nothing was kept`);
   });
+  await recordVerified(target, sha256);
   const { size } = await fs.stat(target);
   onProgress?.({ status: 'done', file, loaded: size, total });
 }
