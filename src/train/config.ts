@@ -205,6 +205,33 @@ const CHECKS: Record<keyof TrainConfig, Check> = {
   resume: (v) => (v === undefined || (typeof v === 'string' && v.length > 0) ? undefined : 'must be a checkpoint path or latest'),
 };
 
+/** `table[key]` when `key` is the table's own: `__proto__`, `constructor`, `toString` … are no options. */
+function own<T>(table: Readonly<Record<string, T>>, key: string): T | undefined {
+  return Object.hasOwn(table, key) ? table[key] : undefined;
+}
+
+/** The known option an unknown key most likely meant: same letters ignoring case, `-` and `_`, or one edit away. */
+function didYouMean(key: string): string | undefined {
+  const fold = (s: string) => s.toLowerCase().replace(/[-_]/g, '');
+  const wanted = fold(key);
+  let best: { name: string; distance: number } | undefined;
+  for (const name of Object.keys(CHECKS)) {
+    const distance = editDistance(wanted, fold(name));
+    if (distance <= Math.min(2, Math.floor(name.length / 4)) && (!best || distance < best.distance)) best = { name, distance };
+  }
+  return best?.name;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(`invalid training configuration:\n  ${problems.join('\n  ')}`);
@@ -218,9 +245,10 @@ export function configProblems(config: Record<string, unknown>, source = ''): st
   const where = source ? `${source}: ` : '';
   for (const [key, value] of Object.entries(config)) {
     if (value === undefined) continue;
-    const check = CHECKS[key as keyof TrainConfig];
+    const check = own(CHECKS, key);
     if (!check) {
-      problems.push(`${where}${key}: unknown option`);
+      const meant = didYouMean(key);
+      problems.push(`${where}${key}: unknown option${meant ? ` (did you mean ${meant}?)` : ''}`);
       continue;
     }
     const message = check(value);
@@ -256,7 +284,10 @@ export async function readConfigFile(file: string): Promise<Partial<TrainConfig>
 export function resolveConfig(...layers: Array<Partial<TrainConfig> | undefined>): TrainConfig {
   const merged: Record<string, unknown> = { ...DEFAULT_CONFIG };
   for (const layer of layers) {
-    for (const [key, value] of Object.entries(layer ?? {})) if (value !== undefined) merged[key] = value;
+    // Defined, not assigned: a key named __proto__ stays an (unknown) option instead of replacing the prototype.
+    for (const [key, value] of Object.entries(layer ?? {})) {
+      if (value !== undefined) Object.defineProperty(merged, key, { value, enumerable: true, writable: true, configurable: true });
+    }
   }
   const problems = configProblems(merged);
   for (const key of ['data', 'out'] as const) if (merged[key] === undefined) problems.push(`${key}: is required`);
