@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 
 import type { ChildReply, ChildRequest } from './protocol.js';
 
-const send = process.send!.bind(process);
+// `node --test dist/test/` runs every file under test/, this one too: without a parent it does nothing.
+const send = process.send?.bind(process) ?? (() => true);
 const memory = () => ({ rss: process.memoryUsage().rss, maxRss: process.resourceUsage().maxRSS * 1024 });
 const held: Buffer[] = [];
 
@@ -16,7 +17,7 @@ function allocate(mib: number): void {
   for (let i = 0; i < mib; i++) held.push(Buffer.alloc(1 << 20, 1));
 }
 
-process.on('message', (request: ChildRequest) => {
+if (process.send) process.on('message', (request: ChildRequest) => {
   if (request.type === 'exit') return process.disconnect();
   const command = readFileSync(request.file, 'utf8').trim();
   const reply = (outcome: ChildReply['outcome'], message: string) => send({ type: 'result', id: request.id, outcome, message, ms: 1, ...memory() } satisfies ChildReply);
@@ -53,4 +54,4 @@ process.on('message', (request: ChildRequest) => {
       return reply('error', `${request.file}: ${command}`);
   }
 });
-send({ type: 'ready', id: -1, outcome: 'loaded', message: '', ms: 0, ...memory() } satisfies ChildReply);
+if (process.send) send({ type: 'ready', id: -1, outcome: 'loaded', message: '', ms: 0, ...memory() } satisfies ChildReply);
