@@ -18,6 +18,9 @@ export {
   type WeightFormat,
 } from './model/model.js';
 export { pretrainedFile, resolvePretrained } from './model/pretrained.js';
+export { resolvePretrainedModel, setDownloadProgress, type ResolvedModel, type ResolveNameOptions } from './model/resolve-name.js';
+export { listOpenClipNames } from './model/open-clip-registry.js';
+export { hubCacheDir } from './model/hf-hub.js';
 export type { DownloadProgress, ProgressCallback } from './util/download.js';
 
 // Text

@@ -2,7 +2,9 @@
 // `clip-native` command line: each subcommand lives in its own module and registers itself here.
 import { Command } from 'commander';
 
+import { setDownloadProgress } from '../model/resolve-name.js';
 import { version } from '../version.js';
+import { createDownloadProgress } from './download-progress.js';
 import { registerDoctor } from './doctor.js';
 import { registerEmbed } from './embed.js';
 import { registerEval } from './eval.js';
@@ -10,6 +12,8 @@ import { registerInterpolate } from './interpolate.js';
 import { registerPredict } from './predict.js';
 import { registerReport } from './report.js';
 import { registerTrain } from './train.js';
+
+setDownloadProgress(createDownloadProgress());
 
 const program = new Command();
 program.name('clip-native').description('Fine-tune OpenAI CLIP from Node.js on a LibTorch native addon').version(version);

@@ -60,7 +60,7 @@ function hashProgress(callback: ProgressCallback | undefined): (progress: HashPr
  */
 export async function resolvePretrained(name: string, options: ResolveOptions = {}): Promise<string> {
   const entry = pretrainedFile(name);
-  if (!entry) throw new Error(`'${name}' is neither a file nor a released CLIP model`);
+  if (!entry) throw new Error(`'${name}' is neither a file nor a released CLIP model (OpenAI's names such as ViT-B/32, open_clip's ARCH:TAG such as ViT-B-32:laion2b_s34b_b79k, or hf-hub:org/name)`);
   const ours = path.join(cacheDir(options.cacheDir), 'openai');
   const target = path.join(ours, entry.file);
   const onHashProgress = hashProgress(options.progressCallback);
