@@ -523,10 +523,11 @@ describe('loadModel by name', () => {
   const skip = existsSync(addonPath()) ? false : `the addon is not built (${addonPath()})`;
   test("hf-hub: an open_clip repository's configuration reaches the model (GELU, its mean and std)", { skip }, async () => {
     const work = fresh('tiny');
-    // Saved as OpenAI's QuickGELU model: only the repository's open_clip_config.json says GELU.
+    // A state dict with no configuration in it, as open_clip's open_clip_pytorch_model.bin: only the
+    // repository's open_clip_config.json says GELU and the mean/std.
     const tiny = await createModel({ ...TINY_MODEL }, { seed: 1 });
-    const file = path.join(work, 'tiny.safetensors');
-    await tiny.save(file);
+    const file = path.join(work, 'tiny.pt');
+    await tiny.save(file, { format: 'pt' });
     tiny.dispose();
     const openClipConfig = {
       model_cfg: {
@@ -540,15 +541,15 @@ describe('loadModel by name', () => {
     process.env.HF_HUB_OFFLINE = '1';
     writeCachedRepo(process.env.HF_HUB_CACHE, 'test-org/tiny-clip', {
       'open_clip_config.json': { content: Buffer.from(JSON.stringify(openClipConfig)), lfs: false },
-      'open_clip_model.safetensors': { content: readFileSync(file), lfs: true },
+      'open_clip_pytorch_model.bin': { content: readFileSync(file), lfs: true },
     });
     const model = await loadModel('hf-hub:test-org/tiny-clip');
     try {
       assert.equal(model.config.activation, 'gelu');
       assert.deepEqual(model.config.image_mean, [0.5, 0.5, 0.5]);
       assert.deepEqual(model.config.image_std, [0.25, 0.5, 0.75]);
-      assert.match(model.source!.configSource, /given by the name: open_clip model test-org\/tiny-clip@/);
-      assert.equal(model.source!.path, path.join(process.env.HF_HUB_CACHE, repoFolderName('test-org/tiny-clip'), 'snapshots', COMMIT, 'open_clip_model.safetensors'));
+      assert.match(model.source!.configSource, /open_clip model test-org\/tiny-clip@/);
+      assert.equal(model.source!.path, path.join(process.env.HF_HUB_CACHE, repoFolderName('test-org/tiny-clip'), 'snapshots', COMMIT, 'open_clip_pytorch_model.bin'));
     } finally {
       model.dispose();
     }
