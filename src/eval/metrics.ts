@@ -47,12 +47,14 @@ export class MetricsAccumulator {
 
   result(): ClassificationMetrics {
     const correct = this.confusion.reduce((sum, row, i) => sum + row[i]!, 0);
-    const perClass: Record<string, ClassAccuracy> = {};
-    this.classes.forEach((name, i) => {
-      const row = this.confusion[i]!;
-      const n = row.reduce((a, b) => a + b, 0);
-      perClass[name] = { accuracy: n > 0 ? row[i]! / n : 0, n };
-    });
+    // Entries, not assignments: a class folder named __proto__ is a class like any other.
+    const perClass: Record<string, ClassAccuracy> = Object.fromEntries(
+      this.classes.map((name, i) => {
+        const row = this.confusion[i]!;
+        const n = row.reduce((a, b) => a + b, 0);
+        return [name, { accuracy: n > 0 ? row[i]! / n : 0, n }];
+      }),
+    );
     return {
       top1: this.n > 0 ? correct / this.n : 0,
       top5: this.n > 0 ? this.hitsTopK / this.n : 0,

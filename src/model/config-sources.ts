@@ -272,7 +272,7 @@ export function hfConfigSource(json: unknown, file: string): ConfigSource {
 
   const activation = (t: typeof text): ClipConfig['activation'] => {
     const act = t.get('hidden_act');
-    const mapped = typeof act === 'string' ? HF_ACTIVATIONS[act] : undefined;
+    const mapped = typeof act === 'string' && Object.hasOwn(HF_ACTIVATIONS, act) ? HF_ACTIVATIONS[act] : undefined;
     if (!mapped) throw new Error(`${file}: ${t.where('hidden_act')} = ${JSON.stringify(act)}: clip-native builds quick_gelu or gelu (exact erf) MLPs only`);
     return mapped;
   };

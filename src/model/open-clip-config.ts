@@ -87,7 +87,7 @@ const USED_MODEL = new Set(['embed_dim', 'vision_cfg', 'text_cfg', 'quick_gelu',
 function checkPlain(section: Json, plain: Record<string, unknown[]>, used: Set<string>, where: string, label: string): void {
   for (const [key, value] of Object.entries(section)) {
     if (used.has(key)) continue;
-    const allowed = plain[key];
+    const allowed = Object.hasOwn(plain, key) ? plain[key] : undefined;
     if (!allowed) throw new Error(`${label}: ${where}.${key} is an open_clip option clip-native does not know; only a plain CLIP can be built`);
     if (!allowed.some((a) => (a === undefined ? value === undefined : value === a))) {
       throw new Error(`${label}: ${where}.${key} = ${JSON.stringify(value)} builds a model other than a plain CLIP, which clip-native cannot build`);

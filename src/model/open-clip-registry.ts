@@ -204,7 +204,8 @@ export function parseOpenClipName(name: string): OpenClipName | undefined {
   const archName = found.quickGelu ? `${found.arch}-quickgelu` : found.arch;
   const tags = tagsOf(found.arch, found.quickGelu);
   const tag = tagKey(name.slice(colon + 1));
-  const entry = tags[tag];
+  // Own tags only: `constructor` or `__proto__` is no tag (the prototype's would pass for OpenAI's release).
+  const entry = Object.hasOwn(tags, tag) ? tags[tag] : undefined;
   if (!entry) {
     const available = Object.keys(tags);
     throw new Error(`'${name}': open_clip has no pretrained tag '${tag}' for ${archName} that clip-native can load` +

@@ -2,7 +2,8 @@
 // `constructor`, `toString`, `hasOwnProperty` and the rest of Object.prototype get the usual
 // "unknown option" problem, from a JSON file, a YAML file (both parse them as own keys), the API and
 // the CLI, and never reach the merged configuration's prototype. A model configuration with such a
-// key is refused by the native parser, naming it.
+// key is refused by the native parser, naming it; the other tables looked up by a name from a file
+// or a flag (open_clip tags and options, transformers' activations, class labels) use own keys only.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
@@ -12,7 +13,11 @@ import { describe, test } from 'node:test';
 
 import YAML from 'yaml';
 
+import { MetricsAccumulator } from '../../src/eval/metrics.js';
+import { hfConfigSource } from '../../src/model/config-sources.js';
 import { createModel } from '../../src/model/model.js';
+import { clipConfigFromOpenClipJson } from '../../src/model/open-clip-config.js';
+import { parseOpenClipName } from '../../src/model/open-clip-registry.js';
 import { ConfigError, readConfigFile, resolveConfig } from '../../src/train/config.js';
 import { repoRoot } from '../helpers/fixtures.js';
 import { scratchDir } from '../helpers/scratch.js';
@@ -111,5 +116,43 @@ describe('model configurations', () => {
       assert.ok(Object.hasOwn(config, key));
       await assert.rejects(createModel(config), new RegExp(`model config: unknown key '${key}'`), key);
     }
+  });
+});
+
+describe('other tables looked up by a name from outside', () => {
+  test("an open_clip tag named like a prototype key is no tag (it would have resolved to OpenAI's release)", () => {
+    for (const tag of ['constructor', '__proto__']) {
+      assert.throws(() => parseOpenClipName(`ViT-B-32:${tag}`), new RegExp(`open_clip has no pretrained tag '${tag}' for ViT-B-32`), tag);
+    }
+    assert.equal(parseOpenClipName('ViT-B-32:openai')?.openaiName, 'ViT-B/32', 'a real tag still resolves');
+  });
+
+  test('an open_clip_config.json option named like a prototype key is an unknown option, not a TypeError', () => {
+    const modelCfg = { embed_dim: 32, vision_cfg: { image_size: 32, layers: 1, width: 64, patch_size: 16 }, text_cfg: { width: 32, heads: 2, layers: 1 } };
+    assert.equal(clipConfigFromOpenClipJson({ model_cfg: modelCfg }).embed_dim, 32);
+    for (const key of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
+      for (const section of ['vision_cfg', 'text_cfg'] as const) {
+        const json = JSON.parse(JSON.stringify({ model_cfg: modelCfg }).replace(`"${section}":{`, `"${section}":{${JSON.stringify(key)}:1,`));
+        assert.throws(() => clipConfigFromOpenClipJson(json), new RegExp(`${section}\\.${key} is an open_clip option clip-native does not know`), `${section}.${key}`);
+      }
+    }
+  });
+
+  test("transformers' hidden_act named like a prototype key is no activation (it would have been dropped, giving quick_gelu)", () => {
+    for (const act of ['constructor', 'toString', '__proto__']) {
+      const json = { model_type: 'clip', text_config: { hidden_act: act }, vision_config: { hidden_act: act } };
+      assert.throws(() => hfConfigSource(json, 'config.json'), new RegExp(`config\\.json: text_config\\.hidden_act = "${act}": clip-native builds quick_gelu or gelu`), act);
+    }
+    assert.equal(hfConfigSource({ model_type: 'clip', text_config: { hidden_act: 'gelu' }, vision_config: { hidden_act: 'gelu' } }, 'config.json').values.activation, 'gelu');
+  });
+
+  test('class labels named like prototype keys are classes of their own in the per-class metrics', () => {
+    const classes = ['__proto__', 'constructor', 'toString'];
+    const metrics = new MetricsAccumulator(classes);
+    metrics.add({ data: Float32Array.from([1, 0, 0, 0, 1, 0, 0, 0, 1]), shape: [3, 3] }, [0, 1, 0]);
+    const { perClass } = metrics.result();
+    assert.deepEqual(Object.keys(perClass), classes);
+    assert.equal(Object.getPrototypeOf(perClass), Object.prototype);
+    assert.equal(JSON.stringify(perClass), '{"__proto__":{"accuracy":0.5,"n":2},"constructor":{"accuracy":1,"n":1},"toString":{"accuracy":0,"n":0}}');
   });
 });
