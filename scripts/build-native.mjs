@@ -54,7 +54,7 @@ function run(command, args, env) {
 
 function buildWithCmakeJs(torch, jobs) {
   const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
-  run(process.execPath, [cmakeJs, 'compile', '--log-level', 'warn', '--parallel', String(jobs), `--CDCLIP_TORCH_CONFIG_DIR=${torch.configDir}`]);
+  run(process.execPath, [cmakeJs, 'build', '--log-level', 'warn', '--parallel', String(jobs), `--CDCLIP_TORCH_CONFIG_DIR=${torch.configDir}`]);
 }
 
 function buildWithNodeGyp(jobs) {

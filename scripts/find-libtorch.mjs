@@ -132,8 +132,18 @@ export function linkLibraries(info) {
   return names.map((n) => path.join(info.libDir, n)).filter((p) => existsSync(p));
 }
 
+/**
+ * gloo's own headers beside LibTorch's c10d ones, for native/dist/process_group.cc (as CMakeLists.txt
+ * finds them): pip's LibTorch ships c10d's headers and ProcessGroupGloo, not gloo's headers.
+ */
+export function glooIncludeDir(info, env = process.env) {
+  if (!existsSync(path.join(info.includeDir, 'torch', 'csrc', 'distributed', 'c10d', 'ProcessGroupGloo.hpp'))) return undefined;
+  return [env.GLOO_INCLUDE_DIR, '/usr/include', '/usr/local/include'].find((dir) => dir && existsSync(path.join(dir, 'gloo', 'config.h')));
+}
+
 export function includeDirs(info) {
-  return [info.includeDir, path.join(info.includeDir, 'torch', 'csrc', 'api', 'include')];
+  const gloo = glooIncludeDir(info);
+  return [info.includeDir, path.join(info.includeDir, 'torch', 'csrc', 'api', 'include'), ...(gloo && gloo !== '/usr/include' ? [gloo] : [])];
 }
 
 function main() {
@@ -164,7 +174,7 @@ function main() {
       break;
     case '--defines':
       // What CMakeLists.txt defines for a LibTorch with CUDA, for binding.gyp.
-      process.stdout.write((info.cuda ? 'CLIP_NATIVE_WITH_CUDA=1' : '') + '\n');
+      process.stdout.write([info.cuda ? 'CLIP_NATIVE_WITH_CUDA=1' : '', glooIncludeDir(info) ? 'CLIP_NATIVE_WITH_C10D=1' : ''].filter(Boolean).join(' ') + '\n');
       break;
     case '--lib-dir':
       process.stdout.write(info.libDir + '\n');

@@ -140,6 +140,28 @@ export interface NativeFileReads {
   headers: Buffer;
 }
 
+/** A c10d process group (native/dist/process_group.h): every call is a collective of all its ranks. */
+export interface NativeGroup {
+  rank(): number;
+  worldSize(): number;
+  backend(): string;
+  allReduce(values: Float64Array, op: 'sum' | 'max'): Promise<Float64Array>;
+  /** Every rank's values (the same length on all), in rank order. */
+  allGather(values: Float64Array): Promise<Float64Array>;
+  barrier(): Promise<void>;
+}
+
+export interface NativeGroupOptions {
+  backend: 'gloo' | 'nccl';
+  rank: number;
+  worldSize: number;
+  masterAddr: string;
+  masterPort: number;
+  /** This rank starts the rendezvous store (no launcher agent hosts it). */
+  hostStore: boolean;
+  timeoutMs: number;
+}
+
 /** The raw addon surface. Kept private to this module; wrappers below add types and validation. */
 interface Addon {
   runtimeInfo(): RuntimeInfo;
@@ -154,6 +176,9 @@ interface Addon {
   readFilesInto(paths: string[], headerBytes: number, bodyBytes: number, dest: Uint8Array, slots: Int32Array): Promise<NativeFileReads>;
   joinBytes(parts: Uint8Array[]): Promise<Buffer>;
   copyBytesInto(parts: Uint8Array[], dest: Uint8Array, offsets: Float64Array): Promise<void>;
+  createProcessGroup(options: NativeGroupOptions): Promise<NativeGroup>;
+  builtBackends(): string[];
+  missingBackendReason(backend: string): string;
 }
 
 export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -218,6 +243,16 @@ export function loadNativeModel(path: string | string[], options: { device: stri
 
 export function createNativeTrainer(model: NativeModel, options: object): Promise<NativeTrainer> {
   return native().createTrainer(model, options);
+}
+
+/** Joins (or, with hostStore, hosts) the rendezvous and creates the process group: blocks until every rank has joined or the timeout. */
+export function createNativeGroup(options: NativeGroupOptions): Promise<NativeGroup> {
+  return native().createProcessGroup(options);
+}
+
+/** The c10d backends this build can create ('gloo', 'nccl'), and why another cannot be. */
+export function distributedBackends(): { built: string[]; missing: (backend: string) => string } {
+  return { built: native().builtBackends(), missing: (backend) => native().missingBackendReason(backend) };
 }
 
 /** stat(2) of each path, as one request on the thread pool. */

@@ -7,6 +7,7 @@ namespace clip::binding {
 struct AddonData {
   Napi::FunctionReference model_constructor;
   Napi::FunctionReference trainer_constructor;
+  Napi::FunctionReference group_constructor;
 };
 
 inline AddonData& GetAddonData(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }

@@ -11,6 +11,7 @@ void RegisterRuntime(Napi::Env env, Napi::Object exports);
 void RegisterModel(Napi::Env env, Napi::Object exports);
 void RegisterTrainer(Napi::Env env, Napi::Object exports);
 void RegisterFiles(Napi::Env env, Napi::Object exports);
+void RegisterDist(Napi::Env env, Napi::Object exports);
 }
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -25,6 +26,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   clip::binding::RegisterModel(env, exports);
   clip::binding::RegisterTrainer(env, exports);
   clip::binding::RegisterFiles(env, exports);
+  clip::binding::RegisterDist(env, exports);
   return exports;
 }
 

@@ -7,6 +7,7 @@
 
 #include "binding/addon_data.h"
 #include "binding/async.h"
+#include "binding/dist_binding.h"
 #include "binding/js_values.h"
 #include "binding/model_handle.h"
 #include "binding/model_wrap.h"
@@ -51,6 +52,9 @@ train::TrainerOptions ParseTrainerOptions(const Napi::Object& o) {
   t.cuda_graph = OptionalBool(o, "cudaGraph").value_or(true);
   t.scaler.init_scale = OptionalNumber(o, "initScale").value_or(t.scaler.init_scale);
   t.scaler.growth_interval = static_cast<int64_t>(OptionalNumber(o, "growthInterval").value_or(static_cast<double>(t.scaler.growth_interval)));
+  Napi::Value group = o.Get("group");
+  if (!group.IsUndefined() && !group.IsNull()) t.group = GroupWrap::Unwrap(group, "option 'group'");
+  t.local_loss = OptionalBool(o, "localLoss").value_or(false);
   Napi::Value freeze = o.Get("freeze");
   if (!freeze.IsUndefined()) {
     if (!freeze.IsArray()) throw Napi::TypeError::New(env, "option 'freeze' must be an array of regular expressions");

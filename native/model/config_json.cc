@@ -61,7 +61,11 @@ std::string number_text(double x) {
   return out.str();
 }
 
-std::string triple_text(const std::array<double, 3>& v) { return "[" + number_text(v[0]) + ", " + number_text(v[1]) + ", " + number_text(v[2]) + "]"; }
+std::string triple_text(const std::array<double, 3>& v) {
+  std::ostringstream out;
+  out << "[" << number_text(v[0]) << ", " << number_text(v[1]) << ", " << number_text(v[2]) << "]";
+  return out.str();
+}
 
 }  // namespace
 

@@ -15,4 +15,11 @@ namespace clip::train {
 at::Tensor contrastive_loss(const at::Tensor& logits_per_image, const at::Tensor& logits_per_text,
                             const std::optional<at::Tensor>& labels);
 
+/** Rows against columns, both [rows, columns]: targets are column indices [rows] or distributions
+ * [rows, columns]; the mean over rows of both cross-entropies, halved, in fp32. */
+at::Tensor symmetric_cross_entropy(const at::Tensor& logits_per_image, const at::Tensor& logits_per_text, const at::Tensor& targets);
+
+/** Multi-positive targets: row i spreads its mass evenly over the columns that carry its label. */
+at::Tensor label_targets(const at::Tensor& row_labels, const at::Tensor& column_labels, const at::Device& device);
+
 }  // namespace clip::train

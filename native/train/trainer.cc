@@ -10,6 +10,7 @@
 #include "model/compute_weights.h"
 #include "model/state_dict.h"
 #include "runtime/transfer.h"
+#include "train/global_loss.h"
 #include "train/loss.h"
 
 namespace clip::train {
@@ -58,10 +59,17 @@ Trainer::Trainer(model::Clip model, at::Device device, TrainerOptions options) :
   loss_sum_ = at::zeros({1}, stat);
   loss_count_ = at::zeros({1}, stat);
   non_finite_run_ = at::zeros({1}, stat);
+  if (distributed()) {
+    if (options_.group->backend() == "gloo" && !device.is_cpu())
+      throw std::invalid_argument("the gloo backend trains on the CPU; use nccl for CUDA devices");
+    broadcast_weights();
+  }
   // fp32 on CUDA, as the fused kernel reads a tensor lr; fp64 on the CPU, equal to a double lr.
   lr_ = at::zeros({}, at::TensorOptions().dtype(device.is_cuda() ? at::kFloat : at::kDouble).device(device));
   if (!options_.cuda_graph) {
     graph_status_ = "off";
+  } else if (distributed()) {
+    graph_status_ = "off: the step's collectives are not captured in CUDA graphs yet";
   } else if (options_.accumulate != 1) {
     graph_status_ = "off: CUDA graphs need accumulate 1";
   } else if (runtime::CudaGraph::emulated()) {
@@ -74,6 +82,43 @@ Trainer::Trainer(model::Clip model, at::Device device, TrainerOptions options) :
   } else {
     graph_enabled_ = true;
     graph_status_ = "warming up";
+  }
+}
+
+void Trainer::broadcast_weights() {
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> tensors;
+  for (auto& p : model_->parameters()) tensors.push_back(p.data());
+  for (auto& b : model_->buffers()) tensors.push_back(b);
+  options_.group->broadcast(tensors, 0);
+}
+
+void Trainer::average_gradients(std::vector<at::Tensor>& grads) {
+  // One all-reduce per bucket of gradients of one dtype, as DDP buckets them (about 25 MB each): fewer,
+  // larger messages than one per tensor, without a copy of all gradients at once.
+  constexpr int64_t kBucketBytes = 25 << 20;
+  at::NoGradGuard no_grad;
+  const double world = static_cast<double>(options_.group->world_size());
+  size_t begin = 0;
+  while (begin < grads.size()) {
+    size_t end = begin;
+    int64_t bytes = 0;
+    while (end < grads.size() && grads[end].scalar_type() == grads[begin].scalar_type() && (end == begin || bytes < kBucketBytes)) {
+      bytes += grads[end].numel() * static_cast<int64_t>(grads[end].element_size());
+      ++end;
+    }
+    std::vector<at::Tensor> flat_parts;
+    for (size_t i = begin; i < end; ++i) flat_parts.push_back(grads[i].reshape({-1}));
+    std::vector<at::Tensor> bucket{at::cat(flat_parts)};
+    options_.group->all_reduce_sum(bucket);
+    bucket[0].div_(world);
+    int64_t offset = 0;
+    for (size_t i = begin; i < end; ++i) {
+      const int64_t n = grads[i].numel();
+      grads[i].copy_(bucket[0].narrow(0, offset, n).view_as(grads[i]));
+      offset += n;
+    }
+    begin = end;
   }
 }
 
@@ -222,7 +267,7 @@ StepResult Trainer::eager_step(const at::Tensor& images, const at::Tensor& token
     if (!release_graph("warming up (released to make room for a batch of another shape)")) throw;
     loss = forward_backward(images, tokens, labels);
   }
-  record_loss(loss);
+  loss = record_loss(loss);
   ++counters_.micro_steps;
   ++micro_in_group_;
   StepResult result;
@@ -247,8 +292,12 @@ at::Tensor Trainer::forward_backward(const at::Tensor& images, const at::Tensor&
       weights.record = &product_weights_;  // this forward names them; the next step gathers them
     }
     model::ComputeWeightScope scope(flat_weights_ || weights.record ? &weights : nullptr);
-    model::Logits logits = model_->forward(images, tokens);
-    loss = contrastive_loss(logits.per_image, logits.per_text, labels);
+    if (distributed() && !options_.local_loss) {
+      loss = global_contrastive_loss(*model_, model_->encode_image(images), model_->encode_text(tokens), labels, *options_.group);
+    } else {
+      model::Logits logits = model_->forward(images, tokens);
+      loss = contrastive_loss(logits.per_image, logits.per_text, labels);
+    }
   }
   at::Tensor to_backward = options_.accumulate > 1 ? loss / static_cast<double>(options_.accumulate) : loss;
   if (scaler_) to_backward = scaler_->scale(to_backward);
@@ -257,16 +306,24 @@ at::Tensor Trainer::forward_backward(const at::Tensor& images, const at::Tensor&
   return loss.detach();
 }
 
-void Trainer::record_loss(const at::Tensor& loss) {
+at::Tensor Trainer::record_loss(const at::Tensor& loss) {
   // Everything stays on the device: a non-finite loss is not tested on the host but turned into a flag
   // that makes the fused optimizer skip the update, as the fp16 scaler does for gradients.
   at::NoGradGuard no_grad;
-  const at::Tensor value = loss.reshape({1});
+  at::Tensor value = loss.reshape({1});
+  if (distributed()) {
+    // The global batch's loss, the mean of the ranks': a non-finite one on any rank makes it non-finite
+    // on all, so every rank records it and skips the same step.
+    std::vector<at::Tensor> sum{value.to(at::kFloat).clone()};
+    options_.group->all_reduce_sum(sum);
+    value = sum[0] / static_cast<double>(options_.group->world_size());
+  }
   const at::Tensor non_finite = at::logical_not(at::isfinite(value)).to(at::kFloat);
   loss_sum_.add_(at::where(non_finite > 0, at::zeros_like(value), value));
   loss_count_.add_(1.0 - non_finite);
   non_finite_run_.add_(1.0).mul_(non_finite);
   pending_non_finite_ = pending_non_finite_.defined() ? at::maximum(pending_non_finite_, non_finite) : non_finite;
+  return value.reshape(loss.sizes());
 }
 
 StepResult Trainer::flush(double lr, bool read_back) {
@@ -299,6 +356,7 @@ Trainer::DeviceUpdate Trainer::update_on_device() {
   for (auto& s : optimizer_->states()) {
     if (s.param.grad().defined()) grads.push_back(s.param.grad());
   }
+  if (distributed()) average_gradients(grads);
   DeviceUpdate update;
   update.found_inf = pending_non_finite_;
   pending_non_finite_ = at::Tensor();

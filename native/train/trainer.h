@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "dist/process_group.h"
 #include "model/clip.h"
 #include "model/precision.h"
 #include "runtime/cuda_graph.h"
@@ -39,6 +40,12 @@ struct TrainerOptions {
   // On a CUDA device with accumulate 1: after a few eager steps with the same batch shape, capture the
   // whole step (forward, loss, backward, clipping, optimizer, scaler) in a CUDA graph and replay it.
   bool cuda_graph = false;
+  // Data parallel: the ranks of this group train one model. Weights start as rank 0's, gradients are
+  // averaged every optimizer step and a non-finite loss on any rank skips the step on all of them.
+  std::shared_ptr<dist::Group> group;
+  // With a group: each rank's loss over its own batch only (the reference's per-process loss), instead
+  // of its rows against every rank's features (the global batch's negatives).
+  bool local_loss = false;
 };
 
 /**
@@ -145,8 +152,9 @@ class Trainer {
   void prepare_flat_weights();
   /** Forward under autocast, loss, backward of the (scaled) loss; returns the unscaled loss. */
   at::Tensor forward_backward(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels);
-  /** Adds a loss to the device-side statistics and to the pending non-finite flag. */
-  void record_loss(const at::Tensor& loss);
+  /** Adds a loss to the device-side statistics and to the pending non-finite flag; returns what was
+   * recorded (with a group: the mean over the ranks). */
+  at::Tensor record_loss(const at::Tensor& loss);
   /** Unscale, clip, optimizer step at lr_, scaler update, logit_scale clamp; frees the gradients. */
   DeviceUpdate update_on_device();
   void apply_update(StepResult& result, StepReads* reads);
@@ -156,6 +164,11 @@ class Trainer {
   static void complete_read(PendingRead& read, StepResult& result);
   void clear_gradients();
   bool is_frozen(const std::string& name) const;
+  bool distributed() const { return options_.group && options_.group->world_size() > 1; }
+  /** Every parameter and buffer as rank 0 has it. */
+  void broadcast_weights();
+  /** The gradients summed over the ranks and divided by their number, in buckets of about 25 MB. */
+  void average_gradients(std::vector<at::Tensor>& grads);
 
   StepResult eager_step(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels, StepReads* reads);
   /** The graph for this batch's shapes when one is (or, now, can be) captured; else null. */

@@ -2,6 +2,7 @@
 // from a schedule over optimizer steps. The training loop (loop.ts) drives it batch by batch.
 import type { ClipModel, ImageData, Precision, TokenData } from '../model/model.js';
 import { createNativeTrainer, type NativeStepResult, type NativeTrainer, type NativeTrainerStats, type ProfileRow } from '../native.js';
+import type { ProcessGroup } from '../dist/group.js';
 import { learningRate, scheduleProblems, type Schedule } from './schedule.js';
 
 export interface TrainerOptions {
@@ -29,6 +30,14 @@ export interface TrainerOptions {
    * eagerly; a failed capture falls back to eager steps. See `cudaGraphStatus`.
    */
   cudaGraph?: boolean;
+  /**
+   * Data parallel: this process is one rank of the group. Weights start as rank 0's, gradients are
+   * averaged over the ranks at each optimizer step, and the loss is each rank's rows against the whole
+   * global batch's features (every rank must pass batches of the same size).
+   */
+  group?: ProcessGroup;
+  /** With a group: each rank's loss over its own batch only, as one process per rank would compute it. */
+  localLoss?: boolean;
 }
 
 export interface StepResult extends NativeStepResult {
@@ -69,7 +78,7 @@ export class Trainer {
     const problems = scheduleProblems(resolved.schedule);
     if (!(resolved.lr >= 0)) problems.push('lr: must be a non-negative number');
     if (problems.length) throw new Error(`invalid trainer options: ${problems.join('; ')}`);
-    const native = await createNativeTrainer(model.native, resolved);
+    const native = await createNativeTrainer(model.native, { ...resolved, group: resolved.group?.native });
     return new Trainer(native, model, resolved);
   }
 
