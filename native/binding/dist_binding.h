@@ -1,10 +1,10 @@
-// The JS class `NativeGroup`: a handle to a c10d process group (native/dist/process_group.h).
+// The JS class `NativeGroup`: a handle to a c10d process group (native/distributed/process_group.h).
 #pragma once
 #include <napi.h>
 
 #include <memory>
 
-#include "dist/process_group.h"
+#include "distributed/process_group.h"
 
 namespace clip::binding {
 

@@ -5,7 +5,7 @@
 
 #include <optional>
 
-#include "dist/process_group.h"
+#include "distributed/process_group.h"
 #include "model/clip.h"
 
 namespace clip::train {

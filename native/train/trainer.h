@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "dist/process_group.h"
+#include "distributed/process_group.h"
 #include "model/clip.h"
 #include "model/precision.h"
 #include "runtime/cuda_graph.h"

@@ -2,7 +2,7 @@
 // from a schedule over optimizer steps. The training loop (loop.ts) drives it batch by batch.
 import type { ClipModel, ImageData, Precision, TokenData } from '../model/model.js';
 import { createNativeTrainer, type NativeStepResult, type NativeTrainer, type NativeTrainerStats, type ProfileRow } from '../native.js';
-import type { ProcessGroup } from '../dist/group.js';
+import type { ProcessGroup } from '../distributed/group.js';
 import { learningRate, scheduleProblems, type Schedule } from './schedule.js';
 
 export interface TrainerOptions {

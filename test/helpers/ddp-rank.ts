@@ -5,7 +5,7 @@
 // Run without either (as `node --test` runs every file under test/), it does nothing.
 import { createHash } from 'node:crypto';
 
-import { launchFromEnv, ProcessGroup } from '../../src/dist/group.js';
+import { launchFromEnv, ProcessGroup } from '../../src/distributed/group.js';
 import { createModel } from '../../src/model/model.js';
 import { createTrainer } from '../../src/train/trainer.js';
 import { createRng } from '../../src/util/prng.js';
