@@ -102,6 +102,16 @@ OPEN_CLIP_CASES = [
         {'image_size': 32, 'layers': [1, 1, 1, 1], 'width': 32, 'head_width': 64},
         {'context_length': 77, 'vocab_size': 49408, 'width': 64, 'heads': 2, 'layers': 2},
         True), ((0.45, 0.5, 0.55), (0.2, 0.25, 0.3)), 'open_clip_pytorch_model.bin', 'fp32'),
+    ('oc_vit_p14_fp16_bin', 15, open_clip_cfg(
+        24,
+        {'image_size': 56, 'layers': 3, 'width': 80, 'head_width': 20, 'patch_size': 14},
+        {'context_length': 77, 'vocab_size': 49408, 'width': 40, 'heads': 5, 'layers': 3},
+        True), ((0.3, 0.4, 0.5), (0.2, 0.2, 0.25)), 'open_clip_pytorch_model.bin', 'fp16'),
+    ('oc_rn_deeper', 16, open_clip_cfg(
+        40,
+        {'image_size': 64, 'layers': [2, 1, 2, 1], 'width': 24, 'head_width': 48},
+        {'context_length': 77, 'vocab_size': 49408, 'width': 32, 'heads': 4, 'layers': 1, 'mlp_ratio': 2.0},
+        False), (OPENAI_MEAN, OPENAI_STD), 'open_clip_model.safetensors', 'fp32'),
 ]
 
 
@@ -205,6 +215,7 @@ HF_CASES = [
     ('hf_gelu', 21, (48, 3, 96, 'gelu'), (96, 4, 200, 16, 64), 32, (OTHER_MEAN, OTHER_STD), 'safetensors'),
     ('hf_quickgelu_sharded', 22, (64, 2, 128, 'quick_gelu'), (64, 2, 160, 8, 32), 24, (OPENAI_MEAN, OPENAI_STD), 'sharded'),
     ('hf_gelu_bin', 23, (64, 4, 256, 'gelu'), (48, 3, 96, 8, 32), 32, ((0.4, 0.45, 0.5), (0.3, 0.3, 0.3)), 'bin'),
+    ('hf_quickgelu_bin_sharded', 25, (32, 2, 80, 'quick_gelu'), (80, 5, 160, 16, 32), 16, (OTHER_MEAN, OTHER_STD), 'bin_sharded'),
     ('hf_quickgelu_fp16', 24, (48, 4, 192, 'quick_gelu'), (64, 8, 128, 16, 48), 32, (OPENAI_MEAN, OPENAI_STD), 'fp16'),
 ]
 
@@ -240,6 +251,22 @@ def hf_case(outdir, name, seed, text, vision, projection, mean_std, mode):
         model.config.save_pretrained(folder)
         torch.save(model.state_dict(), os.path.join(folder, 'pytorch_model.bin'))
         weights = ['pytorch_model.bin']
+    elif mode == 'bin_sharded':
+        # transformers < 5's sharded .bin layout (save_pretrained(safe_serialization=False, max_shard_size=...)):
+        # pytorch_model-0000i-of-0000n.bin state dicts and pytorch_model.bin.index.json's weight_map.
+        model.config.save_pretrained(folder)
+        state = model.state_dict()
+        names = list(state)
+        parts = [names[:len(names) // 2], names[len(names) // 2:]]
+        weights, weight_map = [], {}
+        for i, part in enumerate(parts):
+            shard = f'pytorch_model-{i + 1:05d}-of-{len(parts):05d}.bin'
+            torch.save({k: state[k] for k in part}, os.path.join(folder, shard))
+            weights.append(shard)
+            weight_map.update({k: shard for k in part})
+        total = sum(v.numel() * v.element_size() for v in state.values())
+        with open(os.path.join(folder, 'pytorch_model.bin.index.json'), 'w') as f:
+            json.dump({'metadata': {'total_size': total}, 'weight_map': weight_map}, f, indent=2)
     elif mode == 'fp16':
         model.to(torch.float16).save_pretrained(folder)
         weights = ['model.safetensors']
