@@ -5,6 +5,7 @@ import { resolveTemplates } from '../text/prompts.js';
 import type { ClipTokenizer } from '../text/tokenizer.js';
 import { zeroShotClassifier, type Templates } from './classifier.js';
 import { logitScale } from './logit-scale.js';
+import { assertFinite, NonFiniteOutputError } from './finite.js';
 import { asMatrix, matmulTransposed, normalizeRows, rankRow, softmaxRow, type Matrix } from './matrix.js';
 import { tokenizerFor, withModel, type ModelSource } from './model-source.js';
 
@@ -51,26 +52,33 @@ export async function classify(images: ReadonlyArray<string | Buffer>, labels: r
     const tokenizer = await tokenizerFor(options.tokenizer);
     const classifier = await zeroShotClassifier(model, labels, templates, tokenizer, { precision: options.precision, signal: options.signal });
     const scale = await logitScale(model);
+    if (!Number.isFinite(scale)) {
+      const kind = Number.isNaN(scale) ? 'NaN' : 'Inf';
+      throw new NonFiniteOutputError(images.length, [kind], `the model's logit scale exp(logit_scale) is not finite (${scale}, logit_scale = ${model.logitScale()}): the weights may hold NaN/Inf or a logit_scale that overflows; no probabilities were computed`);
+    }
     const predictions: ImagePrediction[] = [];
     for (let start = 0; start < images.length; start += batchSize) {
       options.signal?.throwIfAborted();
       const chunk = images.slice(start, start + batchSize);
-      const features = await encodeImageInputs(model, chunk, options.precision);
+      const names = chunk.map((image, i) => (typeof image === 'string' ? image : `buffer #${start + i}`));
+      const features = await encodeImageInputs(model, chunk, names, options.precision);
       const logits = scaled(matmulTransposed(features, classifier), scale);
-      chunk.forEach((image, i) => {
+      // Logits are float32: a large logit scale can overflow them even when the features are finite.
+      assertFinite(logits, { output: 'logits', rows: 'images', names });
+      chunk.forEach((_, i) => {
         const probabilities = softmaxRow(logits, i);
         const ranking = rankRow(logits, i)
           .slice(0, top)
           .map((c) => ({ label: labels[c]!, probability: probabilities[c]!, logit: logits.data[i * labels.length + c]! }));
-        predictions.push({ image: typeof image === 'string' ? image : `buffer #${start + i}`, ranking });
+        predictions.push({ image: names[i]!, ranking });
       });
     }
     return predictions;
   });
 }
 
-/** Normalised image features for paths or encoded image buffers. */
-async function encodeImageInputs(model: ClipModel, images: ReadonlyArray<string | Buffer>, precision: Precision | undefined): Promise<Matrix> {
+/** Normalised image features for paths or encoded image buffers (`names`: how errors name them). */
+async function encodeImageInputs(model: ClipModel, images: ReadonlyArray<string | Buffer>, names: readonly string[], precision: Precision | undefined): Promise<Matrix> {
   const preprocess = modelPreprocessing(model.config);
   const resolution = preprocess.resolution;
   const plane = 3 * resolution * resolution;
@@ -78,8 +86,9 @@ async function encodeImageInputs(model: ClipModel, images: ReadonlyArray<string 
   for (let i = 0; i < images.length; i++) {
     data.set((await preprocessImage(images[i]!, preprocess)).data, i * plane);
   }
-  const features = await model.encodeImage({ data, shape: [images.length, 3, resolution, resolution] }, { precision });
-  return normalizeRows(asMatrix(features, 'encodeImage output'));
+  const features = asMatrix(await model.encodeImage({ data, shape: [images.length, 3, resolution, resolution] }, { precision }), 'encodeImage output');
+  assertFinite(features, { output: 'image features', rows: 'images', names });
+  return normalizeRows(features);
 }
 
 function scaled(m: Matrix, factor: number): Matrix {

@@ -5,6 +5,7 @@ import { modelPreprocessing } from '../data/preprocess.js';
 import type { Precision } from '../model/model.js';
 import type { ClipTokenizer } from '../text/tokenizer.js';
 import { listImages } from './image-list.js';
+import { assertFinite } from './finite.js';
 import { asMatrix, concatRows, normalizeRows, type Matrix } from './matrix.js';
 import { tokenizerFor, withModel, type ModelSource } from './model-source.js';
 import { encodeTexts } from './text-features.js';
@@ -50,8 +51,10 @@ export async function embedImages(images: string | readonly string[], options: E
     const files: string[] = [];
     for await (const batch of loader) {
       options.signal?.throwIfAborted();
-      const features = await model.encodeImage(batch.images, { precision: options.precision });
-      blocks.push(normalizeRows(asMatrix(features, 'encodeImage output')));
+      const features = asMatrix(await model.encodeImage(batch.images, { precision: options.precision }), 'encodeImage output');
+      const context = `(images ${files.length + 1}–${files.length + batch.samples.length})`;
+      assertFinite(features, { output: 'image features', rows: 'images', names: batch.samples.map((s) => s.image), context });
+      blocks.push(normalizeRows(features));
       files.push(...batch.samples.map((s) => s.image));
       options.onProgress?.({ done: files.length, total: samples.length });
     }

@@ -8,6 +8,7 @@ import type { ClipModel, Precision } from '../model/model.js';
 import { resolveTemplates } from '../text/prompts.js';
 import type { ClipTokenizer } from '../text/tokenizer.js';
 import { zeroShotClassifier, type Templates } from './classifier.js';
+import { assertFinite } from './finite.js';
 import { asMatrix, matmulTransposed, normalizeRows } from './matrix.js';
 import { MetricsAccumulator, type ClassificationMetrics } from './metrics.js';
 import { inEvalMode, tokenizerFor, withModel, type ModelSource } from './model-source.js';
@@ -88,8 +89,14 @@ export async function evaluateModel(model: ClipModel, dataset: Dataset, options:
     let done = 0;
     for await (const batch of loader) {
       options.signal?.throwIfAborted();
-      const features = await model.encodeImage(batch.images, { precision: options.precision });
-      metrics.add(matmulTransposed(normalizeRows(asMatrix(features, 'encodeImage output')), classifier), batch.labelIndices!);
+      const features = asMatrix(await model.encodeImage(batch.images, { precision: options.precision }), 'encodeImage output');
+      // An accuracy over NaN scores would still be a number: refuse them (NonFiniteOutputError).
+      const names = batch.samples.map((s) => s.image);
+      const context = `(images ${done + 1}–${done + batch.samples.length} of ${total})`;
+      assertFinite(features, { output: 'image features', rows: 'images', names, context });
+      const scores = matmulTransposed(normalizeRows(features), classifier);
+      assertFinite(scores, { output: 'zero-shot scores', rows: 'images', names, context });
+      metrics.add(scores, batch.labelIndices!);
       done += batch.samples.length;
       options.onProgress?.({ done, total });
     }
