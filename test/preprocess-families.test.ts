@@ -299,7 +299,8 @@ describe('a model with image_mean/std 0.5: the float path of eval and the uint8 
     }
     const same = absDiffStats(floats.data, bytes.data);
     // The same float32 input either way (the native side normalises with the same steps); a channels-
-    // last copy on the native path may change the convolution's summation order, hence not bitwise.
+    // last copy on the native path may change the convolution's summation order, hence a bound and not
+    // equality (on the CPU here the features are bitwise equal: max |Δ| 0).
     assert.ok(same.max <= 1e-5, `float vs uint8 features: max |Δ| ${same.max}, mean |Δ| ${same.mean}`);
     console.log(`float vs uint8 path image features: max |Δ| ${same.max.toExponential(2)}, mean |Δ| ${same.mean.toExponential(2)}`);
 
@@ -343,6 +344,9 @@ describe('a model with image_mean/std 0.5: the float path of eval and the uint8 
     const again = createLoader(dataset, { batchSize: files.length, shuffle: false, ...modelPreprocessing(model.config), pixels: 'uint8', cacheDir, decodeThreads: 0 });
     for await (const _ of again);
     assert.equal(again.stats().cacheHits, files.length);
+    // Decoded in a worker thread, the mode travels with the request: the same crops.
+    const threaded = createLoader(dataset, { batchSize: files.length, shuffle: false, ...modelPreprocessing(model.config), pixels: 'uint8', cache: false, decodeThreads: 1 });
+    for await (const batch of threaded) assert.deepEqual(new Uint8Array(batch.images.data.buffer, batch.images.data.byteOffset, batch.images.data.byteLength), crops);
   });
 
   test('a bad resize mode or statistics are refused when the loader is made, not per image', () => {
