@@ -119,6 +119,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     timeoutMs,
     rssLimitBytes: rssLimitMiB * MiB,
     recycleEvery,
+    recycleAboveBytes: (rssLimitMiB / 2) * MiB,
     // One intra-op thread: the loads are small and the machine is shared.
     env: { ...process.env, OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '1' },
   });
@@ -223,8 +224,8 @@ export function formatSummary(r: CampaignResult, topMessages = 40): string {
     const keys = [...map.keys()].sort();
     const width = Math.max(title.length, ...keys.map((k) => k.length));
     const heads = [...cols, ...extra];
-    lines.push(`${title.padEnd(width)}  ${heads.map((h) => h.padStart(9)).join('')}`);
-    for (const k of keys) lines.push(`${k.padEnd(width)}  ${heads.map((h) => String(map.get(k)![h] ?? 0).padStart(9)).join('')}`);
+    lines.push(`${title.padEnd(width)}  ${heads.map((h) => h.padStart(10)).join('')}`);
+    for (const k of keys) lines.push(`${k.padEnd(width)}  ${heads.map((h) => String(map.get(k)![h] ?? 0).padStart(10)).join('')}`);
   };
   table('seed', r.bySeed, ['skipped']);
   table('strategy', r.byStrategy);

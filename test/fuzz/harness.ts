@@ -38,6 +38,11 @@ export interface ChildRunnerOptions {
   pollMs?: number;
   /** A fresh child after this many cases, so a slow leak cannot be blamed on one case. */
   recycleEvery?: number;
+  /**
+   * A fresh child after a case that leaves its RSS above this, bytes: memory a case took and freed
+   * stays resident (the allocator keeps it), and the next case's peak should not include it.
+   */
+  recycleAboveBytes?: number;
 }
 
 const MiB = 1024 * 1024;
@@ -65,6 +70,7 @@ interface Live {
 
 export class ChildRunner {
   private live: Live | undefined;
+  private recycleNext = false;
   private nextId = 0;
   /** Children started, including the first. */
   starts = 0;
@@ -124,8 +130,9 @@ export class ChildRunner {
 
   /** Loads `file` in the child and judges the outcome. */
   async run(file: string): Promise<RunResult> {
-    const { timeoutMs, rssLimitBytes, pollMs = 25, recycleEvery = 0 } = this.options;
-    if (this.live && (this.live.exited || (recycleEvery > 0 && this.live.cases >= recycleEvery))) await this.close();
+    const { timeoutMs, rssLimitBytes, pollMs = 25, recycleEvery = 0, recycleAboveBytes = Infinity } = this.options;
+    if (this.live && (this.live.exited || this.recycleNext || (recycleEvery > 0 && this.live.cases >= recycleEvery))) await this.close();
+    this.recycleNext = false;
     const live = (this.live ??= await this.start());
     live.cases++;
     const id = this.nextId++;
@@ -152,8 +159,11 @@ export class ChildRunner {
           finish({ outcome: 'rss', message: `peak RSS ${(peak / MiB).toFixed(0)} MiB > ${(rssLimitBytes / MiB).toFixed(0)} MiB (then: ${m.outcome} ${m.message})`, ms: m.ms, peakMiB: peak / MiB, rssMiB: m.rss / MiB });
           return;
         }
-        live.firstRss ??= m.rss;
-        live.lastRss = m.rss;
+        if (m.rss > recycleAboveBytes) this.recycleNext = true;
+        else {
+          live.firstRss ??= m.rss;
+          live.lastRss = m.rss;
+        }
         finish({ outcome: m.outcome, message: m.message, ms: m.ms, peakMiB: peak / MiB, rssMiB: m.rss / MiB });
       };
       const onExit = (code: number | null, signal: NodeJS.Signals | null) => {

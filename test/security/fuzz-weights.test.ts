@@ -7,7 +7,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
@@ -16,7 +15,7 @@ import { fixture, repoRoot } from '../helpers/fixtures.js';
 import { scratchDir } from '../helpers/scratch.js';
 import { CHILD_SCRIPT, formatSummary, loadSeeds, runCampaign } from '../fuzz/campaign.js';
 import { ChildRunner } from '../fuzz/harness.js';
-import { makeCase, SEED_TABLE } from '../fuzz/mutate.js';
+import { makeCase, SEED_TABLE, type SeedSet } from '../fuzz/mutate.js';
 import { parseZip, writeZip } from '../fuzz/zip.js';
 
 const tmp = scratchDir('clip-fuzz-test-');
@@ -24,6 +23,9 @@ const SEED = Number(process.env.CLIP_NATIVE_FUZZ_SEED ?? 19);
 const CASES = Number(process.env.CLIP_NATIVE_FUZZ_CASES ?? 2400);
 const MIN_CASES = 2000;
 const FAKE_CHILD = path.join(repoRoot, 'dist', 'test', 'fuzz', 'fake-child.js');
+let seedSet: SeedSet | undefined;
+/** The seeds, loaded once (the legacy one is written by python3 torch, which takes a few seconds). */
+const seeds = () => (seedSet ??= loadSeeds(tmp));
 
 test('the harness detects a crash, an abort, an exit, a hang, a busy loop, too much memory and a non-Error, and goes on', async () => {
   const MiB = 1024 * 1024;
@@ -97,8 +99,8 @@ test('the fuzz zip writer round-trips the fixtures: rewritten (and deflated) arc
 });
 
 test('fuzz cases are a pure function of (seed, index)', () => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'clip-fuzz-seeds-'));
-  const [a, b] = [loadSeeds(dir), loadSeeds(dir)];
+  // A second, independent load of the seeds: the legacy one is written again by python3.
+  const [a, b] = [seeds(), loadSeeds(mkdtempSync(path.join(tmp, 'seeds-')))];
   const digest = (set: typeof a, i: number) => {
     const c = makeCase(set, SEED, i);
     return `${c.seed} ${c.strategy} ${c.detail} ${c.bytes ? createHash('sha256').update(c.bytes).digest('hex') : c.skipped}`;
@@ -109,11 +111,11 @@ test('fuzz cases are a pure function of (seed, index)', () => {
 
 test(`a seeded fuzz campaign over every weight format: ${CASES} cases, no crash, hang or RSS over 1 GiB`, { timeout: 30 * 60_000 }, async (t) => {
   assert.ok(existsSync(CHILD_SCRIPT), `${CHILD_SCRIPT} is missing: compile with tsc first`);
-  const seeds = loadSeeds(tmp);
-  for (const [name, why] of seeds.missing) t.diagnostic(`SKIPPED seed ${name}: ${why}`);
-  for (const spec of SEED_TABLE.filter((s) => s.kind !== 'legacy')) assert.ok(seeds.seeds.has(spec.name), `fixture seed ${spec.name} missing: ${seeds.missing.get(spec.name)}`);
+  const set = seeds();
+  for (const [name, why] of set.missing) t.diagnostic(`SKIPPED seed ${name}: ${why}`);
+  for (const spec of SEED_TABLE.filter((s) => s.kind !== 'legacy')) assert.ok(set.seeds.has(spec.name), `fixture seed ${spec.name} missing: ${set.missing.get(spec.name)}`);
   const findingsDir = path.join(repoRoot, 'test-artifacts', 'fuzz-findings');
-  const result = await runCampaign({ seed: SEED, count: CASES, seeds, findingsDir });
+  const result = await runCampaign({ seed: SEED, count: CASES, seeds: set, findingsDir });
   for (const line of formatSummary(result).split('\n')) t.diagnostic(line);
 
   // The harness reached the parsers: the unmutated full-model seeds load.
