@@ -21,6 +21,7 @@ export { pretrainedFile, resolvePretrained } from './model/pretrained.js';
 export { resolvePretrainedModel, setDownloadProgress, type ResolvedModel, type ResolveNameOptions } from './model/resolve-name.js';
 export { listOpenClipNames } from './model/open-clip-registry.js';
 export { hubCacheDir } from './model/hf-hub.js';
+export { exportModel, hfConfig, hfPreprocessorConfig, openClipConfig, type ExportOptions, type ExportResult, type ExportTarget } from './model/export.js';
 export type { DownloadProgress, ProgressCallback } from './util/download.js';
 
 // Text

@@ -8,6 +8,7 @@ import { createDownloadProgress } from './download-progress.js';
 import { registerDoctor } from './doctor.js';
 import { registerEmbed } from './embed.js';
 import { registerEval } from './eval.js';
+import { registerExport } from './export.js';
 import { registerInterpolate } from './interpolate.js';
 import { registerPredict } from './predict.js';
 import { registerReport } from './report.js';
@@ -23,6 +24,7 @@ registerEval(program);
 registerPredict(program);
 registerEmbed(program);
 registerInterpolate(program);
+registerExport(program);
 registerReport(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { createNativeModel, loadNativeModel, type NativeModel, type TensorData } from '../native.js';
 import type { ProgressCallback } from '../util/download.js';
 import { architecture, type ClipConfig } from './config.js';
+import { exportModel, type ExportOptions, type ExportResult } from './export.js';
 import { resolvePretrained } from './pretrained.js';
 import { findSidecarConfig } from './sidecar-config.js';
 
@@ -107,6 +108,17 @@ export class ClipModel {
   async save(path: string, options: { format?: WeightFormat; naming?: 'openai' | 'hf'; metadata?: Record<string, string> } = {}): Promise<void> {
     const copy = await this.copyWeights({ naming: options.naming });
     return copy.save(path, { format: options.format, metadata: options.metadata });
+  }
+
+  /**
+   * Writes a folder that another library loads as its own model: `{ to: 'hf' }` for Hugging Face
+   * transformers (`CLIPModel` / `CLIPProcessor.from_pretrained(dir)`: config.json, model.safetensors,
+   * preprocessor_config.json, tokenizer files from the BPE vocabulary; ViT models only), `{ to: 'open_clip' }`
+   * for open_clip (`create_model_and_transforms('local-dir:' + dir)`: open_clip_config.json and
+   * open_clip_model.safetensors). Atomic; refuses a non-empty existing folder unless `overwrite`.
+   */
+  async export(dir: string, options: ExportOptions): Promise<ExportResult> {
+    return exportModel(this, dir, options);
   }
 
   /**
