@@ -58,7 +58,7 @@ export { createLoader, type Loader, type LoaderOptions, type Batch, type LoaderS
 export { exportFashionMnist, FASHION_MNIST_CLASSES } from './data/fashion-mnist.js';
 
 // Training
-export { train, type TrainOptions, type TrainResult, type StepLog, type EpochLog } from './train/loop.js';
+export { train, DivergedError, type TrainOptions, type TrainResult, type StepLog, type EpochLog } from './train/loop.js';
 export { createTrainer, Trainer, DEFAULT_TRAINER_OPTIONS, type TrainerOptions, type StepResult } from './train/trainer.js';
 export { learningRate, type Schedule } from './train/schedule.js';
 export { DEFAULT_CONFIG, resolveConfig, readConfigFile, ConfigError, type TrainConfig } from './train/config.js';

@@ -68,16 +68,19 @@ export function registerTrain(program: Command): void {
     .option('--eval-every <n>', 'zero-shot evaluation every n epochs (and before the first)', num)
     .option('--images-dir <dir>', "blog layout: images folder (default 'images')")
     .option('--ext <ext>', "blog layout: image extension (default 'jpg')")
-    .option('--resume <path|latest>', 'continue from a checkpoint')
+    .option('--resume <path|latest>', 'continue from a checkpoint (refused, naming each difference, when the settings its state depends on differ: docs/resume.md)')
+    .option('--overwrite', 'start a new run in an --out that holds one, deleting its files first (without this or --resume, such a directory is refused)')
+    .option('--max-nonfinite-steps <n>', 'stop after n steps in a row with a non-finite loss, with a checkpoint of the last finite state and exit code 1 (default 10)', num)
     .option('--print-config', 'print the resolved configuration and exit')
     .option('--json', 'print the result as JSON at the end')
-    .action(async (flags: TrainFlags & { cache?: boolean; cudaGraph?: boolean; batchnorm?: TrainConfig['batchNorm']; memoryCache?: TrainConfig['memoryCacheMiB'] }) => {
-      const { config, printConfig, json, batchnorm, cache, cudaGraph, memoryCache, ...rest } = flags;
+    .action(async (flags: TrainFlags & { cache?: boolean; cudaGraph?: boolean; batchnorm?: TrainConfig['batchNorm']; memoryCache?: TrainConfig['memoryCacheMiB']; maxNonfiniteSteps?: number }) => {
+      const { config, printConfig, json, batchnorm, cache, cudaGraph, memoryCache, maxNonfiniteSteps, ...rest } = flags;
       // Negatable flags default to true in commander; only an explicit --no-… may override the config file.
       const overrides: Partial<TrainConfig> = {
         ...rest,
         batchNorm: batchnorm,
         memoryCacheMiB: memoryCache,
+        maxNonFiniteSteps: maxNonfiniteSteps,
         cache: cache === false ? false : undefined,
         cudaGraph: cudaGraph === false ? false : undefined,
       };

@@ -77,10 +77,14 @@ export interface TrainConfig {
   keepLast: number;
   /** Zero-shot evaluation every N epochs (0: never), plus one before the first epoch. */
   evalEvery: number;
-  /** Stop after this many consecutive non-finite losses (fp32/bf16). */
-  maxNonFinite: number;
+  /** Stop after this many consecutive non-finite training losses, with a checkpoint of the last finite
+   * state when there is one, and an error (`maxNonFinite` is its old name, still read). */
+  maxNonFiniteSteps: number;
   /** Resume from a checkpoint file, or 'latest' in `out`. */
   resume?: string;
+  /** Start a new run in an `out` that holds one: its files are removed first (without this or
+   * `resume`, such a directory is refused). */
+  overwrite: boolean;
 }
 
 export const DEFAULT_CONFIG: Omit<TrainConfig, 'data' | 'out'> = {
@@ -127,8 +131,12 @@ export const DEFAULT_CONFIG: Omit<TrainConfig, 'data' | 'out'> = {
   savePt: false,
   keepLast: 0,
   evalEvery: 0,
-  maxNonFinite: 3,
+  maxNonFiniteSteps: 10,
+  overwrite: false,
 };
+
+/** Old option names still read, and the names they have now. */
+export const CONFIG_ALIASES: Readonly<Record<string, keyof TrainConfig>> = { maxNonFinite: 'maxNonFiniteSteps' };
 
 type Check = (value: unknown) => string | undefined;
 
@@ -201,8 +209,9 @@ const CHECKS: Record<keyof TrainConfig, Check> = {
   savePt: bool,
   keepLast: nonNegativeInt,
   evalEvery: nonNegativeInt,
-  maxNonFinite: positiveInt,
+  maxNonFiniteSteps: positiveInt,
   resume: (v) => (v === undefined || (typeof v === 'string' && v.length > 0) ? undefined : 'must be a checkpoint path or latest'),
+  overwrite: bool,
 };
 
 /** `table[key]` when `key` is the table's own: `__proto__`, `constructor`, `toString` … are no options. */
@@ -215,9 +224,9 @@ function didYouMean(key: string): string | undefined {
   const fold = (s: string) => s.toLowerCase().replace(/[-_]/g, '');
   const wanted = fold(key);
   let best: { name: string; distance: number } | undefined;
-  for (const name of Object.keys(CHECKS)) {
+  for (const name of [...Object.keys(CHECKS), ...Object.keys(CONFIG_ALIASES)]) {
     const distance = editDistance(wanted, fold(name));
-    if (distance <= Math.min(2, Math.floor(name.length / 4)) && (!best || distance < best.distance)) best = { name, distance };
+    if (distance <= Math.min(2, Math.floor(name.length / 4)) && (!best || distance < best.distance)) best = { name: own(CONFIG_ALIASES, name) ?? name, distance };
   }
   return best?.name;
 }
@@ -245,7 +254,7 @@ export function configProblems(config: Record<string, unknown>, source = ''): st
   const where = source ? `${source}: ` : '';
   for (const [key, value] of Object.entries(config)) {
     if (value === undefined) continue;
-    const check = own(CHECKS, key);
+    const check = own(CHECKS, own(CONFIG_ALIASES, key) ?? key);
     if (!check) {
       const meant = didYouMean(key);
       problems.push(`${where}${key}: unknown option${meant ? ` (did you mean ${meant}?)` : ''}`);
@@ -271,7 +280,7 @@ export async function readConfigFile(file: string): Promise<Partial<TrainConfig>
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError([`${file}: must hold a mapping of options`]);
   const problems = configProblems(parsed as Record<string, unknown>, file);
   if (problems.length) throw new ConfigError(problems);
-  const config = parsed as Partial<TrainConfig>;
+  const config = withoutAliases(parsed as Record<string, unknown>, file);
   // Paths in a config file are relative to the file, as users of such files expect.
   const base = path.dirname(path.resolve(file));
   for (const key of ['data', 'out'] as const) {
@@ -280,12 +289,29 @@ export async function readConfigFile(file: string): Promise<Partial<TrainConfig>
   return config;
 }
 
+/** Old names (CONFIG_ALIASES) renamed; both names at once is a problem. */
+function withoutAliases(layer: Record<string, unknown>, source = ''): Partial<TrainConfig> {
+  const renamed: Record<string, unknown> = { ...layer };
+  for (const [old, current] of Object.entries(CONFIG_ALIASES)) {
+    if (renamed[old] === undefined) {
+      delete renamed[old];
+      continue;
+    }
+    if (renamed[current] !== undefined && renamed[current] !== renamed[old]) {
+      throw new ConfigError([`${source ? `${source}: ` : ''}${old}: the old name of ${current}; give one of them (got ${JSON.stringify(renamed[old])} and ${JSON.stringify(renamed[current])})`]);
+    }
+    renamed[current] = renamed[old];
+    delete renamed[old];
+  }
+  return renamed as Partial<TrainConfig>;
+}
+
 /** Defaults, then the file, then explicit options; validated as a whole. */
 export function resolveConfig(...layers: Array<Partial<TrainConfig> | undefined>): TrainConfig {
   const merged: Record<string, unknown> = { ...DEFAULT_CONFIG };
   for (const layer of layers) {
     // Defined, not assigned: a key named __proto__ stays an (unknown) option instead of replacing the prototype.
-    for (const [key, value] of Object.entries(layer ?? {})) {
+    for (const [key, value] of Object.entries(withoutAliases(layer ?? {}))) {
       if (value !== undefined) Object.defineProperty(merged, key, { value, enumerable: true, writable: true, configurable: true });
     }
   }

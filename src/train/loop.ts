@@ -20,7 +20,10 @@ import { MetricsLog } from './metrics-log.js';
 import { BadData, formatKinds, SkippedLog, skippedPath, type SkipKind } from './bad-data.js';
 import { BackgroundWrites } from './background-writes.js';
 import { BatchTokenizer } from './batch-tokenizer.js';
-import { checkpointPath, CONFIG_FILE, METRICS_FILE, pruneCheckpoints, resolveResume, runName, weightsPath, type CheckpointPosition } from './run-files.js';
+import { nonFiniteTensors } from './finite-scan.js';
+import { compatDifferences, compatError, compatRecord, COMPAT_METADATA_KEY, datasetHash, initialWeightsId, type CompatRecord } from './resume-compat.js';
+import { checkDiskSpace, estimateWrites, freeBytes, lockRunDir, removeRun, runContents } from './run-dir.js';
+import { checkpointPath, CONFIG_FILE, listCheckpoints, METRICS_FILE, pruneCheckpoints, resolveResume, runName, weightsPath, type CheckpointPosition } from './run-files.js';
 import type { Schedule } from './schedule.js';
 import { createTrainer, type StepResult, type Trainer } from './trainer.js';
 
@@ -54,6 +57,8 @@ export interface EpochLog {
 export interface TrainOptions extends Partial<TrainConfig> {
   /** A JSON or YAML file of options; explicit options override it. */
   config?: string;
+  /** @deprecated The old name of `maxNonFiniteSteps`. */
+  maxNonFinite?: number;
   signal?: AbortSignal;
   onLog?: (log: StepLog) => void;
   /** After every batch (progress bars). */
@@ -82,6 +87,22 @@ export interface TrainResult {
   out: string;
   /** Entries left out (unreadable images, malformed or duplicate list lines), each once in `file` (skipped.tsv). */
   skipped: { file: string; total: number; byKind: Partial<Record<SkipKind, number>> };
+}
+
+/**
+ * Thrown by train() when the training loss stayed non-finite for `maxNonFiniteSteps` steps in a row.
+ * `checkpoint`: the checkpoint of the last finite state, written then; when that state held non-finite
+ * values too, the last checkpoint written before (undefined if none was).
+ */
+export class DivergedError extends Error {
+  constructor(
+    message: string,
+    readonly checkpoint: string | undefined,
+    readonly steps: number,
+  ) {
+    super(message);
+    this.name = 'DivergedError';
+  }
 }
 
 /** Checkpoint metadata written by this loop beside the native state. */
@@ -146,10 +167,37 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const fromFile = configFile ? await readConfigFile(configFile) : undefined;
   const config = resolveConfig(fromFile, overrides);
   const out = path.resolve(config.out);
+  const say = onMessage ?? (() => {});
+  if (config.resume && config.overwrite && (config.resume === 'latest' || !path.relative(out, path.resolve(config.resume)).startsWith('..'))) {
+    throw new Error(`--resume ${config.resume} and --overwrite: the checkpoint belongs to the run in ${out} that --overwrite would remove; choose one`);
+  }
   await fs.mkdir(out, { recursive: true });
+  // One run at a time in a directory: released however the run ends (at exit, if it never gets here).
+  const lock = await lockRunDir(out, say);
+  try {
+    return await trainLocked(config, out, say, { signal, onLog, onBatch, onEpoch, tokenizer: givenTokenizer, cacheDir });
+  } finally {
+    await lock.release();
+  }
+}
+
+async function trainLocked(
+  config: TrainConfig,
+  out: string,
+  say: (message: string) => void,
+  { signal, onLog, onBatch, onEpoch, tokenizer: givenTokenizer, cacheDir }: Pick<TrainOptions, 'signal' | 'onLog' | 'onBatch' | 'onEpoch' | 'tokenizer' | 'cacheDir'>,
+): Promise<TrainResult> {
+  const name = config.name ?? runName(config.model);
+  // A new run never writes into an old one: their metrics, checkpoints and weight files would mix.
+  const previous = await runContents(out, [name]);
+  if (previous.entries.length > 0 && !config.resume && !config.overwrite) {
+    throw new Error(
+      `${out} already holds a training run (${previous.entries.join(', ')}). Continue it with --resume latest, ` +
+        `start over with --overwrite (removes those files), or train into another --out.`,
+    );
+  }
   const device = resolveDevice(config.device);
   const precision = resolvePrecision(config.precision, device);
-  const say = onMessage ?? (() => {});
 
   const datasetOptions = { imagesDir: config.imagesDir, ext: config.ext, seed: config.seed, strict: config.strict };
   const trainSet = await loadDataset(config.data, { ...datasetOptions, split: config.trainSplit });
@@ -168,7 +216,6 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   await badData.checkSplit(config.trainSplit, trainSet);
   if (evalSet && evalSet.split !== undefined && config.evalSplit !== config.trainSplit) await badData.checkSplit(config.evalSplit, evalSet);
   const model = await buildModel(config, device, resumeFile);
-  const name = config.name ?? runName(config.model);
   const multiPositive = config.multiPositive === 'on' || (config.multiPositive === 'auto' && trainSet.kind === 'labels');
 
   const batchesPerEpoch = config.dropLast ? Math.floor(trainSet.samples.length / config.batchSize) : Math.ceil(trainSet.samples.length / config.batchSize);
@@ -190,6 +237,55 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     freeze: config.freeze,
     cudaGraph: config.cudaGraph,
   });
+
+  // What the checkpoints' state depends on: a resume with other values is refused.
+  const compat = compatRecord(config, {
+    precision,
+    architecture: model.config,
+    initialWeights: await initialWeightsId(config, model.config),
+    dataset: datasetHash(trainSet),
+    worldSize: 1,
+  });
+  let startEpoch = 0;
+  if (resumeFile) {
+    const metadata = await readSafetensorsMetadata(resumeFile);
+    const saved = metadata?.[COMPAT_METADATA_KEY];
+    // An unreadable file (no metadata at all) is reported by the checkpoint load below.
+    if (metadata && saved === undefined) {
+      say(`warning: ${resumeFile} holds no record of the settings it was trained with (written before clip-native recorded them): model, data and hyperparameters could not be checked against this run's`);
+    } else if (saved !== undefined) {
+      const { differences, unchecked } = compatDifferences(JSON.parse(saved) as CompatRecord, compat);
+      if (differences.length > 0) throw compatError(resumeFile, differences);
+      if (unchecked.length > 0) say(`resume from ${resumeFile}: ${unchecked.join(', ')} could not be compared (${config.model} is not there any more)`);
+    }
+    if (metadata?.loop) startEpoch = (JSON.parse(metadata.loop) as LoopState).position.epoch;
+    const all = (await listCheckpoints(out)).map((c) => path.resolve(c.file));
+    const at = all.indexOf(resumeFile);
+    if (at >= 0 && at < all.length - 1) {
+      say(`warning: ${all.length - 1 - at} checkpoint(s) in ${out} are newer than ${resumeFile}, from the continuation this resume replaces (the newest: ${all.at(-1)}); those this run reaches are overwritten`);
+    }
+  }
+
+  // What the run will write, against the space free there (a removed old run's files count as free).
+  const estimate = estimateWrites({
+    startEpoch,
+    epochs: config.epochs,
+    weightsEvery: config.weightsEvery,
+    checkpointEvery: config.checkpointEvery,
+    keepLast: config.keepLast,
+    savePt: config.savePt,
+    evalEvery: config.evalEvery,
+    weightBytes: model.parameterCount() * 4,
+  });
+  const overwriting = config.overwrite && !config.resume && previous.entries.length > 0;
+  const free = await freeBytes(out);
+  if (free !== undefined) checkDiskSpace(out, estimate, free + (overwriting ? previous.bytes : 0), config.savePt);
+  if (overwriting) {
+    // skipped.tsv was started over by this run already (above).
+    const { removed, kept } = await removeRun(out, { ...previous, entries: previous.entries.filter((e) => e !== path.basename(skippedPath(out))) }, [config.model]);
+    const keptNote = kept.length ? `; kept ${kept.join(', ')}: this run starts from it` : '';
+    say(`--overwrite: removed (deleted, not moved aside) the previous run's files in ${out}: ${removed.join(', ')}${keptNote}`);
+  }
 
   const resolved = { ...config, out, device, precision };
   await writeFileAtomic(path.join(out, CONFIG_FILE), JSON.stringify({ ...resolved, modelConfig: model.config }, null, 2) + '\n');
@@ -223,13 +319,20 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   };
 
   // The epoch's running loss sum and count live in the trainer (on the device) and in its checkpoints.
-  const saveCheckpoint = async (position: CheckpointPosition, cursor: number): Promise<string> => {
-    const file = checkpointPath(out, position);
+  // Pruning never removes the checkpoint just written nor the one this run resumed from.
+  const prune = async (newest: string) => {
+    for (const removed of await pruneCheckpoints(out, config.keepLast, resumeFile ? [newest, resumeFile] : [newest])) say(`removed old checkpoint ${removed}`);
+  };
+  const writeCheckpoint = async (file: string, position: CheckpointPosition, cursor: number): Promise<void> => {
     await fs.mkdir(path.dirname(file), { recursive: true });
     const loop: LoopState = { position, cursor, bestTop1: state.bestTop1 };
-    await trainer.saveCheckpoint(file, { loop: JSON.stringify(loop), run: JSON.stringify(resolved) });
+    await trainer.saveCheckpoint(file, { loop: JSON.stringify(loop), run: JSON.stringify(resolved), [COMPAT_METADATA_KEY]: JSON.stringify(compat) });
+  };
+  const saveCheckpoint = async (position: CheckpointPosition, cursor: number): Promise<string> => {
+    const file = checkpointPath(out, position);
+    await writeCheckpoint(file, position, cursor);
     result.checkpoints.push(file);
-    for (const removed of await pruneCheckpoints(out, config.keepLast)) say(`removed old checkpoint ${removed}`);
+    await prune(file);
     return file;
   };
 
@@ -258,26 +361,58 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const readsEveryStep = !device.startsWith('cuda');
   let lastLoss = Number.NaN;
   const unread: Array<{ log: StepLog; logged: boolean }> = [];
+  /** Set once the loss has been non-finite for maxNonFiniteSteps steps in a row: the run stops. */
+  let diverged: { log: StepLog; run: number } | undefined;
   /** Takes the reads of all but the newest `keep` steps that deferred theirs: losses, log lines, and the divergence check. */
   const takeReads = async (keep: number): Promise<void> => {
     while (unread.length > keep) {
       const { log, logged } = unread.shift()!;
       const read = await trainer.takeRead();
       lastLoss = log.loss = read.loss;
-      // Non-finite steps are skipped on the device; a run of them means the run has diverged.
-      if (!Number.isFinite(read.loss) && precision !== 'fp16' && read.nonFiniteRun >= config.maxNonFinite) {
-        const last = result.checkpoints.at(-1);
-        throw new Error(
-          `the loss was not finite for ${read.nonFiniteRun} consecutive steps (last: epoch ${log.epoch}, batch ${log.batch}, ` +
-            `optimizer step ${log.step}); those steps were not applied. Lower the learning rate (now ${log.lr}) ` +
-            `or try --grad-clip 1.0.${last ? ` The last good checkpoint is ${last}.` : ''}`,
-        );
-      }
+      // Non-finite steps are skipped on the device (in every precision: the loss is taken before any
+      // loss scaling); a run of them means the run has diverged.
+      if (!diverged && !Number.isFinite(read.loss) && read.nonFiniteRun >= config.maxNonFiniteSteps) diverged = { log: { ...log }, run: read.nonFiniteRun };
       if (logged) {
         onLog?.(log);
         await metrics.append({ type: 'step', ...log, time: time() });
       }
     }
+  };
+  /**
+   * Ends a diverged run. Its non-finite steps were skipped on the device, so the model and optimizer
+   * hold the last state reached with finite losses: it is written as a checkpoint, kept only if every
+   * value in it is finite (a finite loss can still have brought non-finite gradients), and the run
+   * fails with a DivergedError that names it.
+   */
+  const stopDiverged = async ({ log, run }: { log: StepLog; run: number }, position: CheckpointPosition, cursor: number): Promise<never> => {
+    // A checkpoint holds no half-gathered gradients: a group under way is applied (skipped on the
+    // device when one of its losses was not finite).
+    if (trainer.counters.pendingMicroBatches > 0) await trainer.flush({ readLoss: false });
+    const before = result.checkpoints.at(-1);
+    const file = checkpointPath(out, position);
+    const unchecked = path.join(path.dirname(file), `.unchecked-${path.basename(file)}`);
+    await writeCheckpoint(unchecked, position, cursor);
+    const bad = await nonFiniteTensors(unchecked);
+    let checkpoint: string | undefined;
+    if (bad.length === 0) {
+      await fs.rename(unchecked, file);
+      checkpoint = file;
+      result.checkpoints.push(file);
+      await prune(file);
+    } else {
+      await fs.rm(unchecked, { force: true });
+    }
+    const kept = checkpoint
+      ? ` The last finite state is in ${checkpoint}.`
+      : ` The state reached holds non-finite values too (${bad.slice(0, 3).join(', ')}${bad.length > 3 ? ', …' : ''}) and was not written;` +
+        (before ? ` the last good checkpoint is ${before}.` : ' no checkpoint was written before.');
+    throw new DivergedError(
+      `the loss was not finite for ${run} consecutive steps (last: epoch ${log.epoch}, batch ${log.batch}, optimizer step ${log.step}); ` +
+        `those steps were not applied, and training stopped.${kept} Lower the learning rate (now ${log.lr}) or try --grad-clip 1.0 ` +
+        `(in a new run: a resume keeps the checkpoint's settings; --max-nonfinite-steps sets how many such steps stop a run).`,
+      checkpoint ?? before,
+      run,
+    );
   };
   const weightWrites = new BackgroundWrites();
   // One for the whole run: the epochs after the first take the crops it holds from memory.
@@ -340,6 +475,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           windowImages = 0;
         }
         await takeReads(step.readDeferred ? 1 : 0);
+        if (diverged) break;
         // Interrupt between optimizer steps only: the gradients of a half-gathered group are not saved.
         if (signal?.aborted && trainer.counters.pendingMicroBatches === 0) {
           await takeReads(0);
@@ -351,6 +487,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       }
       if (result.interrupted) break;
       await takeReads(0);
+      if (diverged) {
+        await stopDiverged(diverged, { epoch, batch: batchesDone }, cursor);
+        break; // not reached: stopDiverged throws
+      }
 
       const stats = loader.stats();
       if (stats.skipped > 0) say(`epoch ${epoch + 1}: skipped ${stats.skipped} unreadable image(s) (${formatKinds(stats.skippedByKind)}), each listed in ${badData.log.file}`);

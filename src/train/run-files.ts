@@ -54,11 +54,23 @@ export async function resolveResume(resume: string, out: string): Promise<string
   return all[all.length - 1]!.file;
 }
 
-/** Deletes all but the newest `keep` checkpoints (keep 0: delete none). */
-export async function pruneCheckpoints(out: string, keep: number): Promise<string[]> {
+/**
+ * Deletes the oldest checkpoints until `keep` are left (keep 0: delete none), never one of `protect`
+ * (the checkpoint just written, the one the run resumed from: a resume from an older checkpoint
+ * writes checkpoints older than those of the continuation it leaves behind), nor the newest.
+ */
+export async function pruneCheckpoints(out: string, keep: number, protect: string[] = []): Promise<string[]> {
   if (keep <= 0) return [];
   const all = await listCheckpoints(out);
-  const doomed = all.slice(0, Math.max(0, all.length - keep)).map((c) => c.file);
+  const kept = new Set([...protect.map((p) => path.resolve(p)), ...all.slice(-1).map((c) => path.resolve(c.file))]);
+  let left = all.length;
+  const doomed: string[] = [];
+  for (const c of all) {
+    if (left <= keep) break;
+    if (kept.has(path.resolve(c.file))) continue;
+    doomed.push(c.file);
+    left--;
+  }
   await Promise.all(doomed.map((file) => fs.rm(file, { force: true })));
   return doomed;
 }
