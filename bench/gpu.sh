@@ -19,6 +19,8 @@
 # of it as one markdown report, to commit under bench/results/) and raw.tgz (the work folder), both
 # written after the end-to-end run and again at the end, so a run cut short still leaves them.
 #   QUICK=1 skips the short runs and the less wanted levers and profiles.
+#   PART=families: the CUDA tests, GELU ViT-B/16 and ViT-B/32 rows, and bench/multi-gpu.sh at world size 1
+#   through NCCL (issues 20 and 21).
 #   PART=a runs the build, doctor, the CUDA tests, the default path, the levers (most wanted first),
 #   parity and the HF peer (PART=check: only up to the first rows of levers, for a short check); PART=b the end-to-end runs, the loader, the profiles and traces (the build is
 #   incremental): two device commands of under 10 minutes each where one would not fit, on the same
@@ -53,10 +55,10 @@ if ! timeout 300 node scripts/build-native.mjs > "$WORK/build.txt" 2>&1; then
   # without the kernels alone, then without all three.
   echo "build failed; rebuilding without the own CUDA kernels" | tee -a "$WORK/build.txt"
   rm -rf build
-  if ! CLIP_NATIVE_NO_KERNELS=1 timeout 300 node scripts/build-native.mjs >> "$WORK/build.txt" 2>&1; then
+  if ! CLIP_NATIVE_NO_KERNELS=1 CLIP_NATIVE_NO_NCCL=1 timeout 300 node scripts/build-native.mjs >> "$WORK/build.txt" 2>&1; then
     echo "build failed; rebuilding without CUDA graphs, own kernels and the profiler" | tee -a "$WORK/build.txt"
     rm -rf build
-    CLIP_NATIVE_NO_KERNELS=1 CXXFLAGS="-DCLIP_NATIVE_NO_CUDA_GRAPHS -DCLIP_NATIVE_NO_PROFILER -DCLIP_NATIVE_NO_CUDA_PROPERTIES" timeout 300 node scripts/build-native.mjs >> "$WORK/build.txt" 2>&1 || { tail -40 "$WORK/build.txt"; report; exit 1; }
+    CLIP_NATIVE_NO_KERNELS=1 CLIP_NATIVE_NO_NCCL=1 CXXFLAGS="-DCLIP_NATIVE_NO_CUDA_GRAPHS -DCLIP_NATIVE_NO_PROFILER -DCLIP_NATIVE_NO_CUDA_PROPERTIES" timeout 300 node scripts/build-native.mjs >> "$WORK/build.txt" 2>&1 || { tail -40 "$WORK/build.txt"; report; exit 1; }
   fi
 fi
 tail -3 "$WORK/build.txt"
@@ -93,6 +95,19 @@ if [ "$PART" = recheck ]; then
   stamp "profiles"
   step --model RN50 --batch 256 --eager --profile 3
   CLIP_NATIVE_EXPERIMENTS=separate-bias-relu step --model RN50 --batch 256 --eager --profile 3
+  stamp done
+  exit 0
+fi
+if [ "$PART" = families ]; then
+  # Issues 20 and 21 (prepared 2026-12-06, not yet run on a GPU): the CUDA tests (a GELU model with
+  # other head counts among them), GELU against QuickGELU on ViT-B/16, and one rank through NCCL.
+  cuda_tests
+  for activation in gelu quick_gelu; do step --model ViT-B/16 --batch 256 --activation "$activation"; done
+  step --model ViT-B/32 --batch 256 --activation gelu
+  stamp "data parallel, world size 1 through NCCL"
+  bash bench/multi-gpu.sh 1 > "$WORK/multi-gpu.txt" 2>&1
+  tail -5 "$WORK/multi-gpu.txt"
+  report
   stamp done
   exit 0
 fi

@@ -3,7 +3,10 @@
 //
 //   node dist/bench/train-step.js --model ViT-B/32 --batch 256 --device cuda --precision bf16 [--steps 20] [--warmup 5]
 //        [--eager] [--memory-format auto|channels_last|contiguous] [--pixels uint8|float32] [--sync-every-step]
-//        [--profile N [--trace trace.json]] [--json]
+//        [--profile N [--trace trace.json]] [--activation quick_gelu|gelu] [--json]
+//
+// --activation gelu: the released architecture with open_clip's exact GELU (LAION, DataComp
+// checkpoints), which takes none of QuickGELU's own kernels or fused forms.
 //
 // --profile N: after the timed steps, N more under LibTorch's profiler; the result gains `profile`,
 // the 25 longest GPU kernels (CPU operators on a CPU) with their share of the profiled time.
@@ -40,6 +43,7 @@ const { values } = parseArgs({
     pixels: { type: 'string', default: 'uint8' },
     profile: { type: 'string', default: '0' },
     trace: { type: 'string' },
+    activation: { type: 'string', default: 'quick_gelu' },
   },
 });
 
@@ -55,7 +59,8 @@ if (values.json) {
 }
 
 const batch = Number(values.batch);
-const config = architecture(values.model!);
+if (values.activation !== 'quick_gelu' && values.activation !== 'gelu') throw new Error(`--activation must be quick_gelu or gelu, got ${values.activation}`);
+const config = { ...architecture(values.model!), ...(values.activation === 'gelu' ? { activation: 'gelu' as const } : {}) };
 const r = config.image_resolution;
 const images =
   values.pixels === 'float32'
@@ -123,10 +128,12 @@ if (rows) {
     share: Math.round((r.totalUs / whole) * 1000) / 1000,
   }));
 }
+// The FLOP counts are for QuickGELU; GELU's erf costs a little more per MLP element, not counted.
 const gflop = GFLOP_PER_PAIR[values.model!];
 const memory = deviceIndex >= 0 ? cudaMemory(deviceIndex) : undefined;
 const result = {
   model: values.model,
+  activation: values.activation,
   batch,
   device: values.device,
   precision: values.precision,

@@ -5,9 +5,7 @@
 // fp32 eval-mode features and logits within rtol 1e-4 / atol 1e-5 (test/python/family_parity.py).
 // Then three steps of open_clip's own training step (its ClipLoss, AdamW with main.py's decay rule)
 // against this project's trainer within the Adam tests' tolerances (test/python/open_clip_train3.py),
-// and against the same steps with this project's AdamW rule (no decay on embeddings). While the two
-// rules differ by exactly the 2-D embeddings, the comparisons with open_clip's rule are reported as
-// TODO with the difference named (see embeddingDecayOnly); any other difference fails.
+// and which parameters the AdamW decays, found by behaviour, against main.py's rule.
 // Python runs once per script, both in parallel, before the tests are declared.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -340,45 +338,15 @@ function probeDecay(run: Train3, reference: LoadedSafetensors) {
   return decayProbe;
 }
 
-/**
- * The one difference known today: open_clip's main.py decays the 2-D embeddings (token_embedding.weight,
- * positional_embedding, visual.positional_embedding: `p.ndim < 2` does not exclude them), this project's
- * AdamW does not (native/train/optimizer.cc excludes every name holding 'embedding'). While the sets
- * differ by exactly those, the tests against open_clip's rule are marked TODO, loudly; any other
- * difference fails.
- */
-function embeddingDecayOnly(diff: { onlyOpenClip: string[]; onlyHere: string[] }): boolean {
-  return diff.onlyHere.length === 0 && diff.onlyOpenClip.length > 0 && diff.onlyOpenClip.every((n) => n.includes('embedding'));
-}
-
-function todoMessage(run: Train3, diff: { onlyOpenClip: string[] }): string {
-  return `KNOWN DIFFERENCE (not a pass): open_clip_train/main.py (${run.exclude_rule}) decays ${diff.onlyOpenClip.join(', ')}; ` +
-    "this project's AdamW excludes every parameter named *embedding* (native/train/optimizer.cc Adam::decays)";
-}
-
 describe('three steps of open_clip\'s training step (ClipLoss, AdamW, main.py\'s decay rule) on a GELU model with heads != width / 64', () => {
   test('losses, every parameter and the logits after, against open_clip with its own exclude rule', async (t) => {
     const run = need(t, train3) as Train3 | undefined;
     if (!run) return;
     t.diagnostic(`open_clip's exclude rule (${run.exclude_rule_source}): ${run.exclude_rule}; ${JSON.stringify(run.hyper)}`);
     const reference = await readSafetensors(path.join(trainDir, 'train3.safetensors'));
-    const diff = await probeDecay(run, reference);
-    if (embeddingDecayOnly(diff)) t.todo(todoMessage(run, diff));
     const { model, losses } = await trainThree(run, reference);
     try {
       await compareTrained(t, model, losses, reference, 'open_clip');
-    } finally {
-      model.dispose();
-    }
-  });
-
-  test('… and against the same steps with no decay on embeddings (this project\'s documented AdamW rule): everything but the rule agrees', async (t) => {
-    const run = need(t, train3) as Train3 | undefined;
-    if (!run) return;
-    const reference = await readSafetensors(path.join(trainDir, 'train3.safetensors'));
-    const { model, losses } = await trainThree(run, reference);
-    try {
-      await compareTrained(t, model, losses, reference, 'no_embedding_decay');
     } finally {
       model.dispose();
     }
@@ -390,7 +358,6 @@ describe('three steps of open_clip\'s training step (ClipLoss, AdamW, main.py\'s
     const reference = await readSafetensors(path.join(trainDir, 'train3.safetensors'));
     const diff = await probeDecay(run, reference);
     t.diagnostic(`decayed by open_clip only: ${diff.onlyOpenClip.join(', ') || 'none'}; decayed here only: ${diff.onlyHere.join(', ') || 'none'}`);
-    if (embeddingDecayOnly(diff)) t.todo(todoMessage(run, diff));
     assert.deepEqual(
       diff,
       { onlyOpenClip: [], onlyHere: [] },

@@ -5,8 +5,10 @@
 namespace clip::train {
 
 bool Adam::decays(const std::string& name, const at::Tensor& param) {
+  // open_clip_train/main.py's `exclude`: p.ndim < 2 or "bn", "ln", "bias" or "logit_scale" in the
+  // name. The 2-D embeddings (token, positional) are decayed, as there.
   if (param.dim() < 2) return false;  // biases, norm weights, logit_scale, class_embedding
-  for (const char* part : {"bn", "ln_", "bias", "logit_scale", "embedding"}) {
+  for (const char* part : {"bn", "ln", "bias", "logit_scale"}) {
     if (name.find(part) != std::string::npos) return false;
   }
   return true;

@@ -1,5 +1,5 @@
 // Adam (L2 weight decay added to the gradient, the blog's torch.optim.Adam) and AdamW (decoupled
-// decay, skipped for biases, norms, embeddings and logit_scale as open_clip does), on LibTorch's
+// decay, skipped for biases, norms, 1-D parameters and logit_scale as open_clip's training does), on LibTorch's
 // fused multi-tensor kernels with on-device step counters.
 #pragma once
 #include <ATen/ATen.h>

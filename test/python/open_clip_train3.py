@@ -14,9 +14,7 @@ fp32, model.train(), at a constant learning rate. The optimizer is main.py's: to
 two groups, weight decay 0 for the parameters its `exclude` lambda picks (read from the installed
 open_clip_train/main.py, so that this follows the library), `wd` for the rest.
 
-Run twice from the same start: 'open_clip' with main.py's rule, and 'no_embedding_decay' where every
-parameter whose name holds 'embedding' is excluded too (this project's AdamW rule, train/optimizer.cc),
-so that a test can tell a decay-rule difference from anything else.
+One run, 'open_clip', with main.py's rule (the rule this project's AdamW follows too).
 
 Writes OUTDIR/train3.safetensors: for b in 0..2 batch{b}.images (fp32, normalised by open_clip's
 preprocess), batch{b}.text_tokens (int64); for each run R: R.losses [3], R.<param> (every parameter
@@ -107,10 +105,7 @@ def main():
         batches.append((images, open_clip.tokenize(texts).to(torch.int64)))
 
     rule_source, exclude, rule_origin = open_clip_exclude_rule()
-    rules = {
-        'open_clip': exclude,
-        'no_embedding_decay': lambda n, p: exclude(n, p) or 'embedding' in n,
-    }
+    rules = {'open_clip': exclude}
     out = {}
     for b, (images, toks) in enumerate(batches):
         out[f'batch{b}.images'] = images.contiguous()
