@@ -133,7 +133,7 @@ export function linkLibraries(info) {
 }
 
 /**
- * gloo's own headers beside LibTorch's c10d ones, for native/dist/process_group.cc (as CMakeLists.txt
+ * gloo's own headers beside LibTorch's c10d ones, for native/distributed/process_group.cc (as CMakeLists.txt
  * finds them): pip's LibTorch ships c10d's headers and ProcessGroupGloo, not gloo's headers.
  */
 export function glooIncludeDir(info, env = process.env) {
@@ -173,7 +173,7 @@ function main() {
       );
       break;
     case '--defines':
-      // What CMakeLists.txt defines for a LibTorch with CUDA, for binding.gyp.
+      // What CMakeLists.txt defines, for binding.gyp: CUDA, and c10d (Gloo) where gloo's headers are found.
       process.stdout.write([info.cuda ? 'CLIP_NATIVE_WITH_CUDA=1' : '', glooIncludeDir(info) ? 'CLIP_NATIVE_WITH_C10D=1' : ''].filter(Boolean).join(' ') + '\n');
       break;
     case '--lib-dir':

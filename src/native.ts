@@ -140,7 +140,7 @@ export interface NativeFileReads {
   headers: Buffer;
 }
 
-/** A c10d process group (native/dist/process_group.h): every call is a collective of all its ranks. */
+/** A c10d process group (native/distributed/process_group.h): every call is a collective of all its ranks. */
 export interface NativeGroup {
   rank(): number;
   worldSize(): number;
