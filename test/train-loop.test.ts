@@ -16,28 +16,17 @@ import { listCheckpoints, runName } from '../src/train/run-files.js';
 import { FASHION_MNIST_SKIP, fashionMnistPresent } from './helpers/fashion-mnist.js';
 import { fixture, repoRoot } from './helpers/fixtures.js';
 import { scratchDir } from './helpers/scratch.js';
+import { TINY_MODEL } from './helpers/tiny-model.js';
 
 const cli = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
 
-const TINY = {
-  embed_dim: 32,
-  image_resolution: 32,
-  vision_layers: 1,
-  vision_width: 64,
-  vision_patch_size: 16,
-  context_length: 77,
-  vocab_size: 49408,
-  transformer_width: 32,
-  transformer_heads: 2,
-  transformer_layers: 1,
-};
 
 const tmp = scratchDir('clip-train-loop-');
 let data: string;
 let modelJson: string;
 before(async () => {
   modelJson = path.join(tmp, 'tiny.json');
-  await fs.writeFile(modelJson, JSON.stringify(TINY));
+  await fs.writeFile(modelJson, JSON.stringify(TINY_MODEL));
   if (fashionMnistPresent) {
     data = path.join(tmp, 'fm');
     await exportFashionMnist({ out: data, trainPerClass: 6, testPerClass: 2, seed: 1 });
@@ -108,7 +97,7 @@ describe('training loop', () => {
     }
     const config = JSON.parse(await fs.readFile(path.join(tmp, 'straight', 'config.json'), 'utf8'));
     assert.equal(config.batchSize, 8);
-    assert.deepEqual(config.modelConfig, TINY);
+    assert.deepEqual(config.modelConfig, TINY_MODEL);
 
     const first = await train(await options('resumed', { epochs: 1 }));
     assert.equal(first.epochsCompleted, 1);
@@ -312,7 +301,7 @@ describe('training loop', () => {
     assert.equal(left.length, 1);
     assert.equal(left[0]!.epoch, 3);
     const other = path.join(tmp, 'other.json');
-    await fs.writeFile(other, JSON.stringify({ ...TINY, transformer_layers: 2 }));
+    await fs.writeFile(other, JSON.stringify({ ...TINY_MODEL, transformer_layers: 2 }));
     await assert.rejects(train(await options('pruned', { model: other, epochs: 4, resume: left[0]!.file })), /another architecture/);
     const corrupt = path.join(tmp, 'corrupt.safetensors');
     await fs.writeFile(corrupt, (await fs.readFile(left[0]!.file)).subarray(0, 1000));

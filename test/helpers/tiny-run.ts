@@ -7,20 +7,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 
 import { fixture, repoRoot } from './fixtures.js';
-
-/** The tiny model of the training tests: one layer per tower, 32-pixel images. */
-export const TINY_CLIP = {
-  embed_dim: 32,
-  image_resolution: 32,
-  vision_layers: 1,
-  vision_width: 64,
-  vision_patch_size: 16,
-  context_length: 77,
-  vocab_size: 49408,
-  transformer_width: 32,
-  transformer_heads: 2,
-  transformer_layers: 1,
-};
+import { TINY_MODEL } from './tiny-model.js';
 
 /**
  * `<dir>/data/{train,test}/{red,blue}/<i>.png` (`perClass` training images per class, 2 test) and
@@ -39,7 +26,7 @@ export async function tinyRunInputs(dir: string, { perClass = 8 }: { perClass?: 
     }
   }
   const model = path.join(dir, 'tiny.json');
-  await fs.writeFile(model, JSON.stringify(TINY_CLIP));
+  await fs.writeFile(model, JSON.stringify(TINY_MODEL));
   return { data, model };
 }
 
