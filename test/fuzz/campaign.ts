@@ -104,7 +104,7 @@ export function messageKind(outcome: Outcome, message: string, file: string): st
   m = m.replace(/'[^']*'/g, "'…'").replace(/"[^"]*"/g, '"…"');
   m = m.replace(/0x[0-9a-f]+/gi, 'N').replace(/-?\d+(\.\d+)?(e[+-]?\d+)?/gi, 'N');
   m = m.replace(/^<file>:\s*/, '');
-  const words = m.split(/\s+/).filter(Boolean).slice(0, 9).join(' ');
+  const words = m.split(/\s+/).filter(Boolean).slice(0, 12).join(' ');
   return `${outcome}: ${words}`;
 }
 

@@ -3,7 +3,7 @@
 // child process; each must end in a JavaScript Error or a load, never a crash, a hang or an RSS
 // above 1 GiB. A fixed budget runs here; `npm run fuzz` runs a longer campaign (docs/fuzzing.md).
 //
-//   CLIP_NATIVE_FUZZ_SEED (default 19) and CLIP_NATIVE_FUZZ_CASES (default 2400) change the budget.
+//   CLIP_NATIVE_FUZZ_SEED (default 19) and CLIP_NATIVE_FUZZ_CASES (default 2200) change the budget.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -20,7 +20,7 @@ import { parseZip, writeZip } from '../fuzz/zip.js';
 
 const tmp = scratchDir('clip-fuzz-test-');
 const SEED = Number(process.env.CLIP_NATIVE_FUZZ_SEED ?? 19);
-const CASES = Number(process.env.CLIP_NATIVE_FUZZ_CASES ?? 2400);
+const CASES = Number(process.env.CLIP_NATIVE_FUZZ_CASES ?? 2200);
 const MIN_CASES = 2000;
 const FAKE_CHILD = path.join(repoRoot, 'dist', 'test', 'fuzz', 'fake-child.js');
 let seedSet: SeedSet | undefined;
