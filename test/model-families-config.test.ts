@@ -111,6 +111,7 @@ describe('configuration sources', () => {
     assert.deepEqual(ours?.values.image_mean, [0.4, 0.45, 0.5]);
     assert.equal(configJsonSource({ learning_rate: 1e-4, epochs: 3 }, 'config.json'), undefined, 'some other tool’s config.json is not a source');
     assert.throws(() => configJsonSource({ model_type: 'siglip' }, '/m/config.json'), /\/m\/config\.json: model_type 'siglip'/);
+    assert.equal(configJsonSource({ model_type: 'bert' }, '/downloads/config.json', false), undefined, 'beside a single file: another model’s');
     assert.throws(() => ourTermsSource({ ...OPEN_CLIP_CONFIG, activaton: 'gelu' }, 'LoadModelOptions.config', 'given'), /'activaton' is not a CLIP configuration key/);
   });
 
@@ -399,7 +400,8 @@ describe('Hugging Face folders (transformers save_pretrained)', () => {
     assert.equal(model.config.activation, undefined);
     assert.equal(model.config.transformer_heads, 2);
     assert.equal(model.config.vision_heads, 4);
-    assert.equal(model.config.transformer_mlp_width, 128);
+    assert.equal(model.config.transformer_width, 64);
+    assert.equal(model.config.transformer_mlp_width, 80);
     assert.deepEqual((await loadModel(path.join(dir, 'model.safetensors'))).config, model.config);
   });
 
@@ -454,6 +456,6 @@ describe('Hugging Face folders (transformers save_pretrained)', () => {
     const config = readJson(path.join(dir, 'config.json'));
     config.text_config.intermediate_size = 64;
     json(path.join(dir, 'config.json'), config);
-    await assert.rejects(loadModel(dir), /text MLP width.*config\.json has text_config\.intermediate_size = 64.*the shapes of the weights .* has transformer_mlp_width = 128/s);
+    await assert.rejects(loadModel(dir), /text MLP width.*config\.json has text_config\.intermediate_size = 64.*the shapes of the weights .* has transformer_mlp_width = 80/s);
   });
 });

@@ -446,11 +446,14 @@ export function openClipSource(json: unknown, file: string): ConfigSource {
 
 /**
  * A config.json beside the weights: Hugging Face's CLIPConfig, or a configuration in clip-native's
- * terms; undefined when it is neither (some other tool's file, not a model configuration).
+ * terms; undefined when it is neither (some other tool's file, not a model configuration). A Hugging
+ * Face configuration of another model type refuses a model folder (it describes the folder's model);
+ * beside a single weight file it may describe another file, and is passed over (`ownFolder` false).
  */
-export function configJsonSource(json: unknown, file: string): ConfigSource | undefined {
+export function configJsonSource(json: unknown, file: string, ownFolder = true): ConfigSource | undefined {
   if (!isObject(json)) return undefined;
   if (isOurTerms(json)) return ourTermsSource(json, file, file);
+  if (!ownFolder && json.model_type !== undefined && json.model_type !== 'clip') return undefined;
   if (json.model_type !== undefined || json.text_config !== undefined || json.vision_config !== undefined) return hfConfigSource(json, file);
   return undefined;
 }

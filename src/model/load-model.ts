@@ -78,7 +78,7 @@ export async function readConfigSources(
   }
   const beside = (name: string) => path.join(location.dir, name);
   if (await exists(beside('config.json'))) {
-    const source = configJsonSource(await readJsonFile(beside('config.json')), beside('config.json'));
+    const source = configJsonSource(await readJsonFile(beside('config.json')), beside('config.json'), location.folder);
     if (source) sources.push(source);
   }
   if (await exists(beside('preprocessor_config.json'))) {
@@ -87,19 +87,27 @@ export async function readConfigSources(
   if (await exists(beside('open_clip_config.json'))) {
     sources.push(openClipSource(await readJsonFile(beside('open_clip_config.json')), beside('open_clip_config.json')));
   }
-  if (!location.folder) {
-    // A safetensors file of the same model beside a single weight file (x.pt beside x.safetensors).
-    const file = location.files[0]!;
-    const stem = path.basename(file).split('.')[0]!;
-    const siblings = await fs.readdir(location.dir).catch(() => [] as string[]);
-    for (const name of siblings.sort()) {
-      const sibling = path.join(location.dir, name);
-      if (!name.endsWith('.safetensors') || name.split('.')[0] !== stem || sibling === file) continue;
-      const source = await metadataSource(sibling, sibling);
-      if (source) sources.push(source);
-    }
-  }
   if (options.openaiRelease) sources.push(openaiSource(`OpenAI's release ${options.openaiRelease}`));
+  return sources;
+}
+
+/**
+ * Safetensors files beside a single weight file with the same first name part (`x.pt` beside
+ * `x.safetensors`), whose metadata holds a configuration. Only a guess by name: consulted when nothing
+ * else states the architecture, and one that contradicts the weights' shapes is another model.
+ */
+async function siblingSources(location: WeightLocation): Promise<ConfigSource[]> {
+  if (location.folder) return [];
+  const file = location.files[0]!;
+  const stem = path.basename(file).split('.')[0]!;
+  const names = await fs.readdir(location.dir).catch(() => [] as string[]);
+  const sources: ConfigSource[] = [];
+  for (const name of names.sort()) {
+    const sibling = path.join(location.dir, name);
+    if (!name.endsWith('.safetensors') || name.split('.')[0] !== stem || sibling === file) continue;
+    const source = await metadataSource(sibling, sibling).catch(() => undefined);
+    if (source) sources.push(source);
+  }
   return sources;
 }
 
@@ -114,12 +122,6 @@ async function openaiReleaseOf(file: string): Promise<string | undefined> {
 
 function isComplete(merged: MergedConfig): boolean {
   return ARCHITECTURE_FIELDS.every((field) => merged.values[field] !== undefined);
-}
-
-function contributors(merged: MergedConfig): ConfigSource[] {
-  const out: ConfigSource[] = [];
-  for (const source of Object.values(merged.from)) if (source && !out.includes(source)) out.push(source);
-  return out;
 }
 
 const UNKNOWABLE: Array<[ConfigField, string]> = [
@@ -150,11 +152,12 @@ function assumptionWarning(location: WeightLocation, merged: MergedConfig, confi
 /** The native shape errors, pinned to the configuration field and source they contradict where possible. */
 async function explainMisfit(err: Error, location: WeightLocation, sources: ConfigSource[], options: LoadFromPathOptions): Promise<Error> {
   if (!/do not fit this model/.test(err.message)) return err;
+  const unexplained = new Error(`${err.message} The configuration came from ${sources.map((s) => s.label).join(', ')}, which the weights' shapes contradict.`);
   let inferred: NativeLoadResult;
   try {
     inferred = await loadNativeModel(location.files, { device: 'cpu', strict: false, memoryFormat: options.memoryFormat });
   } catch {
-    return err;
+    return unexplained;
   }
   try {
     const config = JSON.parse(inferred.model.config()) as ClipConfig;
@@ -164,7 +167,7 @@ async function explainMisfit(err: Error, location: WeightLocation, sources: Conf
   } finally {
     inferred.model.dispose();
   }
-  return err;
+  return unexplained;
 }
 
 async function nativeLoad(location: WeightLocation, config: ClipConfig | undefined, options: LoadFromPathOptions): Promise<NativeLoadResult> {
@@ -214,8 +217,7 @@ export async function loadFromPath(given: string, options: LoadFromPathOptions):
         throw err;
       }
     }
-    const used = contributors(merged);
-    configSource = used.length === 1 && used[0]!.short === 'given' ? 'given' : used.map((s) => s.short).join(', ');
+    configSource = sources.map((s) => s.short).join(', ');
   } else {
     // Nothing states the architecture: the native loader infers it from the shapes (the text heads
     // from a TorchScript graph), and the partial sources (preprocessing, OpenAI's release) join it.
@@ -229,11 +231,23 @@ export async function loadFromPath(given: string, options: LoadFromPathOptions):
         const release = await openaiReleaseOf(location.files[0]!);
         if (release) extra.push(openaiSource(release));
       }
-      merged = mergeSources([...sources, ...extra, shapesSource(inferred, location.files.length > 1 ? location.dir : location.files[0]!)]);
+      const shapes = shapesSource(inferred, location.files.length > 1 ? location.dir : location.files[0]!);
+      if (loaded.format !== 'torchscript' && merged.values.transformer_heads === undefined) {
+        for (const sibling of await siblingSources(location)) {
+          try {
+            mergeSources([...sources, ...extra, sibling, shapes]);
+          } catch {
+            continue; // another model's
+          }
+          extra.push(sibling);
+          break;
+        }
+      }
+      merged = mergeSources([...sources, ...extra, shapes]);
       const config = withOpenAIDefaults({ ...inferred, ...merged.values } as ClipConfig);
       const warning = assumptionWarning(location, merged, config);
       if (warning) warnings.push(warning);
-      const others = contributors(merged).filter((s) => s.short !== 'shapes' && s !== graph);
+      const others = [...sources, ...extra].filter((s) => s !== graph);
       configSource = [loaded.configSource, ...others.map((s) => s.short)].join(', ');
       if (!sameConfig(config, inferred)) {
         loaded.model.dispose();

@@ -1,12 +1,12 @@
 // The CLIP model API: createModel / loadModel and the ClipModel class over the native model.
 import { existsSync } from 'node:fs';
 
-import { createNativeModel, loadNativeModel, type NativeModel, type TensorData } from '../native.js';
+import { createNativeModel, type NativeModel, type TensorData } from '../native.js';
 import type { ProgressCallback } from '../util/download.js';
 import { architecture, type ClipConfig } from './config.js';
 import { exportModel, type ExportOptions, type ExportResult } from './export.js';
-import { resolvePretrained } from './pretrained.js';
-import { findSidecarConfig } from './sidecar-config.js';
+import { resolvePretrainedModel } from './resolve-name.js';
+import { loadFromPath, type LoadedModelSource } from './load-model.js';
 
 export type Precision = 'fp32' | 'bf16' | 'fp16';
 export type WeightFormat = 'safetensors' | 'pt';
@@ -44,8 +44,15 @@ export interface LoadModelOptions {
   memoryFormat?: MemoryFormat;
   /** Accept weights that do not cover the model exactly (default false: refuse, naming the keys). */
   partial?: boolean;
-  /** Use this architecture instead of the file's metadata or what its shapes imply. */
+  /**
+   * The architecture, in clip-native's terms: one more configuration source beside the file's metadata,
+   * config.json, preprocessor_config.json, open_clip_config.json and the weights' shapes. Every source
+   * must agree with it (a contradiction is an error naming both); an optional key left out means OpenAI's
+   * value unless another source states it (docs/model-families.md).
+   */
   config?: ClipConfig;
+  /** Told what loading had to assume (e.g. the activation of weights nothing describes); default: process.emitWarning. */
+  onWarning?: (message: string) => void;
   cacheDir?: string;
   progressCallback?: ProgressCallback;
 }
@@ -56,13 +63,13 @@ export interface InferenceOptions {
 
 export class ClipModel {
   /** How the weights were found, for models from loadModel(). */
-  readonly source?: { path: string; format: string; configSource: string; hfNames: boolean; report: LoadReport; metadata: Record<string, string> };
+  readonly source?: LoadedModelSource;
 
   constructor(
     readonly native: NativeModel,
-    source?: ClipModel['source'],
+    source?: Omit<LoadedModelSource, 'weights' | 'layout' | 'warnings'> & Partial<LoadedModelSource>,
   ) {
-    this.source = source;
+    this.source = source && { weights: [source.path], layout: 'file', warnings: [], ...source };
   }
 
   get config(): ClipConfig {
@@ -174,35 +181,22 @@ export async function createModel(nameOrConfig: string | ClipConfig, options: Cr
 
 /**
  * A model from a weight file (OpenAI's TorchScript `.pt`, a `torch.save`d state dict, safetensors in
- * OpenAI or Hugging Face naming) or a released model name (resolved in the model cache).
+ * OpenAI or Hugging Face naming), a model folder (Hugging Face `save_pretrained`, sharded or not; an
+ * open_clip checkpoint folder; a Hugging Face hub cache entry `models--org--name`) or a released model
+ * name (resolved in the model cache). Every configuration source found is read and merged (see
+ * LoadModelOptions.config); what had to be assumed is in `source.warnings`.
  */
 export async function loadModel(source: string, options: LoadModelOptions = {}): Promise<ClipModel> {
-  const path = existsSync(source) ? source : await resolvePretrained(source, options);
-  const load = (config: ClipConfig | undefined) =>
-    loadNativeModel(path, {
-      device: options.device ?? 'cpu',
-      strict: !options.partial,
-      config: config ? JSON.stringify(config) : undefined,
-      memoryFormat: options.memoryFormat ?? 'auto',
-    });
-  let loaded = await load(options.config);
-  let configSource = loaded.configSource;
-  if (configSource === 'inferred') {
-    // Shapes cannot tell the text head count; a configuration beside the weights can.
-    const inferred = JSON.parse(loaded.model.config()) as ClipConfig;
-    const sidecar = await findSidecarConfig(path, inferred);
-    if (sidecar && sidecar.config.transformer_heads !== inferred.transformer_heads) {
-      loaded.model.dispose();
-      loaded = await load(sidecar.config);
-      configSource = `inferred, text heads from ${sidecar.file}`;
-    }
-  }
-  return new ClipModel(loaded.model, {
-    path,
-    format: loaded.format,
-    configSource,
-    hfNames: loaded.hfNames,
-    report: loaded.report,
-    metadata: loaded.metadata,
+  // A name (OpenAI's, open_clip's ARCH:TAG, hf-hub:org/name) may fix the architecture, which shapes cannot tell.
+  const resolved = existsSync(source) ? undefined : await resolvePretrainedModel(source, options);
+  const loaded = await loadFromPath(resolved?.path ?? source, {
+    device: options.device ?? 'cpu',
+    strict: !options.partial,
+    memoryFormat: options.memoryFormat ?? 'auto',
+    config: options.config,
+    named: resolved?.config ? { config: resolved.config, label: `the name ${source} (${resolved.source})` } : undefined,
+    openaiRelease: resolved && !resolved.config && resolved.source.startsWith("OpenAI's ") ? resolved.source.slice("OpenAI's ".length) : undefined,
+    onWarning: options.onWarning,
   });
+  return new ClipModel(loaded.model, loaded.source);
 }

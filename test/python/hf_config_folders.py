@@ -10,8 +10,8 @@ Writes, with save_pretrained as transformers' users do:
   MLP widths 48 / 96 (not 4 x width), sharded (model.safetensors.index.json), with a
   preprocessor_config.json of mean/std (0.5, 0.5, 0.5) at 32 px; and gelu_sharded.ref.safetensors
   with `images`, `text_tokens` and transformers' `logits_per_image` on them (eval, fp32).
-- OUTDIR/quick_single/: QuickGELU, one model.safetensors, text heads 2, vision heads 4, no
-  preprocessor_config.json.
+- OUTDIR/quick_single/: QuickGELU, one model.safetensors, text width 64 with heads 2 and MLP width 80,
+  vision heads 4, no preprocessor_config.json.
 - OUTDIR/bin/: the gelu_sharded model as pytorch_model.bin (torch.save of the state dict, as
   transformers wrote it before safetensors), config.json beside it.
 - OUTDIR/bin_sharded/: the same in two .bin shards with pytorch_model.bin.index.json.
@@ -70,7 +70,7 @@ def main():
     save_file({'images': images.contiguous(), 'text_tokens': tokens.to(torch.int64).contiguous(),
                'logits_per_image': logits.contiguous()}, os.path.join(out, 'gelu_sharded.ref.safetensors'))
 
-    quick = model(2, dict(text, num_attention_heads=2, intermediate_size=128, hidden_act='quick_gelu'),
+    quick = model(2, dict(text, hidden_size=64, num_attention_heads=2, intermediate_size=80, hidden_act='quick_gelu'),
                   dict(vision, num_attention_heads=4, intermediate_size=256, hidden_act='quick_gelu'), 16)
     quick.save_pretrained(os.path.join(out, 'quick_single'))
 
