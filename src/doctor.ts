@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 
 import { defaultCropMemoryBudget } from './data/crop-memory.js';
-import { addonPath, buildInfo, runtimeInfo } from './native.js';
+import { addonPath, buildInfo, distributedBackends, runtimeInfo } from './native.js';
 import { cacheDir } from './util/cache.js';
 import { version } from './version.js';
 
@@ -27,6 +27,15 @@ export interface DoctorReport {
   cropMemoryBytes: number;
   /** CLIP_NATIVE_EXPERIMENTS: performance experiments switched on for this process. */
   experiments: string[];
+  /** Data parallel: the c10d process groups this build can create, and why each other one cannot be (with the fix). */
+  distributed: { backends: string[]; missing: Record<string, string> };
+}
+
+const BACKENDS = ['gloo', 'nccl'] as const;
+
+function distributedReport(): DoctorReport['distributed'] {
+  const { built, missing } = distributedBackends();
+  return { backends: built, missing: Object.fromEntries(BACKENDS.filter((b) => !built.includes(b)).map((b) => [b, missing(b)])) };
 }
 
 const VOCAB_FILE = 'bpe_simple_vocab_16e6.txt.gz';
@@ -59,6 +68,7 @@ export function doctor(): DoctorReport {
     cache: { dir: cacheDir(), exists: existsSync(cacheDir()) },
     cropMemoryBytes: defaultCropMemoryBudget(),
     experiments: (process.env.CLIP_NATIVE_EXPERIMENTS ?? '').split(',').filter(Boolean),
+    distributed: distributedReport(),
   };
 }
 
@@ -84,6 +94,8 @@ export function formatDoctor(report: DoctorReport): string {
     `  model cache   ${report.cache.dir}${report.cache.exists ? '' : ' (not created yet)'}`,
     `  crop memory   up to ${gib(report.cropMemoryBytes)} of preprocessed images kept between epochs by default (--memory-cache)`,
     ...(report.experiments.length ? [`  experiments   ${report.experiments.join(', ')} (CLIP_NATIVE_EXPERIMENTS)`] : []),
+    `  distributed   ${report.distributed.backends.length ? `c10d process groups: ${report.distributed.backends.join(', ')}` : 'no c10d process group: one process only (WORLD_SIZE > 1 is refused)'}`,
+    ...Object.entries(report.distributed.missing).map(([backend, why]) => `    no ${backend.padEnd(10)}${why}`),
   ];
   return lines.join('\n');
 }

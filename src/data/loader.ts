@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { shardOrder } from '../distributed/shard.js';
 import { copyPartsInto, statFileBatch } from '../io/batched-files.js';
 import { joinBytes } from '../native.js';
 import { seededPermutation } from '../util/prng.js';
@@ -21,6 +22,12 @@ export interface LoaderOptions {
   shuffle?: boolean;
   /** Drop a last, smaller batch. Default false. */
   dropLast?: boolean;
+  /**
+   * Data parallel: this rank's part of each epoch (src/distributed/shard.ts). `batchSize` is then per
+   * rank: global batch k is the single process's batch k of batchSize × worldSize, and the rank takes
+   * its rank-th slice of it; `order`, `startCursor` and `Batch.cursor` are positions in that part.
+   */
+  shard?: { rank: number; worldSize: number };
   resolution?: number;
   /** How images become R×R (the model's image_resize_mode). Default 'shortest' (OpenAI's). */
   resizeMode?: ResizeMode;
@@ -135,8 +142,9 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
   const cache = options.cache === false ? undefined : new CropCache(options.cacheDir);
   const memory = options.memory;
   const samples = dataset.samples;
-  const order = options.shuffle === false ? Int32Array.from(samples.keys()) : seededPermutation(samples.length, seed, epoch);
-  const batchesPerEpoch = options.dropLast ? Math.floor(samples.length / batchSize) : Math.ceil(samples.length / batchSize);
+  const epochOrder = options.shuffle === false ? Int32Array.from(samples.keys()) : seededPermutation(samples.length, seed, epoch);
+  const order = options.shard ? shardOrder(epochOrder, batchSize, options.shard.rank, options.shard.worldSize, options.dropLast ?? false) : epochOrder;
+  const batchesPerEpoch = options.dropLast ? Math.floor(order.length / batchSize) : Math.ceil(order.length / batchSize);
   const startBatch = options.startBatch ?? 0;
   const startCursor = options.startCursor ?? startBatch * batchSize;
   let stats = emptyStats(epoch);

@@ -69,7 +69,15 @@ export class SkippedLog {
   private readonly keys = new Set<string>();
   private readonly counts = new Map<SkipKind, number>();
 
-  private constructor(readonly file: string) {}
+  private constructor(
+    readonly file: string,
+    private readonly writes = true,
+  ) {}
+
+  /** A log that remembers and counts but writes nothing: a data-parallel rank other than 0 (rank 0 writes `file`). */
+  static unwritten(file: string): SkippedLog {
+    return new SkippedLog(file, false);
+  }
 
   /** A fresh run starts the file anew; a resumed one keeps its rows and adds only new entries. */
   static async open(file: string, { resume }: { resume: boolean }): Promise<SkippedLog> {
@@ -87,7 +95,7 @@ export class SkippedLog {
   /** Appends the entries not written before; returns those. */
   add(entries: SkippedEntry[]): SkippedEntry[] {
     const added = entries.filter((e) => this.remember(e));
-    if (added.length > 0) {
+    if (added.length > 0 && this.writes) {
       const rows = added.map((e) => [e.split, String(e.epoch), e.file, e.listFile, e.line > 0 ? String(e.line) : '', e.kind, e.reason].map(tsvEscape).join('\t') + '\n');
       appendFileSync(this.file, rows.join(''));
     }
