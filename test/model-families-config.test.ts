@@ -21,7 +21,7 @@ import {
 } from '../src/model/config-sources.js';
 import { createModel, loadModel, type ClipModel } from '../src/model/model.js';
 import { locateWeights, readShardIndex } from '../src/model/weight-location.js';
-import { repoRoot } from './helpers/fixtures.js';
+import { fixture, repoRoot } from './helpers/fixtures.js';
 import { scratchDir } from './helpers/scratch.js';
 import { assertAllClose } from './helpers/tensors.js';
 
@@ -340,6 +340,15 @@ describe('folders and files load with every source read', () => {
     const given = await loadModel(file, { config: OPEN_CLIP_CONFIG });
     assert.equal(given.source?.configSource, 'given');
     assert.deepEqual(given.config, OPEN_CLIP_CONFIG);
+  });
+
+  test('a TorchScript archive that is not one of OpenAI’s: text heads from its graph, the rest assumed and said', async () => {
+    const warnings: string[] = [];
+    const model = await loadModel(fixture('models', 'tiny_vit.torchscript.pt'), { onWarning: (w) => warnings.push(w) });
+    assert.match(model.source!.configSource, /^inferred \(text heads from the TorchScript graph\)/);
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0]!, /nothing states the MLP activation, the vision attention heads,/);
+    assert.doesNotMatch(warnings[0]!, /text attention heads/);
   });
 
   test('a model saved by clip-native keeps its family in the metadata', async () => {
