@@ -63,6 +63,11 @@ export { createTrainer, Trainer, DEFAULT_TRAINER_OPTIONS, type TrainerOptions, t
 export { learningRate, type Schedule } from './train/schedule.js';
 export { DEFAULT_CONFIG, resolveConfig, readConfigFile, ConfigError, type TrainConfig } from './train/config.js';
 
+// Data parallel
+export { launchFromEnv, ProcessGroup, type LaunchEnv, type GroupOptions } from './distributed/group.js';
+export { launchLocal, type LaunchLocalOptions } from './distributed/launch.js';
+export { shardOrder, batchesPerEpoch, samplesLeftOut } from './distributed/shard.js';
+
 // Evaluation and tools
 export { evaluate, evaluateModel, type EvaluateOptions, type EvaluateModelOptions, type EvaluateResult } from './eval/zero-shot.js';
 export { zeroShotClassifier, type Templates } from './eval/classifier.js';

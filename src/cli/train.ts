@@ -1,5 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 
+import { launchFromEnv } from '../distributed/group.js';
+import { launchLocal } from '../distributed/launch.js';
 import { formatKinds } from '../train/bad-data.js';
 import { readConfigFile, resolveConfig, type TrainConfig } from '../train/config.js';
 import { train } from '../train/loop.js';
@@ -19,6 +21,17 @@ interface TrainFlags extends Partial<TrainConfig> {
   config?: string;
   printConfig?: boolean;
   json?: boolean;
+  nproc?: number;
+}
+
+/** The command line without --nproc and its value: what each rank runs. */
+export function withoutNproc(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--nproc') i++;
+    else if (!args[i]!.startsWith('--nproc=')) out.push(args[i]!);
+  }
+  return out;
 }
 
 export function registerTrain(program: Command): void {
@@ -32,7 +45,7 @@ export function registerTrain(program: Command): void {
     .addOption(new Option('--init <init>', 'start from the pretrained weights or random ones').choices(['pretrained', 'random']))
     .option('--name <prefix>', 'prefix of the per-epoch weight files')
     .option('--epochs <n>', 'epochs (default 30)', num)
-    .option('--batch-size <n>', 'images per batch (default 4)', num)
+    .option('--batch-size <n>', 'images per batch, per rank (default 4; data parallel: the global batch is this × the ranks, as open_clip counts)', num)
     .addOption(new Option('--optimizer <name>', 'adam (L2 decay, the blog) or adamw (decoupled)').choices(['adam', 'adamw']))
     .option('--lr <lr>', 'learning rate (default 1e-6)', num)
     .option('--weight-decay <wd>', 'weight decay (default 0.001)', num)
@@ -71,10 +84,13 @@ export function registerTrain(program: Command): void {
     .option('--resume <path|latest>', 'continue from a checkpoint (refused, naming each difference, when the settings its state depends on differ: docs/resume.md)')
     .option('--overwrite', 'start a new run in an --out that holds one, deleting its files first (without this or --resume, such a directory is refused)')
     .option('--max-nonfinite-steps <n>', 'stop after n steps in a row with a non-finite loss, with a checkpoint of the last finite state and exit code 1 (default 10)', num)
+    .option('--nproc <n>', 'data parallel: start n ranks on this machine (through torchrun when python3 has torch, else its own launch); under torchrun, leave it out (docs/distributed.md)', num)
+    .option('--dist-timeout <seconds>', 'data parallel: how long any wait for the other ranks may take before it fails (default 300)', num)
+    .option('--allow-reshard', 'resume a checkpoint made with another number of ranks but the same global batch, re-sliced')
     .option('--print-config', 'print the resolved configuration and exit')
     .option('--json', 'print the result as JSON at the end')
     .action(async (flags: TrainFlags & { cache?: boolean; cudaGraph?: boolean; batchnorm?: TrainConfig['batchNorm']; memoryCache?: TrainConfig['memoryCacheMiB']; maxNonfiniteSteps?: number }) => {
-      const { config, printConfig, json, batchnorm, cache, cudaGraph, memoryCache, maxNonfiniteSteps, ...rest } = flags;
+      const { config, printConfig, json, batchnorm, cache, cudaGraph, memoryCache, maxNonfiniteSteps, nproc, ...rest } = flags;
       // Negatable flags default to true in commander; only an explicit --no-… may override the config file.
       const overrides: Partial<TrainConfig> = {
         ...rest,
@@ -89,13 +105,23 @@ export function registerTrain(program: Command): void {
         process.stdout.write(JSON.stringify(resolved, null, 2) + '\n');
         return;
       }
-      const progress = createTrainProgress();
+      // Data parallel: --nproc starts the ranks (each runs this command without it); under a launcher
+      // this process is one rank, and rank 0 alone shows progress and the summary.
+      const launch = launchFromEnv();
+      if (nproc !== undefined && nproc > 1) {
+        if (launch) throw new Error(`--nproc ${nproc}: this process is already rank ${launch.rank} of ${launch.worldSize} of a launch (WORLD_SIZE is set); leave --nproc out under torchrun`);
+        process.exitCode = await launchLocal({ nproc, command: [process.execPath, ...process.execArgv, process.argv[1]!, ...withoutNproc(process.argv.slice(2))] });
+        return;
+      }
+      const distributed = launch !== undefined && launch.worldSize > 1;
+      const isMain = !distributed || launch.rank === 0;
+      const progress = isMain ? createTrainProgress() : rankProgress();
       const controller = new AbortController();
       let interrupts = 0;
       const onSignal = (signal: NodeJS.Signals) => {
         interrupts++;
         if (interrupts > 1) process.exit(130);
-        progress.message(`${signal}: finishing the current batch and writing a checkpoint (again to quit at once)`);
+        if (isMain) progress.message(`${signal}: finishing the current batch and writing a checkpoint (again to quit at once)${distributed ? '; every rank stops at the same step' : ''}`);
         controller.abort();
       };
       process.on('SIGINT', onSignal);
@@ -109,8 +135,16 @@ export function registerTrain(program: Command): void {
           onLog: progress.onLog,
           onEpoch: progress.onEpoch,
           onMessage: progress.message,
+        }).catch((err: unknown) => {
+          // Which rank says it: every rank's errors reach the launcher's output.
+          if (distributed && err instanceof Error) err.message = `rank ${launch.rank} of ${launch.worldSize}: ${err.message}`;
+          throw err;
         });
         progress.stop();
+        if (!isMain) {
+          if (result.interrupted) process.exitCode = 130;
+          return;
+        }
         const summary = {
           out: result.out,
           epochsCompleted: result.epochsCompleted,
@@ -139,4 +173,9 @@ export function registerTrain(program: Command): void {
         process.off('SIGTERM', onSignal);
       }
     });
+}
+
+/** A rank other than 0: no bar, no per-step lines; only its own messages (they name the rank). */
+function rankProgress(stream: NodeJS.WriteStream = process.stderr): ReturnType<typeof createTrainProgress> {
+  return { onBatch() {}, onLog() {}, onEpoch() {}, message: (text) => void stream.write(text + '\n'), stop() {} };
 }

@@ -57,8 +57,8 @@ export function rankEnv(base: NodeJS.ProcessEnv, rank: number, nproc: number, ma
     MASTER_PORT: String(masterPort),
   };
   delete env.TORCHELASTIC_USE_AGENT_STORE;
-  // As torchrun does, the cores are shared out rather than each rank taking all of them.
-  if (env.OMP_NUM_THREADS === undefined) env.OMP_NUM_THREADS = String(Math.max(1, Math.floor(os.availableParallelism() / nproc)));
+  // As torchrun does (the same numbers either way): one thread per rank unless OMP_NUM_THREADS says otherwise.
+  if (env.OMP_NUM_THREADS === undefined && nproc > 1) env.OMP_NUM_THREADS = '1';
   return env;
 }
 
@@ -92,7 +92,8 @@ export async function launchLocal(options: LaunchLocalOptions): Promise<number> 
     children.push({ rank: 'torchrun', child: spawn(python, args, { env: base, stdio: ['ignore', 'inherit', 'inherit'], detached: true }) });
   } else {
     const port = await freePort();
-    say(`clip-native: starting ${nproc} ranks (MASTER_ADDR=127.0.0.1 MASTER_PORT=${port}; rank 0 hosts the rendezvous store)`);
+    const threads = base.OMP_NUM_THREADS === undefined ? '; OMP_NUM_THREADS=1 per rank as torchrun sets it (set it to give each rank more)' : '';
+    say(`clip-native: starting ${nproc} ranks (MASTER_ADDR=127.0.0.1 MASTER_PORT=${port}; rank 0 hosts the rendezvous store${threads})`);
     for (let rank = 0; rank < nproc; rank++) {
       const [program, ...args] = command;
       children.push({ rank, child: spawn(program, args, { env: rankEnv(base, rank, nproc, port), stdio: ['ignore', 'inherit', 'inherit'], detached: true }) });

@@ -85,6 +85,12 @@ export interface TrainConfig {
   /** Start a new run in an `out` that holds one: its files are removed first (without this or
    * `resume`, such a directory is refused). */
   overwrite: boolean;
+  /** Data parallel (several ranks): seconds any wait for the other ranks may take (joining, each
+   * collective, a barrier while rank 0 writes) before it ends with an error. */
+  distTimeout: number;
+  /** Resume a checkpoint made with another world size but the same global batch (batchSize × ranks),
+   * its batches re-sliced over this run's ranks. */
+  allowReshard: boolean;
 }
 
 export const DEFAULT_CONFIG: Omit<TrainConfig, 'data' | 'out'> = {
@@ -133,6 +139,8 @@ export const DEFAULT_CONFIG: Omit<TrainConfig, 'data' | 'out'> = {
   evalEvery: 0,
   maxNonFiniteSteps: 10,
   overwrite: false,
+  distTimeout: 300,
+  allowReshard: false,
 };
 
 /** Old option names still read, and the names they have now. */
@@ -212,6 +220,8 @@ const CHECKS: Record<keyof TrainConfig, Check> = {
   maxNonFiniteSteps: positiveInt,
   resume: (v) => (v === undefined || (typeof v === 'string' && v.length > 0) ? undefined : 'must be a checkpoint path or latest'),
   overwrite: bool,
+  distTimeout: (v) => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? undefined : 'must be a positive number of seconds'),
+  allowReshard: bool,
 };
 
 /** `table[key]` when `key` is the table's own: `__proto__`, `constructor`, `toString` … are no options. */

@@ -3,12 +3,20 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 
+import { createHash } from 'node:crypto';
+
 import { loadDataset } from '../data/datasets.js';
 import type { Dataset } from '../data/dataset.js';
 import { CropMemory, defaultCropMemoryBudget } from '../data/crop-memory.js';
 import { createLoader } from '../data/loader.js';
 import { modelPreprocessing } from '../data/preprocess.js';
-import { evaluateModel, type EvaluateResult } from '../eval/zero-shot.js';
+import { agreedBatches } from '../distributed/agreed-batches.js';
+import { evaluateSharded } from '../distributed/eval.js';
+import { launchFromEnv, ProcessGroup } from '../distributed/group.js';
+import { checkWorld, type WorldCheck } from '../distributed/reshard.js';
+import { digestNumbers, fingerprint, RunGroup } from '../distributed/run-group.js';
+import { batchesPerEpoch as batchesPerRank, samplesLeftOut, shardCursor } from '../distributed/shard.js';
+import type { EvaluateResult } from '../eval/zero-shot.js';
 import { readSafetensorsMetadata } from '../io/safetensors-header.js';
 import { architecture, canonicalModelName, type ClipConfig } from '../model/config.js';
 import { createModel, loadModel, type ClipModel, type Precision } from '../model/model.js';
@@ -69,6 +77,15 @@ export interface TrainOptions extends Partial<TrainConfig> {
   tokenizer?: ClipTokenizer;
   /** Where preprocessed crops are cached (default: the cache directory). */
   cacheDir?: string;
+  /**
+   * Data parallel (docs/distributed.md). Absent: the environment decides: under torchrun or
+   * `clip-native train --nproc` (WORLD_SIZE > 1) this process is one rank and joins the group described
+   * there (device 'cuda' or 'auto' meaning cuda:LOCAL_RANK), waiting at most `distTimeout` seconds.
+   * A joined ProcessGroup: this process is its rank. false: one process, whatever the environment says.
+   * Every rank calls train() with the same options; rank 0 alone writes files, and the callbacks are
+   * called on every rank with the same (global) values.
+   */
+  group?: ProcessGroup | false;
 }
 
 export interface TrainResult {
@@ -87,6 +104,9 @@ export interface TrainResult {
   out: string;
   /** Entries left out (unreadable images, malformed or duplicate list lines), each once in `file` (skipped.tsv). */
   skipped: { file: string; total: number; byKind: Partial<Record<SkipKind, number>> };
+  /** This process's rank and the number of ranks (0 and 1 for one process); rank 0 wrote the files. */
+  rank: number;
+  worldSize: number;
 }
 
 /**
@@ -110,12 +130,21 @@ interface LoopState {
   position: CheckpointPosition;
   /** Loader position (`Batch.cursor`) after the last batch done in the current epoch. */
   cursor: number;
+  /** Data parallel: each rank's `cursor` in its part of the order (they differ only when ranks skipped images). */
+  cursors?: number[];
   bestTop1?: number;
 }
 
-function resolveDevice(device: string): string {
-  if (device !== 'auto') return device;
-  return runtimeInfo().cudaAvailable ? 'cuda' : 'cpu';
+/** 'auto' and 'cuda' are the rank's own GPU under a launcher: cuda:LOCAL_RANK. */
+function resolveDevice(device: string, localRank?: number): string {
+  const resolved = device !== 'auto' ? device : runtimeInfo().cudaAvailable ? 'cuda' : 'cpu';
+  return resolved === 'cuda' && localRank !== undefined ? `cuda:${localRank}` : resolved;
+}
+
+/** The options every rank must share: all but the device, the loader's and caches' knobs, paths and the timeout. */
+function sharedOptions(config: TrainConfig): Partial<TrainConfig> {
+  const { device: _device, workers: _w, decodeThreads: _d, prefetch: _p, cache: _c, memoryCacheMiB: _m, data: _data, imagesDir: _i, out: _o, resume: _r, distTimeout: _t, ...shared } = config;
+  return shared;
 }
 
 function resolvePrecision(precision: TrainConfig['precision'], device: string): Precision {
@@ -163,21 +192,32 @@ function schedule(config: TrainConfig, stepsPerEpoch: number): Schedule {
 
 /** Fine-tune a CLIP model. Resolves when the run ends, is interrupted (checkpoint written) or fails. */
 export async function train(options: TrainOptions): Promise<TrainResult> {
-  const { config: configFile, signal, onLog, onBatch, onEpoch, onMessage, tokenizer: givenTokenizer, cacheDir, ...overrides } = options;
+  const { config: configFile, signal, onLog, onBatch, onEpoch, onMessage, tokenizer: givenTokenizer, cacheDir, group: givenGroup, ...overrides } = options;
   const fromFile = configFile ? await readConfigFile(configFile) : undefined;
   const config = resolveConfig(fromFile, overrides);
   const out = path.resolve(config.out);
-  const say = onMessage ?? (() => {});
+  const sayAll = onMessage ?? (() => {});
   if (config.resume && config.overwrite && (config.resume === 'latest' || !path.relative(out, path.resolve(config.resume)).startsWith('..'))) {
     throw new Error(`--resume ${config.resume} and --overwrite: the checkpoint belongs to the run in ${out} that --overwrite would remove; choose one`);
   }
+  // Data parallel: join the group (every rank, before any model is built).
+  const launch = givenGroup === undefined ? launchFromEnv() : givenGroup ? givenGroup.launch : undefined;
+  let group = givenGroup || undefined;
+  if (!group && launch && launch.worldSize > 1) {
+    group = await ProcessGroup.join(launch, resolveDevice(config.device, launch.localRank), { timeoutMs: config.distTimeout * 1000 });
+  }
+  const rg = new RunGroup(group);
+  // Rank 0 talks to the user; another rank's own messages (its skipped images) say which rank it is.
+  const say = rg.isMain ? sayAll : () => {};
+  const sayRank = (message: string) => sayAll(`${rg.prefix}${message}`);
   await fs.mkdir(out, { recursive: true });
   // One run at a time in a directory: released however the run ends (at exit, if it never gets here).
-  const lock = await lockRunDir(out, say);
+  // Rank 0's: the other ranks write nothing there.
+  const lock = await rg.together('to lock the run directory', () => lockRunDir(out, say), { mainOnly: true });
   try {
-    return await trainLocked(config, out, say, { signal, onLog, onBatch, onEpoch, tokenizer: givenTokenizer, cacheDir });
+    return await trainLocked(config, out, say, { signal, onLog, onBatch, onEpoch, tokenizer: givenTokenizer, cacheDir, rg, sayRank, localRank: launch?.localRank });
   } finally {
-    await lock.release();
+    await lock?.release();
   }
 }
 
@@ -185,7 +225,17 @@ async function trainLocked(
   config: TrainConfig,
   out: string,
   say: (message: string) => void,
-  { signal, onLog, onBatch, onEpoch, tokenizer: givenTokenizer, cacheDir }: Pick<TrainOptions, 'signal' | 'onLog' | 'onBatch' | 'onEpoch' | 'tokenizer' | 'cacheDir'>,
+  {
+    signal,
+    onLog,
+    onBatch,
+    onEpoch,
+    tokenizer: givenTokenizer,
+    cacheDir,
+    rg,
+    sayRank,
+    localRank,
+  }: Pick<TrainOptions, 'signal' | 'onLog' | 'onBatch' | 'onEpoch' | 'tokenizer' | 'cacheDir'> & { rg: RunGroup; sayRank: (message: string) => void; localRank: number | undefined },
 ): Promise<TrainResult> {
   const name = config.name ?? runName(config.model);
   // A new run never writes into an old one: their metrics, checkpoints and weight files would mix.
@@ -196,7 +246,7 @@ async function trainLocked(
         `start over with --overwrite (removes those files), or train into another --out.`,
     );
   }
-  const device = resolveDevice(config.device);
+  const device = resolveDevice(config.device, localRank);
   const precision = resolvePrecision(config.precision, device);
 
   const datasetOptions = { imagesDir: config.imagesDir, ext: config.ext, seed: config.seed, strict: config.strict };
@@ -212,15 +262,34 @@ async function trainLocked(
   const resumeFile = config.resume ? await resolveResume(config.resume, out) : undefined;
   // Before any model is built: every skipped entry into skipped.tsv, and a split that is too
   // unreadable stops the run here (the first epoch's decode checks the rest).
-  const badData = new BadData(await SkippedLog.open(skippedPath(out), { resume: resumeFile !== undefined }), { maxBadFraction: config.maxBadFraction, strict: config.strict, say });
+  const skippedLog = rg.isMain ? await SkippedLog.open(skippedPath(out), { resume: resumeFile !== undefined }) : SkippedLog.unwritten(skippedPath(out));
+  const badData = new BadData(skippedLog, { maxBadFraction: config.maxBadFraction, strict: config.strict, say });
   await badData.checkSplit(config.trainSplit, trainSet);
   if (evalSet && evalSet.split !== undefined && config.evalSplit !== config.trainSplit) await badData.checkSplit(config.evalSplit, evalSet);
   const model = await buildModel(config, device, resumeFile);
   const multiPositive = config.multiPositive === 'on' || (config.multiPositive === 'auto' && trainSet.kind === 'labels');
 
-  const batchesPerEpoch = config.dropLast ? Math.floor(trainSet.samples.length / config.batchSize) : Math.ceil(trainSet.samples.length / config.batchSize);
-  if (batchesPerEpoch === 0) throw new Error(`batchSize ${config.batchSize} is larger than the ${trainSet.samples.length} training samples with dropLast`);
+  // batchSize is per rank: global batch k is the single process's batch k of batchSize × worldSize.
+  const batchesPerEpoch = batchesPerRank(trainSet.samples.length, config.batchSize, rg.worldSize, config.dropLast);
+  if (batchesPerEpoch === 0) {
+    const global = rg.distributed ? ` (× ${rg.worldSize} ranks = ${config.batchSize * rg.worldSize})` : '';
+    throw new Error(`batchSize ${config.batchSize}${global} is larger than the ${trainSet.samples.length} training samples with dropLast`);
+  }
   const stepsPerEpoch = Math.max(1, Math.ceil(batchesPerEpoch / config.accumulate));
+  if (rg.distributed) {
+    const leftOut = samplesLeftOut(trainSet.samples.length, config.batchSize, rg.worldSize, config.dropLast);
+    say(
+      `data parallel: ${rg.worldSize} ranks (${rg.group!.native.backend()}), --batch-size ${config.batchSize} per rank, global batch ${config.batchSize * rg.worldSize}; ` +
+        `${batchesPerEpoch} steps per epoch${leftOut > 0 ? `, ${leftOut} sample(s) of each epoch's last global batch left out (not a multiple of ${rg.worldSize} ranks)` : ''}`,
+    );
+  }
+  // Every rank trains the same list with the same options, from the same checkpoint: refused here,
+  // naming the rank, before the first collective of the trainer (rank 0's weights to all).
+  await rg.checkSame([
+    { name: 'the training data', value: [trainSet.samples.length, ...digestNumbers(datasetHash(trainSet))], hint: `its list of ${config.trainSplit} samples (${trainSet.samples.length} here) has another sha256` },
+    { name: 'the options', value: fingerprint({ ...sharedOptions(config), architecture: model.config, precision }), hint: 'an option other than device, workers, caches and paths' },
+    { name: 'the checkpoint to resume', value: fingerprint(resumeFile ? path.basename(resumeFile) : null), hint: `here ${resumeFile ?? 'none'}` },
+  ]);
   const trainer: Trainer = await createTrainer(model, {
     optimizer: config.optimizer,
     lr: config.lr,
@@ -236,6 +305,7 @@ async function trainLocked(
     lockText: config.lockText,
     freeze: config.freeze,
     cudaGraph: config.cudaGraph,
+    group: rg.group,
   });
 
   // What the checkpoints' state depends on: a resume with other values is refused.
@@ -244,9 +314,10 @@ async function trainLocked(
     architecture: model.config,
     initialWeights: await initialWeightsId(config, model.config),
     dataset: datasetHash(trainSet),
-    worldSize: 1,
+    worldSize: rg.worldSize,
   });
   let startEpoch = 0;
+  let resharded: WorldCheck['resharded'];
   if (resumeFile) {
     const metadata = await readSafetensorsMetadata(resumeFile);
     const saved = metadata?.[COMPAT_METADATA_KEY];
@@ -254,7 +325,10 @@ async function trainLocked(
     if (metadata && saved === undefined) {
       say(`warning: ${resumeFile} holds no record of the settings it was trained with (written before clip-native recorded them): model, data and hyperparameters could not be checked against this run's`);
     } else if (saved !== undefined) {
-      const { differences, unchecked } = compatDifferences(JSON.parse(saved) as CompatRecord, compat);
+      // Another world size: the same global batch re-sliced with --allow-reshard, else refused.
+      const world = checkWorld(resumeFile, JSON.parse(saved) as CompatRecord, compat, config.allowReshard);
+      resharded = world.resharded;
+      const { differences, unchecked } = compatDifferences(world.record, compat);
       if (differences.length > 0) throw compatError(resumeFile, differences);
       if (unchecked.length > 0) say(`resume from ${resumeFile}: ${unchecked.join(', ')} could not be compared (${config.model} is not there any more)`);
     }
@@ -278,18 +352,25 @@ async function trainLocked(
     weightBytes: model.parameterCount() * 4,
   });
   const overwriting = config.overwrite && !config.resume && previous.entries.length > 0;
-  const free = await freeBytes(out);
-  if (free !== undefined) checkDiskSpace(out, estimate, free + (overwriting ? previous.bytes : 0), config.savePt);
-  if (overwriting) {
-    // skipped.tsv was started over by this run already (above).
-    const { removed, kept } = await removeRun(out, { ...previous, entries: previous.entries.filter((e) => e !== path.basename(skippedPath(out))) }, [config.model]);
-    const keptNote = kept.length ? `; kept ${kept.join(', ')}: this run starts from it` : '';
-    say(`--overwrite: removed (deleted, not moved aside) the previous run's files in ${out}: ${removed.join(', ')}${keptNote}`);
-  }
-
   const resolved = { ...config, out, device, precision };
-  await writeFileAtomic(path.join(out, CONFIG_FILE), JSON.stringify({ ...resolved, modelConfig: model.config }, null, 2) + '\n');
-  const metrics = new MetricsLog(path.join(out, METRICS_FILE));
+  // Rank 0's, while the other ranks wait (and stop with its error should it fail).
+  await rg.together(
+    'preparing the run directory',
+    async () => {
+      const free = await freeBytes(out);
+      if (free !== undefined) checkDiskSpace(out, estimate, free + (overwriting ? previous.bytes : 0), config.savePt);
+      if (overwriting) {
+        // skipped.tsv was started over by this run already (above).
+        const { removed, kept } = await removeRun(out, { ...previous, entries: previous.entries.filter((e) => e !== path.basename(skippedPath(out))) }, [config.model]);
+        const keptNote = kept.length ? `; kept ${kept.join(', ')}: this run starts from it` : '';
+        say(`--overwrite: removed (deleted, not moved aside) the previous run's files in ${out}: ${removed.join(', ')}${keptNote}`);
+      }
+      const distributed = rg.distributed ? { distributed: { worldSize: rg.worldSize, backend: rg.group!.native.backend(), globalBatchSize: config.batchSize * rg.worldSize } } : {};
+      await writeFileAtomic(path.join(out, CONFIG_FILE), JSON.stringify({ ...resolved, ...distributed, modelConfig: model.config }, null, 2) + '\n');
+    },
+    { mainOnly: true },
+  );
+  const metrics: Pick<MetricsLog, 'append'> = rg.isMain ? new MetricsLog(path.join(out, METRICS_FILE)) : { append: async () => {} };
   const time = () => new Date().toISOString();
 
   let state: LoopState = { position: { epoch: 0, batch: 0 }, cursor: 0 };
@@ -298,6 +379,13 @@ async function trainLocked(
     const metadata = await trainer.loadCheckpoint(file);
     if (!metadata.loop) throw new Error(`${file}: checkpoint has no loop state (was it written by clip-native train?)`);
     state = JSON.parse(metadata.loop) as LoopState;
+    if (resharded) {
+      const skippedBefore = state.cursors ? state.cursors.some((c) => c !== shardCursor(state.position.batch, resharded!.batchSize)) : state.cursor !== shardCursor(state.position.batch, resharded.batchSize);
+      say(
+        `--allow-reshard: the checkpoint was trained on ${resharded.worldSize} rank(s) × batch ${resharded.batchSize}; this run continues its global batches on ${rg.worldSize} × ${config.batchSize}` +
+          (skippedBefore ? ' (images were skipped before it: this epoch goes on from its global batch as if none had been)' : ''),
+      );
+    }
     say(`resumed from ${file}: epoch ${state.position.epoch + 1}, batch ${state.position.batch}, optimizer step ${trainer.optimizerSteps}`);
     await metrics.append({ type: 'resume', epoch: state.position.epoch, batch: state.position.batch, checkpoint: file, time: time() });
   }
@@ -316,17 +404,28 @@ async function trainLocked(
     evals: [],
     out,
     skipped: badData.summary(),
+    rank: rg.rank,
+    worldSize: rg.worldSize,
   };
 
   // The epoch's running loss sum and count live in the trainer (on the device) and in its checkpoints.
   // Pruning never removes the checkpoint just written nor the one this run resumed from.
   const prune = async (newest: string) => {
+    if (!rg.isMain) return;
     for (const removed of await pruneCheckpoints(out, config.keepLast, resumeFile ? [newest, resumeFile] : [newest])) say(`removed old checkpoint ${removed}`);
   };
+  // Rank 0 writes it, with every rank's loader position; the others wait.
   const writeCheckpoint = async (file: string, position: CheckpointPosition, cursor: number): Promise<void> => {
-    await fs.mkdir(path.dirname(file), { recursive: true });
-    const loop: LoopState = { position, cursor, bestTop1: state.bestTop1 };
-    await trainer.saveCheckpoint(file, { loop: JSON.stringify(loop), run: JSON.stringify(resolved), [COMPAT_METADATA_KEY]: JSON.stringify(compat) });
+    const cursors = rg.distributed ? (await rg.gather([cursor])).map((c) => c[0]!) : undefined;
+    await rg.together(
+      'writing a checkpoint',
+      async () => {
+        await fs.mkdir(path.dirname(file), { recursive: true });
+        const loop: LoopState = { position, cursor, ...(cursors ? { cursors } : {}), bestTop1: state.bestTop1 };
+        await trainer.saveCheckpoint(file, { loop: JSON.stringify(loop), run: JSON.stringify(resolved), [COMPAT_METADATA_KEY]: JSON.stringify(compat) });
+      },
+      { mainOnly: true },
+    );
   };
   const saveCheckpoint = async (position: CheckpointPosition, cursor: number): Promise<string> => {
     const file = checkpointPath(out, position);
@@ -338,14 +437,15 @@ async function trainLocked(
 
   const runEval = async (epoch: number): Promise<EvaluateResult | undefined> => {
     if (!evalSet) return undefined;
-    const evaluation = await evaluateModel(model, evalSet, { templates: config.templates, tokenizer, precision, cacheDir, strict: config.strict });
+    // Sharded over the ranks, its counts summed: every rank has the whole result.
+    const evaluation = await evaluateSharded(rg, model, evalSet, { templates: config.templates, tokenizer, precision, cacheDir, strict: config.strict });
     await metrics.append({ type: 'eval', epoch, split: config.evalSplit, time: time(), ...evaluation });
     result.evals.push({ epoch, ...evaluation });
     say(`eval after epoch ${epoch}: top-1 ${(evaluation.top1 * 100).toFixed(1)}%, top-5 ${(evaluation.top5 * 100).toFixed(1)}% on ${evaluation.n} ${config.evalSplit} images`);
     if (state.bestTop1 === undefined || evaluation.top1 > state.bestTop1) {
       state.bestTop1 = evaluation.top1;
       const best = path.join(out, `${name}_best.safetensors`);
-      await model.save(best, { metadata: { epoch: String(epoch), top1: String(evaluation.top1) } });
+      await rg.together('writing the best weights', () => model.save(best, { metadata: { epoch: String(epoch), top1: String(evaluation.top1) } }), { mainOnly: true });
       say(`best accuracy so far: weights saved to ${best}`);
     }
     return evaluation;
@@ -392,19 +492,21 @@ async function trainLocked(
     const file = checkpointPath(out, position);
     const unchecked = path.join(path.dirname(file), `.unchecked-${path.basename(file)}`);
     await writeCheckpoint(unchecked, position, cursor);
-    const bad = await nonFiniteTensors(unchecked);
+    // Rank 0 wrote it and checks it; the others learn the outcome (the same weights on every rank).
+    const bad = rg.isMain ? await nonFiniteTensors(unchecked) : [];
+    const [badOnMain] = await rg.sum([bad.length]);
     let checkpoint: string | undefined;
-    if (bad.length === 0) {
-      await fs.rename(unchecked, file);
+    if (badOnMain === 0) {
+      if (rg.isMain) await fs.rename(unchecked, file);
       checkpoint = file;
       result.checkpoints.push(file);
       await prune(file);
-    } else {
+    } else if (rg.isMain) {
       await fs.rm(unchecked, { force: true });
     }
     const kept = checkpoint
       ? ` The last finite state is in ${checkpoint}.`
-      : ` The state reached holds non-finite values too (${bad.slice(0, 3).join(', ')}${bad.length > 3 ? ', …' : ''}) and was not written;` +
+      : ` The state reached holds non-finite values too (${bad.length ? `${bad.slice(0, 3).join(', ')}${bad.length > 3 ? ', …' : ''}` : 'rank 0 names them'}) and was not written;` +
         (before ? ` the last good checkpoint is ${before}.` : ' no checkpoint was written before.');
     throw new DivergedError(
       `the loss was not finite for ${run} consecutive steps (last: epoch ${log.epoch}, batch ${log.batch}, optimizer step ${log.step}); ` +
@@ -419,6 +521,11 @@ async function trainLocked(
   const memoryBudget = config.memoryCacheMiB === 'auto' ? defaultCropMemoryBudget() : Math.floor(config.memoryCacheMiB * 2 ** 20);
   const memory = memoryBudget > 0 ? new CropMemory(memoryBudget) : undefined;
   let memoryReported = false;
+  /** Data parallel: set when the ranks agreed to stop at a batch boundary (an interrupt any rank saw). */
+  let stopAgreed = false;
+  /** CLIP_NATIVE_RANK_REPORT: the samples this rank trained, per epoch (a launch's check: docs/distributed.md). */
+  const reportDir = process.env.CLIP_NATIVE_RANK_REPORT;
+  const trainedSamples: Array<{ epoch: number; samples: string[] }> = [];
   try {
     for (let epoch = state.position.epoch; epoch < config.epochs; epoch++) {
       const resuming = epoch === state.position.epoch && state.position.batch > 0;
@@ -438,10 +545,13 @@ async function trainLocked(
         strict: config.strict,
         // Bytes to the native side, normalised there (on the GPU when training there).
         pixels: 'uint8',
+        // Data parallel: this rank's slice of each global batch.
+        shard: rg.distributed ? { rank: rg.rank, worldSize: rg.worldSize } : undefined,
         startBatch: resuming ? state.position.batch : 0,
-        startCursor: resuming ? state.cursor : undefined,
+        startCursor: resuming ? (resharded ? shardCursor(state.position.batch, config.batchSize) : (state.cursors?.[rg.rank] ?? state.cursor)) : undefined,
         onSkip: badData.onSkip(config.trainSplit, epoch + 1),
       });
+      if (reportDir) trainedSamples.push({ epoch: epoch + 1, samples: [] });
       if (!resuming) await trainer.resetEpochStats();
       let batchesDone = resuming ? state.position.batch : 0;
       let cursor = resuming ? state.cursor : 0;
@@ -449,14 +559,26 @@ async function trainLocked(
       let windowStart = performance.now();
       let windowImages = 0;
       let step: StepResult | undefined;
-      for await (const batch of loader) {
+      // Data parallel: the ranks agree before each batch on its size and on whether to stop there (an
+      // interrupt on any rank stops all at the same step boundary).
+      const batches = rg.distributed
+        ? agreedBatches(
+            rg,
+            loader,
+            () => signal?.aborted === true && trainer.counters.pendingMicroBatches === 0,
+            () => (stopAgreed = true),
+          )
+        : loader;
+      for await (const batch of batches) {
         const tokens = batchTokenizer.tokens(batch, epoch);
         const logged = (batchesDone + 1) % config.logEvery === 0;
-        const readLoss = readsEveryStep || logged || batchesDone + 1 === loader.batchesPerEpoch || signal?.aborted === true;
+        // Which steps read their loss decides where a divergence is seen: the same on every rank.
+        const readLoss = readsEveryStep || logged || batchesDone + 1 === loader.batchesPerEpoch || (!rg.distributed && signal?.aborted === true);
         step = await trainer.stepWithInfo(batch.images, tokens, multiPositive ? batch.labelIndices : undefined, { readLoss, deferRead: true });
         batchesDone++;
         cursor = batch.cursor;
-        windowImages += batch.samples.length;
+        windowImages += batch.samples.length * rg.worldSize;
+        trainedSamples.at(-1)?.samples.push(...batch.samples.map((s) => path.relative(trainSet.root, s.image)));
         const seconds = (performance.now() - windowStart) / 1000;
         const log: StepLog = {
           epoch: epoch + 1,
@@ -477,13 +599,20 @@ async function trainLocked(
         await takeReads(step.readDeferred ? 1 : 0);
         if (diverged) break;
         // Interrupt between optimizer steps only: the gradients of a half-gathered group are not saved.
-        if (signal?.aborted && trainer.counters.pendingMicroBatches === 0) {
+        // (Data parallel: where the ranks agreed, before the next batch, below.)
+        if (!rg.distributed && signal?.aborted && trainer.counters.pendingMicroBatches === 0) {
           await takeReads(0);
           const file = await saveCheckpoint({ epoch, batch: batchesDone }, cursor);
           say(`interrupted: checkpoint written to ${file}; continue with --resume latest`);
           result.interrupted = true;
           break;
         }
+      }
+      if (stopAgreed) {
+        await takeReads(0);
+        const file = await saveCheckpoint({ epoch, batch: batchesDone }, cursor);
+        say(`interrupted: every rank stopped after batch ${batchesDone} of epoch ${epoch + 1}; checkpoint written to ${file}; continue with --resume latest`);
+        result.interrupted = true;
       }
       if (result.interrupted) break;
       await takeReads(0);
@@ -493,6 +622,16 @@ async function trainLocked(
       }
 
       const stats = loader.stats();
+      if (rg.distributed && !rg.isMain && stats.skipped > 0) {
+        // Rank 0 writes skipped.tsv: this rank's own are named here.
+        const names = stats.skippedImages.slice(0, 10).map((s) => `${s.message} (${s.kind})`);
+        sayRank(`epoch ${epoch + 1}: skipped ${stats.skipped} unreadable image(s) of its part of the data: ${names.join('; ')}${stats.skipped > names.length ? '; …' : ''}`);
+      }
+      if (rg.distributed) {
+        // The epoch's counts over all ranks.
+        const [skipped, decoded, cacheHits, memoryHits] = await rg.sum([stats.skipped, stats.decoded, stats.cacheHits, stats.memoryHits]);
+        Object.assign(stats, { skipped, decoded, cacheHits, memoryHits });
+      }
       if (stats.skipped > 0) say(`epoch ${epoch + 1}: skipped ${stats.skipped} unreadable image(s) (${formatKinds(stats.skippedByKind)}), each listed in ${badData.log.file}`);
       if (batchesDone === 0) throw new Error(`epoch ${epoch + 1}: no image of the ${config.trainSplit} split could be read; see ${badData.log.file}`);
       // The epoch's last batches may not fill an accumulation group: they still make one step.
@@ -506,11 +645,14 @@ async function trainLocked(
       if (last || (config.weightsEvery > 0 && (epoch + 1) % config.weightsEvery === 0)) {
         weights.push(weightsPath(out, name, epoch + 1, 'safetensors'));
         if (config.savePt) weights.push(weightsPath(out, name, epoch + 1, 'pt'));
-        // Only the copy of the weights waits for the model; its files are written while the next epoch trains.
-        const copy = await model.copyWeights();
-        await weightWrites.start(async () => {
-          for (const file of weights) await copy.save(file, { metadata: { epoch: String(epoch + 1) } });
-        });
+        // Only the copy of the weights waits for the model; its files are written while the next epoch
+        // trains (rank 0's, with no collective: the ranks' weights are the same).
+        if (rg.isMain) {
+          const copy = await model.copyWeights();
+          await weightWrites.start(async () => {
+            for (const file of weights) await copy.save(file, { metadata: { epoch: String(epoch + 1) } });
+          });
+        }
       }
       result.weights.push(...weights);
       result.epochLosses.push(epochLoss);
@@ -543,7 +685,7 @@ async function trainLocked(
         const full = memory.refused > 0 ? `; the limit is reached, the others ${others} (--memory-cache raises it)` : '';
         say(`${memory.size} preprocessed images kept in memory for the next epochs (${mib(memory.bytes)} of ${mib(memory.budgetBytes)} MiB allowed)${full}`);
       }
-      if (signal?.aborted) {
+      if (await rg.anyStop(signal?.aborted === true)) {
         if (!checkpoint) checkpoint = await saveCheckpoint({ epoch: epoch + 1, batch: 0 }, 0);
         say(`interrupted: checkpoint written to ${checkpoint}; continue with --resume latest`);
         result.interrupted = true;
@@ -554,11 +696,28 @@ async function trainLocked(
     await weightWrites.wait().catch(() => {}); // the run's own error is the one to report
     throw err;
   }
-  await weightWrites.wait();
+  // The other ranks end once rank 0's files are there.
+  await rg.together('writing the weights', () => weightWrites.wait(), { mainOnly: true });
   result.optimizerSteps = trainer.optimizerSteps;
   result.skippedSteps = (await trainer.stats()).skippedSteps;
   result.cudaGraph = trainer.cudaGraphStatus;
   result.skipped = badData.summary();
   if (config.cudaGraph && device.startsWith('cuda')) say(`CUDA graph: ${result.cudaGraph}`);
+  if (reportDir) await writeRankReport(reportDir, rg, model, result, trainedSamples);
   return result;
+}
+
+/**
+ * CLIP_NATIVE_RANK_REPORT=<dir>: each rank writes rank-<r>.json at the end of its run, with the sha256
+ * of its weights and the samples (relative to the dataset) it trained in each epoch, to check a launch:
+ * equal weights on all ranks, disjoint shards covering the global batches.
+ */
+async function writeRankReport(dir: string, rg: RunGroup, model: ClipModel, result: TrainResult, epochs: Array<{ epoch: number; samples: string[] }>): Promise<void> {
+  const hash = createHash('sha256');
+  for (const { name, tensor } of await model.native.stateDict()) {
+    hash.update(name).update(new Uint8Array(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength));
+  }
+  await fs.mkdir(dir, { recursive: true });
+  const report = { rank: rg.rank, worldSize: rg.worldSize, optimizerSteps: result.optimizerSteps, interrupted: result.interrupted, weightsSha256: hash.digest('hex'), epochs };
+  await writeFileAtomic(path.join(dir, `rank-${rg.rank}.json`), JSON.stringify(report) + '\n');
 }

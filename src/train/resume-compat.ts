@@ -40,6 +40,8 @@ export const SAFE_TO_CHANGE_ON_RESUME: ReadonlyArray<keyof TrainConfig> = [
   'ext',
   'resume',
   'overwrite',
+  'distTimeout',
+  'allowReshard',
 ];
 
 export type CompatRecord = Record<string, unknown>;
