@@ -108,8 +108,12 @@ describe('unreadable images', () => {
     assert.equal(run.status, 0, run.stderr);
     const summary = JSON.parse(run.stdout);
     assert.equal(summary.epochsCompleted, 2);
-    assert.deepEqual(summary.skipped, { file: path.join(out, SKIPPED_FILE), total: 1, byKind: { truncated: 1 } });
-    assert.match(run.stderr, /epoch 1: skipped 1 unreadable image\(s\) \(truncated 1\), each listed in .*skipped\.tsv/);
+    // Scrambled compressed pixels fail inside libpng: "libpng read error" (sorted as truncated), but
+    // with other images decoding at once libvips sometimes reports "Unknown error" (undecodable).
+    const kind = Object.keys(summary.skipped.byKind)[0];
+    assert.ok(kind === 'truncated' || kind === 'undecodable', JSON.stringify(summary.skipped));
+    assert.deepEqual(summary.skipped, { file: path.join(out, SKIPPED_FILE), total: 1, byKind: { [kind!]: 1 } });
+    assert.match(run.stderr, new RegExp(`epoch 1: skipped 1 unreadable image\\(s\\) \\(${kind} 1\\), each listed in .*skipped\\.tsv`));
     const rows = await readSkipped(out);
     assert.equal(rows.length, 1, JSON.stringify(rows));
     assert.deepEqual([rows[0]!.epoch, rows[0]!.line, rows[0]!.listFile, path.basename(rows[0]!.file)], [1, 6, list, 'scrambled.png']);
