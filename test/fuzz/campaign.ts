@@ -183,7 +183,8 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
         mkdirSync(dir, { recursive: true });
         const saved = path.join(dir, `case-${index}${c.ext}`);
         writeFileSync(saved, c.bytes);
-        const replay = [`node dist/test/fuzz/fuzz-child.js --file ${path.relative(repoRoot, saved)}`, replayCommand(seed, index)];
+        const shown = saved.startsWith(repoRoot + path.sep) ? path.relative(repoRoot, saved) : saved;
+        const replay = [`node dist/test/fuzz/fuzz-child.js --file ${shown}`, replayCommand(seed, index)];
         writeFileSync(path.join(dir, 'case.json'), JSON.stringify({ ...record, replay }, null, 2) + '\n');
         result.findings.push({ ...record, saved, replay });
       }

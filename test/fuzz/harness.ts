@@ -112,6 +112,22 @@ export class ChildRunner {
     });
   }
 
+  /**
+   * A child that cannot start is not a finding about a case: the loader's modules may be mid-rebuild
+   * (tsc or the addon). Try again a few times before giving up.
+   */
+  private async startWithRetries(attempts = 4, pauseMs = 15_000): Promise<Live> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.start();
+      } catch (e) {
+        if (attempt >= attempts) throw e;
+        process.emitWarning(`${(e as Error).message}; trying again in ${pauseMs / 1000} s (${attempt}/${attempts})`);
+        await new Promise((resolve) => setTimeout(resolve, pauseMs));
+      }
+    }
+  }
+
   private retire(live: Live): void {
     if (live.firstRss !== undefined && live.lastRss !== undefined) {
       const mib = (live.lastRss - live.firstRss) / MiB;
@@ -133,7 +149,7 @@ export class ChildRunner {
     const { timeoutMs, rssLimitBytes, pollMs = 25, recycleEvery = 0, recycleAboveBytes = Infinity } = this.options;
     if (this.live && (this.live.exited || this.recycleNext || (recycleEvery > 0 && this.live.cases >= recycleEvery))) await this.close();
     this.recycleNext = false;
-    const live = (this.live ??= await this.start());
+    const live = (this.live ??= await this.startWithRetries());
     live.cases++;
     const id = this.nextId++;
     const started = performance.now();
