@@ -215,9 +215,13 @@ describe('training loop', () => {
     const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (chunk) => (stderr += chunk));
+    // One SIGINT only: reads still in flight when the first one sees a step would send a second,
+    // which means "quit at once" (no checkpoint).
+    let sent = false;
     const timer = setInterval(async () => {
       const text = await fs.readFile(path.join(out, 'metrics.jsonl'), 'utf8').catch(() => '');
-      if (text.includes('"type":"step"')) {
+      if (text.includes('"type":"step"') && !sent) {
+        sent = true;
         clearInterval(timer);
         child.kill('SIGINT');
       }
