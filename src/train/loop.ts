@@ -239,13 +239,21 @@ async function trainLocked(
 ): Promise<TrainResult> {
   const name = config.name ?? runName(config.model);
   // A new run never writes into an old one: their metrics, checkpoints and weight files would mix.
-  const previous = await runContents(out, [name]);
-  if (previous.entries.length > 0 && !config.resume && !config.overwrite) {
-    throw new Error(
-      `${out} already holds a training run (${previous.entries.join(', ')}). Continue it with --resume latest, ` +
-        `start over with --overwrite (removes those files), or train into another --out.`,
-    );
-  }
+  // Rank 0's directory: its refusal reaches every rank.
+  const previous = (await rg.together(
+    'checking the run directory',
+    async () => {
+      const found = await runContents(out, [name]);
+      if (found.entries.length > 0 && !config.resume && !config.overwrite) {
+        throw new Error(
+          `${out} already holds a training run (${found.entries.join(', ')}). Continue it with --resume latest, ` +
+            `start over with --overwrite (removes those files), or train into another --out.`,
+        );
+      }
+      return found;
+    },
+    { mainOnly: true },
+  )) ?? { entries: [], bytes: 0 };
   const device = resolveDevice(config.device, localRank);
   const precision = resolvePrecision(config.precision, device);
 
