@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { launchFromEnv, ProcessGroup } from '../src/distributed/group.js';
+import { architecture } from '../src/model/config.js';
 import { createModel } from '../src/model/model.js';
 import { runtimeInfo } from '../src/native.js';
 import { createTrainer } from '../src/train/trainer.js';
@@ -45,6 +46,11 @@ const { values } = parseArgs({
     worker: { type: 'boolean', default: false },
     'local-loss': { type: 'boolean', default: false },
     write: { type: 'string' },
+    // Worker options for bench/multi-gpu.sh: cuda (cuda:LOCAL_RANK, bf16, nccl), a released model,
+    // and a process group even for one rank (its collectives then run too).
+    device: { type: 'string', default: 'cpu' },
+    model: { type: 'string' },
+    group: { type: 'boolean', default: false },
   },
 });
 
@@ -66,11 +72,14 @@ async function worker(): Promise<void> {
   const launch = launchFromEnv();
   const world = launch?.worldSize ?? 1;
   const batch = Number(values.batch);
-  const group = launch && world > 1 ? await ProcessGroup.join(launch, 'cpu', { timeoutMs: 120_000 }) : undefined;
-  const model = await createModel(BENCH_MODEL, { seed: 1 });
-  const trainer = await createTrainer(model, { optimizer: 'adamw', lr: 1e-4, group, localLoss: values['local-loss'] });
+  const device = values.device === 'cuda' ? `cuda:${launch?.localRank ?? 0}` : 'cpu';
+  const group = launch && (world > 1 || values.group) ? await ProcessGroup.join(launch, device, { timeoutMs: 120_000 }) : undefined;
+  const config = values.model ? architecture(values.model) : BENCH_MODEL;
+  const model = await createModel(config, { seed: 1, device });
+  const precision = device === 'cpu' ? 'fp32' : 'bf16';
+  const trainer = await createTrainer(model, { optimizer: 'adamw', lr: 1e-4, group, localLoss: values['local-loss'], precision });
   const rng = createRng(11, launch?.rank ?? 0);
-  const r = BENCH_MODEL.image_resolution;
+  const r = config.image_resolution;
   const images = { data: new Float32Array(batch * 3 * r * r).map(() => rng.next() * 2 - 1), shape: [batch, 3, r, r] };
   const tokens = new Int32Array(batch * 77);
   for (let i = 0; i < batch; i++) {

@@ -164,7 +164,9 @@ class Trainer {
   static void complete_read(PendingRead& read, StepResult& result);
   void clear_gradients();
   bool is_frozen(const std::string& name) const;
-  bool distributed() const { return options_.group && options_.group->world_size() > 1; }
+  // Any group, a world of one too: one card then runs the data-parallel step, collectives included,
+  // which is how their cost is measured without a second card (bench/multi-gpu.sh 1).
+  bool distributed() const { return options_.group != nullptr; }
   /** Every parameter and buffer as rank 0 has it. */
   void broadcast_weights();
   /** The gradients summed over the ranks and divided by their number, in buckets of about 25 MB. */
