@@ -110,7 +110,11 @@ export async function launchLocal(options: LaunchLocalOptions): Promise<number> 
       }
     }
   };
-  const forward = (signal: NodeJS.Signals) => signalAll(signal);
+  let interrupted: NodeJS.Signals | undefined;
+  const forward = (signal: NodeJS.Signals) => {
+    interrupted ??= signal;
+    signalAll(signal);
+  };
   for (const signal of FORWARDED) process.on(signal, forward);
   // Should the launcher itself end, it takes the ranks with it.
   const onExit = () => signalAll('SIGKILL');
@@ -152,7 +156,12 @@ export async function launchLocal(options: LaunchLocalOptions): Promise<number> 
     process.off('exit', onExit);
   }
   if (!firstFailure) return 0;
-  if (firstFailure.rank === 'torchrun') say(`clip-native: torchrun ${firstFailure.code === 130 ? 'was interrupted' : `failed with code ${firstFailure.code}`} (its summary above names the rank)`);
+  if (firstFailure.rank === 'torchrun' && interrupted) {
+    // torchrun forwards the signal to the ranks, waits for them, then exits 1 with a traceback.
+    say(`clip-native: ${interrupted}: torchrun stopped the ranks (each says above whether it wrote its checkpoint)`);
+    return 130;
+  }
+  if (firstFailure.rank === 'torchrun') say(`clip-native: torchrun failed with code ${firstFailure.code} (its summary above names the rank)`);
   else if (firstFailure.code !== 130) say(`clip-native: the run failed: rank ${firstFailure.rank} exited first with code ${firstFailure.code}`);
   return firstFailure.code;
 }
