@@ -15,12 +15,13 @@ import { before, describe, test } from 'node:test';
 
 import sharp from 'sharp';
 
-import { trimBatch } from '../src/distributed/agreed-batches.js';
+import { agreedBatches, trimBatch } from '../src/distributed/agreed-batches.js';
 import { metricsFromCounts, evalPart } from '../src/distributed/eval.js';
 import { launchFromEnv } from '../src/distributed/group.js';
 import { hasTorchrun, rankEnv } from '../src/distributed/launch.js';
 import { checkWorld } from '../src/distributed/reshard.js';
-import { digestNumbers, ranksDiffering } from '../src/distributed/run-group.js';
+import type { ProcessGroup } from '../src/distributed/group.js';
+import { digestNumbers, RankFailedError, ranksDiffering, RunGroup } from '../src/distributed/run-group.js';
 import { batchesPerEpoch, evalShard, globalBatches, samplesLeftOut, shardOrder } from '../src/distributed/shard.js';
 import { withoutNproc } from '../src/cli/train.js';
 import type { Batch } from '../src/data/loader.js';
@@ -153,6 +154,54 @@ describe('shard arithmetic (unit)', () => {
     assert.equal(cut.samples.length, 2);
     assert.equal(cut.cursor, 9);
     assert.equal(trimBatch(batch, 3), batch);
+  });
+
+  test('a failure on one rank reaches the others with its rank and message; batches agreed on stop and size', async () => {
+    // Rank 1 of 2; "rank 0" is simulated by what the collectives return.
+    let rank0: number[] = [];
+    const calls: string[] = [];
+    const fake = {
+      rank: 1,
+      worldSize: 2,
+      launch: { localRank: 1 },
+      gather: async (values: number[]) => (calls.push('gather'), [rank0, values]),
+      max: async (values: number[]) => (calls.push('max'), values.map((v, i) => Math.max(v, rank0[i]!))),
+    } as unknown as ProcessGroup;
+    const group = new RunGroup(fake);
+    rank0 = [1, ...Array.from('disk full', (c) => c.charCodeAt(0)), ...new Array(160 - 9).fill(0)];
+    let ran = false;
+    await assert.rejects(
+      group.together('writing a checkpoint', () => void (ran = true), { mainOnly: true }),
+      (err: unknown) => err instanceof RankFailedError && err.message === 'rank 0 failed writing a checkpoint: disk full' && err.ranks[0] === 0,
+    );
+    assert.equal(ran, false, 'mainOnly work runs on rank 0 alone');
+    rank0 = [0, ...new Array(160).fill(0)];
+    assert.equal(await group.together('x', () => 7), 7);
+
+    const batch = (n: number): Batch => ({
+      index: 0,
+      images: { data: new Uint8Array(n * 12), shape: [n, 2, 2, 3] },
+      samples: Array.from({ length: n }, (_, i) => ({ image: `${i}`, source: { file: '', line: 0 } })),
+      labelIndices: undefined,
+      cursor: n,
+    });
+    async function* mine() {
+      yield batch(3);
+      yield batch(3);
+      yield batch(3);
+    }
+    const sizes: number[] = [];
+    let stopped = false;
+    // Rank 0 has a full batch, then a smaller one (it skipped images), then wants to stop.
+    const plan = [[0, -3], [0, -2], [1, -3]];
+    let k = 0;
+    const ranked = { ...fake, max: async (values: number[]) => values.map((v, i) => Math.max(v, plan[k]![i]!)) } as unknown as ProcessGroup;
+    for await (const b of agreedBatches(new RunGroup(ranked), mine(), () => false, () => (stopped = true))) {
+      sizes.push(b.samples.length);
+      k++;
+    }
+    assert.deepEqual(sizes, [3, 2]);
+    assert.ok(stopped);
   });
 
   test('fingerprints carry exactly; resume at another world size needs the same global batch and --allow-reshard', () => {
