@@ -17,6 +17,9 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import open_clip_env  # noqa: E402  (before transformers, which imports torchvision where it is installed)
+
+open_clip_env.prepare()
 import torch  # noqa: E402
 from weights_ref import read_safetensors  # noqa: E402
 
