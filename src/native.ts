@@ -160,6 +160,8 @@ export interface NativeGroupOptions {
   /** This rank starts the rendezvous store (no launcher agent hosts it). */
   hostStore: boolean;
   timeoutMs: number;
+  /** Where the collectives run: 'cpu' for gloo, the rank's 'cuda:N' for nccl. */
+  device: string;
 }
 
 /** The raw addon surface. Kept private to this module; wrappers below add types and validation. */

@@ -119,6 +119,8 @@ Napi::Value CreateProcessGroupJs(const Napi::CallbackInfo& info) {
     options.master_port = static_cast<int64_t>(OptionalNumber(o, "masterPort").value_or(static_cast<double>(options.master_port)));
     options.host_store = OptionalBool(o, "hostStore").value_or(false);
     options.timeout = std::chrono::milliseconds(static_cast<int64_t>(OptionalNumber(o, "timeoutMs").value_or(300000)));
+    options.device = OptionalString(o, "device").value_or(options.backend == "nccl" ? "cuda" : "cpu");
+    (void)at::Device(options.device);  // throws on a malformed name here, not in a collective
     return RunAsync<GroupPtr>(
         env, [options]() { return dist::create_group(options); },
         [](Napi::Env e, GroupPtr& group) -> Napi::Value { return NewWrapped(e, GetAddonData(e).group_constructor, group); });

@@ -49,7 +49,7 @@ namespace {
 class C10dGroup final : public Group {
  public:
   C10dGroup(const GroupOptions& options, c10::intrusive_ptr<c10d::Store> store, c10::intrusive_ptr<c10d::Backend> backend)
-      : options_(options), store_(std::move(store)), backend_(std::move(backend)) {}
+      : options_(options), device_(options.device), store_(std::move(store)), backend_(std::move(backend)) {}
 
   int64_t rank() const override { return options_.rank; }
   int64_t world_size() const override { return options_.world_size; }
@@ -64,20 +64,21 @@ class C10dGroup final : public Group {
     o.timeout = options_.timeout;
     // One tensor per call: c10d's multi-tensor form means one tensor per device, not a list.
     for (auto& t : tensors) {
-      std::vector<at::Tensor> one{t};
+      std::vector<at::Tensor> one{on_device(t)};
       wait(backend_->broadcast(one, o), "broadcast");
+      copy_back(t, one[0]);
     }
   }
 
   at::Tensor all_gather(const at::Tensor& local) override {
-    const at::Tensor input = local.contiguous();
+    const at::Tensor input = on_device(local).contiguous();
     std::vector<std::vector<at::Tensor>> outputs(1);
     for (int64_t r = 0; r < options_.world_size; ++r) outputs[0].push_back(at::empty_like(input));
     std::vector<at::Tensor> inputs{input};
     c10d::AllgatherOptions o;
     o.timeout = options_.timeout;
     wait(backend_->allgather(outputs, inputs, o), "all-gather");
-    return at::cat(outputs[0], 0);
+    return at::cat(outputs[0], 0).to(local.device());
   }
 
   void barrier() override {
@@ -92,9 +93,15 @@ class C10dGroup final : public Group {
     o.reduceOp = op;
     o.timeout = options_.timeout;
     for (auto& t : tensors) {
-      std::vector<at::Tensor> one{t};
+      std::vector<at::Tensor> one{on_device(t)};
       wait(backend_->allreduce(one, o), what);
+      copy_back(t, one[0]);
     }
+  }
+
+  at::Tensor on_device(const at::Tensor& t) const { return t.device() == device_ ? t : t.to(device_); }
+  static void copy_back(at::Tensor& original, const at::Tensor& result) {
+    if (!result.is_same(original)) original.copy_(result);
   }
 
   void wait(const c10::intrusive_ptr<c10d::Work>& work, const char* what) {
@@ -108,6 +115,7 @@ class C10dGroup final : public Group {
   }
 
   GroupOptions options_;
+  at::Device device_;
   c10::intrusive_ptr<c10d::Store> store_;
   c10::intrusive_ptr<c10d::Backend> backend_;
 };

@@ -23,6 +23,9 @@ struct GroupOptions {
   bool host_store = false;
   // Every wait (connecting, each collective) ends after this with an error naming what waited.
   std::chrono::milliseconds timeout{std::chrono::minutes(5)};
+  // Where the backend's collectives run: the CPU for gloo, this rank's GPU for nccl (which takes CUDA
+  // tensors only). Tensors elsewhere (the training loop's host-side numbers) travel there and back.
+  std::string device = "cpu";
 };
 
 /** The backends this build can create ("gloo", "nccl"). */
@@ -31,7 +34,7 @@ std::vector<std::string> built_backends();
 std::string missing_backend_reason(const std::string& backend);
 
 /**
- * One process group. Every call is a collective: all ranks make the same calls in the same order,
+ * One process group. Every call is a collective (its tensors are changed in place): all ranks make the same calls in the same order,
  * each blocking until its result is there. Throws std::runtime_error naming the operation and the
  * group (e.g. when a peer died or the timeout passed).
  */

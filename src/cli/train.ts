@@ -87,6 +87,7 @@ export function registerTrain(program: Command): void {
     .option('--nproc <n>', 'data parallel: start n ranks on this machine (through torchrun when python3 has torch, else its own launch); under torchrun, leave it out (docs/distributed.md)', num)
     .option('--dist-timeout <seconds>', 'data parallel: how long any wait for the other ranks may take before it fails (default 300)', num)
     .option('--allow-reshard', 'resume a checkpoint made with another number of ranks but the same global batch, re-sliced')
+    .option('--local-loss-only', "data parallel: each rank's loss over its own batch only, without the other ranks' negatives")
     .option('--print-config', 'print the resolved configuration and exit')
     .option('--json', 'print the result as JSON at the end')
     .action(async (flags: TrainFlags & { cache?: boolean; cudaGraph?: boolean; batchnorm?: TrainConfig['batchNorm']; memoryCache?: TrainConfig['memoryCacheMiB']; maxNonfiniteSteps?: number }) => {

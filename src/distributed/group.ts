@@ -65,6 +65,7 @@ export class ProcessGroup {
       masterPort: launch.masterPort,
       hostStore: !launch.agentStore && launch.rank === 0,
       timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      device: backend === 'nccl' ? device : 'cpu',
     });
     return new ProcessGroup(native, launch);
   }

@@ -91,6 +91,9 @@ export interface TrainConfig {
   /** Resume a checkpoint made with another world size but the same global batch (batchSize × ranks),
    * its batches re-sliced over this run's ranks. */
   allowReshard: boolean;
+  /** Data parallel: each rank's contrastive loss over its own batch only, instead of its rows against
+   * every rank's features (the global batch's negatives, open_clip's gather_with_grad). */
+  localLossOnly: boolean;
 }
 
 export const DEFAULT_CONFIG: Omit<TrainConfig, 'data' | 'out'> = {
@@ -141,6 +144,7 @@ export const DEFAULT_CONFIG: Omit<TrainConfig, 'data' | 'out'> = {
   overwrite: false,
   distTimeout: 300,
   allowReshard: false,
+  localLossOnly: false,
 };
 
 /** Old option names still read, and the names they have now. */
@@ -222,6 +226,7 @@ const CHECKS: Record<keyof TrainConfig, Check> = {
   overwrite: bool,
   distTimeout: (v) => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? undefined : 'must be a positive number of seconds'),
   allowReshard: bool,
+  localLossOnly: bool,
 };
 
 /** `table[key]` when `key` is the table's own: `__proto__`, `constructor`, `toString` … are no options. */

@@ -314,6 +314,7 @@ async function trainLocked(
     freeze: config.freeze,
     cudaGraph: config.cudaGraph,
     group: rg.group,
+    localLoss: config.localLossOnly,
   });
 
   // What the checkpoints' state depends on: a resume with other values is refused.
