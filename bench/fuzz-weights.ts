@@ -7,18 +7,21 @@
  *   npm run fuzz                                  (50,000 cases of seed 1)
  *   npx tsc -p tsconfig.json && node dist/bench/fuzz-weights.js
  *        [--seed 1] [--cases 50000] [--start 0] [--only 12,345] [--timeout-ms 10000] [--rss-mib 1024]
- *        [--out test-artifacts/fuzz-findings] [--recycle 500] [--json summary.json]
+ *        [--out test-artifacts/fuzz-findings] [--recycle 500] [--json summary.json] [--dump <dir>]
  *
+ * --dump writes the cases' files into <dir> instead of running them (case-<index>.<ext>): a corpus
+ * for the libFuzzer target, or inputs for its standalone replay program under AddressSanitizer.
  * --only replays given cases of a seed (what a finding's replay line says); --start and --cases pick
  * a window, so a long campaign can be split across machines: cases are a function of (seed, index).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { repoRoot } from '../test/helpers/fixtures.js';
 import { formatSummary, loadSeeds, runCampaign } from '../test/fuzz/campaign.js';
+import { makeCase } from '../test/fuzz/mutate.js';
 
 const { values } = parseArgs({
   options: {
@@ -31,6 +34,7 @@ const { values } = parseArgs({
     out: { type: 'string', default: path.join(repoRoot, 'test-artifacts', 'fuzz-findings') },
     recycle: { type: 'string', default: '500' },
     json: { type: 'string' },
+    dump: { type: 'string' },
   },
 });
 const int = (name: keyof typeof values) => {
@@ -49,6 +53,22 @@ const work = mkdtempSync(path.join(os.tmpdir(), 'clip-fuzz-seeds-'));
 try {
   const seeds = loadSeeds(work);
   for (const [name, why] of seeds.missing) console.log(`SKIPPED seed ${name}: ${why}`);
+  if (values.dump) {
+    mkdirSync(values.dump, { recursive: true });
+    let written = 0;
+    for (const index of only ?? Array.from({ length: int('cases') }, (_, k) => int('start') + k)) {
+      const c = makeCase(seeds, seed, index);
+      if (!c.bytes) continue;
+      writeFileSync(path.join(values.dump, `case-${index}${c.ext}`), c.bytes);
+      written++;
+    }
+    console.log(`wrote ${written} cases of seed ${seed} to ${values.dump}`);
+  } else await campaign(seeds);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
+
+async function campaign(seeds: ReturnType<typeof loadSeeds>): Promise<void> {
   const total = only?.length ?? int('cases');
   const every = Math.max(100, Math.floor(total / 50));
   const began = Date.now();
@@ -77,6 +97,4 @@ try {
     process.exitCode = 1;
   }
   if (result.findings.length) process.exitCode = 1;
-} finally {
-  rmSync(work, { recursive: true, force: true });
 }
