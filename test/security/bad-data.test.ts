@@ -132,9 +132,10 @@ describe('unreadable images', () => {
     const out = path.join(tmp, 'run-decode-bad');
     const run = train(root, out, '--epochs', '3');
     assert.notEqual(run.status, 0, run.stderr);
-    assert.match(run.stderr, /train split: \d+ of 8 entries unreadable \(truncated \d+\) .*found in epoch 1; the run stops/);
+    // truncated or undecodable: see the scrambled PNG above (libvips' "Unknown error" under concurrency).
+    assert.match(run.stderr, /train split: \d+ of 8 entries unreadable \((truncated|undecodable) \d+(, (truncated|undecodable) \d+)?\) .*found in epoch 1; the run stops/);
     const rows = await readSkipped(out);
-    assert.ok(rows.length >= 1 && rows.every((r) => r.epoch === 1 && r.kind === 'truncated'), JSON.stringify(rows));
+    assert.ok(rows.length >= 1 && rows.every((r) => r.epoch === 1 && (r.kind === 'truncated' || r.kind === 'undecodable')), JSON.stringify(rows));
     assert.deepEqual(await weightFiles(out), []);
   });
 });
