@@ -87,7 +87,14 @@ Napi::Value LoadModelJs(const Napi::CallbackInfo& info) {
     const at::Device device = DeviceFromString(OptionalString(options, "device").value_or("cpu"));
     const bool strict = OptionalBool(options, "strict").value_or(true);
     std::optional<model::ClipConfig> config;
-    if (auto json = OptionalString(options, "config")) config = model::config_from_json(*json);
+    if (auto json = OptionalString(options, "config")) {
+      try {
+        config = model::config_from_json(*json);
+      } catch (const std::exception& e) {
+        // The configuration is the file's (its metadata, a file beside it) or the caller's: say which file it is for.
+        throw std::invalid_argument(paths[0] + ": the configuration to load it with is not valid: " + e.what());
+      }
+    }
     const bool channels_last = ChannelsLastOption(options, device);
     return RunAsync<LoadResult>(
         env,

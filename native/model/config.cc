@@ -1,7 +1,9 @@
 #include "model/config.h"
+#include "model/config_size.h"
 
 #include <cmath>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 
 namespace clip::model {
@@ -31,6 +33,30 @@ int64_t count_indexed(const std::map<std::string, at::Tensor>& state, const std:
 
 }  // namespace
 
+double minimum_parameters(const ClipConfig& c) {
+  const auto d = [](int64_t v) { return static_cast<double>(v); };
+  // A transformer block's four attention matrices and two MLP matrices.
+  const auto blocks = [&](int64_t layers, int64_t width, int64_t mlp) { return d(layers) * (4 * d(width) * d(width) + 2 * d(width) * d(mlp)); };
+  double text = d(c.vocab_size) * d(c.transformer_width) + d(c.context_length) * d(c.transformer_width) +
+                blocks(c.transformer_layers, c.transformer_width, c.transformer_mlp()) + d(c.transformer_width) * d(c.embed_dim);
+  double vision = 0;
+  if (c.is_resnet()) {
+    // Each bottleneck holds at least its 1×1, 3×3 and 1×1 convolutions: (1 + 9 + 4) planes²; the
+    // attention pool its q, k and v projections of the last stage's width and c_proj to embed_dim.
+    for (size_t i = 0; i < c.vision_layers.size(); ++i) {
+      const double planes = d(c.vision_width) * static_cast<double>(int64_t{1} << i);
+      vision += d(c.vision_layers[i]) * 14 * planes * planes;
+    }
+    const double pool = 32 * d(c.vision_width);
+    vision += 3 * pool * pool + pool * d(c.embed_dim);
+  } else if (!c.vision_layers.empty() && c.vision_patch_size > 0) {
+    const double grid = d(c.image_resolution / c.vision_patch_size);
+    vision = 3 * d(c.vision_patch_size) * d(c.vision_patch_size) * d(c.vision_width) + (grid * grid + 1) * d(c.vision_width) +
+             blocks(c.vision_layers[0], c.vision_width, c.vision_mlp()) + d(c.vision_width) * d(c.embed_dim);
+  }
+  return text + vision;
+}
+
 void ClipConfig::validate() const {
   require_positive(embed_dim, "embed_dim");
   require_positive(image_resolution, "image_resolution");
@@ -43,6 +69,16 @@ void ClipConfig::validate() const {
   if (vision_layers.size() != 1 && vision_layers.size() != 4)
     throw std::invalid_argument("model config: vision_layers must be an integer (ViT) or a list of 4 integers (ResNet)");
   for (int64_t n : vision_layers) require_positive(n, "vision_layers[*]");
+  // Far past any CLIP (ViT-bigG/14 has 2.5 billion): a size read from a stranger's file must not
+  // decide how much memory the model takes.
+  constexpr double kMaxParameters = 1e11;
+  if (const double n = minimum_parameters(*this); n > kMaxParameters) {
+    std::ostringstream text;
+    text.precision(3);
+    text << "model config: these sizes make a model of at least " << n << " parameters, more than the " << kMaxParameters
+         << " clip-native builds (the largest CLIP has 2.5e9); a size is wrong";
+    throw std::invalid_argument(text.str());
+  }
   require_positive(vision_heads(), "vision_heads");
   require_positive(transformer_mlp(), "transformer_mlp_width");
   if (vision_head_count < 0) throw std::invalid_argument("model config: vision_heads must be a positive integer");

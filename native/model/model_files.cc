@@ -3,11 +3,13 @@
 #include <ATen/ATen.h>
 
 #include <set>
+#include <sstream>
 #include <stdexcept>
 
 #include "io/hf_names.h"
 #include "io/weights.h"
 #include "model/config_json.h"
+#include "model/config_size.h"
 
 namespace clip::model {
 namespace {
@@ -35,6 +37,21 @@ void refuse_non_finite(const std::string& path, const NamedTensors& weights) {
     throw std::invalid_argument(path + ": tensor '" + name + "' holds " + std::to_string(nan) + " NaN and " + std::to_string(inf) +
                                 " infinite value(s) of " + std::to_string(tensor.numel()) + "; a model with them gives NaN outputs, so it is refused");
   }
+}
+
+// A configuration stated by the file (or given) must not allocate far more than the file holds: its
+// sizes could come from a stranger's metadata. A strict load needs every parameter from the file.
+void refuse_larger_than_file(const std::string& path, const ClipConfig& config, const std::string& source, const NamedTensors& weights, bool strict) {
+  if (!strict) return;
+  double held = 0;
+  for (const auto& entry : weights) held += static_cast<double>(entry.second.numel());
+  const double wanted = minimum_parameters(config);
+  if (wanted <= held * 1.05 + 1e6) return;
+  std::ostringstream text;
+  text.precision(3);
+  text << path << ": its configuration (" << source << ") describes a model of at least " << wanted << " parameters, but the file holds "
+       << held << " values; refused before building it (a size in the configuration is wrong)";
+  throw std::invalid_argument(text.str());
 }
 
 // Several shards as one file, named by the first.
@@ -99,6 +116,7 @@ LoadedModel load_model_files(const std::vector<std::string>& paths, const std::o
       loaded.config_source = "inferred (text heads from the TorchScript graph)";
     }
   }
+  refuse_larger_than_file(paths[0], resolved, loaded.config_source, weights, strict);
   loaded.model = Clip(resolved);
   try {
     loaded.report = load_state_dict(*loaded.model, weights, strict);

@@ -162,3 +162,27 @@ test('weights holding NaN or Inf are refused at load, naming the tensor', async 
     });
   }
 });
+
+/** A copy of the tiny safetensors fixture whose metadata configuration says `transformer_layers: layers`. */
+function withLayersInMetadata(layers: number): string {
+  const file = path.join(tmp, `layers-${layers}.safetensors`);
+  const bytes = readFileSync(fixture('models', 'tiny_vit.safetensors'));
+  const headerLength = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8'));
+  const config = JSON.parse(header.__metadata__.config);
+  header.__metadata__.config = JSON.stringify({ ...config, transformer_layers: layers });
+  let text = JSON.stringify(header);
+  text += ' '.repeat((8 - (text.length % 8)) % 8);
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(Buffer.byteLength(text)));
+  writeFileSync(file, Buffer.concat([length, Buffer.from(text), bytes.subarray(8 + headerLength)]));
+  return file;
+}
+
+// Found by the fuzz campaign (seed 1, case 10441): 2^32 text layers in a file's metadata built a model
+// of that size before the weights were compared, until memory ran out (23 GB here).
+test('a metadata configuration far larger than the file is refused before the model is built', () => {
+  const huge = assertRefused(withLayersInMetadata(2 ** 32), /at least 2\.1\de\+14 parameters, more than the 1e\+11 clip-native builds/);
+  const inflated = assertRefused(withLayersInMetadata(2000), /describes a model of at least 1\.0\de\+08 parameters, but the file holds 3\.\d+e\+06 values; refused before building it/);
+  assert.ok(huge.maxRssMiB < 512 && inflated.maxRssMiB < 512, `${huge.maxRssMiB} / ${inflated.maxRssMiB} MiB`);
+});
