@@ -106,7 +106,11 @@ class C10dGroup final : public Group {
 
   void wait(const c10::intrusive_ptr<c10d::Work>& work, const char* what) {
     try {
-      work->wait(options_.timeout);
+      // On CUDA a wait only orders the current stream after the collective: a timeout here would block
+      // the host until it ends (a synchronisation every step); NCCL's watchdog applies the group's
+      // timeout instead. Gloo's collectives run on the host, so their wait takes the timeout.
+      if (device_.is_cuda()) work->wait();
+      else work->wait(options_.timeout);
     } catch (const std::exception& e) {
       throw std::runtime_error(std::string(what) + " on rank " + std::to_string(options_.rank) + " of " + std::to_string(options_.world_size) +
                                " (" + options_.backend + ") failed: another rank may have stopped or timed out after " +
