@@ -2,12 +2,13 @@
 // would mix two runs (another dataset, batch size, optimizer, learning rate…) is refused, naming each
 // difference, instead of silently training on. docs/resume.md lists what may change.
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 
 import type { Dataset } from '../data/dataset.js';
 import { canonicalModelName, type ClipConfig } from '../model/config.js';
 import type { Precision } from '../model/model.js';
+import { sha256File } from '../util/download.js';
 import type { TrainConfig } from './config.js';
 
 /** The checkpoint metadata key that holds the record (JSON). */
@@ -46,17 +47,6 @@ export const SAFE_TO_CHANGE_ON_RESUME: ReadonlyArray<keyof TrainConfig> = [
 
 export type CompatRecord = Record<string, unknown>;
 
-/** sha256 of a file's bytes, streamed. */
-export function fileSha256(file: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const hash = createHash('sha256');
-    createReadStream(file)
-      .on('data', (chunk) => hash.update(chunk))
-      .on('error', reject)
-      .on('end', () => resolve(hash.digest('hex')));
-  });
-}
-
 /** sha256 of the training list: each sample's image (relative to the dataset root), label and caption, in order. */
 export function datasetHash(dataset: Dataset): string {
   const hash = createHash('sha256');
@@ -76,7 +66,7 @@ export async function initialWeightsId(config: Pick<TrainConfig, 'model' | 'init
   const released = canonicalModelName(config.model);
   if (released && !existsSync(config.model)) return `released:${released}`;
   if (!existsSync(config.model)) return undefined;
-  return `sha256:${await fileSha256(config.model)}`;
+  return `sha256:${await sha256File(config.model)}`;
 }
 
 /** The record of a run: the options its state depends on, and what they resolve to. */
