@@ -4,6 +4,7 @@ import path from 'node:path';
 
 import { defaultCropMemoryBudget } from './data/crop-memory.js';
 import { addonPath, buildInfo, distributedBackends, runtimeInfo } from './native.js';
+import { BUNDLED_VOCAB, VOCAB_ENV, VOCAB_FILE_NAME } from './text/vocabulary.js';
 import { cacheDir } from './util/cache.js';
 import { version } from './version.js';
 
@@ -38,12 +39,12 @@ function distributedReport(): DoctorReport['distributed'] {
   return { backends: built, missing: Object.fromEntries(BACKENDS.filter((b) => !built.includes(b)).map((b) => [b, missing(b)])) };
 }
 
-const VOCAB_FILE = 'bpe_simple_vocab_16e6.txt.gz';
-
+/** The place `resolveVocabularyPath` looks first, without hashing it (doctor has no side effects and stays quick). */
 function vocabLocation(): DoctorReport['vocab'] {
-  const fromEnv = process.env.CLIP_NATIVE_VOCAB;
-  if (fromEnv) return { path: fromEnv, exists: existsSync(fromEnv), source: 'CLIP_NATIVE_VOCAB' };
-  const cached = path.join(cacheDir(), VOCAB_FILE);
+  const fromEnv = process.env[VOCAB_ENV];
+  if (fromEnv) return { path: fromEnv, exists: existsSync(fromEnv), source: VOCAB_ENV };
+  if (existsSync(BUNDLED_VOCAB)) return { path: BUNDLED_VOCAB, exists: true, source: 'package' };
+  const cached = path.join(cacheDir(), VOCAB_FILE_NAME);
   return { path: cached, exists: existsSync(cached), source: 'cache' };
 }
 

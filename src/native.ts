@@ -3,7 +3,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+
+import { packageRoot } from './util/package-root.js';
 
 /** A tensor crossing the boundary: row-major data plus its shape. */
 export interface TensorData<T extends ArrayBufferView = Float32Array> {
@@ -183,7 +184,7 @@ interface Addon {
   missingBackendReason(backend: string): string;
 }
 
-export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export { packageRoot };
 
 /** Where the addon is loaded from: `CLIP_NATIVE_ADDON` (to test another build) or build/Release. */
 export function addonPath(): string {

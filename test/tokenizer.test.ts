@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -17,12 +17,14 @@ import {
   START_OF_TEXT_ID,
   tokenizerFromFile,
   VOCAB_FILE_NAME,
+  VOCAB_SHA256,
   VOCAB_SIZE,
 } from '../src/text/tokenizer.js';
+import { BUNDLED_VOCAB } from '../src/text/vocabulary.js';
 import { downloadVerified } from '../src/util/download.js';
 import { createRng } from '../src/util/prng.js';
 import type { Rng } from '../src/util/prng.js';
-import { fixture } from './helpers/fixtures.js';
+import { fixture, repoRoot } from './helpers/fixtures.js';
 import { runReferenceTokenizer } from './helpers/reference-tokenizer.js';
 
 interface TokenizerCase {
@@ -209,7 +211,7 @@ describe('finding the vocabulary', () => {
     }
   };
 
-  test('options.vocab wins, then $CLIP_NATIVE_VOCAB, then the cache directory', async () => {
+  test('options.vocab wins, then $CLIP_NATIVE_VOCAB, then the package\'s copy, then the cache directory', async () => {
     const cache = path.join(scratch, 'order');
     process.env.CLIP_NATIVE_VOCAB = vocabPath;
     try {
@@ -222,13 +224,37 @@ describe('finding the vocabulary', () => {
     const cached = path.join(cache, VOCAB_FILE_NAME);
     await import('node:fs/promises').then((fs) => fs.mkdir(cache, { recursive: true }));
     writeFileSync(cached, readFileSync(vocabPath));
-    assert.equal(await resolveVocabularyPath({ cacheDir: cache }, noDownload), cached);
+    assert.equal(await resolveVocabularyPath({ cacheDir: cache }, noDownload), BUNDLED_VOCAB, 'the shipped copy before the cache');
+    assert.equal(await resolveVocabularyPath({ cacheDir: cache }, noDownload, null), cached);
+  });
+
+  test('the package ships the vocabulary, byte for byte openai/CLIP\'s, so tokenizing needs no network', async () => {
+    assert.equal(BUNDLED_VOCAB, path.join(repoRoot, 'assets', VOCAB_FILE_NAME));
+    assert.deepEqual(readFileSync(BUNDLED_VOCAB), readFileSync(vocabPath));
+    process.env.CLIP_NATIVE_OFFLINE = '1';
+    try {
+      const tokenizer = await loadTokenizer({ cacheDir: path.join(scratch, 'never-created') });
+      assert.deepEqual(tokenizer.encode('a photo of a cat'), (await tokenizerFromFile(vocabPath)).encode('a photo of a cat'));
+      assert.equal(existsSync(path.join(scratch, 'never-created')), false, 'nothing cached or downloaded');
+    } finally {
+      delete process.env.CLIP_NATIVE_OFFLINE;
+    }
+  });
+
+  test('a changed copy in the package is refused, naming it and its expected SHA-256', async () => {
+    const shipped = path.join(scratch, 'shipped', VOCAB_FILE_NAME);
+    mkdirSync(path.dirname(shipped), { recursive: true });
+    writeFileSync(shipped, 'not the vocabulary');
+    await assert.rejects(
+      resolveVocabularyPath({ cacheDir: path.join(scratch, 'shipped-cache') }, noDownload, shipped),
+      (err: Error) => err.message.includes(shipped) && err.message.includes(VOCAB_SHA256) && err.message.includes('CLIP_NATIVE_VOCAB='),
+    );
   });
 
   test('a download is checked against the pinned SHA-256 and written to the cache', async () => {
     const cache = path.join(scratch, 'download');
     const asked: string[] = [];
-    const file = await resolveVocabularyPath({ cacheDir: cache }, servedBy(readFileSync(vocabPath), asked));
+    const file = await resolveVocabularyPath({ cacheDir: cache }, servedBy(readFileSync(vocabPath), asked), null);
     assert.deepEqual(asked, ['https://github.com/openai/CLIP/raw/main/clip/bpe_simple_vocab_16e6.txt.gz']);
     assert.equal(file, path.join(cache, VOCAB_FILE_NAME));
     assert.deepEqual(readFileSync(file), readFileSync(vocabPath));
@@ -237,7 +263,7 @@ describe('finding the vocabulary', () => {
   test('a download with the wrong content is refused and nothing is cached', async () => {
     const cache = path.join(scratch, 'tampered');
     await assert.rejects(
-      resolveVocabularyPath({ cacheDir: cache }, servedBy(Buffer.from('not the vocabulary'))),
+      resolveVocabularyPath({ cacheDir: cache }, servedBy(Buffer.from('not the vocabulary')), null),
       (err: Error) => /SHA-256 is [0-9a-f]{64}, expected 924691ac/.test(err.message) && err.message.includes(path.join(cache, VOCAB_FILE_NAME)),
     );
     assert.equal(existsSync(path.join(cache, VOCAB_FILE_NAME)), false);
@@ -247,7 +273,7 @@ describe('finding the vocabulary', () => {
   test('a failed download says where to put the file', async () => {
     const cache = path.join(scratch, 'unreachable');
     await assert.rejects(
-      resolveVocabularyPath({ cacheDir: cache }, servedBy('unreachable')),
+      resolveVocabularyPath({ cacheDir: cache }, servedBy('unreachable'), null),
       (err: Error) =>
         err.message.includes('fetch failed') && err.message.includes(path.join(cache, VOCAB_FILE_NAME)) && err.message.includes('CLIP_NATIVE_VOCAB'),
     );
@@ -258,7 +284,7 @@ describe('finding the vocabulary', () => {
     try {
       const cache = path.join(scratch, 'offline');
       await assert.rejects(
-        resolveVocabularyPath({ cacheDir: cache }, noDownload),
+        resolveVocabularyPath({ cacheDir: cache }, noDownload, null),
         (err: Error) => err.message.includes('offline') && err.message.includes(path.join(cache, VOCAB_FILE_NAME)) && err.message.includes('CLIP_NATIVE_VOCAB='),
       );
     } finally {
@@ -269,7 +295,7 @@ describe('finding the vocabulary', () => {
   test('the real downloader fails cleanly without network (or succeeds with it)', async (t) => {
     const cache = path.join(scratch, 'network');
     try {
-      const file = await resolveVocabularyPath({ cacheDir: cache });
+      const file = await resolveVocabularyPath({ cacheDir: cache }, undefined, null);
       t.diagnostic(`network available: downloaded to ${file}`);
       assert.deepEqual(readFileSync(file), readFileSync(vocabPath));
     } catch (err) {

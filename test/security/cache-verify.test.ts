@@ -215,11 +215,11 @@ describe('the caches that use it', () => {
     const cached = path.join(cache, VOCAB_FILE_NAME);
     mkdirSync(cache, { recursive: true });
     copyFileSync(fixture('bpe_simple_vocab_16e6.txt.gz'), cached);
-    assert.equal(await resolveVocabularyPath({ cacheDir: cache }), cached);
+    assert.equal(await resolveVocabularyPath({ cacheDir: cache }, undefined, null), cached);
     assert.ok(existsSync(sidecarPath(cached)), 'the sidecar is written after the check');
     await tick();
     writeFileSync(cached, 'a vocabulary of our own');
-    await assert.rejects(resolveVocabularyPath({ cacheDir: cache }), (err: Error) => {
+    await assert.rejects(resolveVocabularyPath({ cacheDir: cache }, undefined, null), (err: Error) => {
       assert.ok(err instanceof ChecksumMismatchError);
       assert.ok(err.message.includes(cached) && err.message.includes(`rm '${cached}'`) && err.message.includes(sha256('a vocabulary of our own')), err.message);
       return true;
