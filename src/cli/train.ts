@@ -1,5 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 
+import { addAugmentArgument } from '../data/augment.js';
 import { launchFromEnv } from '../distributed/group.js';
 import { launchLocal } from '../distributed/launch.js';
 import { formatKinds } from '../train/bad-data.js';
@@ -16,6 +17,14 @@ const num = (v: string) => {
 };
 const autoOrNumber = (v: string) => (v === 'auto' ? v : num(v));
 const list = (v: string, previous: string[] = []) => [...previous, v];
+/** `--augment` alone is true (open_clip's defaults); each key=value after it an option. */
+const augmentArgument = (v: string, previous: unknown) => {
+  try {
+    return addAugmentArgument(v, typeof previous === 'object' && previous !== null ? (previous as Record<string, unknown>) : {});
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+};
 
 interface TrainFlags extends Partial<TrainConfig> {
   config?: string;
@@ -66,6 +75,11 @@ export function registerTrain(program: Command): void {
     .option('--device <device>', 'auto, cpu, cuda or cuda:<n> (default auto)')
     .addOption(new Option('--precision <p>', 'auto: bf16 where supported, else fp32').choices(['auto', 'fp32', 'bf16', 'fp16']))
     .option('--drop-last', 'drop a last smaller batch')
+    .option(
+      '--augment [key=value...]',
+      'training augmentation (open_clip\'s): a random resized crop, by default of 90–100 % of the area; scale=0.5,1 ratio=0.75,1.333 hflip=0.5 color_jitter=0.4,0.4,0.4,0.1 color_jitter_prob=0.8 gray_scale_prob=0.2 (docs/data.md)',
+      augmentArgument,
+    )
     .option('--no-cuda-graph', 'run every train step eagerly instead of replaying it as a CUDA graph')
     .option('--workers <n>', 'images read and decoded at once (default auto: twice the CPU cores, at least 4)', autoOrNumber)
     .option('--decode-threads <n>', 'worker threads that decode images (default auto: none below 4 cores, else a quarter of them, at most 4; 0: the main thread)', autoOrNumber)

@@ -9,8 +9,9 @@ import type { ResizeMode } from './clip-geometry.js';
 
 /**
  * On-disk cache of preprocessed uint8 crops, so epochs after the first skip decoding. An entry is
- * keyed by what makes the crop: absolute path, size and mtime of the file, resolution, resize mode and
- * EXIF flag; editing or replacing an image changes its key, and stale entries are simply never read again.
+ * keyed by what makes the crop: absolute path, size and mtime of the file, resolution, resize mode,
+ * EXIF flag and whether it is an augmentation's source; editing or replacing an image changes its key,
+ * and stale entries are simply never read again.
  *
  * File layout: 8-byte magic, u32 LE resolution, u32 LE source pixel count (to re-apply a lower
  * pixel limit without decoding), u32 LE CRC-32 of the pixels, then R*R*3 bytes of HWC RGB.
@@ -31,6 +32,8 @@ export interface CropKey {
   exif: boolean;
   /** How the crop was made (the model's image_resize_mode); absent: 'shortest'. */
   resizeMode?: ResizeMode;
+  /** The source augmentation draws its crops from (src/data/augment.ts), not a model's input: its own entries. */
+  augmentSource?: boolean;
 }
 
 export interface CachedCrop {
@@ -54,6 +57,8 @@ export class CropCache {
     // any other mode is part of the key, and a crop of one mode is never read for another.
     const mode = key.resizeMode ?? 'shortest';
     if (mode !== 'shortest') fields.resizeMode = mode;
+    // Likewise only when set: an augmentation source never answers for a plain crop, nor the reverse.
+    if (key.augmentSource) fields.augmentSource = true;
     const id = createHash('sha256').update(JSON.stringify(fields)).digest('hex');
     return path.join(this.dir, id.slice(0, 2), `${id}.crop`);
   }

@@ -4,6 +4,7 @@ import { copyPartsInto, statFileBatch } from '../io/batched-files.js';
 import { joinBytes } from '../native.js';
 import { seededPermutation } from '../util/prng.js';
 import { Semaphore } from '../util/semaphore.js';
+import { augmentInto, augmentParams, augmentRng, augmentSourceResolution, resolveAugmentation, type AugmentOptions } from './augment.js';
 import { BoundedQueue } from './bounded-queue.js';
 import { RESIZE_MODES, type ResizeMode } from './clip-geometry.js';
 import { CropCache, type CropKey } from './crop-cache.js';
@@ -70,6 +71,12 @@ export interface LoaderOptions {
   /** Worker threads for decoding and cache writes (0: the main thread). Default: none below 4 cores,
    * else a quarter of the cores, at most 4 (src/data/decode-workers.ts). */
   decodeThreads?: number;
+  /**
+   * Training augmentation (src/data/augment.ts): true for open_clip's defaults, or options; checked
+   * here, once. The cache and memory then hold each image at a source resolution a little above R
+   * (augmentSourceResolution), and each batch's R×R crops are drawn from it per (seed, epoch, sample index).
+   */
+  augment?: boolean | AugmentOptions;
 }
 
 export interface Batch {
@@ -116,7 +123,9 @@ export interface Loader extends AsyncIterable<Batch> {
 
 const MAX_REPORTED = 1000;
 
-type Outcome = { ok: true; sample: Sample; crop: Uint8Array } | { ok: false; skipped: SkippedImage };
+/** `index`: the sample's index in dataset.samples (what its augmentation is keyed on). */
+type Outcome = { ok: true; sample: Sample; index: number; crop: Uint8Array } | { ok: false; skipped: SkippedImage };
+type Ready = { sample: Sample; index: number; crop: Uint8Array };
 /** A run of consecutive samples of the epoch order: one outcome per sample; cached crops lie in `buffer`. */
 type Group = { buffer: Uint8Array; outcomes: Outcome[] };
 
@@ -127,6 +136,9 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
   const epoch = options.epoch ?? 0;
   const resolution = options.resolution ?? 224;
   const resizeMode = options.resizeMode ?? 'shortest';
+  const augment = resolveAugmentation(options.augment);
+  // What is decoded, cached and kept in memory: the R×R crop, or with augmentation the larger source it is drawn from.
+  const sourceResolution = augment ? augmentSourceResolution(resolution) : resolution;
   // Checked here, not per image: a bad mode or statistics would otherwise skip every image as undecodable.
   if (!RESIZE_MODES.includes(resizeMode)) throw new RangeError(`resizeMode must be one of ${RESIZE_MODES.join(', ')}, got '${String(resizeMode)}'`);
   if (options.pixels !== 'uint8') normalizeInto(new Uint8Array(0), new Float32Array(0), 0, options.mean, options.std);
@@ -150,21 +162,22 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
   let stats = emptyStats(epoch);
 
   const plane = 3 * resolution * resolution;
+  const sourcePlane = 3 * sourceResolution * sourceResolution;
   const decodes = new Semaphore(concurrency);
 
   /** Decodes (and caches) one image, `concurrency` at most at once. */
-  async function decode(sample: Sample, key: CropKey): Promise<Outcome> {
+  async function decode(sample: Sample, index: number, key: CropKey): Promise<Outcome> {
     await decodes.acquire();
     try {
       const target = cache ? { dir: cache.dir, key } : undefined;
-      const preprocess = { resolution, resizeMode, exif, maxPixels };
+      const preprocess = { resolution: sourceResolution, resizeMode, exif, maxPixels };
       const { crop, cacheWriteFailed } = pool ? await pool.decode(sample.image, preprocess, target) : await decodeHere(decoder, sample.image, preprocess, target);
       stats.decoded++;
       if (cacheWriteFailed) stats.cacheWriteErrors++;
       memory?.keep(key, crop.data, crop.sourceWidth * crop.sourceHeight);
       // The crop stays in its own memory: copied into the group's here, it cost the main thread more
       // than the pool's join of the batch (joinBytes) does.
-      return { ok: true, sample, crop: crop.data };
+      return { ok: true, sample, index, crop: crop.data };
     } catch (err) {
       return failed(sample, err);
     } finally {
@@ -185,7 +198,8 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
    * the main thread: its batches are these buffers.
    */
   async function loadGroup(start: number, size: number): Promise<Group> {
-    const members = Array.from({ length: size }, (_, i) => samples[order[start + i]!]!);
+    const indices = order.subarray(start, start + size);
+    const members = Array.from(indices, (index) => samples[index]!);
     const outcomes: Array<Outcome | undefined> = new Array(size);
     const keys: Array<CropKey | undefined> = new Array(size);
     (await statFileBatch(members.map((m) => m.image))).forEach((stat, i) => {
@@ -193,7 +207,7 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
       if (stat instanceof Error) outcomes[i] = failed(sample, stat);
       else if (!stat.isFile) outcomes[i] = failed(sample, new ImageDecodeError('missing', sample.image, 'not a regular file'));
       else if (stat.size === 0) outcomes[i] = failed(sample, new ImageDecodeError('empty', sample.image, '0 bytes'));
-      else keys[i] = { file: sample.image, size: stat.size, mtimeMs: stat.mtimeMs, resolution, exif, resizeMode };
+      else keys[i] = { file: sample.image, size: stat.size, mtimeMs: stat.mtimeMs, resolution: sourceResolution, exif, resizeMode, ...(augment && { augmentSource: true }) };
     });
     const wanted = keys.flatMap((key, i) => (key ? [i] : []));
     const remembered: Array<RememberedCrop | undefined> = new Array(size);
@@ -201,10 +215,10 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
     const inMemory = wanted.filter((i) => remembered[i]);
     const onDisk = cache ? wanted.filter((i) => !remembered[i]) : [];
     // Every slot is written before it is used (or its sample is skipped): no need to zero it.
-    const buffer: Uint8Array = inMemory.length + onDisk.length > 0 ? Buffer.allocUnsafeSlow(size * plane) : new Uint8Array(0);
+    const buffer: Uint8Array = inMemory.length + onDisk.length > 0 ? Buffer.allocUnsafeSlow(size * sourcePlane) : new Uint8Array(0);
     const [cached] = await Promise.all([
       cache ? cache.readInto(onDisk.map((i) => keys[i]!), buffer, onDisk) : [],
-      copyPartsInto(inMemory.map((i) => remembered[i]!.data), buffer, inMemory.map((i) => i * plane)),
+      copyPartsInto(inMemory.map((i) => remembered[i]!.data), buffer, inMemory.map((i) => i * sourcePlane)),
     ]);
     // The source's pixel count of each crop now in its slot of `buffer`.
     const sourcePixelsAt: Array<number | undefined> = new Array(size);
@@ -216,17 +230,17 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
       const sample = members[i]!;
       const sourcePixels = sourcePixelsAt[i];
       if (sourcePixels === undefined) {
-        misses.push(decode(sample, keys[i]!).then((outcome) => void (outcomes[i] = outcome)));
+        misses.push(decode(sample, indices[i]!, keys[i]!).then((outcome) => void (outcomes[i] = outcome)));
       } else if (sourcePixels > maxPixels) {
         outcomes[i] = failed(sample, new ImageDecodeError('too-large', sample.image, `${sourcePixels} pixels > maxPixels ${maxPixels}`));
       } else {
-        const crop = buffer.subarray(i * plane, (i + 1) * plane);
+        const crop = buffer.subarray(i * sourcePlane, (i + 1) * sourcePlane);
         if (remembered[i]) stats.memoryHits++;
         else {
           stats.cacheHits++;
           if (memory) fromDisk.push({ key: keys[i]!, data: crop, sourcePixels });
         }
-        outcomes[i] = { ok: true, sample, crop };
+        outcomes[i] = { ok: true, sample, index: indices[i]!, crop };
       }
     }
     // Before the group's buffer becomes batches, which their consumer may change.
@@ -234,7 +248,8 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
     return { buffer, outcomes: outcomes as Outcome[] };
   }
 
-  async function makeBatch(index: number, ready: Array<{ sample: Sample; crop: Uint8Array }>, cursor: number, whole?: Uint8Array): Promise<Batch> {
+  async function makeBatch(index: number, ready: Ready[], cursor: number, whole?: Uint8Array): Promise<Batch> {
+    if (augment) ({ ready, whole } = augmentBatch(ready));
     let images: Batch['images'];
     if (options.pixels === 'uint8') {
       // A batch that is one group's whole buffer goes as it is; otherwise (images skipped before it)
@@ -258,6 +273,18 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
     return batch;
   }
 
+  /** Each sample's R×R crop drawn from its source crop, into one new buffer: the batch's. */
+  function augmentBatch(ready: Ready[]): { ready: Ready[]; whole: Uint8Array } {
+    const out = Buffer.allocUnsafeSlow(ready.length * plane);
+    const augmented = ready.map((r, i) => {
+      const crop = out.subarray(i * plane, (i + 1) * plane);
+      const params = augmentParams(augmentRng(seed, epoch, r.index), sourceResolution, sourceResolution, augment!);
+      augmentInto(r.crop, sourceResolution, crop, resolution, params);
+      return { ...r, crop };
+    });
+    return { ready: augmented, whole: out };
+  }
+
   /**
    * Loads the epoch order in groups of batchSize samples, up to two at a time (the next one loads
    * while this one is batched and handed over), and fills batches from their good samples in order,
@@ -277,7 +304,7 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
       }
     };
     refill();
-    let ready: Array<{ sample: Sample; crop: Uint8Array }> = [];
+    let ready: Ready[] = [];
     let readyFrom: Uint8Array | undefined; // the buffer all of `ready` lies in, in order from its start
     let index = startBatch;
     let consumed = startCursor;
@@ -291,11 +318,11 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
           continue;
         }
         // Still one run of the group's buffer from its start? (A decoded crop has memory of its own.)
-        const slot = outcome.crop.buffer === group.buffer.buffer ? (outcome.crop.byteOffset - group.buffer.byteOffset) / plane : -1;
+        const slot = outcome.crop.buffer === group.buffer.buffer ? (outcome.crop.byteOffset - group.buffer.byteOffset) / sourcePlane : -1;
         readyFrom = slot === ready.length && (ready.length === 0 || readyFrom === group.buffer) ? group.buffer : undefined;
         ready.push(outcome);
         if (ready.length === batchSize) {
-          const whole = readyFrom && readyFrom.byteLength === batchSize * plane ? readyFrom : undefined;
+          const whole = readyFrom && readyFrom.byteLength === batchSize * sourcePlane ? readyFrom : undefined;
           const batch = await makeBatch(index++, ready, consumed, whole);
           ready = [];
           if (!(await queue.push(batch))) return;
@@ -307,7 +334,7 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
       refill();
     }
     if (ready.length > 0 && !options.dropLast) {
-      const whole = readyFrom && readyFrom.byteLength === ready.length * plane ? readyFrom : undefined;
+      const whole = readyFrom && readyFrom.byteLength === ready.length * sourcePlane ? readyFrom : undefined;
       if (await queue.push(await makeBatch(index, ready, consumed, whole))) {
         stats.batches++;
         stats.samples += ready.length;

@@ -5,6 +5,7 @@ import path from 'node:path';
 
 import YAML from 'yaml';
 
+import { augmentProblems, type AugmentOptions } from '../data/augment.js';
 import type { Precision } from '../model/model.js';
 
 export interface TrainConfig {
@@ -94,6 +95,9 @@ export interface TrainConfig {
   /** Data parallel: each rank's contrastive loss over its own batch only, instead of its rows against
    * every rank's features (the global batch's negatives, open_clip's gather_with_grad). */
   localLossOnly: boolean;
+  /** Training augmentation: false (default), true (open_clip's defaults: a random resized crop of 90–100 % of the area),
+   * or options (src/data/augment.ts; docs/data.md). */
+  augment: boolean | AugmentOptions;
 }
 
 export const DEFAULT_CONFIG: Omit<TrainConfig, 'data' | 'out'> = {
@@ -145,6 +149,7 @@ export const DEFAULT_CONFIG: Omit<TrainConfig, 'data' | 'out'> = {
   distTimeout: 300,
   allowReshard: false,
   localLossOnly: false,
+  augment: false,
 };
 
 /** Old option names still read, and the names they have now. */
@@ -227,6 +232,8 @@ const CHECKS: Record<keyof TrainConfig, Check> = {
   distTimeout: (v) => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? undefined : 'must be a positive number of seconds'),
   allowReshard: bool,
   localLossOnly: bool,
+  // Reported by configProblems one problem per key (augment.scale: …).
+  augment: (v) => augmentProblems(v).join('; ') || undefined,
 };
 
 /** `table[key]` when `key` is the table's own: `__proto__`, `constructor`, `toString` … are no options. */
@@ -273,6 +280,10 @@ export function configProblems(config: Record<string, unknown>, source = ''): st
     if (!check) {
       const meant = didYouMean(key);
       problems.push(`${where}${key}: unknown option${meant ? ` (did you mean ${meant}?)` : ''}`);
+      continue;
+    }
+    if (key === 'augment') {
+      problems.push(...augmentProblems(value).map((p) => `${where}${p}`));
       continue;
     }
     const message = check(value);

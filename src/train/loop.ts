@@ -554,6 +554,7 @@ async function trainLocked(
         strict: config.strict,
         // Bytes to the native side, normalised there (on the GPU when training there).
         pixels: 'uint8',
+        augment: config.augment,
         // Data parallel: this rank's slice of each global batch.
         shard: rg.distributed ? { rank: rg.rank, worldSize: rg.worldSize } : undefined,
         startBatch: resuming ? state.position.batch : 0,

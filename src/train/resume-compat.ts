@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 
+import { resolveAugmentation } from '../data/augment.js';
 import type { Dataset } from '../data/dataset.js';
 import { canonicalModelName, type ClipConfig } from '../model/config.js';
 import type { Precision } from '../model/model.js';
@@ -106,6 +107,10 @@ export function compatRecord(
   // Only the chosen schedule's own settings.
   if (config.schedule === 'step') Object.assign(record, { stepEvery: config.stepEvery, gamma: config.gamma });
   if (config.schedule === 'cosine') record.warmup = config.warmup;
+  // Only when on, resolved (true and its defaults spelt out are one setting): a run without it keeps
+  // the record checkpoints made before augmentation existed.
+  const augment = resolveAugmentation(config.augment);
+  if (augment) record.augment = augment;
   return record;
 }
 
