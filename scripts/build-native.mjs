@@ -81,9 +81,22 @@ function findNpmNodeGyp() {
   return path.join(npmCli, 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
 }
 
+/**
+ * `npx clip-native …` inside a checkout installs the checkout into npx's cache as a link, which runs
+ * this script again in the checkout (npm_command=exec): rebuilding an addon that `npm install` just
+ * built would hold up the user's first command for minutes. `npm run build:native` rebuilds.
+ */
+function alreadyBuiltForNpx() {
+  return process.env.npm_command === 'exec' && existsSync(path.join(root, 'build', 'Release', 'clip_native.node'));
+}
+
 function main() {
   if (process.env.CLIP_NATIVE_SKIP_BUILD === '1') {
     log('CLIP_NATIVE_SKIP_BUILD=1: not building the native addon');
+    return;
+  }
+  if (alreadyBuiltForNpx()) {
+    log('npx: the addon in build/Release is already built; not rebuilding it (npm run build:native does)');
     return;
   }
   let torch;
