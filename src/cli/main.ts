@@ -4,6 +4,7 @@ import { Command } from 'commander';
 
 import { setDownloadProgress } from '../model/resolve-name.js';
 import { version } from '../version.js';
+import { registerDemo } from './demo.js';
 import { createDownloadProgress } from './download-progress.js';
 import { registerDoctor } from './doctor.js';
 import { registerEmbed } from './embed.js';
@@ -19,6 +20,7 @@ setDownloadProgress(createDownloadProgress());
 const program = new Command();
 program.name('clip-native').description('Fine-tune OpenAI CLIP from Node.js on a LibTorch native addon').version(version);
 registerDoctor(program);
+registerDemo(program);
 registerTrain(program);
 registerEval(program);
 registerPredict(program);
