@@ -4,6 +4,8 @@
 // default: captions say "left" and "right"). Every random draw comes from a generator keyed on
 // (seed, epoch, sample index), so a sample's augmented pixels do not depend on batch, rank, thread or
 // resume: a resumed run sees the pixels the uninterrupted one saw.
+import sharp from 'sharp';
+
 import { createRng, type Rng } from '../util/prng.js';
 import { roundHalfToEven } from './clip-geometry.js';
 import { resampleBicubic } from './pillow-resample.js';
@@ -201,29 +203,43 @@ export function randomResizedCropBox(rng: Rng, width: number, height: number, sc
   return { top: Math.trunc((height - h) / 2), left: Math.trunc((width - w) / 2), width: w, height: h };
 }
 
+/** Resolutions up to this are resized by the Pillow port on the calling thread, larger ones by sharp. */
+export const SMALL_AUGMENT_RESOLUTION = 64;
+
 /**
- * One sample augmented: the crop box of the `size`×`size` RGB source (HWC uint8) resized to R×R with
- * Pillow's bicubic (torchvision's `resized_crop` on a PIL image: crop, then resize), flipped, jittered
- * and greyed as `params` say, written to `dest` (R·R·3 bytes).
+ * One sample augmented: the crop box of the `size`×`size` RGB source (HWC uint8) resized to R×R
+ * bicubic (torchvision's `resized_crop`: crop, then resize), flipped, jittered and greyed as `params`
+ * say, written to `dest` (R·R·3 bytes). Large crops are resized by sharp (libvips, Catmull-Rom as
+ * Pillow's bicubic, on the thread pool, a batch's at once): the Pillow port in TypeScript costs
+ * milliseconds of the main thread per 224-pixel image. Small ones by the port: a sharp pipeline's own
+ * cost per call is more than the port's whole resize there (bench/augment.ts has both).
  */
-export function augmentInto(source: Uint8Array, size: number, dest: Uint8Array, resolution: number, params: AugmentParams): void {
-  const { crop } = params;
+export async function augmentInto(source: Uint8Array, size: number, dest: Uint8Array, resolution: number, params: AugmentParams): Promise<void> {
+  const resized = resolution <= SMALL_AUGMENT_RESOLUTION ? cropResizeHere(source, size, params.crop, resolution) : await cropResizeSharp(source, size, params.crop, resolution);
+  if (resized.length !== dest.length) throw new Error(`augmentation: ${resized.length} bytes resized, ${dest.length} expected`);
+  if (params.flip) flipRowsInto(resized, dest, resolution);
+  else dest.set(resized);
+  if (params.jitter) colorJitterInPlace(dest, params.jitter);
+  if (params.gray) grayInPlace(dest);
+}
+
+function cropResizeHere(source: Uint8Array, size: number, crop: AugmentParams['crop'], resolution: number): Uint8Array {
   const box = new Uint8Array(crop.width * crop.height * 3);
   const row = crop.width * 3;
   for (let y = 0; y < crop.height; y++) {
     const from = ((crop.top + y) * size + crop.left) * 3;
     box.set(source.subarray(from, from + row), y * row);
   }
-  const resized = resampleBicubic({ data: box, width: crop.width, height: crop.height, channels: 3 }, resolution, resolution, {
-    left: 0,
-    top: 0,
-    width: resolution,
-    height: resolution,
-  }).data;
-  if (params.flip) flipRowsInto(resized, dest, resolution);
-  else dest.set(resized);
-  if (params.jitter) colorJitterInPlace(dest, params.jitter);
-  if (params.gray) grayInPlace(dest);
+  const whole = { left: 0, top: 0, width: resolution, height: resolution };
+  return resampleBicubic({ data: box, width: crop.width, height: crop.height, channels: 3 }, resolution, resolution, whole).data;
+}
+
+async function cropResizeSharp(source: Uint8Array, size: number, crop: AugmentParams['crop'], resolution: number): Promise<Uint8Array> {
+  return sharp(source, { raw: { width: size, height: size, channels: 3 } })
+    .extract(crop)
+    .resize(resolution, resolution, { kernel: 'cubic', fit: 'fill', fastShrinkOnLoad: false })
+    .raw({ depth: 'uchar' })
+    .toBuffer();
 }
 
 function flipRowsInto(src: Uint8Array, dest: Uint8Array, resolution: number): void {
@@ -259,28 +275,59 @@ const luma = (r: number, g: number, b: number) => 0.299 * r + 0.587 * g + 0.114 
  * rounds after each operation), so the pixels are close to torchvision's, not equal.
  */
 export function colorJitterInPlace(rgb: Uint8Array, jitter: NonNullable<AugmentParams['jitter']>): void {
-  const px = Float32Array.from(rgb);
+  const px = new Float32Array(rgb);
   for (const op of jitter.order) {
-    if (op === 0 && jitter.brightness !== 1) blend(px, jitter.brightness, () => 0);
-    else if (op === 1 && jitter.contrast !== 1) {
-      let sum = 0;
-      for (let p = 0; p < px.length; p += 3) sum += luma(px[p]!, px[p + 1]!, px[p + 2]!);
-      const mean = sum / (px.length / 3);
-      blend(px, jitter.contrast, () => mean);
-    } else if (op === 2 && jitter.saturation !== 1) blend(px, jitter.saturation, (p) => luma(px[p]!, px[p + 1]!, px[p + 2]!));
+    if (op === 0 && jitter.brightness !== 1) blendWithGrey(px, jitter.brightness, 0);
+    else if (op === 1 && jitter.contrast !== 1) blendWithGrey(px, jitter.contrast, meanLuma(px));
+    else if (op === 2 && jitter.saturation !== 1) blendWithGrey(px, jitter.saturation, -1);
     else if (op === 3 && jitter.hue !== 0) rotateHue(px, jitter.hue);
   }
-  for (let i = 0; i < px.length; i++) rgb[i] = Math.round(px[i]!);
+  // A clamped view converts as Math.round would, but with halves to even, and natively.
+  new Uint8ClampedArray(rgb.buffer, rgb.byteOffset, rgb.length).set(px);
 }
 
-/** Each pixel `factor · x + (1 − factor) · other(pixel)`, clamped: torchvision's `_blend`. */
-function blend(px: Float32Array, factor: number, other: (p: number) => number): void {
+function meanLuma(px: Float32Array): number {
+  let sum = 0;
+  for (let p = 0; p < px.length; p += 3) sum += luma(px[p]!, px[p + 1]!, px[p + 2]!);
+  return sum / (px.length / 3);
+}
+
+/**
+ * Each pixel `factor · x + (1 − factor) · grey`, clamped: torchvision's `_blend`, with black
+ * (brightness: 0), the image's mean grey (contrast) or, for `grey` −1, the pixel's own (saturation).
+ */
+function blendWithGrey(px: Float32Array, factor: number, grey: number): void {
+  const own = grey < 0;
   for (let p = 0; p < px.length; p += 3) {
-    const o = (1 - factor) * other(p);
+    const o = (1 - factor) * (own ? luma(px[p]!, px[p + 1]!, px[p + 2]!) : grey);
     px[p] = clamp255(factor * px[p]! + o);
     px[p + 1] = clamp255(factor * px[p + 1]! + o);
     px[p + 2] = clamp255(factor * px[p + 2]! + o);
   }
+}
+
+/** HSV's six sectors: which of (v, t, m, q) each channel takes. */
+function setRgb(px: Float32Array, p: number, sector: number, v: number, t: number, m: number, q: number): void {
+  switch (sector) {
+    case 0:
+      return rgbAt(px, p, v, t, m);
+    case 1:
+      return rgbAt(px, p, q, v, m);
+    case 2:
+      return rgbAt(px, p, m, v, t);
+    case 3:
+      return rgbAt(px, p, m, q, v);
+    case 4:
+      return rgbAt(px, p, t, m, v);
+    default:
+      return rgbAt(px, p, v, m, q);
+  }
+}
+
+function rgbAt(px: Float32Array, p: number, r: number, g: number, b: number): void {
+  px[p] = clamp255(r);
+  px[p + 1] = clamp255(g);
+  px[p + 2] = clamp255(b);
 }
 
 /** torchvision's `adjust_hue`: to HSV, hue shifted by `shift` (a fraction of the circle), back to RGB. */
@@ -295,17 +342,14 @@ function rotateHue(px: Float32Array, shift: number): void {
     if (chroma === 0) continue; // grey: no hue to turn
     let h = max === r ? (g - b) / chroma : max === g ? 2 + (b - r) / chroma : 4 + (r - g) / chroma;
     h = (((h / 6 + shift) % 1) + 1) % 1;
-    const s = chroma / max;
-    const v = max;
-    const i = Math.floor(h * 6) % 6;
-    const f = h * 6 - Math.floor(h * 6);
-    const q = v * (1 - s * f);
-    const t = v * (1 - s * (1 - f));
-    const m = v * (1 - s);
-    const [rr, gg, bb] = i === 0 ? [v, t, m] : i === 1 ? [q, v, m] : i === 2 ? [m, v, t] : i === 3 ? [m, q, v] : i === 4 ? [t, m, v] : [v, m, q];
-    px[p] = clamp255(rr * 255);
-    px[p + 1] = clamp255(gg * 255);
-    px[p + 2] = clamp255(bb * 255);
+    // Back to RGB, scaled to 0–255 at once: v, and the rising and falling sides of the sector.
+    const v = max * 255;
+    const m = min * 255;
+    const sector = Math.floor(h * 6);
+    const f = h * 6 - sector;
+    const q = v - (v - m) * f;
+    const t = m + (v - m) * f;
+    setRgb(px, p, sector % 6, v, t, m, q);
   }
 }
 

@@ -249,7 +249,7 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
   }
 
   async function makeBatch(index: number, ready: Ready[], cursor: number, whole?: Uint8Array): Promise<Batch> {
-    if (augment) ({ ready, whole } = augmentBatch(ready));
+    if (augment) ({ ready, whole } = await augmentBatch(ready));
     let images: Batch['images'];
     if (options.pixels === 'uint8') {
       // A batch that is one group's whole buffer goes as it is; otherwise (images skipped before it)
@@ -274,14 +274,16 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
   }
 
   /** Each sample's R×R crop drawn from its source crop, into one new buffer: the batch's. */
-  function augmentBatch(ready: Ready[]): { ready: Ready[]; whole: Uint8Array } {
+  async function augmentBatch(ready: Ready[]): Promise<{ ready: Ready[]; whole: Uint8Array }> {
     const out = Buffer.allocUnsafeSlow(ready.length * plane);
-    const augmented = ready.map((r, i) => {
-      const crop = out.subarray(i * plane, (i + 1) * plane);
-      const params = augmentParams(augmentRng(seed, epoch, r.index), sourceResolution, sourceResolution, augment!);
-      augmentInto(r.crop, sourceResolution, crop, resolution, params);
-      return { ...r, crop };
-    });
+    const augmented = await Promise.all(
+      ready.map(async (r, i) => {
+        const crop = out.subarray(i * plane, (i + 1) * plane);
+        const params = augmentParams(augmentRng(seed, epoch, r.index), sourceResolution, sourceResolution, augment!);
+        await augmentInto(r.crop, sourceResolution, crop, resolution, params);
+        return { ...r, crop };
+      }),
+    );
     return { ready: augmented, whole: out };
   }
 

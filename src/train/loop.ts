@@ -5,10 +5,11 @@ import path from 'node:path';
 
 import { createHash } from 'node:crypto';
 
+import { captionEpoch, imageGroups } from '../data/captions.js';
 import { loadDataset } from '../data/datasets.js';
 import type { Dataset } from '../data/dataset.js';
 import { CropMemory, defaultCropMemoryBudget } from '../data/crop-memory.js';
-import { createLoader } from '../data/loader.js';
+import { createLoader, type Batch } from '../data/loader.js';
 import { modelPreprocessing } from '../data/preprocess.js';
 import { agreedBatches } from '../distributed/agreed-batches.js';
 import { evaluateSharded } from '../distributed/eval.js';
@@ -16,6 +17,7 @@ import { launchFromEnv, ProcessGroup } from '../distributed/group.js';
 import { checkWorld, type WorldCheck } from '../distributed/reshard.js';
 import { digestNumbers, fingerprint, RunGroup } from '../distributed/run-group.js';
 import { batchesPerEpoch as batchesPerRank, samplesLeftOut, shardCursor } from '../distributed/shard.js';
+import { evaluateRetrievalModel, isRetrieval, type RetrievalEvaluation } from '../eval/retrieval.js';
 import type { EvaluateResult } from '../eval/zero-shot.js';
 import { readSafetensorsMetadata } from '../io/safetensors-header.js';
 import { architecture, canonicalModelName, type ClipConfig } from '../model/config.js';
@@ -23,6 +25,7 @@ import { createModel, loadModel, type ClipModel, type Precision } from '../model
 import { runtimeInfo } from '../native.js';
 import { loadTokenizer, type ClipTokenizer } from '../text/tokenizer.js';
 import { writeFileAtomic } from '../util/atomic.js';
+import { isBetter, metricValue, resolveBestMetric } from './best-metric.js';
 import { readConfigFile, resolveConfig, type TrainConfig } from './config.js';
 import { MetricsLog } from './metrics-log.js';
 import { BadData, formatKinds, SkippedLog, skippedPath, type SkipKind } from './bad-data.js';
@@ -31,7 +34,7 @@ import { BatchTokenizer } from './batch-tokenizer.js';
 import { nonFiniteTensors } from './finite-scan.js';
 import { compatDifferences, compatError, compatRecord, COMPAT_METADATA_KEY, datasetHash, initialWeightsId, type CompatRecord } from './resume-compat.js';
 import { checkDiskSpace, estimateWrites, freeBytes, lockRunDir, removeRun, runContents } from './run-dir.js';
-import { checkpointPath, CONFIG_FILE, listCheckpoints, METRICS_FILE, pruneCheckpoints, resolveResume, runName, weightsPath, type CheckpointPosition } from './run-files.js';
+import { checkpointPath, CONFIG_FILE, listCheckpoints, METRICS_FILE, pruneCheckpoints, resolveResume, RETRIEVAL_WORST_FILE, runName, weightsPath, type CheckpointPosition } from './run-files.js';
 import type { Schedule } from './schedule.js';
 import { createTrainer, type StepResult, type Trainer } from './trainer.js';
 
@@ -59,7 +62,7 @@ export interface EpochLog {
    * complete once the next epoch ends (or train() resolves). */
   weights: string[];
   checkpoint?: string;
-  eval?: EvaluateResult;
+  eval?: EvaluateResult | RetrievalEvaluation;
 }
 
 export interface TrainOptions extends Partial<TrainConfig> {
@@ -100,7 +103,7 @@ export interface TrainResult {
   epochLosses: number[];
   weights: string[];
   checkpoints: string[];
-  evals: Array<{ epoch: number } & EvaluateResult>;
+  evals: Array<{ epoch: number } & (EvaluateResult | RetrievalEvaluation)>;
   out: string;
   /** Entries left out (unreadable images, malformed or duplicate list lines), each once in `file` (skipped.tsv). */
   skipped: { file: string; total: number; byKind: Partial<Record<SkipKind, number>> };
@@ -132,7 +135,10 @@ interface LoopState {
   cursor: number;
   /** Data parallel: each rank's `cursor` in its part of the order (they differ only when ranks skipped images). */
   cursors?: number[];
+  /** Written before best-metric existed: the best zero-shot top-1. */
   bestTop1?: number;
+  /** The best value so far of the measure that chooses `<name>_best.safetensors`. */
+  best?: { metric: string; value: number };
 }
 
 /** 'auto' and 'cuda' are the rank's own GPU under a launcher: cuda:LOCAL_RANK. */
@@ -260,11 +266,11 @@ async function trainLocked(
   const datasetOptions = { imagesDir: config.imagesDir, ext: config.ext, seed: config.seed, strict: config.strict };
   const trainSet = await loadDataset(config.data, { ...datasetOptions, split: config.trainSplit });
   for (const problem of trainSet.problems.slice(0, 20)) say(`dataset: ${problem.file}:${problem.line}: ${problem.message}`);
-  const evalSet: Dataset | undefined =
-    config.evalEvery > 0 && trainSet.kind === 'labels' ? await loadDataset(config.data, { ...datasetOptions, split: config.evalSplit }) : undefined;
+  const bestMetric = resolveBestMetric(config.bestMetric, trainSet.kind);
+  const evalSet: Dataset | undefined = config.evalEvery > 0 ? await loadDataset(config.data, { ...datasetOptions, split: config.evalSplit }) : undefined;
   if (evalSet && (evalSet.split === undefined || config.evalSplit === config.trainSplit)) {
     const why = evalSet.split === undefined ? `${config.data} has no split column (a column split with train/test values holds rows out)` : `evalSplit and trainSplit are both ${config.trainSplit}`;
-    say(`warning: zero-shot evaluation runs on the training samples: ${why}; its accuracy measures fit, not generalisation`);
+    say(`warning: evaluation runs on the training samples: ${why}; its ${trainSet.kind === 'labels' ? 'accuracy' : 'retrieval metrics'} measure fit, not generalisation`);
   }
   const tokenizer = givenTokenizer ?? (await loadTokenizer());
   const resumeFile = config.resume ? await resolveResume(config.resume, out) : undefined;
@@ -275,17 +281,23 @@ async function trainLocked(
   await badData.checkSplit(config.trainSplit, trainSet);
   if (evalSet && evalSet.split !== undefined && config.evalSplit !== config.trainSplit) await badData.checkSplit(config.evalSplit, evalSet);
   const model = await buildModel(config, device, resumeFile);
-  const multiPositive = config.multiPositive === 'on' || (config.multiPositive === 'auto' && trainSet.kind === 'labels');
+  const multiPositive = config.multiPositive === 'on' || (config.multiPositive === 'auto' && (trainSet.kind === 'labels' || config.captions === 'all'));
+  // Caption data: the captions of one image are positives of each other (their image's index as a
+  // label) when an epoch holds several of them; labelled data: the class.
+  const positives = (batch: Batch): Int32Array | undefined =>
+    !multiPositive ? undefined : trainSet.kind === 'labels' ? batch.labelIndices : config.captions === 'all' ? imageGroups(batch.samples) : undefined;
+  // With several captions per image and --captions one, an epoch has one sample per image.
+  const epochSamples = captionEpoch(trainSet, config.captions, config.seed, 0).samples.length;
 
   // batchSize is per rank: global batch k is the single process's batch k of batchSize × worldSize.
-  const batchesPerEpoch = batchesPerRank(trainSet.samples.length, config.batchSize, rg.worldSize, config.dropLast);
+  const batchesPerEpoch = batchesPerRank(epochSamples, config.batchSize, rg.worldSize, config.dropLast);
   if (batchesPerEpoch === 0) {
     const global = rg.distributed ? ` (× ${rg.worldSize} ranks = ${config.batchSize * rg.worldSize})` : '';
-    throw new Error(`batchSize ${config.batchSize}${global} is larger than the ${trainSet.samples.length} training samples with dropLast`);
+    throw new Error(`batchSize ${config.batchSize}${global} is larger than the ${epochSamples} training samples with dropLast`);
   }
   const stepsPerEpoch = Math.max(1, Math.ceil(batchesPerEpoch / config.accumulate));
   if (rg.distributed) {
-    const leftOut = samplesLeftOut(trainSet.samples.length, config.batchSize, rg.worldSize, config.dropLast);
+    const leftOut = samplesLeftOut(epochSamples, config.batchSize, rg.worldSize, config.dropLast);
     say(
       `data parallel: ${rg.worldSize} ranks (${rg.group!.native.backend()}), --batch-size ${config.batchSize} per rank, global batch ${config.batchSize * rg.worldSize}; ` +
         `${batchesPerEpoch} steps per epoch${leftOut > 0 ? `, ${leftOut} sample(s) of each epoch's last global batch left out (not a multiple of ${rg.worldSize} ranks)` : ''}`,
@@ -430,7 +442,7 @@ async function trainLocked(
       'writing a checkpoint',
       async () => {
         await fs.mkdir(path.dirname(file), { recursive: true });
-        const loop: LoopState = { position, cursor, ...(cursors ? { cursors } : {}), bestTop1: state.bestTop1 };
+        const loop: LoopState = { position, cursor, ...(cursors ? { cursors } : {}), bestTop1: state.bestTop1, best: state.best };
         await trainer.saveCheckpoint(file, { loop: JSON.stringify(loop), run: JSON.stringify(resolved), [COMPAT_METADATA_KEY]: JSON.stringify(compat) });
       },
       { mainOnly: true },
@@ -444,18 +456,32 @@ async function trainLocked(
     return file;
   };
 
-  const runEval = async (epoch: number): Promise<EvaluateResult | undefined> => {
+  const runEval = async (epoch: number): Promise<EvaluateResult | RetrievalEvaluation | undefined> => {
     if (!evalSet) return undefined;
-    // Sharded over the ranks, its counts summed: every rank has the whole result.
-    const evaluation = await evaluateSharded(rg, model, evalSet, { templates: config.templates, tokenizer, precision, cacheDir, strict: config.strict });
-    await metrics.append({ type: 'eval', epoch, split: config.evalSplit, time: time(), ...evaluation });
+    const options = { templates: config.templates, tokenizer, precision, cacheDir, strict: config.strict };
+    // Zero-shot: sharded over the ranks, its counts summed. Retrieval: every rank scores the whole split
+    // (its ranks need every feature), so every rank has the whole result either way.
+    const evaluation = evalSet.kind === 'captions' ? await evaluateRetrievalModel(model, evalSet, options) : await evaluateSharded(rg, model, evalSet, options);
     result.evals.push({ epoch, ...evaluation });
-    say(`eval after epoch ${epoch}: top-1 ${(evaluation.top1 * 100).toFixed(1)}%, top-5 ${(evaluation.top5 * 100).toFixed(1)}% on ${evaluation.n} ${config.evalSplit} images`);
-    if (state.bestTop1 === undefined || evaluation.top1 > state.bestTop1) {
-      state.bestTop1 = evaluation.top1;
-      const best = path.join(out, `${name}_best.safetensors`);
-      await rg.together('writing the best weights', () => model.save(best, { metadata: { epoch: String(epoch), top1: String(evaluation.top1) } }), { mainOnly: true });
-      say(`best accuracy so far: weights saved to ${best}`);
+    if (isRetrieval(evaluation)) {
+      const { worst, ...numbers } = evaluation;
+      await metrics.append({ type: 'eval', epoch, split: config.evalSplit, time: time(), ...numbers });
+      if (rg.isMain) await writeFileAtomic(path.join(out, RETRIEVAL_WORST_FILE), JSON.stringify({ epoch, split: config.evalSplit, ...worst }, null, 1) + '\n');
+      const { imageToText: i2t, textToImage: t2i, loss } = evaluation.retrieval;
+      const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
+      say(`eval after epoch ${epoch}: R@1 image→text ${pct(i2t.r1)}, text→image ${pct(t2i.r1)}; R@5 ${pct(i2t.r5)}, ${pct(t2i.r5)}; loss ${loss.toFixed(4)} on ${evaluation.images} ${config.evalSplit} images, ${evaluation.texts} captions`);
+    } else {
+      await metrics.append({ type: 'eval', epoch, split: config.evalSplit, time: time(), ...evaluation });
+      say(`eval after epoch ${epoch}: top-1 ${(evaluation.top1 * 100).toFixed(1)}%, top-5 ${(evaluation.top5 * 100).toFixed(1)}% on ${evaluation.n} ${config.evalSplit} images`);
+    }
+    const value = metricValue(bestMetric, evaluation);
+    const best = state.best?.metric === bestMetric ? state.best.value : bestMetric === 'top1' ? state.bestTop1 : undefined;
+    if (isBetter(bestMetric, value, best)) {
+      state.best = { metric: bestMetric, value };
+      if (bestMetric === 'top1') state.bestTop1 = value;
+      const file = path.join(out, `${name}_best.safetensors`);
+      await rg.together('writing the best weights', () => model.save(file, { metadata: { epoch: String(epoch), [bestMetric]: String(value) } }), { mainOnly: true });
+      say(`best ${bestMetric} so far (${value.toFixed(4)}): weights saved to ${file}`);
     }
     return evaluation;
   };
@@ -538,7 +564,7 @@ async function trainLocked(
   try {
     for (let epoch = state.position.epoch; epoch < config.epochs; epoch++) {
       const resuming = epoch === state.position.epoch && state.position.batch > 0;
-      const loader = createLoader(trainSet, {
+      const loader = createLoader(captionEpoch(trainSet, config.captions, config.seed, epoch), {
         batchSize: config.batchSize,
         seed: config.seed,
         epoch,
@@ -584,7 +610,7 @@ async function trainLocked(
         const logged = (batchesDone + 1) % config.logEvery === 0;
         // Which steps read their loss decides where a divergence is seen: the same on every rank.
         const readLoss = readsEveryStep || logged || batchesDone + 1 === loader.batchesPerEpoch || (!rg.distributed && signal?.aborted === true);
-        step = await trainer.stepWithInfo(batch.images, tokens, multiPositive ? batch.labelIndices : undefined, { readLoss, deferRead: true });
+        step = await trainer.stepWithInfo(batch.images, tokens, positives(batch), { readLoss, deferRead: true });
         batchesDone++;
         cursor = batch.cursor;
         windowImages += batch.samples.length * rg.worldSize;
