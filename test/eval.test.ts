@@ -79,6 +79,7 @@ describe('zero-shot evaluation on a Fashion-MNIST subset', () => {
   test('evaluate() from a dataset folder and a weight file agrees with an independent computation', async (t) => {
     if (!fashionMnistPresent) return t.skip(FASHION_MNIST_SKIP);
     const result = await evaluate({ data, dataOptions: { ext: 'png' }, model: MODEL, templates: TEMPLATES, batchSize: 16, tokenizer, cache: false });
+    assert.ok(!('retrieval' in result), 'a labelled dataset gets zero-shot metrics');
     const expected = await referenceMetrics(dataset, TEMPLATES);
     assert.equal(result.n, 50);
     assert.equal(result.classes.length, 10);

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 
 import { deviceOption, positiveInteger, precisionOption, progressLine, templatesOption } from '../eval/cli-options.js';
-import { formatEvaluation } from '../eval/format.js';
+import { formatEvaluation, formatRetrieval } from '../eval/format.js';
+import { isRetrieval } from '../eval/retrieval.js';
 import { evaluate } from '../eval/zero-shot.js';
 import type { Precision } from '../model/model.js';
 
@@ -21,7 +22,7 @@ interface EvalFlags {
 export function registerEval(program: Command): void {
   program
     .command('eval')
-    .description('zero-shot accuracy of a model on a labelled dataset: top-1, top-5, per class, confusion matrix')
+    .description('a labelled dataset: zero-shot top-1, top-5, per class, confusion matrix; a caption dataset: retrieval R@1/5/10, mean and median rank both ways, validation loss')
     .requiredOption('--data <dataset>', 'dataset folder (blog layout or folder per class) or .csv/.tsv/.jsonl file')
     .requiredOption('--model <model>', 'model name (ViT-B/32, RN50, …) or weight file')
     .option('--split <split>', 'split to evaluate: train or test', 'test')
@@ -46,6 +47,7 @@ export function registerEval(program: Command): void {
         cache: flags.cache,
         onProgress: flags.json ? undefined : progressLine('scored'),
       });
-      process.stdout.write(flags.json ? JSON.stringify(result) + '\n' : formatEvaluation(result) + '\n');
+      const text = isRetrieval(result) ? formatRetrieval(result) : formatEvaluation(result);
+      process.stdout.write(flags.json ? JSON.stringify(result) + '\n' : text + '\n');
     });
 }

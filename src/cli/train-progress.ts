@@ -15,7 +15,12 @@ export interface TrainProgress {
 const fmt = (n: number, digits = 4) => (Number.isFinite(n) ? n.toFixed(digits) : String(n));
 
 function epochLine(log: EpochLog): string {
-  const evalPart = log.eval ? `, top-1 ${(log.eval.top1 * 100).toFixed(1)}%` : '';
+  const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
+  const evalPart = !log.eval
+    ? ''
+    : 'retrieval' in log.eval
+      ? `, R@1 image→text ${pct(log.eval.retrieval.imageToText.r1)}, text→image ${pct(log.eval.retrieval.textToImage.r1)}`
+      : `, top-1 ${pct(log.eval.top1)}`;
   return `epoch ${log.epoch}/${log.epochs}: mean loss ${fmt(log.loss)} over ${log.batches} batches in ${log.seconds.toFixed(1)} s${evalPart}` +
     (log.skippedImages ? `, ${log.skippedImages} image(s) skipped` : '') + (log.checkpoint ? `; checkpoint ${log.checkpoint}` : '');
 }

@@ -4,7 +4,7 @@ import { addAugmentArgument } from '../data/augment.js';
 import { launchFromEnv } from '../distributed/group.js';
 import { launchLocal } from '../distributed/launch.js';
 import { formatKinds } from '../train/bad-data.js';
-import { readConfigFile, resolveConfig, type TrainConfig } from '../train/config.js';
+import { BEST_METRICS, readConfigFile, resolveConfig, type TrainConfig } from '../train/config.js';
 import { train } from '../train/loop.js';
 import { createTrainProgress } from './train-progress.js';
 
@@ -69,7 +69,9 @@ export function registerTrain(program: Command): void {
     .option('--lock-text', 'freeze the text tower')
     .option('--freeze <regex>', 'freeze parameters whose name matches (repeatable)', list)
     .addOption(new Option('--batchnorm <mode>', 'ResNet BatchNorm: keep statistics frozen (default) or train them').choices(['frozen', 'train']))
-    .addOption(new Option('--multi-positive <mode>', 'same-label pairs as positives (auto: on for labels, off for captions)').choices(['auto', 'on', 'off']))
+    .addOption(new Option('--multi-positive <mode>', 'same-label pairs as positives (auto: on for labels and for --captions all, off otherwise)').choices(['auto', 'on', 'off']))
+    .addOption(new Option('--captions <mode>', 'several captions per image: one per image per epoch, drawn per (seed, epoch, image) (default), or all, the captions of one image each other\'s positives').choices(['one', 'all']))
+    .addOption(new Option('--best-metric <metric>', 'what chooses <name>_best.safetensors (auto: top1 for labels, mean-r1 = mean of R@1 both ways for captions; val-loss: lowest)').choices([...BEST_METRICS]))
     .option('--templates <set|template>', "prompt template set (blog, default, openai-imagenet) or a template with {label} (default blog: 'a photo of {label}')")
     .option('--seed <n>', 'seed for initialisation and data order (default 0)', num)
     .option('--device <device>', 'auto, cpu, cuda or cuda:<n> (default auto)')
@@ -92,7 +94,7 @@ export function registerTrain(program: Command): void {
     .option('--checkpoint-every <n>', 'full checkpoint every n epochs (default 4; 0: only at the end)', num)
     .option('--save-pt', 'also write each epoch’s weights as .pt')
     .option('--keep-last <n>', 'keep only the newest n checkpoints', num)
-    .option('--eval-every <n>', 'zero-shot evaluation every n epochs (and before the first)', num)
+    .option('--eval-every <n>', 'evaluation every n epochs (and before the first): zero-shot accuracy for labels, retrieval metrics and validation loss for captions', num)
     .option('--images-dir <dir>', "blog layout: images folder (default 'images')")
     .option('--ext <ext>', "blog layout: image extension (default 'jpg')")
     .option('--resume <path|latest>', 'continue from a checkpoint (refused, naming each difference, when the settings its state depends on differ: docs/resume.md)')
@@ -170,7 +172,7 @@ export function registerTrain(program: Command): void {
           epochLosses: result.epochLosses,
           lastWeights: result.weights.at(-1),
           lastCheckpoint: result.checkpoints.at(-1),
-          evals: result.evals.map((e) => ({ epoch: e.epoch, top1: e.top1, top5: e.top5 })),
+          evals: result.evals.map((e) => ('retrieval' in e ? { epoch: e.epoch, retrieval: e.retrieval } : { epoch: e.epoch, top1: e.top1, top5: e.top5 })),
           skipped: result.skipped,
         };
         if (json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');

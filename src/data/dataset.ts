@@ -10,6 +10,11 @@ export interface Sample {
   /** Index of `label` in `Dataset.classes`. */
   labelIndex?: number;
   caption?: string;
+  /**
+   * Caption datasets: the index of this sample's image among the dataset's distinct images (in order of
+   * first appearance). Rows naming one image are its several captions and share it.
+   */
+  imageIndex?: number;
   /** The list file and 1-based line that named this image; for folder layouts the image itself and line 0. */
   source: { file: string; line: number };
 }
@@ -175,8 +180,13 @@ export function finishDataset(
   }
   const classes = base.kind === 'labels' ? sortedClasses(allLabels) : [];
   const indexOf = new Map(classes.map((name, i) => [name, i]));
+  const imageIndices = new Map<string, number>();
   for (const sample of base.samples) {
     if (base.kind === 'labels' && sample.label !== undefined) sample.labelIndex = indexOf.get(sample.label);
+    if (base.kind === 'captions') {
+      if (!imageIndices.has(sample.image)) imageIndices.set(sample.image, imageIndices.size);
+      sample.imageIndex = imageIndices.get(sample.image);
+    }
   }
   return { ...base, classes, problems };
 }

@@ -15,10 +15,11 @@ import {
 
 /**
  * A table of images: CSV, TSV or JSONL, one row per image with a path relative to the table file
- * and either a label or a free caption.
+ * and either a label or a free caption. Caption tables may give one image several captions: rows
+ * that share an image path, or (JSONL) a list of strings in the caption column.
  */
 export interface TableLayoutOptions {
-  /** Column names; defaults are the first present of image|path|file|filename|filepath|image_path, label|class|category, caption|text. */
+  /** Column names; defaults are the first present of image|path|file|filename|filepath|image_path, label|class|category, caption|captions|text. */
   columns?: { image?: string; label?: string; caption?: string; split?: string };
   /** Force labels or captions when a table has both columns (default: labels if a label column exists). */
   kind?: DatasetKind;
@@ -33,7 +34,7 @@ export interface TableLayoutOptions {
 const DEFAULT_COLUMNS = {
   image: ['image', 'path', 'file', 'filename', 'filepath', 'image_path'],
   label: ['label', 'class', 'category'],
-  caption: ['caption', 'text'],
+  caption: ['caption', 'captions', 'text'],
   split: ['split', 'subset', 'set'],
 };
 
@@ -99,28 +100,31 @@ export async function loadTableLayout(file: string, format: 'csv' | 'tsv' | 'jso
       if (kind === 'labels' && (typeof label === 'string' || typeof label === 'number') && String(label).trim()) allLabels.push(String(label).trim());
       if (split !== wantedSplit) continue;
     }
-    const textValue = row.values.get(textColumn);
     const at = { file, line: row.line };
     if (typeof imageValue !== 'string' || imageValue.trim() === '') {
       problems.push({ ...at, kind: 'malformed', message: `empty or missing ${JSON.stringify(imageColumn)}; skipped` });
       continue;
     }
-    const value = typeof textValue === 'number' ? String(textValue) : textValue;
-    if (typeof value !== 'string' || value.trim() === '') {
-      problems.push({ ...at, kind: 'malformed', message: `empty or missing ${JSON.stringify(textColumn)}; skipped` });
+    const texts = rowTexts(row.values.get(textColumn), kind);
+    if (typeof texts === 'string') {
+      const why = texts === 'empty' ? `empty or missing ${JSON.stringify(textColumn)}` : `${JSON.stringify(textColumn)} ${texts}`;
+      problems.push({ ...at, kind: 'malformed', message: `${why}; skipped` });
       continue;
     }
     const image = images.get(row)!;
-    // The same image may carry several captions; only a repeated (image, text) pair is a duplicate.
-    const key = `${image}\u0000${value}`;
-    const first = seen.get(key);
-    if (first !== undefined) {
-      problems.push({ ...at, kind: 'duplicate', message: `duplicate entry ${JSON.stringify(imageValue)} (first on line ${first}); skipped` });
-      continue;
+    for (const value of texts) {
+      // The same image may carry several captions; only a repeated (image, text) pair is a duplicate.
+      const key = `${image}\u0000${value}`;
+      const first = seen.get(key);
+      if (first !== undefined) {
+        problems.push({ ...at, kind: 'duplicate', message: `duplicate entry ${JSON.stringify(imageValue)} (first on line ${first}); skipped` });
+        continue;
+      }
+      seen.set(key, row.line);
+      samples.push(kind === 'labels' ? { image, label: value.trim(), source: at } : { image, caption: value, source: at });
     }
-    seen.set(key, row.line);
-    samples.push(kind === 'labels' ? { image, label: value.trim(), source: at } : { image, caption: value, source: at });
   }
+  if (splitColumn && kind === 'captions') refuseImagesInBothSplits(file, rows, images, splitColumn);
   if (rows.length === 0) problems.push({ file, line: 0, message: 'empty split: no rows' });
   else if (samples.length === 0 && splitColumn) problems.push({ file, line: 0, message: `empty split: no rows with ${splitColumn} = ${wantedSplit}` });
   const labels = splitColumn ? allLabels : samples.map((s) => s.label ?? '');
@@ -128,6 +132,42 @@ export async function loadTableLayout(file: string, format: 'csv' | 'tsv' | 'jso
     strict: options.strict,
     describe: file,
   });
+}
+
+/**
+ * The texts of a row's label or caption cell: one string (or number), or for captions a list of
+ * strings (several captions of one image). Else why not ('empty' for an empty or missing cell).
+ */
+function rowTexts(value: unknown, kind: DatasetKind): string[] | string {
+  if (typeof value === 'number') return [String(value)];
+  if (typeof value === 'string') return value.trim() === '' ? 'empty' : [value];
+  if (value === undefined || value === null) return 'empty';
+  if (!Array.isArray(value) || kind === 'labels') return `must be ${kind === 'labels' ? 'a string or number' : 'a string or a list of strings'}, got ${JSON.stringify(value).slice(0, 60)}`;
+  const bad = value.findIndex((v) => typeof v !== 'string' || v.trim() === '');
+  if (bad >= 0) return `item ${bad} must be a non-empty string, got ${JSON.stringify(value[bad])}`;
+  return value.length > 0 ? (value as string[]) : 'is an empty list';
+}
+
+/**
+ * A caption table's splits hold disjoint images: an image whose rows are in train and in test would
+ * be scored on captions of an image the model was trained on. Every such image is named at once.
+ */
+function refuseImagesInBothSplits(file: string, rows: Row[], images: Map<Row, string>, splitColumn: string): void {
+  const firstIn = new Map<string, { split: string; line: number }>();
+  const conflicts: DatasetProblem[] = [];
+  for (const row of rows) {
+    const image = images.get(row);
+    const split = String(row.values.get(splitColumn) ?? '').trim().toLowerCase();
+    if (image === undefined || !SPLIT_VALUES.has(split)) continue;
+    const first = firstIn.get(image);
+    if (!first) firstIn.set(image, { split, line: row.line });
+    else if (first.split !== split) {
+      conflicts.push({ file, line: row.line, message: `${JSON.stringify(path.relative(path.dirname(file), image))} is in ${split} here and in ${first.split} on line ${first.line}` });
+    }
+  }
+  if (conflicts.length > 0) {
+    throw new DatasetError(`${file}: ${conflicts.length} row(s) put an image in both splits; an image's captions must all be in one split (fix the ${JSON.stringify(splitColumn)} column)`, conflicts);
+  }
 }
 
 /**

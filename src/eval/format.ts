@@ -1,5 +1,6 @@
 // Plain-text tables of evaluation and prediction results for the terminal.
 import type { ImagePrediction } from './classify.js';
+import type { RankMetrics, RetrievalEvaluation } from './retrieval.js';
 import type { EvaluateResult } from './zero-shot.js';
 
 const pct = (v: number) => `${(v * 100).toFixed(2)}%`;
@@ -22,6 +23,21 @@ export function formatEvaluation(result: EvaluateResult): string {
   const rows = result.confusion.map((row, i) => [`${i} ${result.classes[i]}`, ...row.map(String)]);
   lines.push(table([header, ...rows]));
   return lines.join('\n');
+}
+
+const ranks = (m: RankMetrics) => [pct(m.r1), pct(m.r5), pct(m.r10), m.meanRank.toFixed(1), String(m.medianRank)];
+
+export function formatRetrieval(result: RetrievalEvaluation): string {
+  const { imageToText, textToImage, loss } = result.retrieval;
+  return [
+    `images: ${result.images}${result.skipped ? ` (${result.skipped} unreadable, left out with their captions)` : ''}   captions: ${result.texts}`,
+    table([
+      ['', 'R@1', 'R@5', 'R@10', 'mean rank', 'median rank'],
+      ['image→text', ...ranks(imageToText)],
+      ['text→image', ...ranks(textToImage)],
+    ]),
+    `validation loss: ${loss.toFixed(4)}`,
+  ].join('\n');
 }
 
 export function formatPredictions(predictions: ImagePrediction[]): string {

@@ -12,6 +12,7 @@ import { assertFinite } from './finite.js';
 import { asMatrix, matmulTransposed, normalizeRows } from './matrix.js';
 import { MetricsAccumulator, type ClassificationMetrics } from './metrics.js';
 import { inEvalMode, tokenizerFor, withModel, type ModelSource } from './model-source.js';
+import { evaluateRetrievalModel, type RetrievalEvaluation } from './retrieval.js';
 
 export interface EvaluateProgress {
   /** Images scored so far. */
@@ -55,11 +56,16 @@ export interface EvaluateResult extends ClassificationMetrics {
 
 export const DEFAULT_EVAL_BATCH = 32;
 
-/** Zero-shot accuracy of a model on a labelled dataset, loading either when given by location. */
-export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult> {
+/**
+ * A model on a dataset, loading either when given by location: zero-shot accuracy for class labels,
+ * retrieval metrics (src/eval/retrieval.ts) for captions; isRetrieval() tells them apart.
+ */
+export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult | RetrievalEvaluation> {
   const dataset =
     typeof options.data === 'string' ? await loadDataset(options.data, { ...options.dataOptions, split: options.split ?? 'test' }) : options.data;
-  return withModel(options.model, options.device, (model) => evaluateModel(model, dataset, options));
+  return withModel<EvaluateResult | RetrievalEvaluation>(options.model, options.device, (model) =>
+    dataset.kind === 'captions' ? evaluateRetrievalModel(model, dataset, options) : evaluateModel(model, dataset, options),
+  );
 }
 
 /**

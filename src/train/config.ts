@@ -43,6 +43,13 @@ export interface TrainConfig {
   batchNorm: 'frozen' | 'train';
   /** Same-label pairs are positives: 'auto' = on for labelled data, off for captions. */
   multiPositive: 'auto' | 'on' | 'off';
+  /** Caption data with several captions per image: 'one' trains each image once per epoch with one
+   * caption drawn per (seed, epoch, image); 'all' trains every (image, caption) row, the captions of one
+   * image in a batch each other's positives (unless multiPositive is 'off'). */
+  captions: 'one' | 'all';
+  /** What chooses `<name>_best.safetensors` (BEST_METRICS); 'auto': top1 for labels, mean-r1 (the mean of
+   * R@1 image→text and text→image) for captions. */
+  bestMetric: BestMetric;
   /** Prompt template(s): a set name ('blog', 'default', 'openai-imagenet') or one template with {label}. */
   templates: string;
 
@@ -76,7 +83,8 @@ export interface TrainConfig {
   savePt: boolean;
   /** Keep only the newest N full checkpoints (0: keep all). */
   keepLast: number;
-  /** Zero-shot evaluation every N epochs (0: never), plus one before the first epoch. */
+  /** Evaluation every N epochs (0: never), plus one before the first epoch: zero-shot accuracy for
+   * labels, retrieval metrics and the validation loss for captions. */
   evalEvery: number;
   /** Stop after this many consecutive non-finite training losses, with a checkpoint of the last finite
    * state when there is one, and an error (`maxNonFinite` is its old name, still read). */
@@ -99,6 +107,10 @@ export interface TrainConfig {
    * or options (src/data/augment.ts; docs/data.md). */
   augment: boolean | AugmentOptions;
 }
+
+/** Measures `bestMetric` may name: zero-shot ones for labels, retrieval ones for captions. */
+export const BEST_METRICS = ['auto', 'top1', 'top5', 'mean-r1', 'mean-r5', 'mean-r10', 'i2t-r1', 't2i-r1', 'val-loss'] as const;
+export type BestMetric = (typeof BEST_METRICS)[number];
 
 export const DEFAULT_CONFIG: Omit<TrainConfig, 'data' | 'out'> = {
   imagesDir: 'images',
@@ -125,6 +137,8 @@ export const DEFAULT_CONFIG: Omit<TrainConfig, 'data' | 'out'> = {
   freeze: [],
   batchNorm: 'frozen',
   multiPositive: 'auto',
+  captions: 'one',
+  bestMetric: 'auto',
   templates: 'blog',
   seed: 0,
   device: 'auto',
@@ -207,6 +221,8 @@ const CHECKS: Record<keyof TrainConfig, Check> = {
   },
   batchNorm: oneOf('frozen', 'train'),
   multiPositive: oneOf('auto', 'on', 'off'),
+  captions: oneOf('one', 'all'),
+  bestMetric: oneOf(...BEST_METRICS),
   templates: text,
   seed: nonNegativeInt,
   device: (v) => (typeof v === 'string' && /^(auto|cpu|cuda(:\d+)?)$/.test(v) ? undefined : 'must be auto, cpu, cuda or cuda:<n>'),

@@ -44,6 +44,7 @@ export const SAFE_TO_CHANGE_ON_RESUME: ReadonlyArray<keyof TrainConfig> = [
   'overwrite',
   'distTimeout',
   'allowReshard',
+  'bestMetric',
 ];
 
 export type CompatRecord = Record<string, unknown>;
@@ -104,6 +105,8 @@ export function compatRecord(
     multiPositive: config.multiPositive,
     templates: config.templates,
   };
+  // Only where it changes what is trained: a record without it is that of the default.
+  if (config.captions !== 'one') record.captions = config.captions;
   // Only the chosen schedule's own settings.
   if (config.schedule === 'step') Object.assign(record, { stepEvery: config.stepEvery, gamma: config.gamma });
   if (config.schedule === 'cosine') record.warmup = config.warmup;

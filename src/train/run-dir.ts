@@ -6,7 +6,7 @@ import { promises as fs, readFileSync, unlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { CHECKPOINT_DIR, CONFIG_FILE, METRICS_FILE, runName } from './run-files.js';
+import { CHECKPOINT_DIR, CONFIG_FILE, METRICS_FILE, RETRIEVAL_WORST_FILE, runName } from './run-files.js';
 
 export const LOCK_FILE = '.lock';
 
@@ -203,7 +203,7 @@ const sizeOf = async (file: string): Promise<number> => {
 /**
  * The files a run leaves in `out`: config.json, metrics.jsonl, checkpoints/, the weight files of the
  * run names given (`<name>_epoch_<n>.safetensors|.pt`, `<name>_best.safetensors`) and of the name in an
- * existing config.json; with those, report.html and skipped.tsv. Nothing else counts or is touched.
+ * existing config.json; with those, report.html, skipped.tsv and retrieval-worst.json. Nothing else counts or is touched.
  */
 export async function runContents(out: string, names: string[]): Promise<RunContents> {
   const all = await fs.readdir(out).catch(() => [] as string[]);
@@ -227,7 +227,7 @@ export async function runContents(out: string, names: string[]): Promise<RunCont
   }
   // A run's report and list of skipped entries go with it, but alone (a run refused before it
   // trained leaves its skipped.tsv) they are no run.
-  if (entries.length > 0) entries.push(...all.filter((name) => name === 'report.html' || name === 'skipped.tsv'));
+  if (entries.length > 0) entries.push(...all.filter((name) => name === 'report.html' || name === 'skipped.tsv' || name === RETRIEVAL_WORST_FILE));
   entries.sort();
   let bytes = 0;
   for (const entry of entries) bytes += await sizeOf(path.join(out, entry));

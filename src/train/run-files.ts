@@ -6,6 +6,8 @@ import { canonicalModelName } from '../model/config.js';
 
 export const CONFIG_FILE = 'config.json';
 export const METRICS_FILE = 'metrics.jsonl';
+/** The worst-ranked queries of the latest retrieval evaluation (caption data), for the report. */
+export const RETRIEVAL_WORST_FILE = 'retrieval-worst.json';
 export const CHECKPOINT_DIR = 'checkpoints';
 
 export interface CheckpointPosition {

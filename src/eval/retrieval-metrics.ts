@@ -1,0 +1,183 @@
+// Retrieval metrics as open_clip's get_clip_metrics makes them (training/train.py): each query row
+// ranks every candidate by descending cosine, `preds` is the position of its target (0 = first),
+// R@k = mean(preds < k), mean rank = mean(preds) + 1, median rank = floor(median(preds)) + 1.
+//
+// The similarity matrix is never held whole: queries are scored in blocks of rows against all
+// candidates (LibTorch's matmul), and each row is reduced to its target's position at once, so memory
+// is a block plus the features, whatever the number of pairs.
+//
+// Ties: a candidate with the same score as the target counts before it when its index is lower (a
+// stable descending sort). torch.argsort(descending=True) leaves the order of ties unspecified; with
+// float scores of distinct images and captions they do not occur in practice.
+//
+// Several captions per image (COCO style): an image's position is that of its best-ranked caption,
+// and each caption's target is its own image.
+import { matmul } from '../native.js';
+import type { Matrix } from './matrix.js';
+
+export interface RankMetrics {
+  r1: number;
+  r5: number;
+  r10: number;
+  meanRank: number;
+  medianRank: number;
+}
+
+export interface RetrievalRanks {
+  /** Per image: the 0-based position of its best-ranked caption among all texts. */
+  imageToText: Int32Array;
+  /** Per image: the text ranked first. */
+  imageTopText: Int32Array;
+  /** Per text: the 0-based position of its image among all images. */
+  textToImage: Int32Array;
+  /** Per text: the image ranked first. */
+  textTopImage: Int32Array;
+}
+
+/** Entries of a score block at most (16 M floats: 64 MiB), whatever the number of candidates. */
+const BLOCK_ENTRIES = 1 << 24;
+
+/** RankMetrics of 0-based positions, as get_clip_metrics computes them. */
+export function rankMetrics(preds: ArrayLike<number>): RankMetrics {
+  const n = preds.length;
+  if (n === 0) throw new Error('rankMetrics: no queries');
+  let sum = 0;
+  const hits = [0, 0, 0];
+  for (let i = 0; i < n; i++) {
+    const p = preds[i]!;
+    sum += p;
+    if (p < 1) hits[0]!++;
+    if (p < 5) hits[1]!++;
+    if (p < 10) hits[2]!++;
+  }
+  const sorted = Float64Array.from(preds).sort();
+  const median = n % 2 === 1 ? sorted[(n - 1) / 2]! : (sorted[n / 2 - 1]! + sorted[n / 2]!) / 2;
+  return { r1: hits[0]! / n, r5: hits[1]! / n, r10: hits[2]! / n, meanRank: sum / n + 1, medianRank: Math.floor(median) + 1 };
+}
+
+/** [cols, rows] of a [rows, cols] matrix: the candidates as the right operand of a product. */
+function transpose(m: Matrix): Float32Array {
+  const [rows, cols] = m.shape;
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = m.data[r * cols + c]!;
+  return out;
+}
+
+/**
+ * For each query row, its target's position among all candidates and the candidate ranked first.
+ * `targets(row)` lists the row's target candidates (its best-ranked one counts).
+ */
+export async function rankTargets(
+  queries: Matrix,
+  candidates: Matrix,
+  targets: (row: number) => ArrayLike<number>,
+  blockEntries = BLOCK_ENTRIES,
+): Promise<{ positions: Int32Array; top: Int32Array }> {
+  const [n, d] = queries.shape;
+  const [m, d2] = candidates.shape;
+  if (d !== d2) throw new Error(`retrieval: features of ${d} and ${d2} dimensions`);
+  const positions = new Int32Array(n);
+  const top = new Int32Array(n);
+  const right = { data: transpose(candidates), shape: [d, m] };
+  const blockRows = Math.max(1, Math.floor(blockEntries / Math.max(1, m)));
+  for (let start = 0; start < n; start += blockRows) {
+    const rows = Math.min(blockRows, n - start);
+    const left = { data: queries.data.subarray(start * d, (start + rows) * d), shape: [rows, d] };
+    const scores = (await matmul(left, right)).data as Float32Array;
+    for (let r = 0; r < rows; r++) {
+      const row = scores.subarray(r * m, (r + 1) * m);
+      const [position, first] = positionOfBest(row, targets(start + r));
+      positions[start + r] = position;
+      top[start + r] = first;
+    }
+  }
+  return { positions, top };
+}
+
+/** The position of the best-ranked target in `row` (stable descending order), and the top candidate. */
+function positionOfBest(row: Float32Array, targets: ArrayLike<number>): [number, number] {
+  if (targets.length === 0) throw new Error('retrieval: a query without a target');
+  let target = targets[0]!;
+  for (let k = 1; k < targets.length; k++) {
+    const t = targets[k]!;
+    if (row[t]! > row[target]! || (row[t] === row[target] && t < target)) target = t;
+  }
+  const score = row[target]!;
+  let before = 0;
+  let first = 0;
+  for (let j = 0; j < row.length; j++) {
+    const v = row[j]!;
+    if (v > score || (v === score && j < target)) before++;
+    if (v > row[first]!) first = j;
+  }
+  return [before, first];
+}
+
+/**
+ * Both directions for images [n, d] and texts [m, d] (L2-normalised), where text t shows image
+ * `textImage[t]`; every image has at least one text. `blockEntries` bounds each block of scores.
+ */
+export async function retrievalRanks(images: Matrix, texts: Matrix, textImage: Int32Array, blockEntries = BLOCK_ENTRIES): Promise<RetrievalRanks> {
+  const n = images.shape[0];
+  if (textImage.length !== texts.shape[0]) throw new Error(`retrieval: ${texts.shape[0]} texts but ${textImage.length} image indices`);
+  const captionsOf: number[][] = Array.from({ length: n }, () => []);
+  textImage.forEach((image, t) => {
+    if (!(image >= 0 && image < n)) throw new Error(`retrieval: text ${t} names image ${image}, outside 0..${n - 1}`);
+    captionsOf[image]!.push(t);
+  });
+  const without = captionsOf.findIndex((c) => c.length === 0);
+  if (without >= 0) throw new Error(`retrieval: image ${without} has no caption`);
+  const i2t = await rankTargets(images, texts, (i) => captionsOf[i]!, blockEntries);
+  const single = new Int32Array(1);
+  const t2i = await rankTargets(texts, images, (t) => ((single[0] = textImage[t]!), single), blockEntries);
+  return { imageToText: i2t.positions, imageTopText: i2t.top, textToImage: t2i.positions, textTopImage: t2i.top };
+}
+
+/**
+ * The contrastive loss of the pairs (text t with image textImage[t]) in consecutive batches of
+ * `batchSize`, each batch's loss weighted by its size (open_clip's val_loss). Within a batch, captions
+ * of one image are each other's positives (the targets of training with --captions all).
+ */
+export function contrastiveLoss(images: Matrix, texts: Matrix, textImage: Int32Array, scale: number, batchSize: number): number {
+  const d = images.shape[1];
+  const m = texts.shape[0];
+  let total = 0;
+  for (let start = 0; start < m; start += batchSize) {
+    const b = Math.min(batchSize, m - start);
+    const logits = new Float64Array(b * b);
+    for (let i = 0; i < b; i++) {
+      const image = textImage[start + i]! * d;
+      for (let j = 0; j < b; j++) {
+        const text = (start + j) * d;
+        let dot = 0;
+        for (let k = 0; k < d; k++) dot += images.data[image + k]! * texts.data[text + k]!;
+        logits[i * b + j] = scale * dot;
+      }
+    }
+    const group = (i: number) => textImage[start + i]!;
+    total += b * ((crossEntropy(logits, b, group, false) + crossEntropy(logits, b, group, true)) / 2);
+  }
+  return total / m;
+}
+
+/** Mean over rows (columns when `transposed`) of −Σ target·log softmax, targets spread over the row's group. */
+function crossEntropy(logits: Float64Array, b: number, group: (i: number) => number, transposed: boolean): number {
+  const at = (r: number, c: number) => (transposed ? logits[c * b + r]! : logits[r * b + c]!);
+  let sum = 0;
+  for (let r = 0; r < b; r++) {
+    let max = -Infinity;
+    for (let c = 0; c < b; c++) max = Math.max(max, at(r, c));
+    let exp = 0;
+    for (let c = 0; c < b; c++) exp += Math.exp(at(r, c) - max);
+    const logZ = max + Math.log(exp);
+    let positives = 0;
+    let logp = 0;
+    for (let c = 0; c < b; c++) {
+      if (group(c) !== group(r)) continue;
+      positives++;
+      logp += at(r, c) - logZ;
+    }
+    sum -= logp / positives;
+  }
+  return sum / b;
+}
