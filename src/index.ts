@@ -35,8 +35,10 @@ export {
   VOCAB_FILE_NAME,
   type LoadTokenizerOptions,
   type TokenizeOptions,
+  type TokenizerOptions,
   type TokenBatch,
 } from './text/tokenizer.js';
+export { fixText } from './text/fix-text.js';
 export {
   labelToPrompt,
   promptsFor,

@@ -3,6 +3,7 @@ import path from 'node:path';
 
 import { BytePairEncoder, BYTE_TO_CHAR, CHAR_TO_BYTE, END_OF_TEXT, END_OF_WORD, parseBpeVocabulary, START_OF_TEXT } from './bpe.js';
 import type { BpeVocabulary } from './bpe.js';
+import { fixText } from './fix-text.js';
 import { htmlUnescape } from './html-unescape.js';
 import { resolveVocabularyPath, type LoadTokenizerOptions } from './vocabulary.js';
 import {
@@ -18,8 +19,9 @@ import {
 } from './unicode-tables.js';
 
 /*
- * The CLIP tokenizer, exact to openai/CLIP `clip/simple_tokenizer.py` + `clip.tokenize` with ftfy
- * not applied (the fixtures stub it). Every regex below spells out its character sets because
+ * The CLIP tokenizer, exact to openai/CLIP `clip/simple_tokenizer.py` + `clip.tokenize` as shipped:
+ * `basic_clean` runs ftfy 6.3.1's `fix_text` first (./fix-text.ts), unless `fixText: false` (the
+ * fixtures' "reference minus ftfy"). Every regex below spells out its character sets because
  * JavaScript's `\s` and `/i` differ from Python's `str`/`regex` module ones.
  */
 
@@ -195,9 +197,12 @@ const PRE_TOKENIZER = new RegExp(
 
 const LONE_SURROGATE = /\p{Cs}/u;
 
-/** `whitespace_clean(basic_clean(text)).lower()` with ftfy stubbed. */
-export function cleanText(text: string): string {
-  const basic = pythonStrip(htmlUnescape(htmlUnescape(text)));
+/**
+ * `whitespace_clean(basic_clean(text)).lower()`; `basic_clean` applies ftfy's `fix_text` first when
+ * `fix` is true (the tokenizer's default), and not at all when false (ftfy stubbed, as the fixtures).
+ */
+export function cleanText(text: string, fix = false): string {
+  const basic = pythonStrip(htmlUnescape(htmlUnescape(fix ? fixText(text) : text)));
   return pythonLower(pythonStrip(basic.replace(PY_REGEX_WHITESPACE_RUNS, ' ')));
 }
 
@@ -231,6 +236,15 @@ function abbreviate(text: string, max = 60): string {
 
 // ---------------------------------------------------------------------------------------------
 
+export interface TokenizerOptions {
+  /**
+   * Clean text with ftfy 6.3.1's `fix_text` before BPE, as openai/CLIP and open_clip do (mojibake,
+   * curly quotes, ligatures, fullwidth forms, control characters, NFC). Default true; false gives
+   * the tokens of the reference with ftfy stubbed out.
+   */
+  fixText?: boolean;
+}
+
 export interface TokenizeOptions {
   /** Positions per row, start and end tokens included. Default 77. */
   contextLength?: number;
@@ -247,8 +261,14 @@ export interface TokenBatch {
 export class ClipTokenizer {
   private readonly bpe: BytePairEncoder;
   private readonly utf8Decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
+  /** Whether `encode` runs ftfy's `fix_text` first (see `TokenizerOptions.fixText`). */
+  readonly fixText: boolean;
 
-  constructor(private readonly vocabulary: BpeVocabulary) {
+  constructor(
+    private readonly vocabulary: BpeVocabulary,
+    options: TokenizerOptions = {},
+  ) {
+    this.fixText = options.fixText ?? true;
     if (vocabulary.decoder.length !== VOCAB_SIZE) {
       throw new Error(`CLIP needs a ${VOCAB_SIZE}-token vocabulary; this one has ${vocabulary.decoder.length}`);
     }
@@ -262,12 +282,13 @@ export class ClipTokenizer {
   /** `SimpleTokenizer.encode`: ids without start and end tokens. */
   encode(text: string): number[] {
     if (typeof text !== 'string') throw new TypeError(`encode expects a string, got ${typeof text}`);
-    if (LONE_SURROGATE.test(text)) {
+    // ftfy turns lone surrogates into U+FFFD; without it they reach the UTF-8 encoder.
+    if (!this.fixText && LONE_SURROGATE.test(text)) {
       // Python's str.encode('utf-8') raises on these; silently encoding U+FFFD would hide the problem.
       throw new Error(`Cannot tokenize ${abbreviate(text)}: it contains a lone UTF-16 surrogate, which is not encodable as UTF-8`);
     }
     const ids: number[] = [];
-    for (const piece of preTokenize(cleanText(text))) {
+    for (const piece of preTokenize(cleanText(text, this.fixText))) {
       for (const subword of this.bpe.encode(byteEncode(piece))) {
         ids.push(this.vocabulary.encoder.get(subword)!);
       }
@@ -324,24 +345,40 @@ export class ClipTokenizer {
 
 export { resolveVocabularyPath, VOCAB_ENV, VOCAB_FILE_NAME, VOCAB_SHA256, VOCAB_URL, type LoadTokenizerOptions } from './vocabulary.js';
 
+const parsed = new Map<string, Promise<BpeVocabulary>>();
 const loaded = new Map<string, Promise<ClipTokenizer>>();
 
-/** Parses a vocabulary file; one parse per resolved path for the life of the process. */
-export function tokenizerFromFile(file: string): Promise<ClipTokenizer> {
-  const key = path.resolve(file);
+function vocabularyFromFile(file: string): Promise<BpeVocabulary> {
+  let pending = parsed.get(file);
+  if (pending === undefined) {
+    pending = fs.readFile(file).then((bytes) => parseBpeVocabulary(bytes, file));
+    parsed.set(file, pending);
+    // A failed parse must not poison the cache: the file may be fixed and retried.
+    pending.catch(() => parsed.delete(file));
+  }
+  return pending;
+}
+
+/**
+ * A tokenizer for a vocabulary file: one parse per resolved path for the life of the process, and
+ * one tokenizer per path and `fixText` setting (so a cached tokenizer never cleans differently).
+ */
+export function tokenizerFromFile(file: string, options: TokenizerOptions = {}): Promise<ClipTokenizer> {
+  const resolved = path.resolve(file);
+  const fix = options.fixText ?? true;
+  const key = `${fix ? 'fix' : 'raw'}:${resolved}`;
   let pending = loaded.get(key);
   if (pending === undefined) {
-    pending = fs.readFile(key).then((bytes) => new ClipTokenizer(parseBpeVocabulary(bytes, key)));
+    pending = vocabularyFromFile(resolved).then((vocabulary) => new ClipTokenizer(vocabulary, { fixText: fix }));
     loaded.set(key, pending);
-    // A failed parse must not poison the cache: the file may be fixed and retried.
     pending.catch(() => loaded.delete(key));
   }
   return pending;
 }
 
 /** The CLIP tokenizer, with its vocabulary found (or downloaded) as `resolveVocabularyPath` says. */
-export async function loadTokenizer(options: LoadTokenizerOptions = {}): Promise<ClipTokenizer> {
-  return tokenizerFromFile(await resolveVocabularyPath(options));
+export async function loadTokenizer(options: LoadTokenizerOptions & TokenizerOptions = {}): Promise<ClipTokenizer> {
+  return tokenizerFromFile(await resolveVocabularyPath(options), options);
 }
 
 export { START_OF_TEXT, END_OF_TEXT };
