@@ -6,7 +6,8 @@
 IMAGES.npy [n, d] and TEXTS.npy [m, d] are features (normalised here again, as embed writes them
 normalised already, unless "normalize" is false: integer features whose scores are exact, to check
 the rule for ties); CASE.json holds {"text_image": [m ints], "scale": float, "batch": int}: text t
-shows image text_image[t].
+shows image text_image[t]. Instead of "scale", "weights" may name a safetensors file whose
+logit_scale (a float32 scalar or [1]) gives scale = exp(logit_scale), read with numpy from the file.
 
 Prints one line of JSON:
 - "numpy": the COCO-style metrics with numpy alone: logits = images @ texts.T; each image row ranks
@@ -59,6 +60,17 @@ def batched_loss(images, texts, text_image, scale, batch):
     return total / m
 
 
+def logit_scale_of(file):
+    with open(file, 'rb') as f:
+        size = int.from_bytes(f.read(8), 'little')
+        header = json.loads(f.read(size))
+        entry = header['logit_scale']
+        assert entry['dtype'] == 'F32', entry
+        start, end = entry['data_offsets']
+        f.seek(8 + size + start)
+        return float(np.exp(np.frombuffer(f.read(end - start), dtype='<f4')[0]))
+
+
 def open_clip_metrics(images, texts, scale):
     try:
         import open_clip_env
@@ -90,6 +102,8 @@ def main():
         images /= np.linalg.norm(images, axis=1, keepdims=True)
         texts /= np.linalg.norm(texts, axis=1, keepdims=True)
     text_image = np.array(case['text_image'], dtype=np.int64)
+    if 'weights' in case:
+        case['scale'] = logit_scale_of(case['weights'])
     captions = [[] for _ in range(images.shape[0])]
     for t, i in enumerate(text_image):
         captions[i].append(t)
