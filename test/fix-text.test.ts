@@ -47,12 +47,14 @@ describe('fixText equals ftfy 6.3.1 fix_text', () => {
 
   test('each step on its own, 1,500 strings per step', (t) => {
     if (skipWithoutFtfy(t)) return;
-    const failures: string[] = [];
-    STEP_KINDS.forEach((name, kind) => {
+    const batches = STEP_KINDS.map((_, kind) => {
       const rng = createRng(22, 2, kind);
-      const texts = Array.from({ length: 1500 }, () => stepCase(rng, kind));
-      const failure = compare(name, texts, texts.map(fixText), runPeer('fix', texts));
-      if (failure) failures.push(failure);
+      return Array.from({ length: 1500 }, () => stepCase(rng, kind));
+    });
+    const theirs = runPeer('fix', batches.flat());
+    const failures = batches.flatMap((texts, kind) => {
+      const failure = compare(STEP_KINDS[kind]!, texts, texts.map(fixText), theirs.slice(kind * 1500, (kind + 1) * 1500));
+      return failure === null ? [] : [failure];
     });
     assert.deepEqual(failures, []);
   });
@@ -69,7 +71,7 @@ describe('fixText equals ftfy 6.3.1 fix_text', () => {
 
   test('real text on this machine: licences, copyright files, man pages, Python test data', (t) => {
     if (skipWithoutFtfy(t)) return;
-    const { texts, files } = corpusCases();
+    const { texts, files } = corpusCases(6_000_000);
     t.diagnostic(`${files} files, ${texts.length} texts`);
     assert.ok(files > 0, 'no corpus files found');
     checkAgainstFtfy('corpus', texts);
@@ -110,12 +112,12 @@ describe('the tokenizer with fixText equals open_clip’s tokenizer with real ft
     if (skipWithoutFtfy(t)) return;
     const rng = createRng(22, 4);
     // Kinds below 'any code point': the tokenizer pins Unicode 15 letter classes, open_clip's regex module may be newer.
-    const inputs = [...generatedCases(rng, 6000, 11), ...mojibakeCases(rng, 3000), ...corpusCases(300).texts.filter((text) => text.length < 20_000)];
+    const inputs = [...generatedCases(rng, 6000, 11), ...mojibakeCases(rng, 3000), ...corpusCases(1_500_000).texts];
     // Characters that Unicode 14 leaves unassigned (some from numeric entities) are classified by open_clip's
     // newer regex module differently from the tokenizer's pinned Unicode 15 classes (test/tokenizer-unicode.test.ts).
     const newer = inputs.filter((text) => UNASSIGNED.test(cleanText(text, true)));
     t.diagnostic(`${inputs.length - newer.length} compared, ${newer.length} left out (code points newer than Unicode 14)`);
-    assert.ok(newer.length < inputs.length / 100);
+    assert.ok(newer.length < inputs.length / 20, `${newer.length} of ${inputs.length} left out`);
     inputs.splice(0, inputs.length, ...inputs.filter((text) => !newer.includes(text)));
     const theirs = runPeer('open_clip', inputs);
     const ours = inputs.map((text) => {
