@@ -267,6 +267,52 @@ describe('draws and pixels', () => {
     assert.deepEqual(jitter([255, 0, 0, 90, 90, 90], { hue: 0.5 }), [0, 255, 255, 90, 90, 90], 'red → cyan; grey has no hue');
     assert.deepEqual(jitter(image, {}), image, 'identity factors change nothing');
   });
+
+  test('the fused colour jitter equals the four operations applied one after another over the whole image, in any order', () => {
+    // The reference: each operation a pass over the image in float64, clamped, rounded at the end.
+    const reference = (rgb: Uint8Array, j: NonNullable<AugmentParams['jitter']>) => {
+      const px = Float64Array.from(rgb);
+      const grey = (p: number) => 0.299 * px[p]! + 0.587 * px[p + 1]! + 0.114 * px[p + 2]!;
+      const clamp = (x: number) => Math.min(255, Math.max(0, x));
+      for (const op of j.order) {
+        if (op === 3) {
+          for (let p = 0; p < px.length; p += 3) {
+            const [r, g, b] = [px[p]! / 255, px[p + 1]! / 255, px[p + 2]! / 255];
+            const [max, min] = [Math.max(r, g, b), Math.min(r, g, b)];
+            if (max === min) continue;
+            const c = max - min;
+            const h = ((((max === r ? (g - b) / c : max === g ? 2 + (b - r) / c : 4 + (r - g) / c) / 6 + j.hue) % 1) + 1) % 1;
+            // HSV → RGB by the textbook formula: channel n takes v − v·s·max(0, min(k, 4 − k, 1)), k = (n + 6h) mod 6.
+            const channel = (n: number) => {
+              const k = (n + h * 6) % 6;
+              return (max - c * Math.max(0, Math.min(k, 4 - k, 1))) * 255;
+            };
+            [px[p], px[p + 1], px[p + 2]] = [clamp(channel(5)), clamp(channel(3)), clamp(channel(1))];
+          }
+          continue;
+        }
+        const factor = [j.brightness, j.contrast, j.saturation][op]!;
+        let mean = 0;
+        for (let p = 0; p < px.length; p += 3) mean += grey(p) / (px.length / 3);
+        for (let p = 0; p < px.length; p += 3) {
+          const other = op === 0 ? 0 : op === 1 ? mean : grey(p);
+          for (let c = 0; c < 3; c++) px[p + c] = clamp(factor * px[p + c]! + (1 - factor) * other);
+        }
+      }
+      return Uint8Array.from(px, Math.round);
+    };
+    const aug = resolveAugmentation({ colorJitter: [0.6, 0.6, 0.6, 0.3], colorJitterProb: 1 })!;
+    const image = new Uint8Array(patterned(24, 20, 9));
+    for (let i = 0; i < 40; i++) {
+      const { jitter } = augmentParams(augmentRng(0, 0, i), 24, 20, aug);
+      const fused = Uint8Array.from(image);
+      colorJitterInPlace(fused, jitter!);
+      const expected = reference(image, jitter!);
+      const off = fused.filter((v, k) => v !== expected[k]).length;
+      // Only values at a rounding boundary may differ (float32 between the passes around contrast).
+      assert.ok(fused.every((v, k) => Math.abs(v - expected[k]!) <= 1) && off <= image.length / 100, `draw ${i} (${JSON.stringify(jitter)}): ${off} values differ`);
+    }
+  });
 });
 
 describe('the loader with augmentation', () => {
