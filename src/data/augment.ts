@@ -268,96 +268,91 @@ function grayInPlace(rgb: Uint8Array): void {
 const clamp255 = (x: number) => (x < 0 ? 0 : x > 255 ? 255 : x);
 const luma = (r: number, g: number, b: number) => 0.299 * r + 0.587 * g + 0.114 * b;
 
-/** One pixel between the operations of a pass (module scope: no allocation per pixel). */
-const pixel = new Float64Array(3);
-
 /**
- * torchvision's ColorJitter in its drawn order: brightness blends with black, contrast with the
- * image's mean grey, saturation with each pixel's grey, hue rotates in HSV; each result clamped to
- * [0, 255] as torchvision's are. Computed in float and rounded to uint8 once at the end (torchvision's
- * PIL path rounds after each operation), so the pixels are close to torchvision's, not equal. All but
- * contrast act on each pixel alone, so the operations run fused, pixel by pixel: one pass, or two
- * around contrast, whose mean is of the image the operations before it made.
+ * torchvision's ColorJitter in its order: brightness blends with black, contrast with the image's mean
+ * grey, saturation with each pixel's grey, hue rotates in HSV; each result clamped to [0, 255] as
+ * torchvision's are. Computed in float and rounded to uint8 once at the end (torchvision's PIL path
+ * rounds after each operation), so the pixels are close to torchvision's, not equal. A pass over the
+ * image per operation: fusing them pixel by pixel (a loop over the operations inside the loop over
+ * pixels) was tried and ran slower in V8.
  */
 export function colorJitterInPlace(rgb: Uint8Array, jitter: NonNullable<AugmentParams['jitter']>): void {
-  const active = jitter.order.filter((op) => (op === 3 ? jitter.hue !== 0 : [jitter.brightness, jitter.contrast, jitter.saturation][op] !== 1));
-  const split = active.indexOf(1);
-  if (split < 0) {
-    pixelPass(rgb, rgb, active, jitter);
-    return;
+  const px = new Float32Array(rgb);
+  for (const op of jitter.order) {
+    if (op === 0 && jitter.brightness !== 1) blendWithGrey(px, jitter.brightness, 0);
+    else if (op === 1 && jitter.contrast !== 1) blendWithGrey(px, jitter.contrast, meanLuma(px));
+    else if (op === 2 && jitter.saturation !== 1) blendWithGrey(px, jitter.saturation, -1);
+    else if (op === 3 && jitter.hue !== 0) rotateHue(px, jitter.hue);
   }
-  const before = new Float32Array(rgb.length);
-  pixelPass(rgb, before, active.slice(0, split), jitter);
+  // A clamped view converts as Math.round would, but with halves to even, and natively.
+  new Uint8ClampedArray(rgb.buffer, rgb.byteOffset, rgb.length).set(px);
+}
+
+function meanLuma(px: Float32Array): number {
   let sum = 0;
-  for (let p = 0; p < before.length; p += 3) sum += luma(before[p]!, before[p + 1]!, before[p + 2]!);
-  const contrast = { ...jitter, meanGrey: sum / (before.length / 3) };
-  pixelPass(before, rgb, active.slice(split), contrast);
+  for (let p = 0; p < px.length; p += 3) sum += luma(px[p]!, px[p + 1]!, px[p + 2]!);
+  return sum / (px.length / 3);
 }
 
-/** Each pixel of `src` through `ops` into `dest` (a uint8 destination is rounded). */
-function pixelPass(src: ArrayLike<number>, dest: Uint8Array | Float32Array, ops: number[], jitter: NonNullable<AugmentParams['jitter']> & { meanGrey?: number }): void {
-  if (ops.length === 0 && src === dest) return;
-  const round = dest instanceof Uint8Array;
-  for (let p = 0; p < src.length; p += 3) {
-    pixel[0] = src[p]!;
-    pixel[1] = src[p + 1]!;
-    pixel[2] = src[p + 2]!;
-    for (const op of ops) {
-      if (op === 0) blendPixel(jitter.brightness, 0);
-      else if (op === 1) blendPixel(jitter.contrast, jitter.meanGrey!);
-      else if (op === 2) blendPixel(jitter.saturation, luma(pixel[0]!, pixel[1]!, pixel[2]!));
-      else rotateHue(jitter.hue);
-    }
-    dest[p] = round ? Math.round(pixel[0]!) : pixel[0]!;
-    dest[p + 1] = round ? Math.round(pixel[1]!) : pixel[1]!;
-    dest[p + 2] = round ? Math.round(pixel[2]!) : pixel[2]!;
+/**
+ * Each pixel `factor · x + (1 − factor) · grey`, clamped: torchvision's `_blend`, with black
+ * (brightness: 0), the image's mean grey (contrast) or, for `grey` −1, the pixel's own (saturation).
+ */
+function blendWithGrey(px: Float32Array, factor: number, grey: number): void {
+  const own = grey < 0;
+  for (let p = 0; p < px.length; p += 3) {
+    const o = (1 - factor) * (own ? luma(px[p]!, px[p + 1]!, px[p + 2]!) : grey);
+    px[p] = clamp255(factor * px[p]! + o);
+    px[p + 1] = clamp255(factor * px[p + 1]! + o);
+    px[p + 2] = clamp255(factor * px[p + 2]! + o);
   }
 }
 
-/** `factor · x + (1 − factor) · grey`, clamped: torchvision's `_blend`. */
-function blendPixel(factor: number, grey: number): void {
-  const o = (1 - factor) * grey;
-  pixel[0] = clamp255(factor * pixel[0]! + o);
-  pixel[1] = clamp255(factor * pixel[1]! + o);
-  pixel[2] = clamp255(factor * pixel[2]! + o);
-}
-
-/** torchvision's `adjust_hue`: to HSV, the hue shifted by `shift` (a fraction of the circle), back to RGB. */
-function rotateHue(shift: number): void {
-  const r = pixel[0]!;
-  const g = pixel[1]!;
-  const b = pixel[2]!;
-  const max = Math.max(r, g, b);
-  const min = Math.min(r, g, b);
-  const chroma = max - min;
-  if (chroma === 0) return; // grey: no hue to turn
-  let h = max === r ? (g - b) / chroma : max === g ? 2 + (b - r) / chroma : 4 + (r - g) / chroma;
-  h = (((h / 6 + shift) % 1) + 1) % 1;
-  // Back to RGB: v, and the rising and falling sides of the hue's sector.
-  const sector = Math.floor(h * 6);
-  const f = h * 6 - sector;
-  const q = max - chroma * f;
-  const t = min + chroma * f;
-  switch (sector % 6) {
+/** HSV's six sectors: which of (v, t, m, q) each channel takes. */
+function setRgb(px: Float32Array, p: number, sector: number, v: number, t: number, m: number, q: number): void {
+  switch (sector) {
     case 0:
-      return setPixel(max, t, min);
+      return rgbAt(px, p, v, t, m);
     case 1:
-      return setPixel(q, max, min);
+      return rgbAt(px, p, q, v, m);
     case 2:
-      return setPixel(min, max, t);
+      return rgbAt(px, p, m, v, t);
     case 3:
-      return setPixel(min, q, max);
+      return rgbAt(px, p, m, q, v);
     case 4:
-      return setPixel(t, min, max);
+      return rgbAt(px, p, t, m, v);
     default:
-      return setPixel(max, min, q);
+      return rgbAt(px, p, v, m, q);
   }
 }
 
-function setPixel(r: number, g: number, b: number): void {
-  pixel[0] = clamp255(r);
-  pixel[1] = clamp255(g);
-  pixel[2] = clamp255(b);
+function rgbAt(px: Float32Array, p: number, r: number, g: number, b: number): void {
+  px[p] = clamp255(r);
+  px[p + 1] = clamp255(g);
+  px[p + 2] = clamp255(b);
+}
+
+/** torchvision's `adjust_hue`: to HSV, hue shifted by `shift` (a fraction of the circle), back to RGB. */
+function rotateHue(px: Float32Array, shift: number): void {
+  for (let p = 0; p < px.length; p += 3) {
+    const r = px[p]! / 255;
+    const g = px[p + 1]! / 255;
+    const b = px[p + 2]! / 255;
+    const max = Math.max(r, g, b);
+    const min = Math.min(r, g, b);
+    const chroma = max - min;
+    if (chroma === 0) continue; // grey: no hue to turn
+    let h = max === r ? (g - b) / chroma : max === g ? 2 + (b - r) / chroma : 4 + (r - g) / chroma;
+    h = (((h / 6 + shift) % 1) + 1) % 1;
+    // Back to RGB, scaled to 0–255 at once: v, and the rising and falling sides of the sector.
+    const v = max * 255;
+    const m = min * 255;
+    const sector = Math.floor(h * 6);
+    const f = h * 6 - sector;
+    const q = v - (v - m) * f;
+    const t = m + (v - m) * f;
+    setRgb(px, p, sector % 6, v, t, m, q);
+  }
 }
 
 /**
