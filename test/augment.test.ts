@@ -31,6 +31,7 @@ import { preprocessImageUint8 } from '../src/data/preprocess.js';
 import { parseSafetensorsHeader } from '../src/io/safetensors-header.js';
 import { tokenizerFromFile } from '../src/text/tokenizer.js';
 import { ConfigError, resolveConfig } from '../src/train/config.js';
+import { compatDifferences, compatRecord } from '../src/train/resume-compat.js';
 import { train, type TrainOptions } from '../src/train/loop.js';
 import { createRng } from '../src/util/prng.js';
 import { FASHION_MNIST_SKIP, fashionMnistPresent } from './helpers/fashion-mnist.js';
@@ -125,6 +126,9 @@ describe('augmentation options', () => {
       assert.match(problems[0]!, expected);
     }
     assert.deepEqual(augmentProblems({ scale: [0, 1], hflip: 2 }).map((p) => p.split(':')[0]), ['augment.scale', 'augment.hflip']);
+    // A file's __proto__ is an unknown option, not the object's prototype.
+    assert.deepEqual(augmentProblems(JSON.parse('{"__proto__": {"hflip": 1}}')).map((p) => p.split(':')[0]), ['augment.__proto__']);
+    assert.deepEqual(Object.keys(addAugmentArgument('__proto__=1')), ['__proto__']);
     assert.deepEqual(augmentProblems('yes'), ['augment: must be true, false or a mapping of augmentation options']);
     assert.deepEqual(augmentProblems(true), []);
     assert.throws(() => resolveAugmentation({ hflip: 2 }), (err: Error) => err instanceof RangeError && /augment\.hflip/.test(err.message));
@@ -138,6 +142,22 @@ describe('augmentation options', () => {
     assert.equal(resolveConfig({ data: 'd', out: 'o' }).augment, false, 'off by default');
     assert.equal(resolveConfig({ data: 'd', out: 'o', augment: true }).augment, true);
     assert.throws(() => createLoader(dataset, { batchSize: 2, augment: { ratio: [2, 1] } }), /augment\.ratio/);
+  });
+
+  test('the resume record holds the resolved augmentation when it is on, and nothing when off (older checkpoints stay resumable)', () => {
+    const record = (augment: unknown) =>
+      compatRecord(resolveConfig({ data: 'd', out: 'o', model: 'm.json', init: 'random', augment: augment as never }), {
+        precision: 'fp32',
+        architecture: TINY_MODEL as never,
+        initialWeights: 'random:x',
+        dataset: 'h',
+        worldSize: 1,
+      });
+    assert.equal('augment' in record(false), false);
+    assert.deepEqual(record(true).augment, DEFAULT_AUGMENTATION);
+    assert.deepEqual(compatDifferences(record(true), record({ scale: [0.9, 1], hflip: 0 })).differences, []);
+    assert.deepEqual(compatDifferences(record(true), record({ hflip: 0.5 })).differences.map((d) => d.key), ['augment']);
+    assert.deepEqual(compatDifferences(record(false), record(true)).differences.map((d) => d.key), ['augment']);
   });
 
   test("the command line's key=value pairs, open_clip's --aug-cfg style", () => {

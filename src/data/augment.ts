@@ -76,13 +76,18 @@ const CHECKS: Record<keyof Augmentation, (v: unknown) => string | undefined> = {
   grayScaleProb: probability,
 };
 
+/** Defined, not assigned: a key named __proto__ stays an (unknown) option instead of replacing the prototype. */
+function defineOwn(target: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
 /** The options with open_clip's names renamed to ours, or a problem where both are given. */
 function renamed(value: Record<string, unknown>, problems: string[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, v] of Object.entries(value)) {
     const name = Object.hasOwn(SNAKE_CASE, key) ? SNAKE_CASE[key]! : key;
     if (Object.hasOwn(out, name)) problems.push(`augment.${name}: given twice (as ${name} and ${key})`);
-    out[name] = v;
+    defineOwn(out, name, v);
   }
   return out;
 }
@@ -367,6 +372,6 @@ export function addAugmentArgument(text: string, into: Record<string, unknown> =
   const parts = raw.replace(/^[([]|[)\]]$/g, '').split(',').map((p) => p.trim());
   const numbers = parts.map(Number);
   if (parts.some((p) => p === '') || numbers.some((n) => Number.isNaN(n))) throw new RangeError(`--augment: augment.${key} must be a number or numbers separated by commas, got ${JSON.stringify(raw)}`);
-  into[Object.hasOwn(SNAKE_CASE, key) ? SNAKE_CASE[key]! : key] = numbers.length === 1 ? numbers[0] : numbers;
+  defineOwn(into, Object.hasOwn(SNAKE_CASE, key) ? SNAKE_CASE[key]! : key, numbers.length === 1 ? numbers[0] : numbers);
   return into;
 }
