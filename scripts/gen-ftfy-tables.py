@@ -83,8 +83,10 @@ def class_end(pattern: str, start: int) -> int:
     return i + 1
 
 
-def translate(pattern: str | bytes, verbose: bool) -> str:
+def translate(pattern: str | bytes, verbose: bool, literals: set[int] | None = None) -> str:
+    """The JavaScript source; `literals` collects the non-ASCII code points of its positive classes and literal characters."""
     as_bytes = isinstance(pattern, bytes)
+    literals = set() if literals is None else literals
     text = pattern.decode('latin-1') if as_bytes else pattern
     out = ''
     i = 0
@@ -95,7 +97,10 @@ def translate(pattern: str | bytes, verbose: bool) -> str:
             source = text[i:end]
             negated = source.startswith('[^')
             positive = '[' + source[2:] if negated else source
-            out += js_class(members(positive, as_bytes), negated, as_bytes)
+            points = members(positive, as_bytes)
+            if not negated:
+                literals.update(cp for cp in points if cp >= 0x80)
+            out += js_class(points, negated, as_bytes)
             i = end
         elif c == '\\':
             escape = text[i:i + 2]
@@ -130,9 +135,22 @@ def translate(pattern: str | bytes, verbose: bool) -> str:
                 out += c
                 i += 1
         else:
+            if ord(c) >= 0x80:
+                literals.add(ord(c))
             out += js_char(ord(c), as_bytes)
             i += 1
     return out
+
+
+def badness_characters() -> list[int]:
+    """
+    The non-ASCII characters BADNESS_RE names. Each of its alternatives names one of them within
+    its first three characters (its ASCII-capable openings are `[a-z]\\s?`, `[a-zA-Z]`, `\\s`, `^`),
+    so fix-text.ts only tries the regex at those places.
+    """
+    found: set[int] = set()
+    translate(badness.BADNESS_RE.pattern, True, found)
+    return sorted(found)
 
 
 def check_flags(compiled: re.Pattern, allowed: int) -> None:
@@ -249,6 +267,9 @@ def main() -> None:
     for name, source in regexes().items():
         parts.append(f'  {name}: {ts_string(source)},')
     parts.append('} as const;')
+    parts.append('')
+    parts.append('/** The non-ASCII characters the BADNESS regex names (flat inclusive ranges); text without them is not bad. */')
+    parts.append('export const BADNESS_CHARS: readonly number[] = ' + flat(ranges_of(badness_characters())) + ';')
     parts.append('')
     parts.append("/** Upper-case entity names ftfy adds beside html5's (`&EACUTE;`), with their values. */")
     parts.append('export const UPPER_ENTITIES: ReadonlyMap<string, string> = new Map([')

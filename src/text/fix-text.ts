@@ -14,7 +14,8 @@ import {
   uncurlQuotes,
   unescapeHtml,
 } from './ftfy/fixes.js';
-import { UNASSIGNED_RANGES } from './ftfy/tables.js';
+import { bmpBitmap } from './ftfy/regexes.js';
+import { CONTROL_CHARS, LIGATURES, UNASSIGNED_RANGES, WIDTH_MAP } from './ftfy/tables.js';
 
 /** ftfy's `max_decode_length`: a line longer than this many code points is fixed in pieces. */
 export const MAX_DECODE_LENGTH = 1_000_000;
@@ -36,11 +37,43 @@ export const UNASSIGNED_IN_UNICODE_14 = new RegExp(
 );
 const UNASSIGNED_ALL = new RegExp(UNASSIGNED_IN_UNICODE_14.source, 'gu');
 const NON_ASCII = /[^\x00-\x7f]/;
+const UNASSIGNED_BMP = bmpBitmap(UNASSIGNED_RANGES.filter((_, i) => UNASSIGNED_RANGES[i - (i % 2)]! < 0x10000).map((cp) => Math.min(cp, 0xffff)));
+
+/** Whether an astral code point is in the flat inclusive ranges (binary search). */
+function inRanges(ranges: readonly number[], cp: number): boolean {
+  let lo = 0;
+  let hi = (ranges.length >> 1) - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (cp < ranges[2 * mid]!) hi = mid - 1;
+    else if (cp > ranges[2 * mid + 1]!) lo = mid + 1;
+    else return true;
+  }
+  return false;
+}
+
+/** Whether the text holds a code point Unicode 14.0 leaves unassigned (a bitmap scan: this runs on every non-ASCII text). */
+function hasUnassigned(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x378) continue;
+    if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length) {
+      const low = text.charCodeAt(i + 1);
+      if ((low & 0xfc00) === 0xdc00) {
+        if (inRanges(UNASSIGNED_RANGES, (code - 0xd800) * 0x400 + (low - 0xdc00) + 0x10000)) return true;
+        i++;
+        continue;
+      }
+    }
+    if (UNASSIGNED_BMP[code] === 1) return true;
+  }
+  return false;
+}
 
 /** NFC with Unicode 14.0's repertoire, as Python 3.11's `unicodedata.normalize('NFC', text)`. */
 export function pythonNfc(text: string): string {
   if (!NON_ASCII.test(text)) return text;
-  if (!UNASSIGNED_IN_UNICODE_14.test(text)) return text.normalize('NFC');
+  if (!hasUnassigned(text)) return text.normalize('NFC');
   let out = '';
   let start = 0;
   for (const match of text.matchAll(UNASSIGNED_ALL)) {
@@ -50,7 +83,7 @@ export function pythonNfc(text: string): string {
   return out + text.slice(start).normalize('NFC');
 }
 
-/** The fixers ftfy applies after `fix_encoding`, in its order. */
+/** The fixers ftfy applies after `fix_encoding`, in its order, up to NFC. */
 const CHARACTER_FIXES: readonly ((text: string) => string)[] = [
   fixC1Controls,
   fixLatinLigatures,
@@ -60,8 +93,26 @@ const CHARACTER_FIXES: readonly ((text: string) => string)[] = [
   fixSurrogates,
   removeTerminalEscapes,
   removeControlChars,
-  pythonNfc,
 ];
+
+/** Every character one of CHARACTER_FIXES acts on (all in the BMP): text without them skips them all. */
+const ACTIVE = bmpBitmap([
+  0x0d, 0x0d, 0x1b, 0x1b, 0x80, 0x9f, 0x2028, 0x2029, 0x2bc, 0x2bc, 0x2018, 0x201f,
+  ...CONTROL_CHARS,
+  ...[...LIGATURES.keys(), ...WIDTH_MAP.keys()].flatMap((cp) => [cp, cp]),
+]);
+
+/** Whether the text holds a character ACTIVE names, or a lone surrogate (a pair is a character). */
+function anyActive(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (ACTIVE[code] === 1) return true;
+    if ((code & 0xf800) !== 0xd800) continue;
+    if (code >= 0xdc00 || i + 1 === text.length || (text.charCodeAt(i + 1) & 0xfc00) !== 0xdc00) return true;
+    i++;
+  }
+  return false;
+}
 
 /** ftfy's `fix_text_segment`: every fix, repeated until the text stops changing. */
 function fixSegment(segment: string, unescape: boolean): string {
@@ -70,7 +121,8 @@ function fixSegment(segment: string, unescape: boolean): string {
     const before = text;
     if (unescape) text = unescapeHtml(text);
     text = fixEncoding(text);
-    for (const fix of CHARACTER_FIXES) text = fix(text);
+    if (anyActive(text)) for (const fix of CHARACTER_FIXES) text = fix(text);
+    text = pythonNfc(text);
     if (text === before) return text;
   }
 }

@@ -1,12 +1,12 @@
 // ftfy's regexes, compiled once. Text patterns use the `u` flag (their classes name code points);
 // bytes patterns run without it over binary strings.
-import { REGEX_SOURCES } from './tables.js';
+import { BADNESS_CHARS, REGEX_SOURCES } from './tables.js';
 
 const text = (source: string, flags = ''): RegExp => new RegExp(source, 'u' + flags);
 const bytes = (source: string, flags = ''): RegExp => new RegExp(source, flags);
 
-/** ftfy's `badness.BADNESS_RE`: one match means the text looks like mojibake. */
-export const BADNESS = text(REGEX_SOURCES.BADNESS);
+/** ftfy's `badness.BADNESS_RE`, tried at one position at a time. */
+const BADNESS_AT = text(REGEX_SOURCES.BADNESS, 'y');
 /** Runs of characters that look like UTF-8 decoded as a single-byte encoding. */
 export const UTF8_DETECTOR = text(REGEX_SOURCES.UTF8_DETECTOR);
 export const UTF8_DETECTOR_ALL = text(REGEX_SOURCES.UTF8_DETECTOR, 'g');
@@ -24,6 +24,31 @@ export const DOUBLE_QUOTE_ALL = text(REGEX_SOURCES.DOUBLE_QUOTE, 'g');
 export const C1_CONTROL = text(REGEX_SOURCES.C1_CONTROL);
 export const C1_CONTROL_ALL = text(REGEX_SOURCES.C1_CONTROL, 'g');
 
+/** A bitmap over the BMP of flat inclusive code point ranges (all in the BMP). */
+export function bmpBitmap(ranges: readonly number[]): Uint8Array {
+  const bitmap = new Uint8Array(0x10000);
+  for (let i = 0; i < ranges.length; i += 2) bitmap.fill(1, ranges[i]!, ranges[i + 1]! + 1);
+  return bitmap;
+}
+
+const BADNESS_CHAR = bmpBitmap(BADNESS_CHARS);
+
+/**
+ * ftfy's `is_bad`: whether BADNESS_RE matches anywhere. Every match holds one of BADNESS_CHARS
+ * within its first three characters, so the regex is only tried at the two places before each
+ * of them and at it: searching the whole text with 40 alternatives at every position is the
+ * slow part of fixing a caption.
+ */
 export function isBad(text: string): boolean {
-  return BADNESS.test(text);
+  let tried = -1;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80 || BADNESS_CHAR[code] === 0) continue;
+    for (let start = Math.max(tried + 1, i - 2); start <= i; start++) {
+      BADNESS_AT.lastIndex = start;
+      if (BADNESS_AT.test(text)) return true;
+    }
+    tried = i;
+  }
+  return false;
 }
