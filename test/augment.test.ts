@@ -339,12 +339,18 @@ describe('the loader with augmentation', () => {
   test("batches are R×R crops drawn per sample: the same for the same (seed, epoch) whatever the batch size, cache or a resume's start", async () => {
     const first = await collect({ augment: { scale: [0.5, 1], hflip: 0.5 } });
     assert.deepEqual(first[0]!.images.shape, [4, R, R, 3]);
-    const again = await collect({ augment: { scale: [0.5, 1], hflip: 0.5 }, cache: true, cacheDir: path.join(tmp, 'cache-a') });
+    // Decoded (and cached) in a worker thread, then read back from that cache.
+    const again = await collect({ augment: { scale: [0.5, 1], hflip: 0.5 }, cache: true, cacheDir: path.join(tmp, 'cache-a'), decodeThreads: 1 });
     const fromCache = await collect({ augment: { scale: [0.5, 1], hflip: 0.5 }, cache: true, cacheDir: path.join(tmp, 'cache-a') });
     const otherBatches = await collect({ augment: { scale: [0.5, 1], hflip: 0.5 }, batchSize: 3, decodeThreads: 0 });
     const reference = pixelsBySample(first);
     assert.equal(reference.size, dataset.samples.length);
     for (const run of [again, fromCache, otherBatches]) assert.deepEqual(pixelsBySample(run), reference);
+    const entries = (await fs.readdir(path.join(tmp, 'cache-a'), { recursive: true })).filter((f) => f.endsWith('.crop'));
+    assert.equal(entries.length, dataset.samples.length, 'one source per image in the cache');
+    // A 20-byte header, then the source's pixels: the source resolution, not R.
+    const size = augmentSourceResolution(R);
+    for (const entry of entries) assert.equal((await fs.stat(path.join(tmp, 'cache-a', entry))).size, 20 + size * size * 3, entry);
 
     // A resume at batch 2 reproduces batches 2… of the uninterrupted pass, bytes and order.
     const resumed = await collect({ augment: { scale: [0.5, 1], hflip: 0.5 }, startBatch: 2 });
