@@ -7,6 +7,7 @@ import { before, describe, test } from 'node:test';
 import type { TestContext } from 'node:test';
 
 import { fixText, UNASSIGNED_IN_UNICODE_14 as UNASSIGNED } from '../src/text/fix-text.js';
+import { isBad } from '../src/text/ftfy/regexes.js';
 import { cleanText, ClipTokenizer, tokenizerFromFile, VOCAB_FILE_NAME } from '../src/text/tokenizer.js';
 import { createRng } from '../src/util/prng.js';
 import { corpusCases, ftfyMissing, generatedCases, longCases, mojibakeCases, runPeer, STEP_KINDS, stepCase } from './helpers/ftfy-cases.js';
@@ -75,6 +76,16 @@ describe('fixText equals ftfy 6.3.1 fix_text', () => {
     t.diagnostic(`${files} files, ${texts.length} texts`);
     assert.ok(files > 0, 'no corpus files found');
     checkAgainstFtfy('corpus', texts);
+  });
+
+  test('isBad (tried only next to the characters the badness regex names) equals ftfy.badness.is_bad', (t) => {
+    if (skipWithoutFtfy(t)) return;
+    const rng = createRng(22, 5);
+    const inputs = [...mojibakeCases(rng, 5000), ...generatedCases(rng, 5000), ...corpusCases(500_000).texts];
+    const theirs = runPeer('is_bad', inputs);
+    const failure = compare('is_bad', inputs, inputs.map(isBad), theirs);
+    assert.equal(failure, null, failure ?? '');
+    assert.ok(theirs.filter((bad) => bad === true).length > inputs.length / 10, 'the inputs must hold bad texts too');
   });
 
   test('the fixtures’ kept-back cases (made with ftfy 6.3.1)', () => {

@@ -223,7 +223,7 @@ export function corpusCases(maxChars: number): { texts: string[]; files: number 
 }
 
 /** The ftfy/open_clip peer on a batch of texts (test/python/ftfy_peer.py), or why it cannot run. */
-export function runPeer(mode: 'fix' | 'open_clip', texts: readonly string[]): unknown[] {
+export function runPeer(mode: 'fix' | 'open_clip' | 'is_bad', texts: readonly string[]): unknown[] {
   const run = spawnSync('python3', [path.join(repoRoot, 'test', 'python', 'ftfy_peer.py'), mode], {
     input: texts.map((text) => JSON.stringify(text)).join('\n') + '\n',
     encoding: 'utf8',

@@ -4,6 +4,7 @@
     python3 ftfy_peer.py fix        # stdin: one JSON string per line; stdout: ftfy.fix_text of each
     python3 ftfy_peer.py open_clip  # stdout: open_clip's tokenizer ids (real ftfy) of each, or
                                     # {"error": "..."} where it raises
+    python3 ftfy_peer.py is_bad     # stdout: ftfy.badness.is_bad of each
     python3 ftfy_peer.py version    # ftfy's version
 
 One process per batch, so that the comparison costs one interpreter start.
@@ -44,7 +45,11 @@ def main():
         print(ftfy.__version__)
         return
     texts = read_texts()
-    results = fix(texts) if mode == 'fix' else open_clip_ids(texts)
+    if mode == 'is_bad':
+        from ftfy.badness import is_bad
+        results = [is_bad(text) for text in texts]
+    else:
+        results = fix(texts) if mode == 'fix' else open_clip_ids(texts)
     sys.stdout.write(''.join(json.dumps(r) + '\n' for r in results))
 
 
