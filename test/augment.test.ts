@@ -3,6 +3,7 @@
 // (seed, epoch, sample index), the crop cache's separate source entries, and a resumed training run
 // that sees the same augmented pixels (its weights equal the uninterrupted run's).
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
@@ -35,7 +36,7 @@ import { compatDifferences, compatRecord } from '../src/train/resume-compat.js';
 import { train, type TrainOptions } from '../src/train/loop.js';
 import { createRng } from '../src/util/prng.js';
 import { FASHION_MNIST_SKIP, fashionMnistPresent } from './helpers/fashion-mnist.js';
-import { fixture } from './helpers/fixtures.js';
+import { fixture, repoRoot } from './helpers/fixtures.js';
 import { scratchDir } from './helpers/scratch.js';
 import { TINY_MODEL } from './helpers/tiny-model.js';
 
@@ -158,6 +159,20 @@ describe('augmentation options', () => {
     assert.deepEqual(compatDifferences(record(true), record({ scale: [0.9, 1], hflip: 0 })).differences, []);
     assert.deepEqual(compatDifferences(record(true), record({ hflip: 0.5 })).differences.map((d) => d.key), ['augment']);
     assert.deepEqual(compatDifferences(record(false), record(true)).differences.map((d) => d.key), ['augment']);
+  });
+
+  test('clip-native train --augment: alone, with options (open_clip\'s names become ours), and a bad value refused naming its key', () => {
+    const cli = (...args: string[]) =>
+      spawnSync(process.execPath, [path.join(repoRoot, 'dist', 'src', 'cli', 'main.js'), 'train', '--data', 'd', '--out', 'o', ...args, '--print-config'], { encoding: 'utf8' });
+    assert.equal(JSON.parse(cli().stdout).augment, false);
+    assert.equal(JSON.parse(cli('--augment').stdout).augment, true);
+    const withOptions = cli('--augment', 'scale=0.5,1', 'color_jitter=(0.4,0.4,0.4,0.1)', 'color_jitter_prob=0.8', '--epochs', '3');
+    assert.deepEqual(JSON.parse(withOptions.stdout).augment, { scale: [0.5, 1], colorJitter: [0.4, 0.4, 0.4, 0.1], colorJitterProb: 0.8 });
+    assert.equal(JSON.parse(withOptions.stdout).epochs, 3, 'the next flag ends the list');
+    const bad = cli('--augment', 'scale=0,1', 'hflip=2');
+    assert.notEqual(bad.status, 0);
+    assert.match(bad.stderr, /augment\.scale: must be \[min, max\]/);
+    assert.match(bad.stderr, /augment\.hflip: must be a probability/);
   });
 
   test("the command line's key=value pairs, open_clip's --aug-cfg style", () => {
