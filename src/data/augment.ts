@@ -94,8 +94,8 @@ function renamed(value: Record<string, unknown>, problems: string[]): Record<str
 
 /**
  * Every problem of an `augment` value (false, true, or an options object), each naming its key
- * (`augment.scale: …`). Colour jitter without a probability is a problem rather than silently off, as
- * open_clip leaves it.
+ * (`augment.scale: …`). Colour jitter without a probability is a problem: open_clip leaves it off
+ * without a word.
  */
 export function augmentProblems(value: unknown): string[] {
   if (value === undefined || typeof value === 'boolean') return [];
