@@ -2,9 +2,9 @@
 // ranks every candidate by descending cosine, `preds` is the position of its target (0 = first),
 // R@k = mean(preds < k), mean rank = mean(preds) + 1, median rank = floor(median(preds)) + 1.
 //
-// The similarity matrix is never held whole: queries are scored in blocks of rows against all
-// candidates (LibTorch's matmul), and each row is reduced to its target's position at once, so memory
-// is a block plus the features, whatever the number of pairs.
+// The similarity matrix is never held whole: blocks of image rows are scored against all texts
+// (LibTorch's matmul) and reduced at once to positions and counts, so memory is a block plus the
+// features and a few numbers per text, whatever the number of pairs.
 //
 // Ties: a candidate with the same score as the target counts before it when its index is lower (a
 // stable descending sort). torch.argsort(descending=True) leaves the order of ties unspecified; with
@@ -64,39 +64,80 @@ function transpose(m: Matrix): Float32Array {
 }
 
 /**
- * For each query row, its target's position among all candidates and the candidate ranked first.
- * `targets(row)` lists the row's target candidates (its best-ranked one counts).
+ * Both directions for images [n, d] and texts [m, d] (L2-normalised), where text t shows image
+ * `textImage[t]`; every image has at least one text. One product per block of image rows: each row
+ * gives its image's position among the texts, and adds to each text's count of images ranked before
+ * its own. That count compares with the text's own score computed once in float64 (the block's
+ * float32 products round each score differently only below float32's resolution). `blockEntries`
+ * bounds each block of scores.
  */
-export async function rankTargets(
-  queries: Matrix,
-  candidates: Matrix,
-  targets: (row: number) => ArrayLike<number>,
-  blockEntries = BLOCK_ENTRIES,
-): Promise<{ positions: Int32Array; top: Int32Array }> {
-  const [n, d] = queries.shape;
-  const [m, d2] = candidates.shape;
+export async function retrievalRanks(images: Matrix, texts: Matrix, textImage: Int32Array, blockEntries = BLOCK_ENTRIES): Promise<RetrievalRanks> {
+  const [n, d] = images.shape;
+  const [m, d2] = texts.shape;
   if (d !== d2) throw new Error(`retrieval: features of ${d} and ${d2} dimensions`);
-  const positions = new Int32Array(n);
-  const top = new Int32Array(n);
-  const right = { data: transpose(candidates), shape: [d, m] };
+  const captionsOf = captionLists(n, textImage, m);
+  const own = ownScores(images, texts, textImage);
+  const ranks: RetrievalRanks = {
+    imageToText: new Int32Array(n),
+    imageTopText: new Int32Array(n),
+    textToImage: new Int32Array(m),
+    textTopImage: new Int32Array(m),
+  };
+  const topScore = new Float32Array(m).fill(-Infinity);
+  const right = { data: transpose(texts), shape: [d, m] };
   const blockRows = Math.max(1, Math.floor(blockEntries / Math.max(1, m)));
   for (let start = 0; start < n; start += blockRows) {
     const rows = Math.min(blockRows, n - start);
-    const left = { data: queries.data.subarray(start * d, (start + rows) * d), shape: [rows, d] };
+    const left = { data: images.data.subarray(start * d, (start + rows) * d), shape: [rows, d] };
     const scores = (await matmul(left, right)).data as Float32Array;
     for (let r = 0; r < rows; r++) {
+      const i = start + r;
       const row = scores.subarray(r * m, (r + 1) * m);
-      const [position, first] = positionOfBest(row, targets(start + r));
-      positions[start + r] = position;
-      top[start + r] = first;
+      [ranks.imageToText[i], ranks.imageTopText[i]] = positionOfBest(row, captionsOf[i]!);
+      countBefore(row, i, textImage, own, ranks.textToImage, topScore, ranks.textTopImage);
     }
   }
-  return { positions, top };
+  return ranks;
+}
+
+/** Caption indices per image; refused when a text names no image or an image has no caption. */
+function captionLists(n: number, textImage: Int32Array, m: number): number[][] {
+  if (textImage.length !== m) throw new Error(`retrieval: ${m} texts but ${textImage.length} image indices`);
+  const captionsOf: number[][] = Array.from({ length: n }, () => []);
+  textImage.forEach((image, t) => {
+    if (!(image >= 0 && image < n)) throw new Error(`retrieval: text ${t} names image ${image}, outside 0..${n - 1}`);
+    captionsOf[image]!.push(t);
+  });
+  const without = captionsOf.findIndex((c) => c.length === 0);
+  if (without >= 0) throw new Error(`retrieval: image ${without} has no caption`);
+  return captionsOf;
+}
+
+/** Each text's score with its own image, in float64. */
+function ownScores(images: Matrix, texts: Matrix, textImage: Int32Array): Float64Array {
+  const d = images.shape[1];
+  return Float64Array.from(textImage, (image, t) => {
+    let dot = 0;
+    for (let k = 0; k < d; k++) dot += images.data[image * d + k]! * texts.data[t * d + k]!;
+    return dot;
+  });
+}
+
+/** Image i's row of scores: each text whose image it outranks (or ties from a lower index) counts it. */
+function countBefore(row: Float32Array, i: number, textImage: Int32Array, own: Float64Array, before: Int32Array, topScore: Float32Array, top: Int32Array): void {
+  for (let t = 0; t < row.length; t++) {
+    const v = row[t]!;
+    if (v > topScore[t]!) {
+      topScore[t] = v;
+      top[t] = i;
+    }
+    const image = textImage[t]!;
+    if (image !== i && (v > own[t]! || (v === own[t] && i < image))) before[t]!++;
+  }
 }
 
 /** The position of the best-ranked target in `row` (stable descending order), and the top candidate. */
-function positionOfBest(row: Float32Array, targets: ArrayLike<number>): [number, number] {
-  if (targets.length === 0) throw new Error('retrieval: a query without a target');
+function positionOfBest(row: Float32Array, targets: readonly number[]): [number, number] {
   let target = targets[0]!;
   for (let k = 1; k < targets.length; k++) {
     const t = targets[k]!;
@@ -111,26 +152,6 @@ function positionOfBest(row: Float32Array, targets: ArrayLike<number>): [number,
     if (v > row[first]!) first = j;
   }
   return [before, first];
-}
-
-/**
- * Both directions for images [n, d] and texts [m, d] (L2-normalised), where text t shows image
- * `textImage[t]`; every image has at least one text. `blockEntries` bounds each block of scores.
- */
-export async function retrievalRanks(images: Matrix, texts: Matrix, textImage: Int32Array, blockEntries = BLOCK_ENTRIES): Promise<RetrievalRanks> {
-  const n = images.shape[0];
-  if (textImage.length !== texts.shape[0]) throw new Error(`retrieval: ${texts.shape[0]} texts but ${textImage.length} image indices`);
-  const captionsOf: number[][] = Array.from({ length: n }, () => []);
-  textImage.forEach((image, t) => {
-    if (!(image >= 0 && image < n)) throw new Error(`retrieval: text ${t} names image ${image}, outside 0..${n - 1}`);
-    captionsOf[image]!.push(t);
-  });
-  const without = captionsOf.findIndex((c) => c.length === 0);
-  if (without >= 0) throw new Error(`retrieval: image ${without} has no caption`);
-  const i2t = await rankTargets(images, texts, (i) => captionsOf[i]!, blockEntries);
-  const single = new Int32Array(1);
-  const t2i = await rankTargets(texts, images, (t) => ((single[0] = textImage[t]!), single), blockEntries);
-  return { imageToText: i2t.positions, imageTopText: i2t.top, textToImage: t2i.positions, textTopImage: t2i.top };
 }
 
 /**
