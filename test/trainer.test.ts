@@ -101,11 +101,12 @@ describe('trainer', () => {
     );
   });
 
-  test('accumulate: one optimizer step per N micro-batches, the schedule counting optimizer steps', async () => {
+  test('accumulate (independent): one optimizer step per N micro-batches, the schedule counting optimizer steps', async () => {
     const { images, tokens } = await batch('tiny_vit');
     const trainer = await createTrainer(await loadModel(fixture('models', 'tiny_vit.safetensors')), {
       lr: 1e-3,
       accumulate: 2,
+      accumulateMode: 'independent',
       schedule: { kind: 'step', every: 1, gamma: 0.5 },
     });
     const results = [];

@@ -46,6 +46,11 @@ train::TrainerOptions ParseTrainerOptions(const Napi::Object& o) {
   t.batchnorm_train = bn == "train";
   t.grad_clip_norm = OptionalNumber(o, "gradClip").value_or(0.0);
   t.accumulate = static_cast<int64_t>(OptionalNumber(o, "accumulate").value_or(1));
+  const std::string accumulation = OptionalString(o, "accumulateMode").value_or("contrastive");
+  if (accumulation != "contrastive" && accumulation != "independent")
+    throw Napi::TypeError::New(env, "option 'accumulateMode' must be 'contrastive' or 'independent'");
+  t.accumulation = accumulation == "contrastive" ? train::TrainerOptions::Accumulation::kContrastive : train::TrainerOptions::Accumulation::kIndependent;
+  t.grad_checkpointing = OptionalBool(o, "gradCheckpointing").value_or(false);
   t.lock_image = OptionalBool(o, "lockImage").value_or(false);
   t.lock_text = OptionalBool(o, "lockText").value_or(false);
   t.clamp_logit_scale = OptionalBool(o, "clampLogitScale").value_or(true);

@@ -23,6 +23,12 @@ at::Tensor compute_weight(const at::Tensor& param) {
   return it == weights->casts.end() ? param : it->second;
 }
 
+at::Tensor cast_of(const at::Tensor& param) {
+  if (current == nullptr) return at::Tensor();
+  const auto it = current->casts.find(param.unsafeGetTensorImpl());
+  return it == current->casts.end() ? at::Tensor() : it->second;
+}
+
 at::Tensor linear(const torch::nn::Linear& m, const at::Tensor& x) {
   return at::linear(x, compute_weight(m->weight), m->bias.defined() ? compute_weight(m->bias) : at::Tensor());
 }

@@ -32,6 +32,8 @@ class ComputeWeightScope {
 
 /** The tensor a matrix product or convolution should read for `param` (the parameter itself, or its cast). */
 at::Tensor compute_weight(const at::Tensor& param);
+/** The cast this thread's scope serves for `param`, undefined when none (records nothing). */
+at::Tensor cast_of(const at::Tensor& param);
 
 /** m(x), reading the weight and bias through compute_weight(). */
 at::Tensor linear(const torch::nn::Linear& m, const at::Tensor& x);

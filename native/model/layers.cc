@@ -6,6 +6,7 @@
 #include <tuple>
 
 #include "common/experiments.h"
+#include "model/activation_checkpoint.h"
 #include "model/compute_weights.h"
 #include "model/layer_norm_kernel.h"
 #include "model/own_linear_backward.h"
@@ -185,6 +186,23 @@ void ResidualAttentionBlockImpl::forward_joined(at::Tensor& stream, at::Tensor& 
   branch = mlp(normed);
 }
 
+namespace {
+
+/** block.forward_joined(stream, branch) as one checkpointed segment (the first block has no branch yet). */
+void forward_joined_checkpointed(ResidualAttentionBlockImpl& block, at::Tensor& stream, at::Tensor& branch, bool causal) {
+  const bool first = !branch.defined();
+  auto segment = [&block, causal, first](const std::vector<at::Tensor>& in) {
+    at::Tensor s = in[0], b = first ? at::Tensor() : in[1];
+    block.forward_joined(s, b, causal);
+    return std::vector<at::Tensor>{s, b};
+  };
+  const auto out = checkpointed(segment, first ? std::vector<at::Tensor>{stream} : std::vector<at::Tensor>{stream, branch}, block);
+  stream = out[0];
+  branch = out[1];
+}
+
+}  // namespace
+
 TransformerImpl::TransformerImpl(const BlockShape& shape, int64_t layers)
     : width_(shape.width), layers_(layers), joined_adds_(!experiment_enabled("aten-layernorm")) {
   resblocks = register_module("resblocks", torch::nn::ModuleList());
@@ -192,12 +210,27 @@ TransformerImpl::TransformerImpl(const BlockShape& shape, int64_t layers)
 }
 
 at::Tensor TransformerImpl::forward(at::Tensor x, bool causal) {
+  const bool checkpoint = checkpointing();
   if (joined_adds_) {
     at::Tensor branch;
-    for (const auto& block : *resblocks) block->as<ResidualAttentionBlockImpl>()->forward_joined(x, branch, causal);
+    for (const auto& block : *resblocks) {
+      auto* b = block->as<ResidualAttentionBlockImpl>();
+      if (checkpoint) {
+        forward_joined_checkpointed(*b, x, branch, causal);
+      } else {
+        b->forward_joined(x, branch, causal);
+      }
+    }
     return branch.defined() ? x + branch : x;
   }
-  for (const auto& block : *resblocks) x = block->as<ResidualAttentionBlockImpl>()->forward(x, causal);
+  for (const auto& block : *resblocks) {
+    auto* b = block->as<ResidualAttentionBlockImpl>();
+    if (checkpoint) {
+      x = checkpointed([b, causal](const std::vector<at::Tensor>& in) { return std::vector<at::Tensor>{b->forward(in[0], causal)}; }, {x}, *b)[0];
+    } else {
+      x = b->forward(x, causal);
+    }
+  }
   return x;
 }
 

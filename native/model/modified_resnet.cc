@@ -4,6 +4,7 @@
 
 #include "common/experiments.h"
 #include "model/bias_relu_kernel.h"
+#include "model/activation_checkpoint.h"
 #include "model/compute_weights.h"
 
 namespace clip::model {
@@ -171,7 +172,15 @@ at::Tensor ModifiedResNetImpl::forward(const at::Tensor& images) {
   x = conv_bn_relu(conv2, bn2, x, paths_);
   x = conv_bn_relu(conv3, bn3, x, paths_);
   x = avg_pool(x, 2, paths_);
-  for (auto& stage : stages) x = stage->forward(x);
+  const bool checkpoint = checkpointing();
+  for (auto& stage : stages) {
+    if (checkpoint) {
+      auto* s = stage.get();
+      x = checkpointed([s](const std::vector<at::Tensor>& in) { return std::vector<at::Tensor>{s->forward(in[0])}; }, {x}, *s)[0];
+    } else {
+      x = stage->forward(x);
+    }
+  }
   return attnpool(x);
 }
 

@@ -1,12 +1,14 @@
 #include "train/trainer.h"
 
 #include <c10/core/impl/DeviceGuardImplInterface.h>
+#include <torch/autograd.h>
 
 #include <cmath>
 #include <map>
 #include <stdexcept>
 
 #include "common/experiments.h"
+#include "model/activation_checkpoint.h"
 #include "model/compute_weights.h"
 #include "model/state_dict.h"
 #include "runtime/transfer.h"
@@ -173,7 +175,8 @@ StepResult Trainer::step(const at::Tensor& images_in, const at::Tensor& all_toke
     const at::Tensor tokens = runtime::to_device(tokens_in, device_);
     std::optional<at::Tensor> device_labels;
     if (labels) device_labels = runtime::to_device(*labels, device_);
-    result = eager_step(images, tokens, device_labels, wanted);
+    result = contrastive_accumulation() ? contrastive_micro_step(images, tokens, device_labels, wanted)
+                                        : eager_step(images, tokens, device_labels, wanted);
   }
   note_queued_step();
   if (!read_back) return result;
@@ -276,33 +279,131 @@ StepResult Trainer::eager_step(const at::Tensor& images, const at::Tensor& token
   return result;
 }
 
+StepResult Trainer::contrastive_micro_step(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels,
+                                           StepReads* reads) {
+  cache_micro_batch(images, tokens, labels);
+  ++counters_.micro_steps;
+  ++micro_in_group_;
+  StepResult result;
+  // The group's loss exists only once its last micro-batch is in: the others read none.
+  if (micro_in_group_ < options_.accumulate) return result;
+  const at::Tensor loss = record_loss(backward_cached_group());
+  apply_update(result, reads);
+  if (reads) reads->loss = loss;
+  return result;
+}
+
 void Trainer::prepare_flat_weights() {
   if (product_weights_.empty() || (flat_weights_ && flat_weights_->intact())) return;
   flat_weights_ = std::make_unique<FlatWeights>(product_weights_, options_.precision == model::Precision::kFp16 ? at::kHalf : at::kBFloat16);
 }
 
+// What a forward of the step runs under: autocast, the step's compute weights, and checkpointing.
+class Trainer::ForwardScope {
+ public:
+  explicit ForwardScope(Trainer& trainer)
+      : autocast_(trainer.device_.type(), trainer.options_.precision), checkpoint_(trainer.options_.grad_checkpointing) {
+    if (trainer.flat_weights_) {
+      weights_ = trainer.flat_weights_->cast();
+    } else if (trainer.cast_at_once_ && trainer.product_weights_.empty()) {
+      weights_.record = &trainer.product_weights_;  // this forward names them; the next step gathers them
+    }
+    scope_.emplace(trainer.flat_weights_ || weights_.record ? &weights_ : nullptr);
+  }
+
+ private:
+  model::AutocastGuard autocast_;
+  model::CheckpointScope checkpoint_;
+  model::ComputeWeights weights_;
+  std::optional<model::ComputeWeightScope> scope_;
+};
+
+at::Tensor Trainer::batch_loss(const at::Tensor& image_features, const at::Tensor& text_features, const std::optional<at::Tensor>& labels) {
+  if (distributed() && !options_.local_loss) return global_contrastive_loss(*model_, image_features, text_features, labels, *options_.group);
+  model::Logits logits = model_->logits(image_features, text_features);
+  return contrastive_loss(logits.per_image, logits.per_text, labels);
+}
+
 at::Tensor Trainer::forward_backward(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels) {
   at::Tensor loss;
   {
-    model::AutocastGuard autocast(device_.type(), options_.precision);
-    model::ComputeWeights weights;
-    if (flat_weights_) {
-      weights = flat_weights_->cast();
-    } else if (cast_at_once_ && product_weights_.empty()) {
-      weights.record = &product_weights_;  // this forward names them; the next step gathers them
-    }
-    model::ComputeWeightScope scope(flat_weights_ || weights.record ? &weights : nullptr);
-    if (distributed() && !options_.local_loss) {
-      loss = global_contrastive_loss(*model_, model_->encode_image(images), model_->encode_text(tokens), labels, *options_.group);
-    } else {
-      model::Logits logits = model_->forward(images, tokens);
-      loss = contrastive_loss(logits.per_image, logits.per_text, labels);
-    }
+    ForwardScope scope(*this);
+    loss = batch_loss(model_->encode_image(images), model_->encode_text(tokens), labels);
   }
   at::Tensor to_backward = options_.accumulate > 1 ? loss / static_cast<double>(options_.accumulate) : loss;
   if (scaler_) to_backward = scaler_->scale(to_backward);
   to_backward.backward();
   if (flat_weights_) flat_weights_->publish_gradients();
+  return loss.detach();
+}
+
+namespace {
+
+/** BatchNorm running statistics (any buffers), to undo the update of a forward that will run again. */
+std::vector<at::Tensor> copy_buffers(torch::nn::Module& module) {
+  std::vector<at::Tensor> saved;
+  for (const auto& b : module.buffers()) saved.push_back(b.clone());
+  return saved;
+}
+
+void put_back_buffers(torch::nn::Module& module, const std::vector<at::Tensor>& saved) {
+  at::NoGradGuard no_grad;
+  size_t i = 0;
+  for (auto& b : module.buffers()) b.copy_(saved[i++]);
+}
+
+}  // namespace
+
+void Trainer::cache_micro_batch(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels) {
+  if (!cached_.empty() && cached_.front().labels.has_value() != labels.has_value())
+    throw std::invalid_argument("the micro-batches of one accumulation group must all have labels or all have none");
+  CachedMicroBatch batch{images, tokens, labels, {}, {}};
+  // The statistics a train-mode BatchNorm gathers here come again when the micro-batch runs with its
+  // gradient: this forward leaves them as they were, so each micro-batch updates them once.
+  const bool restore = options_.batchnorm_train && !model_->batch_norms().empty();
+  const std::vector<at::Tensor> buffers = restore ? copy_buffers(*model_) : std::vector<at::Tensor>{};
+  {
+    at::NoGradGuard no_grad;
+    ForwardScope scope(*this);
+    batch.image_features = model_->encode_image(images);
+    batch.text_features = model_->encode_text(tokens);
+  }
+  if (restore) put_back_buffers(*model_, buffers);
+  cached_.push_back(std::move(batch));
+}
+
+at::Tensor Trainer::backward_cached_group() {
+  std::vector<at::Tensor> image_parts, text_parts, label_parts;
+  for (const auto& b : cached_) {
+    image_parts.push_back(b.image_features);
+    text_parts.push_back(b.text_features);
+    if (b.labels) label_parts.push_back(b.labels->to(at::kLong));
+  }
+  const at::Tensor images = at::cat(image_parts).requires_grad_(true);
+  const at::Tensor texts = at::cat(text_parts).requires_grad_(true);
+  std::optional<at::Tensor> labels;
+  if (!label_parts.empty()) labels = at::cat(label_parts);
+  at::Tensor loss;
+  {
+    ForwardScope scope(*this);
+    loss = batch_loss(images, texts, labels);
+  }
+  // The loss of the whole group is a mean over its rows already: no division by the micro-batches.
+  (scaler_ ? scaler_->scale(loss) : loss).backward();
+  int64_t row = 0;
+  for (auto& b : cached_) {
+    const int64_t rows = b.images.size(0);
+    at::Tensor image_features, text_features;
+    {
+      ForwardScope scope(*this);
+      image_features = model_->encode_image(b.images);
+      text_features = model_->encode_text(b.tokens);
+    }
+    torch::autograd::backward({image_features, text_features}, {images.grad().narrow(0, row, rows), texts.grad().narrow(0, row, rows)});
+    if (flat_weights_) flat_weights_->publish_gradients();
+    row += rows;
+  }
+  cached_.clear();
   return loss.detach();
 }
 
@@ -331,6 +432,10 @@ StepResult Trainer::flush(double lr, bool read_back) {
   if (micro_in_group_ == 0) return result;
   set_lr(lr);
   StepReads reads;
+  if (!cached_.empty()) {
+    const at::Tensor loss = record_loss(backward_cached_group());
+    if (read_back) reads.loss = loss;
+  }
   apply_update(result, read_back ? &reads : nullptr);
   if (read_back) {
     PendingRead read = queue_read(reads);

@@ -33,6 +33,15 @@ struct TrainerOptions {
   bool batchnorm_train = false;  // default: BatchNorm stays in eval mode (running statistics frozen)
   double grad_clip_norm = 0.0;   // 0: no clipping
   int64_t accumulate = 1;        // micro-batches per optimizer step
+  // How the micro-batches of one optimizer step combine. kContrastive (GradCache, open_clip's
+  // accum_freq): they are one contrastive batch; each micro-batch's features are computed without a
+  // graph as it arrives, the loss is taken over all of them at the last, and each micro-batch then
+  // runs again with its features' gradient, so the update is that of one batch of accumulate × B while
+  // activations are held for one micro-batch. kIndependent: the mean of each micro-batch's own loss.
+  enum class Accumulation { kContrastive, kIndependent };
+  Accumulation accumulation = Accumulation::kContrastive;
+  // Each transformer block (ResNet stage) keeps only its input and runs again in backward.
+  bool grad_checkpointing = false;
   bool lock_image = false, lock_text = false;
   std::vector<std::string> freeze;  // regular expressions over parameter names
   bool clamp_logit_scale = true;    // to [0, ln 100] after each step, as CLIP's training did
@@ -145,13 +154,30 @@ class Trainer {
     std::array<bool, 5> present{};  // which of StepReads' values, in its order
   };
   struct GraphedStep;
+  class ForwardScope;
+  // A micro-batch of a contrastive accumulation group, kept until the group's loss is known.
+  struct CachedMicroBatch {
+    at::Tensor images, tokens;
+    std::optional<at::Tensor> labels;
+    at::Tensor image_features, text_features;  // computed without a graph
+  };
 
   void set_modes();
   /** Gathers the weights products read into one buffer (FlatWeights) once the first forward named
    * them, and again if a parameter's data was replaced since. */
   void prepare_flat_weights();
+  /** The contrastive loss of a batch's features (with a group: against every rank's features). */
+  at::Tensor batch_loss(const at::Tensor& image_features, const at::Tensor& text_features, const std::optional<at::Tensor>& labels);
   /** Forward under autocast, loss, backward of the (scaled) loss; returns the unscaled loss. */
   at::Tensor forward_backward(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels);
+  bool contrastive_accumulation() const {
+    return options_.accumulate > 1 && options_.accumulation == TrainerOptions::Accumulation::kContrastive;
+  }
+  /** Contrastive accumulation: the micro-batch's features, without a graph, kept with its inputs. */
+  void cache_micro_batch(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels);
+  /** The loss over every cached micro-batch's features, and each micro-batch's backward with its
+   * share of that loss's gradient; returns the unscaled loss and empties the cache. */
+  at::Tensor backward_cached_group();
   /** Adds a loss to the device-side statistics and to the pending non-finite flag; returns what was
    * recorded (with a group: the mean over the ranks). */
   at::Tensor record_loss(const at::Tensor& loss);
@@ -172,6 +198,8 @@ class Trainer {
   /** The gradients summed over the ranks and divided by their number, in buckets of about 25 MB. */
   void average_gradients(std::vector<at::Tensor>& grads);
 
+  /** A micro-batch of a contrastive accumulation group; the group's update at its last. */
+  StepResult contrastive_micro_step(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels, StepReads* reads);
   StepResult eager_step(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels, StepReads* reads);
   /** The graph for this batch's shapes when one is (or, now, can be) captured; else null. */
   GraphedStep* graph_for(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels);
@@ -204,6 +232,7 @@ class Trainer {
   at::Tensor pending_non_finite_;  // any non-finite loss among the micro-batches of this optimizer step
   at::Tensor lr_;                  // 0-dim on the device: the next update's learning rate
   int64_t micro_in_group_ = 0;
+  std::vector<CachedMicroBatch> cached_;  // contrastive accumulation: this group's micro-batches so far
   int64_t frozen_ = 0;
 
   std::unique_ptr<GraphedStep> graphed_;

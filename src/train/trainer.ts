@@ -19,6 +19,16 @@ export interface TrainerOptions {
   gradClip?: number;
   /** Micro-batches per optimizer step. */
   accumulate?: number;
+  /**
+   * How the micro-batches of one optimizer step combine. 'contrastive' (default; GradCache, open_clip's
+   * accum_freq): one contrastive batch of accumulate × batch, every micro-batch's rows against every
+   * other's, with the activation memory of one micro-batch (each runs twice: once without a graph for
+   * its features, once with its share of the group loss's gradient). 'independent': the mean of each
+   * micro-batch's own loss (each sees only its own negatives).
+   */
+  accumulateMode?: 'contrastive' | 'independent';
+  /** Recompute each transformer block's (ResNet stage's) activations in backward instead of keeping them. */
+  gradCheckpointing?: boolean;
   lockImage?: boolean;
   lockText?: boolean;
   /** Regular expressions over parameter names to freeze. */
@@ -56,6 +66,8 @@ export const DEFAULT_TRAINER_OPTIONS = {
   batchNorm: 'frozen',
   gradClip: 0,
   accumulate: 1,
+  accumulateMode: 'contrastive',
+  gradCheckpointing: false,
   cudaGraph: true,
 } as const satisfies TrainerOptions;
 

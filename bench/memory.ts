@@ -1,0 +1,134 @@
+// Peak memory and time of a train step with and without activation checkpointing, and of contrastive
+// accumulation against the one batch it stands for (issue 23). Each configuration runs in its own
+// process, so each peak RSS is that configuration's alone.
+//
+//   node dist/bench/memory.js [--model ViT-B/32] [--batch 32] [--accumulate 4] [--steps 3] [--device cpu] [--json]
+//
+// Rows (same random weights, seed 0; same batch of `batch` random images and 13-token prompts; fp32,
+// AdamW; the text tower runs the trimmed 16 positions in every row):
+//   plain          one step on the batch
+//   checkpointing  the same with --grad-checkpointing
+//   accumulate     the batch as `accumulate` micro-batches of batch/accumulate, one contrastive group
+//   micro          one step on a micro-batch alone (the memory accumulation should stay near)
+// `stepMiB` is the peak RSS over the steps minus the RSS before the first one (weights, optimizer
+// moments and the batch are already there), i.e. what the step itself allocates at its peak.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+import { architecture } from '../src/model/config.js';
+import { createModel } from '../src/model/model.js';
+import { createTrainer } from '../src/train/trainer.js';
+
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string', default: 'ViT-B/32' },
+    batch: { type: 'string', default: '32' },
+    accumulate: { type: 'string', default: '4' },
+    steps: { type: 'string', default: '3' },
+    device: { type: 'string', default: 'cpu' },
+    row: { type: 'string' },
+    json: { type: 'boolean', default: false },
+  },
+});
+
+const ROWS = ['plain', 'checkpointing', 'accumulate', 'micro'] as const;
+type Row = (typeof ROWS)[number];
+
+/** Resident memory now, in MiB (Linux). */
+function rssMiB(): number {
+  const line = readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'))!;
+  return Number(line.split(/\s+/)[1]) / 1024;
+}
+
+function syntheticBatch(n: number, resolution: number) {
+  let seed = 12345;
+  const random = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  const images = { data: new Uint8Array(n * resolution * resolution * 3).map(() => Math.floor(random() * 256)), shape: [n, resolution, resolution, 3] };
+  const tokens = { data: new Int32Array(n * 77), shape: [n, 77] };
+  for (let i = 0; i < n; i++) {
+    tokens.data[i * 77] = 49406;
+    for (let j = 1; j < 12; j++) tokens.data[i * 77 + j] = 1000 + Math.floor(random() * 40000);
+    tokens.data[i * 77 + 12] = 49407;
+  }
+  return { images, tokens };
+}
+
+function slice<T extends Uint8Array | Int32Array>(t: { data: T; shape: number[] }, from: number, count: number) {
+  const row = t.data.length / t.shape[0]!;
+  return { data: t.data.slice(from * row, (from + count) * row) as T, shape: [count, ...t.shape.slice(1)] };
+}
+
+async function measure(row: Row) {
+  const batch = Number(values.batch);
+  const accumulate = Number(values.accumulate);
+  const micro = batch / accumulate;
+  const config = architecture(values.model!);
+  const model = await createModel(config, { seed: 0, device: values.device });
+  const trainer = await createTrainer(model, {
+    optimizer: 'adamw',
+    lr: 1e-5,
+    weightDecay: 0.1,
+    gradCheckpointing: row === 'checkpointing',
+    accumulate: row === 'accumulate' ? accumulate : 1,
+    cudaGraph: false,
+  });
+  const whole = syntheticBatch(batch, config.image_resolution);
+  const before = rssMiB();
+  const losses: number[] = [];
+  const seconds: number[] = [];
+  for (let s = 0; s < Number(values.steps); s++) {
+    const start = performance.now();
+    if (row === 'accumulate') {
+      let loss = Number.NaN;
+      for (let k = 0; k < accumulate; k++) {
+        const r = await trainer.stepWithInfo(slice(whole.images, k * micro, micro), slice(whole.tokens, k * micro, micro));
+        if (r.lossRead) loss = r.loss;
+      }
+      losses.push(loss);
+    } else if (row === 'micro') {
+      losses.push(await trainer.step(slice(whole.images, 0, micro), slice(whole.tokens, 0, micro)));
+    } else {
+      losses.push(await trainer.step(whole.images, whole.tokens));
+    }
+    seconds.push((performance.now() - start) / 1000);
+  }
+  const peak = process.resourceUsage().maxRSS / 1024;
+  // The first step pays for lazy initialisation: the time is the mean of the others.
+  const timed = seconds.length > 1 ? seconds.slice(1) : seconds;
+  return {
+    row,
+    model: values.model,
+    images: row === 'micro' ? micro : batch,
+    accumulate: row === 'accumulate' ? accumulate : 1,
+    device: values.device,
+    precision: 'fp32',
+    secondsPerStep: Math.round((timed.reduce((a, b) => a + b, 0) / timed.length) * 100) / 100,
+    stepMiB: Math.round(peak - before),
+    peakRssMiB: Math.round(peak),
+    losses,
+  };
+}
+
+if (values.row) {
+  if (!ROWS.includes(values.row as Row)) throw new Error(`--row must be one of ${ROWS.join(', ')}`);
+  process.stdout.write(JSON.stringify(await measure(values.row as Row)) + '\n');
+} else {
+  const self = fileURLToPath(import.meta.url);
+  const args = process.argv.slice(2).filter((a) => a !== '--json');
+  const results = ROWS.map((row) => JSON.parse(execFileSync(process.execPath, [self, ...args, '--row', row], { encoding: 'utf8' }).trim().split('\n').at(-1)!));
+  if (values.json) {
+    process.stdout.write(JSON.stringify(results) + '\n');
+  } else {
+    const plain = results[0];
+    process.stdout.write(`${values.model} on ${values.device} (${os.cpus().length} cores, ${new Date().toISOString().slice(0, 10)})\n`);
+    process.stdout.write('| row | images | accumulate | s/step | step MiB | vs plain | first loss |\n|---|---:|---:|---:|---:|---:|---:|\n');
+    for (const r of results) {
+      process.stdout.write(
+        `| ${r.row} | ${r.images} | ${r.accumulate} | ${r.secondsPerStep} (×${(r.secondsPerStep / plain.secondsPerStep).toFixed(2)}) | ${r.stepMiB} | ${((r.stepMiB / plain.stepMiB) * 100).toFixed(0)} % | ${r.losses[0].toFixed(6)} |\n`,
+      );
+    }
+  }
+}
