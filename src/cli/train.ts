@@ -64,7 +64,14 @@ export function registerTrain(program: Command): void {
     .option('--gamma <g>', 'StepLR factor (default 0.1)', num)
     .option('--warmup <steps>', 'cosine warm-up in optimizer steps', num)
     .option('--grad-clip <norm>', 'clip gradients to this global norm', num)
-    .option('--accumulate <n>', 'micro-batches per optimizer step', num)
+    .option('--accumulate <n>', 'micro-batches per optimizer step, one contrastive batch of n × batch size (see --accumulate-mode)', num)
+    .addOption(
+      new Option('--accumulate-mode <mode>', "contrastive (default): the micro-batches are one batch's negatives; independent: each micro-batch's own loss").choices([
+        'contrastive',
+        'independent',
+      ]),
+    )
+    .option('--grad-checkpointing', 'recompute activations in backward (each transformer block, each ResNet stage): less memory, more time')
     .option('--lock-image', 'freeze the image tower')
     .option('--lock-text', 'freeze the text tower')
     .option('--freeze <regex>', 'freeze parameters whose name matches (repeatable)', list)

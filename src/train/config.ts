@@ -37,6 +37,10 @@ export interface TrainConfig {
   warmup: number;
   gradClip: number;
   accumulate: number;
+  /** How --accumulate's micro-batches combine: one contrastive batch (default) or independent losses (trainer.ts). */
+  accumulateMode: 'contrastive' | 'independent';
+  /** Recompute activations in backward (each transformer block, each ResNet stage): less memory, more time. */
+  gradCheckpointing: boolean;
   lockImage: boolean;
   lockText: boolean;
   freeze: string[];
@@ -132,6 +136,8 @@ export const DEFAULT_CONFIG: Omit<TrainConfig, 'data' | 'out'> = {
   warmup: 0,
   gradClip: 0,
   accumulate: 1,
+  accumulateMode: 'contrastive',
+  gradCheckpointing: false,
   lockImage: false,
   lockText: false,
   freeze: [],
@@ -206,6 +212,8 @@ const CHECKS: Record<keyof TrainConfig, Check> = {
   warmup: nonNegativeInt,
   gradClip: nonNegative,
   accumulate: positiveInt,
+  accumulateMode: oneOf('contrastive', 'independent'),
+  gradCheckpointing: bool,
   lockImage: bool,
   lockText: bool,
   freeze: (v) => {

@@ -321,6 +321,8 @@ async function trainLocked(
     batchNorm: config.batchNorm,
     gradClip: config.gradClip,
     accumulate: config.accumulate,
+    accumulateMode: config.accumulateMode,
+    gradCheckpointing: config.gradCheckpointing,
     lockImage: config.lockImage,
     lockText: config.lockText,
     freeze: config.freeze,
@@ -503,10 +505,13 @@ async function trainLocked(
     while (unread.length > keep) {
       const { log, logged } = unread.shift()!;
       const read = await trainer.takeRead();
-      lastLoss = log.loss = read.loss;
+      // A micro-batch inside a contrastive accumulation group has no loss of its own: the group's
+      // comes with its last micro-batch; until then the line shows the latest.
+      if (read.lossRead) lastLoss = read.loss;
+      log.loss = lastLoss;
       // Non-finite steps are skipped on the device (in every precision: the loss is taken before any
       // loss scaling); a run of them means the run has diverged.
-      if (!diverged && !Number.isFinite(read.loss) && read.nonFiniteRun >= config.maxNonFiniteSteps) diverged = { log: { ...log }, run: read.nonFiniteRun };
+      if (!diverged && read.lossRead && !Number.isFinite(read.loss) && read.nonFiniteRun >= config.maxNonFiniteSteps) diverged = { log: { ...log }, run: read.nonFiniteRun };
       if (logged) {
         onLog?.(log);
         await metrics.append({ type: 'step', ...log, time: time() });

@@ -34,6 +34,7 @@ export const SAFE_TO_CHANGE_ON_RESUME: ReadonlyArray<keyof TrainConfig> = [
   'strict',
   'device',
   'cudaGraph',
+  'gradCheckpointing',
   'maxNonFiniteSteps',
   'name',
   'out',
@@ -107,6 +108,9 @@ export function compatRecord(
   };
   // Only where it changes what is trained: a record without it is that of the default.
   if (config.captions !== 'one') record.captions = config.captions;
+  // Only where groups are contrastive: a record without it is that of independent micro-batches, the
+  // only accumulation before this option existed.
+  if (config.accumulate > 1 && config.accumulateMode === 'contrastive') record.accumulateMode = config.accumulateMode;
   // Only the chosen schedule's own settings.
   if (config.schedule === 'step') Object.assign(record, { stepEvery: config.stepEvery, gamma: config.gamma });
   if (config.schedule === 'cosine') record.warmup = config.warmup;
