@@ -1,6 +1,6 @@
-// The nine released architectures and the reference's state-dict layout, against openai/CLIP's own
-// model.py (test/python/clip_reference_model.py, run once for the whole file on the meta device),
-// plus seeded initialisation.
+// The nine released architectures and the reference's state-dict layout, against open_clip's CLIP with
+// QuickGELU, openai/CLIP's architecture under its names (test/python/clip_reference.py, run once for the
+// whole file on the meta device), plus seeded initialisation.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -11,22 +11,23 @@ import { MODEL_NAMES, type ClipConfig } from '../src/model/config.js';
 import { createModel } from '../src/model/model.js';
 import { fixture, repoRoot } from './helpers/fixtures.js';
 
-const script = path.join(repoRoot, 'test', 'python', 'clip_reference_model.py');
+const script = path.join(repoRoot, 'test', 'python', 'clip_reference.py');
 
 interface Described {
   counts: Record<string, number>;
   counts_given: Record<string, number>;
   keys: Record<string, Array<[string, number[], string]>>;
+  witness?: { file: string; matches: boolean };
 }
 
 /** Runs the reference script; returns its JSON, or the reason it cannot run here (→ loud skip). */
 function runReference(args: string[]): { result?: Described; skip?: string } {
   const run = spawnSync('python3', [script, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
   if (run.error) return { skip: `SKIPPED: python3 cannot be run (${run.error.message}); install python3 with torch for the reference checks` };
-  if (run.status !== 0 && /No module named '(torch|numpy)'/.test(run.stderr)) {
-    return { skip: `SKIPPED: python3 lacks torch/numpy (${run.stderr.trim().split('\n').pop()}): pip install torch` };
+  if (run.status !== 0 && /No module named '(torch|numpy|open_clip|timm|ftfy|PIL|torchvision)'/.test(run.stderr)) {
+    return { skip: `SKIPPED: python3 lacks the reference (${run.stderr.trim().split('\n').pop()}): pip install torch open_clip_torch` };
   }
-  assert.equal(run.status, 0, `clip_reference_model.py failed:\n${run.stderr}`);
+  assert.equal(run.status, 0, `clip_reference.py failed:\n${run.stderr}`);
   return { result: JSON.parse(run.stdout) as Described };
 }
 
@@ -51,14 +52,15 @@ let skipReason: string | undefined;
 
 before(async () => {
   configs = { tiny_vit: await fixtureConfig('tiny_vit'), tiny_rn: await fixtureConfig('tiny_rn'), ...extraConfigs };
-  const { result, skip } = runReference(['describe', ...Object.entries(configs).map(([n, c]) => `--config=${n}=${JSON.stringify(c)}`)]);
+  const witness = `--witness=tiny_vit=${fixture('models', 'tiny_vit.visual.state_dict.pt')}`;
+  const { result, skip } = runReference(['describe', ...Object.entries(configs).map(([n, c]) => `--config=${n}=${JSON.stringify(c)}`), witness]);
   reference = result;
   skipReason = skip;
   if (skip) console.log(`# ${skip}`);
 });
 
 describe('parameter counts of the nine released architectures', () => {
-  test('the reference model.py gives the published counts (sanity check of the Python side)', (t) => {
+  test('the reference gives the published counts (sanity check of the Python side)', (t) => {
     if (!reference) return t.skip(skipReason);
     for (const [name, count] of Object.entries(PUBLISHED)) assert.equal(reference.counts[name], count, name);
     assert.deepEqual(Object.keys(reference.counts), MODEL_NAMES, 'the same nine names, in clip.available_models() order');
@@ -73,7 +75,7 @@ describe('parameter counts of the nine released architectures', () => {
         const count = model.parameterCount();
         if (PUBLISHED[name] !== undefined) assert.equal(count, PUBLISHED[name], `${name}: the published count`);
         if (!reference) return t.skip(`${skipReason} (only the published counts were checked)`);
-        assert.equal(count, reference.counts[name], `${name}: count vs openai/CLIP model.py`);
+        assert.equal(count, reference.counts[name], `${name}: count vs the reference (open_clip's configuration of it)`);
         t.diagnostic(`${name}: ${count.toLocaleString('en-US')} parameters (${(count / 1e6).toFixed(2)} M)`);
       } finally {
         model.dispose();
@@ -82,7 +84,12 @@ describe('parameter counts of the nine released architectures', () => {
   }
 });
 
-describe('state dict layout equals the reference model.state_dict()', () => {
+describe("state dict layout equals the reference's state_dict(), in openai/CLIP's order", () => {
+  test("the reference's order is openai/CLIP's: a visual state dict model.py wrote has it", (t) => {
+    if (!reference) return t.skip(skipReason);
+    assert.equal(reference.witness?.matches, true, `the order of ${reference.witness?.file}`);
+  });
+
   for (const name of ['tiny_vit', 'tiny_rn', 'small_rn', 'small_vit']) {
     test(`${name}: names, order, shapes and dtypes; parameter count`, async (t) => {
       if (!reference) return t.skip(skipReason);

@@ -4,8 +4,8 @@ on CUDA for bench/gpu.sh (issue 4's bound, set beside the reference's own drift 
 
     autocast_ref.py MODELS_DIR [--device cpu|cuda] [NAME ...]      (default names: tiny_vit tiny_rn)
 
-For each NAME, loads MODELS_DIR/NAME.safetensors into clip_reference_model.CLIP (config from the
-metadata), and runs the golden batch in eval mode in fp32 and under
+For each NAME, loads MODELS_DIR/NAME.safetensors into the reference CLIP (clip_reference.py: open_clip's
+CLIP with QuickGELU; config from the metadata), and runs the golden batch in eval mode in fp32 and under
 torch.autocast(device, dtype=torch.bfloat16). Prints one line of JSON:
 {NAME: {"max_abs_diff": max |bf16 - fp32| over logits_per_image, "max_abs": max |fp32 logit|,
 "relative": their ratio, "variants": [that ratio for each of the 32 variants of the batch],
@@ -26,7 +26,7 @@ from collections import OrderedDict
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
 
-import clip_reference_model as ref  # noqa: E402
+import clip_reference as ref  # noqa: E402
 from weights_ref import read_safetensors  # noqa: E402
 
 
@@ -57,9 +57,9 @@ def shifted_tokens(tokens, v):
 def drift(model, images, tokens, device):
     """(max |bf16 - fp32| over the logits, max |fp32 logit|)."""
     with torch.no_grad():
-        fp32, _ = model(images, tokens)
+        fp32, _ = ref.logits(model, images, tokens)
         with torch.autocast(device, dtype=torch.bfloat16):
-            bf16, _ = model(images, tokens)
+            bf16, _ = ref.logits(model, images, tokens)
     return float((bf16.float() - fp32).abs().max()), float(fp32.abs().max())
 
 

@@ -9,7 +9,7 @@ by ClipModel.save(.., {format: 'pt'})) and receives the files below. Prints one 
 
   "ours_pt": {name: {"loaded_type", "strict_load", "max_abs_diff": {...}, "ok"}}
       torch.load(path) with the default arguments (and again with weights_only=True explicitly),
-      load_state_dict(strict=True) into openai/CLIP's CLIP (clip_reference_model.py), then the
+      load_state_dict(strict=True) into the reference CLIP (clip_reference.py: open_clip's), then the
       golden forward: eval mode for tiny_vit, train mode (batch statistics) for tiny_rn, compared
       at rtol 1e-4 / atol 1e-5.
   "made": what was written, and notes (torchscript_fp16: how the fp16 archive was traced).
@@ -43,7 +43,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-import clip_reference_model as ref  # noqa: E402
+import clip_reference as ref  # noqa: E402
 from weights_ref import read_safetensors, write_safetensors  # noqa: E402
 
 
@@ -85,12 +85,21 @@ def check_ours(work, models, name):
         result['strict_load'] = True
     except Exception as e:  # noqa: BLE001
         return {**result, 'ok': False, 'strict_load': False, 'error': f'load_state_dict: {e}'[:1500]}
-    result['keys_in_order'] = list(loaded) == list(model.state_dict())
+    result['keys_in_order'] = list(loaded) == list(ref.openai_state_dict(model))
     train = name == 'tiny_rn'
     outputs = ref.run_forward(model, golden(models, name)['images'], golden(models, name)['text_tokens'], train=train)
     result['mode'] = 'train' if train else 'eval'
     result['max_abs_diff'], result['ok'] = compare(outputs, golden(models, name), 'train.' if train else '')
     return result
+
+
+def as_openai_model(model):
+    """open_clip keeps the text tower's causal mask as a (non-persistent) buffer, which a TorchScript archive
+    stores as a tensor; openai/CLIP's model holds it as a plain attribute, which tracing folds into the graph."""
+    mask = model.attn_mask
+    delattr(model, 'attn_mask')
+    model.attn_mask = mask
+    return model
 
 
 def make_files(work, models):
@@ -106,7 +115,7 @@ def make_files(work, models):
     train_copy, _ = fixture_model(models, 'tiny_vit')
     opt = torch.optim.Adam(train_copy.parameters(), lr=5e-5, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.2)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
-    lpi, lpt = train_copy(gold['images'], gold['text_tokens'])
+    lpi, lpt = ref.logits(train_copy, gold['images'], gold['text_tokens'])
     target = torch.arange(4)
     ((nn.functional.cross_entropy(lpi, target) + nn.functional.cross_entropy(lpt, target)) / 2).backward()
     opt.step()
@@ -126,7 +135,7 @@ def make_files(work, models):
                       ref.run_forward(rounded, gold['images'], gold['text_tokens'], train=False))
 
     # OpenAI-style TorchScript: fp16 weights, the three int entries as 0-dim int64 buffers.
-    ts_model, _ = fixture_model(models, 'tiny_vit')
+    ts_model = as_openai_model(fixture_model(models, 'tiny_vit')[0])
     ref.convert_weights(ts_model)
     for key, value in (('input_resolution', config['image_resolution']), ('context_length', config['context_length']),
                        ('vocab_size', config['vocab_size'])):
@@ -137,11 +146,12 @@ def make_files(work, models):
     try:
         # check_trace=False: the checker re-runs the fp16 CPU forward and trips on last-bit differences.
         with torch.no_grad():
-            traced = torch.jit.trace(ts_model, (gold['images'], gold['text_tokens']), check_trace=False)
+            # fp16 images: openai/CLIP's encode_image casts them to the weights' type, open_clip's does not.
+            traced = torch.jit.trace(ts_model, (gold['images'].half(), gold['text_tokens']), check_trace=False)
         notes['torchscript_fp16'] = 'traced in fp16 on the CPU'
     except Exception as e:  # noqa: BLE001 - some CPU builds lack fp16 kernels: trace in fp32, then halve
         notes['torchscript_fp16'] = f'fp16 trace failed ({type(e).__name__}), traced in fp32 and halved the parameters'
-        fp32_model, _ = fixture_model(models, 'tiny_vit')
+        fp32_model = as_openai_model(fixture_model(models, 'tiny_vit')[0])
         for key in ('input_resolution', 'context_length', 'vocab_size'):
             if key in fp32_model.__dict__:
                 delattr(fp32_model, key)
