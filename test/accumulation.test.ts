@@ -116,6 +116,21 @@ describe('contrastive accumulation (GradCache)', () => {
     });
   }
 
+  for (const lock of [{ lockText: true }, { lockImage: true }]) {
+    test(`tiny_vit ${JSON.stringify(lock)}: a locked tower's features are not run again, and the update is still one batch's`, async () => {
+      const batch = doubled(await goldenBatch('tiny_vit'));
+      const start = await weights(await model('tiny_vit'));
+      const whole = await createTrainer(await model('tiny_vit'), { ...GRADIENT_STEP, ...lock });
+      await whole.step(batch.images, batch.tokens);
+      const cached = await createTrainer(await model('tiny_vit'), { ...GRADIENT_STEP, ...lock, accumulate: 2 });
+      for (const k of [0, 1]) {
+        const micro = rows(batch, 4 * k, 4);
+        await cached.step(micro.images, micro.tokens);
+      }
+      assert.ok(relativeDifference(await weights(cached.model), await weights(whole.model), start) < 1e-4);
+    });
+  }
+
   test('an incomplete group at flush is one contrastive batch of what it holds', async () => {
     const batch = await goldenBatch('tiny_vit');
     const whole = await createTrainer(await model('tiny_vit'), GRADIENT_STEP);

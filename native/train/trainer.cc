@@ -49,6 +49,8 @@ Trainer::Trainer(model::Clip model, at::Device device, TrainerOptions options) :
     } else {
       param.set_requires_grad(true);
       trainable.emplace_back(p.key(), param);
+      if (starts_with(p.key(), "visual.")) image_tower_trains_ = true;
+      if (is_text_tower(p.key())) text_tower_trains_ = true;
     }
   }
   if (trainable.empty()) throw std::invalid_argument("every parameter is frozen: nothing to train");
@@ -390,16 +392,28 @@ at::Tensor Trainer::backward_cached_group() {
   }
   // The loss of the whole group is a mean over its rows already: no division by the micro-batches.
   (scaler_ ? scaler_->scale(loss) : loss).backward();
+  // A tower runs again only where it has something to train (or, for the image tower, train-mode
+  // BatchNorm statistics to gather once).
+  const bool image_again = image_tower_trains_ || (options_.batchnorm_train && !options_.lock_image && !model_->batch_norms().empty());
   int64_t row = 0;
   for (auto& b : cached_) {
     const int64_t rows = b.images.size(0);
-    at::Tensor image_features, text_features;
+    std::vector<at::Tensor> features, gradients;
     {
       ForwardScope scope(*this);
-      image_features = model_->encode_image(b.images);
-      text_features = model_->encode_text(b.tokens);
+      if (image_again) features.push_back(model_->encode_image(b.images));
+      if (text_tower_trains_) features.push_back(model_->encode_text(b.tokens));
     }
-    torch::autograd::backward({image_features, text_features}, {images.grad().narrow(0, row, rows), texts.grad().narrow(0, row, rows)});
+    if (image_again) gradients.push_back(images.grad().narrow(0, row, rows));
+    if (text_tower_trains_) gradients.push_back(texts.grad().narrow(0, row, rows));
+    // Only outputs that reach a trainable parameter take part (not a tower run for its statistics alone).
+    std::vector<at::Tensor> roots, root_gradients;
+    for (size_t i = 0; i < features.size(); ++i) {
+      if (!features[i].requires_grad()) continue;
+      roots.push_back(features[i]);
+      root_gradients.push_back(gradients[i]);
+    }
+    if (!roots.empty()) torch::autograd::backward(roots, root_gradients);
     if (flat_weights_) flat_weights_->publish_gradients();
     row += rows;
   }

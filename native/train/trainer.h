@@ -233,6 +233,8 @@ class Trainer {
   at::Tensor lr_;                  // 0-dim on the device: the next update's learning rate
   int64_t micro_in_group_ = 0;
   std::vector<CachedMicroBatch> cached_;  // contrastive accumulation: this group's micro-batches so far
+  // Whether a tower has a trainable parameter: a frozen tower's features need no second forward.
+  bool image_tower_trains_ = false, text_tower_trains_ = false;
   int64_t frozen_ = 0;
 
   std::unique_ptr<GraphedStep> graphed_;
