@@ -7,6 +7,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 
 import { EXAMPLE_COLOURS, writeExampleSet } from '../src/demo/example-set.js';
+import { fixture } from './helpers/fixtures.js';
 import { scratchDir } from './helpers/scratch.js';
 import { startCli } from './helpers/tiny-run.js';
 
@@ -68,6 +69,17 @@ describe('clip-native demo', () => {
 
     const again = await startCli(['demo', '--out', out, '--device', 'cpu', '--epochs', '1'], offlineEnv()).done;
     assert.equal(again.code, 0, `a second demo replaces the first one's folder: ${again.stderr}`);
+  });
+
+  test('with weights given, fine-tunes them (the path taken when pretrained weights are cached): fewer images, accuracy before and after', async () => {
+    const out = path.join(tmp, 'demo-weights');
+    const weights = fixture('models', 'tiny_vit.safetensors');
+    const result = await startCli(['demo', '--out', out, '--device', 'cpu', '--model', weights], offlineEnv()).done;
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stderr, /model: .*tiny_vit\.safetensors as asked/);
+    assert.match(result.stdout, new RegExp(`fine-tuned ${weights.replace(/[.]/g, '\\.')} on 120 images: zero-shot top-1 on 60 test images [\\d.]+ % before, [\\d.]+ % after`));
+    const config = JSON.parse(readFileSync(path.join(out, 'run', 'config.json'), 'utf8')) as { init: string; epochs: number; lr: number };
+    assert.deepEqual([config.init, config.epochs, config.lr], ['pretrained', 2, 1e-5]);
   });
 
   test('refuses a folder it did not write', async () => {

@@ -51,6 +51,15 @@ test('doctor prints a readable summary', () => {
   assert.doesNotMatch(out, /experiments/);
 });
 
+test("doctor finds the vocabulary shipped in the package (no download needed); CLIP_NATIVE_VOCAB still wins", () => {
+  const env: NodeJS.ProcessEnv = { ...process.env, CLIP_NATIVE_CACHE: path.join(os.tmpdir(), 'clip-doctor-empty-cache') };
+  delete env.CLIP_NATIVE_VOCAB;
+  const shipped = JSON.parse(execFileSync(process.execPath, [cli, 'doctor', '--json'], { encoding: 'utf8', env })) as { vocab: unknown };
+  assert.deepEqual(shipped.vocab, { path: path.join(repoRoot, 'assets', 'bpe_simple_vocab_16e6.txt.gz'), exists: true, source: 'package' });
+  const chosen = JSON.parse(execFileSync(process.execPath, [cli, 'doctor', '--json'], { encoding: 'utf8', env: { ...env, CLIP_NATIVE_VOCAB: '/nowhere/vocab.gz' } })) as { vocab: unknown };
+  assert.deepEqual(chosen.vocab, { path: '/nowhere/vocab.gz', exists: false, source: 'CLIP_NATIVE_VOCAB' });
+});
+
 test('doctor names the performance experiments switched on by CLIP_NATIVE_EXPERIMENTS', () => {
   const env = { ...process.env, CLIP_NATIVE_EXPERIMENTS: 'reference-mlp' };
   assert.deepEqual(JSON.parse(execFileSync(process.execPath, [cli, 'doctor', '--json'], { encoding: 'utf8', env })).experiments, ['reference-mlp']);

@@ -10,7 +10,7 @@ export function registerDemo(program: Command): void {
     .command('demo')
     .description('fine-tune on a small example set drawn at run time (no dataset, no network): accuracy before and after, and an HTML report')
     .option('--out <dir>', 'folder for the example set, the run and the report (replaced when an earlier demo wrote it)', 'clip-native-demo')
-    .option('--model <name>', "auto: ViT-B/32 if its weights are cached, else a small CLIP from random weights; a released name downloads it", 'auto')
+    .option('--model <name|path>', 'auto: ViT-B/32 if its weights are cached, else a small CLIP from random weights; or a released name (downloaded if needed) or a weight file to fine-tune', 'auto')
     .option('--device <device>', 'auto, cpu, cuda or cuda:<n>', 'auto')
     .option('--epochs <n>', 'epochs (default 2 pretrained, 12 from random weights)', (v) => Number(v))
     .action(async (flags: { out: string; model: string; device: string; epochs?: number }) => {
