@@ -72,6 +72,7 @@ export { shardOrder, batchesPerEpoch, samplesLeftOut } from './distributed/shard
 
 // Evaluation and tools
 export { evaluate, evaluateModel, type EvaluateOptions, type EvaluateModelOptions, type EvaluateResult } from './eval/zero-shot.js';
+export { evaluateRetrievalModel, isRetrieval, type RetrievalEvaluation, type RetrievalMetrics, type RankMetrics } from './eval/retrieval.js';
 export { zeroShotClassifier, type Templates } from './eval/classifier.js';
 export { classify, type ClassifyOptions, type ImagePrediction, type LabelScore } from './eval/classify.js';
 export { embedImages, embedTexts, type ImageEmbeddings } from './eval/embed.js';

@@ -61,6 +61,16 @@ test('caption retrieval: trained from random weights, R@1 rises far above chance
   assert.ok(worst.imageToText.every((w, i) => i === 0 || w.rank <= worst.imageToText[i - 1]!.rank));
   assert.equal(worst.textToImage[0]!.rank, Math.max(...worst.textToImage.map((w) => w.rank)));
 
+  // The report: recall and loss curves per epoch, and the worst-ranked queries with thumbnails.
+  const report = await runCli(['report', out], env);
+  assert.equal(report.code, 0, report.stderr);
+  const html = await fs.readFile(path.join(out, 'report.html'), 'utf8');
+  for (const id of ['recall-i2t', 'recall-t2i', 'val-loss']) assert.match(html, new RegExp(`id="${id}"[^]*?<path class="series"`), id);
+  assert.match(html, /Worst-ranked examples, epoch 8 \(test\)/);
+  const thumbnails = html.match(/<img class="thumb" src="data:image\/jpeg;base64,/g) ?? [];
+  assert.equal(thumbnails.length, 12 + 2 * 12, 'a thumbnail per worst image, and per caption its image and the one ranked first');
+  assert.ok(!/<h2>Problems reading the run/.test(html), 'the run reads without problems');
+
   // `eval --json` on the last weights: the numbers of the run's last evaluation.
   const weights = path.join(out, 'tiny_epoch_8.safetensors');
   const evaluated = await runCli(['eval', '--data', set.csv, '--model', weights, '--device', 'cpu', '--json'], env);

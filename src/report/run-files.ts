@@ -23,12 +23,23 @@ export interface EpochRecord {
   lr?: number;
 }
 
+/** Retrieval metrics of one direction (caption data). */
+export interface RankRecord {
+  r1: number;
+  r5: number;
+  r10: number;
+  meanRank: number;
+  medianRank: number;
+}
+
 export interface EvalRecord {
   type: 'eval';
   /** 0 = before training. */
   epoch: number;
   split?: string;
+  /** Zero-shot accuracy (labelled data); NaN in a caption run's records. */
   top1: number;
+  retrieval?: { imageToText: RankRecord; textToImage: RankRecord; loss: number };
   top5?: number;
   perClass?: Record<string, { accuracy: number; n: number }>;
   confusion?: number[][];
@@ -77,6 +88,12 @@ export async function readRun(dir: string): Promise<RunData> {
   return run;
 }
 
+function isRetrievalRecord(value: unknown): value is EvalRecord['retrieval'] {
+  const r = value as EvalRecord['retrieval'] | undefined;
+  const ranks = (m: RankRecord | undefined) => m !== undefined && ['r1', 'r5', 'r10', 'meanRank', 'medianRank'].every((k) => isNumber(m[k as keyof RankRecord]));
+  return typeof r === 'object' && r !== null && ranks(r.imageToText) && ranks(r.textToImage) && isNumber(r.loss);
+}
+
 /** Files the record under its type; returns why when it cannot. */
 function classify(record: Record<string, unknown>, run: RunData): string | undefined {
   switch (record.type) {
@@ -89,7 +106,11 @@ function classify(record: Record<string, unknown>, run: RunData): string | undef
       run.epochs.push(record as unknown as EpochRecord);
       return undefined;
     case 'eval':
-      if (!isNumber(record.epoch) || !isNumber(record.top1)) return 'eval record without numeric epoch and top1';
+      if (isNumber(record.epoch) && isRetrievalRecord(record.retrieval)) {
+        run.evals.push({ ...(record as unknown as EvalRecord), top1: Number.NaN });
+        return undefined;
+      }
+      if (!isNumber(record.epoch) || !isNumber(record.top1)) return 'eval record without numeric epoch and top1 (or retrieval metrics)';
       run.evals.push(record as unknown as EvalRecord);
       return undefined;
     default:
