@@ -15,9 +15,7 @@ fix-text.ts matches them against "binary strings" (one char per byte).
 """
 from __future__ import annotations
 
-import codecs
 import html
-import json
 import os
 import re
 import sys
@@ -201,21 +199,14 @@ def strict_cp1252() -> list[int | None]:
 
 def upper_entities() -> dict[str, str]:
     """The upper-case entity names ftfy adds to html5's (`&EACUTE;` → `É`), as its table holds them."""
-    lower_cased = {}
-    for entity, char in chardata.HTML_ENTITIES.items():
-        if entity[1:] not in html.entities.html5:
-            lower_cased[entity] = char
+    added = {entity: char for entity, char in chardata.HTML_ENTITIES.items() if entity[1:] not in html.entities.html5}
     # Every other entry of ftfy's table must be html5's own name with ';', which fix-text.ts takes
     # from html-entities.ts.
     for entity, char in chardata.HTML_ENTITIES.items():
-        if entity not in lower_cased:
+        if entity not in added:
             assert html.entities.html5[entity[1:]] == char and entity.endswith(';')
-    assert sum(1 for n in html.entities.html5 if n.endswith(';')) + len(lower_cased) == len(chardata.HTML_ENTITIES)
-    return lower_cased
-
-
-def width_map() -> dict[int, str]:
-    return {cp: s for cp, s in fixes.WIDTH_MAP.items()}
+    assert sum(1 for n in html.entities.html5 if n.endswith(';')) + len(added) == len(chardata.HTML_ENTITIES)
+    return added
 
 
 def unassigned_ranges() -> list[list[int]]:
@@ -285,7 +276,7 @@ def main() -> None:
     parts.append('')
     parts.append('/** `fix_character_width`: fullwidth / halfwidth form → its NFKC form (Unicode 14). */')
     parts.append('export const WIDTH_MAP: ReadonlyMap<number, string> = new Map([')
-    for cp, s in sorted(width_map().items()):
+    for cp, s in sorted(chardata.WIDTH_MAP.items()):
         parts.append(f'  [0x{cp:x}, {ts_string(s)}],')
     parts.append(']);')
     parts.append('')
