@@ -36,6 +36,7 @@ import { scratchDir } from './helpers/scratch.js';
 import { cliEnv, startCli, tinyRunInputs, waitFor, type CliResult } from './helpers/tiny-run.js';
 
 const bin = path.join(repoRoot, 'dist', 'src', 'cli', 'bin.cjs');
+const rankScript = path.join(repoRoot, 'dist', 'test', 'helpers', 'ddp-rank.js');
 
 function skipReason(): string | false {
   const built = distributedBackends().built;
@@ -283,6 +284,35 @@ async function weightsDiff(a: string, b: string): Promise<{ max: number; at: str
   }
   return { max, at };
 }
+
+describe('data parallel with contrastive accumulation (Gloo on loopback)', { skip }, () => {
+  test('2 ranks × 2 micro-batches of 2, labels across them: the single process\u2019s loss on the global batch of 8', { timeout: 120_000 }, async () => {
+    const common = { DDP_BATCH: '4', DDP_STEPS: '3', DDP_LABELS: '1', OMP_NUM_THREADS: '1' };
+    const runRanks = (extra: NodeJS.ProcessEnv) =>
+      new Promise<string>((resolve, reject) => {
+        const args = ['-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', '--no-python', process.execPath, rankScript];
+        const child = spawn('python3', args, { env: { ...process.env, ...common, ...extra } });
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (d) => (out += d));
+        child.stderr.on('data', (d) => (err += d));
+        child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`torchrun exited ${code}:\n${err}`))));
+      });
+    const lines = (out: string) => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { rank: number; losses: number[]; weightsSha256: string });
+    const reference = lines(execFileSync(process.execPath, [rankScript], { env: { ...process.env, ...common, DDP_BATCH: '8', DDP_REFERENCE: '1' }, encoding: 'utf8' }))[0]!;
+    const ranks = lines(await runRanks({ DDP_ACCUMULATE: '2' }));
+    assert.equal(ranks.length, 2);
+    assert.equal(new Set(ranks.map((r) => r.weightsSha256)).size, 1, 'the ranks\u2019 weights differ');
+    for (const r of ranks) {
+      assert.equal(r.losses.length, 3, 'one loss per optimizer step');
+      // Step 1 from the same weights: rounding only. Later steps: AdamW moves each weight by about lr.
+      r.losses.forEach((loss, i) => {
+        const tolerance = Math.abs(reference.losses[i]!) * (i === 0 ? 1e-6 : 1e-6 + 1e-3 * i);
+        assert.ok(Math.abs(loss - reference.losses[i]!) <= tolerance, `rank ${r.rank} step ${i + 1}: ${loss} vs one process ${reference.losses[i]}`);
+      });
+    }
+  });
+});
 
 describe('data parallel through the CLI (Gloo on loopback)', { skip }, () => {
   const tmp = scratchDir('clip-distributed-');

@@ -1,7 +1,8 @@
 // One rank of the data-parallel checks in test/distributed.test.ts, started by torchrun (or with the
 // same environment by the test itself). Trains the tiny model a few steps on a fixed global batch,
-// this rank's slice of it, and prints one JSON line: its losses and its weights' bytes (hashed, and a
-// sample). With DDP_REFERENCE=1 and no WORLD_SIZE it is the single process on the whole global batch.
+// this rank's slice of it (DDP_ACCUMULATE=n: as n micro-batches of one contrastive group), and prints
+// one JSON line: its losses and its weights' bytes (hashed, and a sample). With DDP_REFERENCE=1 and no
+// WORLD_SIZE it is the single process on the whole global batch.
 // Run without either (as `node --test` runs every file under test/), it does nothing.
 import { createHash } from 'node:crypto';
 
@@ -41,15 +42,20 @@ async function main() {
   const group = launch && launch.worldSize > 1 ? await ProcessGroup.join(launch, 'cpu', { timeoutMs: Number(env.DDP_TIMEOUT_MS ?? 60_000) }) : undefined;
   // Another initialisation on every rank: the trainer must start them all from rank 0's weights.
   const model = await createModel(TINY_MODEL, { seed: 100 + rank });
-  const trainer = await createTrainer(model, { optimizer: 'adamw', lr: 1e-3, weightDecay: 0.1, group, localLoss: env.DDP_LOCAL_LOSS === '1' });
+  const accumulate = Number(env.DDP_ACCUMULATE ?? 1);
+  const trainer = await createTrainer(model, { optimizer: 'adamw', lr: 1e-3, weightDecay: 0.1, group, localLoss: env.DDP_LOCAL_LOSS === '1', accumulate });
   const losses: number[] = [];
   const r = TINY_MODEL.image_resolution;
   for (let s = 0; s < steps; s++) {
     const batch = globalBatch(s, perRank * world);
-    const from = rank * perRank;
-    const images = { data: batch.images.slice(from * 3 * r * r, (from + perRank) * 3 * r * r), shape: [perRank, 3, r, r] };
-    const tokens = { data: batch.tokens.slice(from * 77, (from + perRank) * 77), shape: [perRank, 77] };
-    losses.push(await trainer.step(images, tokens, useLabels ? batch.labels.slice(from, from + perRank) : undefined));
+    const micro = perRank / accumulate;
+    for (let k = 0; k < accumulate; k++) {
+      const from = rank * perRank + k * micro;
+      const images = { data: batch.images.slice(from * 3 * r * r, (from + micro) * 3 * r * r), shape: [micro, 3, r, r] };
+      const tokens = { data: batch.tokens.slice(from * 77, (from + micro) * 77), shape: [micro, 77] };
+      const result = await trainer.stepWithInfo(images, tokens, useLabels ? batch.labels.slice(from, from + micro) : undefined);
+      if (result.lossRead) losses.push(result.loss);
+    }
     if (env.DDP_DIE_AT_STEP && Number(env.DDP_DIE_AT_STEP) === s && rank === Number(env.DDP_DIE_RANK ?? 1)) process.kill(process.pid, 'SIGKILL');
   }
   const state = await model.native.stateDict();
