@@ -77,7 +77,7 @@ describe('clip-native demo', () => {
     const result = await startCli(['demo', '--out', out, '--device', 'cpu', '--model', weights], offlineEnv()).done;
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stderr, /model: .*tiny_vit\.safetensors as asked/);
-    assert.match(result.stdout, new RegExp(`fine-tuned ${weights.replace(/[.]/g, '\\.')} on 120 images: zero-shot top-1 on 60 test images [\\d.]+ % before, [\\d.]+ % after`));
+    assert.match(result.stdout, new RegExp(`fine-tuned ${weights.replace(/[.]/g, '\\.')} on 72 images: zero-shot top-1 on 36 test images [\\d.]+ % before, [\\d.]+ % after`));
     const config = JSON.parse(readFileSync(path.join(out, 'run', 'config.json'), 'utf8')) as { init: string; epochs: number; lr: number };
     assert.deepEqual([config.init, config.epochs, config.lr], ['pretrained', 2, 1e-5]);
   });

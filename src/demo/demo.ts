@@ -131,7 +131,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   await claimOut(out);
   const choice = await chooseModel(options, out);
   say(`model: ${choice.why}`);
-  const data = await writeExampleSet(path.join(out, 'example-data'), choice.pretrained ? { trainPerClass: 20 } : {});
+  // ViT-B/32 at 224 px costs ~100× the small model per image: fewer images keep it near a minute on 2 cores.
+  const data = await writeExampleSet(path.join(out, 'example-data'), choice.pretrained ? { trainPerClass: 12, testPerClass: 6 } : {});
   say(`data: ${data.train} training and ${data.test} test images of ${data.labels.length} colours (${data.labels.join(', ')}), drawn in ${data.dir}`);
   const run = await train({ ...trainSettings(choice, data, options, out), ...options.hooks, onMessage: say });
   const { out: report } = await writeReport(run.out);
