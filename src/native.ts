@@ -116,6 +116,7 @@ export interface NativeTrainer {
   profile(images: AnyTensor, tokens: AnyTensor, labels: AnyTensor | null, options: { lr: number; steps: number; trace?: string }): Promise<ProfileRow[]>;
   step(images: AnyTensor, tokens: AnyTensor, labels: AnyTensor | null, options: { lr: number; readLoss: boolean; deferRead?: boolean }): Promise<NativeStepResult>;
   takeRead(): Promise<NativeStepResult>;
+  dispose(): void;
   counters(): { optimizerSteps: number; microSteps: number; pendingMicroBatches: number };
   stats(): Promise<NativeTrainerStats>;
   flush(options: { lr: number; readLoss: boolean }): Promise<NativeStepResult>;
@@ -165,6 +166,14 @@ export interface NativeGroupOptions {
   device: string;
 }
 
+/** The part of a resized image to compute (a centre crop), in the resized image's coordinates. */
+export interface ResampleWindow {
+  left: number;
+  top: number;
+  width: number;
+  height: number;
+}
+
 /** The raw addon surface. Kept private to this module; wrappers below add types and validation. */
 interface Addon {
   runtimeInfo(): RuntimeInfo;
@@ -179,6 +188,7 @@ interface Addon {
   readFilesInto(paths: string[], headerBytes: number, bodyBytes: number, dest: Uint8Array, slots: Int32Array): Promise<NativeFileReads>;
   joinBytes(parts: Uint8Array[]): Promise<Buffer>;
   copyBytesInto(parts: Uint8Array[], dest: Uint8Array, offsets: Float64Array): Promise<void>;
+  resampleBicubic(src: Uint8Array, width: number, height: number, channels: number, outWidth: number, outHeight: number, window: ResampleWindow, alphaLast: boolean): Promise<Buffer>;
   createProcessGroup(options: NativeGroupOptions): Promise<NativeGroup>;
   builtBackends(): string[];
   missingBackendReason(backend: string): string;
@@ -279,4 +289,19 @@ export function joinBytes(parts: Uint8Array[]): Promise<Buffer> {
 /** Part i copied into dest at byte offsets[i], on the thread pool. `dest` must not be touched until it settles. */
 export function copyBytesInto(parts: Uint8Array[], dest: Uint8Array, offsets: Float64Array): Promise<void> {
   return native().copyBytesInto(parts, dest, offsets);
+}
+
+/**
+ * Pillow's `Image.resize((outWidth, outHeight), BICUBIC)` of interleaved 8-bit pixels, cropped to
+ * `window`, on the thread pool (native/image/resample.h). With `alphaLast` the last channel is alpha
+ * and the colour is resampled premultiplied, as Pillow does for RGBA and LA. `src` must not change until it settles.
+ */
+export function resampleBicubicNative(
+  src: Uint8Array,
+  size: { width: number; height: number; channels: number },
+  out: { width: number; height: number },
+  window: ResampleWindow,
+  alphaLast: boolean,
+): Promise<Buffer> {
+  return native().resampleBicubic(src, size.width, size.height, size.channels, out.width, out.height, window, alphaLast);
 }

@@ -12,6 +12,7 @@ void RegisterModel(Napi::Env env, Napi::Object exports);
 void RegisterTrainer(Napi::Env env, Napi::Object exports);
 void RegisterFiles(Napi::Env env, Napi::Object exports);
 void RegisterDist(Napi::Env env, Napi::Object exports);
+void RegisterImage(Napi::Env env, Napi::Object exports);
 }
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -27,6 +28,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   clip::binding::RegisterTrainer(env, exports);
   clip::binding::RegisterFiles(env, exports);
   clip::binding::RegisterDist(env, exports);
+  clip::binding::RegisterImage(env, exports);
   return exports;
 }
 

@@ -4,7 +4,8 @@ import { OPENAI_IMAGE_MEAN, OPENAI_IMAGE_STD, type ClipConfig } from '../model/c
 import { cropGeometry, RESIZE_MODES, type CropGeometry, type ResizeMode } from './clip-geometry.js';
 import { classifyDecodeError, ImageDecodeError, lacksEndMarker } from './image-problems.js';
 import { normalize } from './normalize.js';
-import { premultiply, resampleBicubic, resizeNearest, unpremultiply, type RawImage } from './pillow-resample.js';
+import { resampleBicubicNative } from '../native.js';
+import { premultiply, resampleBicubic, resizeNearest, unpremultiply, type RawImage, type Window } from './pillow-resample.js';
 
 /**
  * CLIP's image preprocessing (openai/CLIP `_transform`) with sharp. The recipe follows what was
@@ -13,6 +14,10 @@ import { premultiply, resampleBicubic, resizeNearest, unpremultiply, type RawIma
  * modes ('longest': pad instead of crop; 'squash') take the same path with their own geometry
  * (clip-geometry.ts `cropGeometry`).
  */
+
+/** How images are resized (PreprocessOptions.resample). */
+export type ResampleMode = 'pillow' | 'libvips';
+export const RESAMPLE_MODES: readonly ResampleMode[] = ['pillow', 'libvips'];
 
 /** Pillow's DecompressionBombWarning threshold: larger images are refused unless raised. */
 export const DEFAULT_MAX_PIXELS = 89_478_485;
@@ -26,6 +31,12 @@ export interface PreprocessOptions {
   exif?: boolean;
   /** Refuse images with more pixels than this (before resizing). */
   maxPixels?: number;
+  /**
+   * How the image is resized: 'pillow' (default) computes Pillow's antialiased bicubic to the bit, as
+   * openai/CLIP's and open_clip's preprocessing does; 'libvips' uses sharp's cubic for opaque RGB and
+   * grey downscales, faster and up to several uint8 steps off Pillow on sharp edges (docs/data.md).
+   */
+  resample?: ResampleMode;
   /** preprocessImage's Normalize (the model's `image_mean`/`image_std`); default OpenAI's. The uint8 crop ignores them. */
   mean?: readonly number[];
   std?: readonly number[];
@@ -63,6 +74,8 @@ export async function preprocessImageUint8(input: string | Buffer, options: Prep
   const resizeMode = options.resizeMode ?? 'shortest';
   if (!RESIZE_MODES.includes(resizeMode)) throw new RangeError(`resizeMode must be one of ${RESIZE_MODES.join(', ')}, got '${String(resizeMode)}'`);
   const exif = options.exif ?? true;
+  const resample = options.resample ?? 'pillow';
+  if (!RESAMPLE_MODES.includes(resample)) throw new RangeError(`resample must be one of ${RESAMPLE_MODES.join(', ')}, got '${String(resample)}'`);
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
   if (!Number.isInteger(resolution) || resolution <= 0) throw new RangeError(`resolution must be a positive integer, got ${resolution}`);
   const name = typeof input === 'string' ? input : '<buffer>';
@@ -77,6 +90,7 @@ export async function preprocessImageUint8(input: string | Buffer, options: Prep
   if (bytes.length === 0) throw new ImageDecodeError('empty', name, '0 bytes');
 
   try {
+    // ignoreIcc: Pillow's convert('RGB') ignores embedded profiles, and so do we.
     const sharpOptions = { ignoreIcc: true, limitInputPixels: false as const, failOn: 'truncated' as const };
     const meta = await sharp(bytes, sharpOptions).metadata();
     if (!meta.width || !meta.height) throw new ImageDecodeError('undecodable', name, 'no image size in the header');
@@ -99,12 +113,16 @@ export async function preprocessImageUint8(input: string | Buffer, options: Prep
     let pipeline = sharp(bytes, sharpOptions);
     if (exif) pipeline = pipeline.rotate();
 
-    // Where sharp's resize cannot follow Pillow, decode with sharp and resize with the Pillow port:
-    // palette and 1-bit images (Pillow resizes "P"/"1" with NEAREST), alpha (Pillow resizes RGBa/La,
-    // premultiplied in uint8) and any enlargement (libvips' upsampling is not Pillow's bicubic).
+    // Pillow resizes CMYK as four plain channels and converts to RGB afterwards (_transform's
+    // convert('RGB') follows the crop); libvips would convert first, through a CMYK profile. Both
+    // read a CMYK JPEG as Adobe's inverted CMYK, with or without the Adobe segment (the tests check).
+    const cmyk = meta.space === 'cmyk';
+    if (cmyk) pipeline = pipeline.pipelineColourspace('cmyk').toColourspace('cmyk');
+    // Palette and 1-bit images: Pillow resizes "P"/"1" with NEAREST.
     const palette = meta.isPalette === true || meta.bitsPerSample === 1;
     const upscale = resized.width > width || resized.height > height;
-    if (palette || meta.hasAlpha || upscale) {
+    // 'libvips' keeps sharp's resize where it is close to Pillow's (an opaque RGB or grey downscale).
+    if (resample === 'pillow' || palette || meta.hasAlpha || upscale || cmyk) {
       const decoded = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
       const img: RawImage = {
         data: new Uint8Array(decoded.data.buffer, decoded.data.byteOffset, decoded.data.byteLength),
@@ -121,28 +139,17 @@ export async function preprocessImageUint8(input: string | Buffer, options: Prep
           for (let p = 0; p < d.length; p += 4) if (d[p + 3] === 0) d.set(fill, p);
         }
         out = resizeNearest(img, resized.width, resized.height, win);
-      } else if (meta.hasAlpha && (img.channels === 2 || img.channels === 4)) {
-        // Image.resize returns a plain copy when the size does not change: no premultiplied round trip.
-        const same = resized.width === img.width && resized.height === img.height;
-        out = same
-          ? resampleBicubic(img, resized.width, resized.height, win)
-          : unpremultiply(resampleBicubic(premultiply(img), resized.width, resized.height, win));
       } else {
-        out = resampleBicubic(img, resized.width, resized.height, win);
+        const alphaLast = !cmyk && meta.hasAlpha === true && (img.channels === 2 || img.channels === 4);
+        out = await resampleExact(img, resized, win, alphaLast);
       }
       const data = Buffer.from(out.data.buffer, out.data.byteOffset, out.data.byteLength);
       const padColour = padded && palette ? paletteColourZero(bytes) : undefined;
-      const crop = placeOnCanvas(toRgb(data, out.channels, name), geometry, resolution, padColour);
+      const rgb = cmyk && out.channels === 4 ? cmykToRgb(data) : toRgb(data, out.channels, name);
+      const crop = placeOnCanvas(rgb, geometry, resolution, padColour);
       return { data: crop, shape: [resolution, resolution, 3], sourceWidth: width, sourceHeight: height };
     }
 
-    if (meta.hasAlpha) {
-      // libvips resizes alpha images premultiplied in float, Pillow in uint8 (RGBa); both drift from
-      // the reference on nearly transparent pixels (max |Δ| 0.10 on coffee_rgba.png). Dropping alpha
-      // before the resize, which sharp only does in a separate pass, stays at 0.075.
-      const flat = await pipeline.removeAlpha().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-      pipeline = sharp(flat.data, { raw: { width: flat.info.width, height: flat.info.height, channels: flat.info.channels } });
-    }
     const { data, info } = await pipeline
       .resize(resized.width, resized.height, { kernel: 'cubic', fit: 'fill', fastShrinkOnLoad: false })
       .extract(win)
@@ -163,6 +170,48 @@ export async function preprocessImageUint8(input: string | Buffer, options: Prep
 export async function preprocessImage(input: string | Buffer, options: PreprocessOptions = {}): Promise<ImageTensor> {
   const crop = await preprocessImageUint8(input, options);
   return { data: normalize(crop.data, options.mean, options.std), shape: [3, crop.shape[0], crop.shape[1]] };
+}
+
+let nativeResample: boolean | undefined;
+
+/**
+ * Pillow's bicubic resize of `img` cropped to `win`: the addon's (on the thread pool), or where the
+ * addon is not built the TypeScript port, which computes the same bytes several times slower.
+ */
+async function resampleExact(img: RawImage, resized: { width: number; height: number }, win: Window, alphaLast: boolean): Promise<RawImage> {
+  if (nativeResample === undefined) {
+    try {
+      nativeResample = (await resampleBicubicNative(new Uint8Array(1), { width: 1, height: 1, channels: 1 }, { width: 1, height: 1 }, { left: 0, top: 0, width: 1, height: 1 }, false)).length === 1;
+    } catch (err) {
+      nativeResample = false;
+      process.emitWarning(`clip-native: resizing images in JavaScript, several times slower (${(err as Error).message.split('\n')[0]})`);
+    }
+  }
+  if (nativeResample) {
+    const data = await resampleBicubicNative(img.data, img, resized, win, alphaLast);
+    return { data, width: win.width, height: win.height, channels: img.channels };
+  }
+  // Image.resize returns a plain copy when the size does not change: no premultiplied round trip.
+  const same = resized.width === img.width && resized.height === img.height;
+  if (!alphaLast || same) return resampleBicubic(img, resized.width, resized.height, win);
+  return unpremultiply(resampleBicubic(premultiply(img), resized.width, resized.height, win));
+}
+
+/**
+ * Pillow's `cmyk2rgb` (Convert.c): each colour is (255 - k) less its ink share, MULDIV255(c, 255 - k)
+ * with Pillow's rounding.
+ */
+export function cmykToRgb(cmyk: Uint8Array): Uint8Array {
+  const pixels = cmyk.length >> 2;
+  const rgb = new Uint8Array(pixels * 3);
+  for (let i = 0, s = 0, d = 0; i < pixels; i++, s += 4, d += 3) {
+    const nk = 255 - cmyk[s + 3]!;
+    for (let c = 0; c < 3; c++) {
+      const tmp = cmyk[s + c]! * nk + 128;
+      rgb[d + c] = nk - (((tmp >> 8) + tmp) >> 8);
+    }
+  }
+  return rgb;
 }
 
 /**

@@ -1,0 +1,96 @@
+"""Images with sharp edges and noise in every source mode, and what openai/CLIP's transform makes of
+them with Pillow (test/preprocess-pillow.test.ts).
+
+    python3 pillow_preprocess_ref.py DIR RESOLUTION...
+
+Writes DIR/<name> images and DIR/<name>.<R>.u8: the uint8 [R, R, 3] crop of `Resize(R, BICUBIC)`,
+`CenterCrop(R)`, `convert('RGB')` as torchvision runs them on a PIL image (Image.resize, then crop
+with Python's round). 16-bit sources: Pillow saturates 16-bit grey to white, where clip-native keeps
+the high byte (docs/data.md); their reference is Pillow's transform of that high byte.
+Prints one JSON line: the names written.
+"""
+import json
+import sys
+
+import numpy as np
+from PIL import Image, ImageCms
+
+d, resolutions = sys.argv[1], [int(r) for r in sys.argv[2:]]
+rng = np.random.default_rng(22)
+
+
+def sharp_noise(h, w, c):
+    """Hard-edged blocks, thin lines, a checkerboard and noise: content where resamplers disagree."""
+    y, x = np.mgrid[0:h, 0:w]
+    blocks = ((x // 7 + y // 5) % 2) * 255
+    lines = np.where((x % 13 == 0) | (y % 11 == 0), 255, 0)
+    ramp = (x * 255 // max(w - 1, 1))
+    base = np.stack([blocks, lines, ramp, 255 - blocks][:c], -1)
+    noisy = base + rng.integers(-60, 61, (h, w, c))
+    return np.clip(noisy, 0, 255).astype(np.uint8)
+
+
+def transform(im, resolution):
+    w, h = im.size
+    size = (resolution, int(resolution * h / w)) if w <= h else (int(resolution * w / h), resolution)
+    im = im.resize(size, Image.BICUBIC)
+    left = int(round((size[0] - resolution) / 2.0))
+    top = int(round((size[1] - resolution) / 2.0))
+    return np.asarray(im.crop((left, top, left + resolution, top + resolution)).convert('RGB'))
+
+
+def strip_adobe(jpeg):
+    """The JPEG without its APP14 "Adobe" segment (CMYK written by tools that leave it out)."""
+    out, pos = bytearray(jpeg[:2]), 2
+    while pos < len(jpeg):
+        marker = jpeg[pos + 1]
+        if marker == 0xDA:
+            out += jpeg[pos:]
+            break
+        length = int.from_bytes(jpeg[pos + 2:pos + 4], 'big')
+        if not (marker == 0xEE and jpeg[pos + 4:pos + 9] == b'Adobe'):
+            out += jpeg[pos:pos + 2 + length]
+        pos += 2 + length
+    return bytes(out)
+
+
+made = []
+
+
+def save(name, im, reference_image=None, **kw):
+    im.save(f'{d}/{name}', **kw)
+    write_references(name, reference_image if reference_image is not None else Image.open(f'{d}/{name}'))
+
+
+def write_references(name, im):
+    for resolution in resolutions:
+        transform(im, resolution).astype(np.uint8).tofile(f'{d}/{name}.{resolution}.u8')
+    made.append(name)
+
+
+for w, h in [(225, 1000), (1000, 225), (3000, 2000), (4032, 3024), (640, 480), (97, 150), (150, 97), (31, 400)]:
+    save(f'rgb_{w}x{h}.png', Image.fromarray(sharp_noise(h, w, 3)))
+for w, h in [(1000, 225), (3000, 2000), (420, 4000), (120, 90)]:
+    save(f'rgb_{w}x{h}.jpg', Image.fromarray(sharp_noise(h, w, 3)), quality=92)
+# A profile that would change every colour if applied (Pillow's convert('RGB') ignores it).
+lab = ImageCms.ImageCmsProfile(ImageCms.createProfile('LAB')).tobytes()
+save('rgb_icc_600x400.jpg', Image.fromarray(sharp_noise(400, 600, 3)), quality=92, icc_profile=lab)
+save('grey_900x400.png', Image.fromarray(sharp_noise(400, 900, 1)[:, :, 0]))
+save('grey_60x45.jpg', Image.fromarray(sharp_noise(45, 60, 1)[:, :, 0]), quality=90)
+save('rgba_700x500.png', Image.fromarray(sharp_noise(500, 700, 4), 'RGBA'))
+save('rgba_100x80.png', Image.fromarray(sharp_noise(80, 100, 4), 'RGBA'))
+save('la_500x800.png', Image.fromarray(sharp_noise(800, 500, 2), 'LA'))
+save('palette_800x600.png', Image.fromarray(sharp_noise(600, 800, 3)).quantize(100))
+save('palette_90x70.gif', Image.fromarray(sharp_noise(70, 90, 3)).quantize(50))
+for w, h in [(1200, 800), (150, 200)]:
+    a16 = (sharp_noise(h, w, 1)[:, :, 0].astype(np.uint16) << 8) | rng.integers(0, 256, (h, w), dtype=np.uint16)
+    save(f'grey16_{w}x{h}.png', Image.fromarray(a16), reference_image=Image.fromarray((a16 >> 8).astype(np.uint8)))
+for w, h in [(1000, 1400), (160, 120)]:
+    cmyk = Image.fromarray(sharp_noise(h, w, 4), 'CMYK')
+    save(f'cmyk_{w}x{h}.jpg', cmyk, quality=95)
+    with open(f'{d}/cmyk_{w}x{h}.jpg', 'rb') as f:
+        plain = strip_adobe(f.read())
+    with open(f'{d}/cmyk_noadobe_{w}x{h}.jpg', 'wb') as f:
+        f.write(plain)
+    write_references(f'cmyk_noadobe_{w}x{h}.jpg', Image.open(f'{d}/cmyk_noadobe_{w}x{h}.jpg'))
+print(json.dumps(made))
