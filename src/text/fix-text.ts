@@ -21,8 +21,8 @@ import { CONTROL_CHARS, LIGATURES, UNASSIGNED_RANGES, WIDTH_MAP } from './ftfy/t
 export const MAX_DECODE_LENGTH = 1_000_000;
 
 /**
- * Text that no step can change: printable ASCII, tab, line feed and form feed, without '&' (an
- * entity) — most captions. Every other character sends the text through the full fixer.
+ * A character some step may act on: anything but printable ASCII other than '&', tab, line feed
+ * and form feed. Text without one (most captions and prompts) is returned as it is.
  */
 const NEEDS_WORK = /[^\t\n\f\x20-\x25\x27-\x7e]/;
 
