@@ -25,6 +25,11 @@ export function registerDemo(program: Command): void {
           hooks: { onBatch: progress.onBatch, onLog: progress.onLog, onEpoch: progress.onEpoch, signal: controller.signal },
         });
         progress.stop();
+        if (result.run.interrupted) {
+          process.stdout.write(`interrupted after ${result.run.epochsCompleted} epoch(s); report: ${result.report}\n`);
+          process.exitCode = 130;
+          return;
+        }
         const what = result.pretrained ? `fine-tuned ${result.model}` : 'trained a small CLIP from random weights';
         process.stdout.write(
           `${what} on ${result.data.train} images: zero-shot top-1 on ${result.data.test} test images ${pct(result.before)} before, ${pct(result.after)} after\n` +
