@@ -6,11 +6,12 @@ import { readBodiesInto } from '../io/batched-files.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { cacheDir } from '../util/cache.js';
 import type { ResizeMode } from './clip-geometry.js';
+import type { ResampleMode } from './preprocess.js';
 
 /**
  * On-disk cache of preprocessed uint8 crops, so epochs after the first skip decoding. An entry is
  * keyed by what makes the crop: absolute path, size and mtime of the file, resolution, resize mode,
- * EXIF flag and whether it is an augmentation's source; editing or replacing an image changes its key,
+ * EXIF flag, resample mode and whether it is an augmentation's source; editing or replacing an image changes its key,
  * and stale entries are simply never read again.
  *
  * File layout: 8-byte magic, u32 LE resolution, u32 LE source pixel count (to re-apply a lower
@@ -32,6 +33,8 @@ export interface CropKey {
   exif: boolean;
   /** How the crop was made (the model's image_resize_mode); absent: 'shortest'. */
   resizeMode?: ResizeMode;
+  /** How the crop was resized (PreprocessOptions.resample); absent: 'pillow', the default. */
+  resample?: ResampleMode;
   /** The source augmentation draws its crops from (src/data/augment.ts), not a model's input: its own entries. */
   augmentSource?: boolean;
 }
@@ -57,6 +60,9 @@ export class CropCache {
     // any other mode is part of the key, and a crop of one mode is never read for another.
     const mode = key.resizeMode ?? 'shortest';
     if (mode !== 'shortest') fields.resizeMode = mode;
+    // Crops made before the resample option were libvips' for opaque downscales: 'libvips' keeps that
+    // key, and Pillow's crops (the default since) have their own, so an old entry is never read as one.
+    if ((key.resample ?? 'pillow') !== 'libvips') fields.resample = key.resample ?? 'pillow';
     // Likewise only when set: an augmentation source never answers for a plain crop, nor the reverse.
     if (key.augmentSource) fields.augmentSource = true;
     const id = createHash('sha256').update(JSON.stringify(fields)).digest('hex');

@@ -105,5 +105,5 @@ export class CropMemory {
 
 /** What makes a crop, as the disk cache's key (an edited file has another size or mtime). */
 function memoryKey(key: CropKey): string {
-  return `${key.resolution}:${key.resizeMode ?? 'shortest'}:${key.exif ? 1 : 0}:${key.augmentSource ? 'aug' : 'crop'}:${key.size}:${key.mtimeMs}:${key.file}`;
+  return `${key.resolution}:${key.resizeMode ?? 'shortest'}:${key.resample ?? 'pillow'}:${key.exif ? 1 : 0}:${key.augmentSource ? 'aug' : 'crop'}:${key.size}:${key.mtimeMs}:${key.file}`;
 }

@@ -13,7 +13,7 @@ import { decodeHere, defaultDecodeThreads, sharedDecodePool } from './decode-wor
 import type { Dataset, Sample } from './dataset.js';
 import { classifyDecodeError, ImageDecodeError, type ImageProblemKind } from './image-problems.js';
 import { normalizeInto } from './normalize.js';
-import { DEFAULT_MAX_PIXELS, preprocessImageUint8, type PreprocessOptions, type Uint8Crop } from './preprocess.js';
+import { DEFAULT_MAX_PIXELS, preprocessImageUint8, RESAMPLE_MODES, type PreprocessOptions, type ResampleMode, type Uint8Crop } from './preprocess.js';
 
 export interface LoaderOptions {
   batchSize: number;
@@ -37,6 +37,8 @@ export interface LoaderOptions {
   mean?: readonly number[];
   std?: readonly number[];
   exif?: boolean;
+  /** How images are resized: 'pillow' (default, Pillow's bicubic to the bit) or 'libvips' (faster, approximate); PreprocessOptions.resample. */
+  resample?: ResampleMode;
   maxPixels?: number;
   /** Cache of preprocessed crops: true (default, under cacheDir()/preprocessed), false, or via cacheDir. */
   cache?: boolean;
@@ -143,6 +145,8 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
   if (!RESIZE_MODES.includes(resizeMode)) throw new RangeError(`resizeMode must be one of ${RESIZE_MODES.join(', ')}, got '${String(resizeMode)}'`);
   if (options.pixels !== 'uint8') normalizeInto(new Uint8Array(0), new Float32Array(0), 0, options.mean, options.std);
   const exif = options.exif ?? true;
+  const resample = options.resample ?? 'pillow';
+  if (!RESAMPLE_MODES.includes(resample)) throw new RangeError(`resample must be one of ${RESAMPLE_MODES.join(', ')}, got '${String(resample)}'`);
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
   const concurrency = options.concurrency ?? Math.max(4, os.availableParallelism() * 2);
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
@@ -170,7 +174,7 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
     await decodes.acquire();
     try {
       const target = cache ? { dir: cache.dir, key } : undefined;
-      const preprocess = { resolution: sourceResolution, resizeMode, exif, maxPixels };
+      const preprocess = { resolution: sourceResolution, resizeMode, exif, resample, maxPixels };
       const { crop, cacheWriteFailed } = pool ? await pool.decode(sample.image, preprocess, target) : await decodeHere(decoder, sample.image, preprocess, target);
       stats.decoded++;
       if (cacheWriteFailed) stats.cacheWriteErrors++;
@@ -207,7 +211,7 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
       if (stat instanceof Error) outcomes[i] = failed(sample, stat);
       else if (!stat.isFile) outcomes[i] = failed(sample, new ImageDecodeError('missing', sample.image, 'not a regular file'));
       else if (stat.size === 0) outcomes[i] = failed(sample, new ImageDecodeError('empty', sample.image, '0 bytes'));
-      else keys[i] = { file: sample.image, size: stat.size, mtimeMs: stat.mtimeMs, resolution: sourceResolution, exif, resizeMode, ...(augment && { augmentSource: true }) };
+      else keys[i] = { file: sample.image, size: stat.size, mtimeMs: stat.mtimeMs, resolution: sourceResolution, exif, resizeMode, resample, ...(augment && { augmentSource: true }) };
     });
     const wanted = keys.flatMap((key, i) => (key ? [i] : []));
     const remembered: Array<RememberedCrop | undefined> = new Array(size);
