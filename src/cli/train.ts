@@ -92,6 +92,7 @@ export function registerTrain(program: Command): void {
     .option('--no-cuda-graph', 'run every train step eagerly instead of replaying it as a CUDA graph')
     .option('--workers <n>', 'images read and decoded at once (default auto: twice the CPU cores, at least 4)', autoOrNumber)
     .option('--decode-threads <n>', 'worker threads that decode images (default auto: none below 4 cores, else a quarter of them, at most 4; 0: the main thread)', autoOrNumber)
+    .addOption(new Option('--resample <mode>', "how images are resized: pillow (default: Pillow's antialiased bicubic to the bit, as openai/CLIP and open_clip preprocess) or libvips (sharp's cubic: faster, a few uint8 steps off on sharp edges; docs/data.md)").choices(['pillow', 'libvips']))
     .option('--no-cache', 'do not cache preprocessed images on disk')
     .option('--memory-cache <MiB>', 'MiB of preprocessed images kept in memory between epochs (default auto: a quarter of the memory, at most half of the free; 0: none)', autoOrNumber)
     .option('--strict', 'fail on the first unreadable image instead of skipping it')

@@ -578,6 +578,7 @@ async function trainLocked(
         ...modelPreprocessing(model.config),
         concurrency: config.workers === 'auto' ? undefined : config.workers,
         decodeThreads: config.decodeThreads === 'auto' ? undefined : config.decodeThreads,
+        resample: config.resample,
         prefetch: config.prefetch,
         cache: config.cache,
         cacheDir: cacheDir,

@@ -27,6 +27,9 @@ export const SAFE_TO_CHANGE_ON_RESUME: ReadonlyArray<keyof TrainConfig> = [
   'savePt',
   'workers',
   'decodeThreads',
+  // Pillow's or libvips' resize: the same images within a few uint8 steps (docs/data.md), so a run
+  // made before Pillow's became the default resumes with it.
+  'resample',
   'prefetch',
   'cache',
   'memoryCacheMiB',
