@@ -132,6 +132,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
                                           InstanceMethod<&TrainerWrap::Info>("info"),
                                           InstanceMethod<&TrainerWrap::SaveCheckpoint>("saveCheckpoint"),
                                           InstanceMethod<&TrainerWrap::LoadCheckpoint>("loadCheckpoint"),
+                                          InstanceMethod<&TrainerWrap::Dispose>("dispose"),
                                       });
     GetAddonData(env).trainer_constructor = Napi::Persistent(ctor);
     exports.Set("NativeTrainer", ctor);
@@ -154,7 +155,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
       StepInputs in = ParseStepInputs(info, "step()");
       const bool read_back = OptionalBool(in.options, "readLoss").value_or(true);
       const bool defer_read = OptionalBool(in.options, "deferRead").value_or(false);
-      TrainerPtr handle = handle_;
+      TrainerPtr handle = Live(env);
       return RunAsync<train::StepResult>(
           env,
           [handle, images = in.images, tokens = in.tokens, labels = in.labels, lr = in.lr, read_back, defer_read]() {
@@ -170,7 +171,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   Napi::Value TakeRead(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return Guard(env, [&]() -> Napi::Value {
-      TrainerPtr handle = handle_;
+      TrainerPtr handle = Live(env);
       return RunAsync<train::StepResult>(env, [handle]() { return handle->trainer->take_read(); }, StepResultToJs);
     });
   }
@@ -185,7 +186,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
       if (!(steps >= 1 && steps <= 1000) || steps != static_cast<int64_t>(steps))
         throw Napi::TypeError::New(env, "profile(): option 'steps' must be an integer from 1 to 1000");
       const std::string trace = OptionalString(in.options, "trace").value_or("");
-      TrainerPtr handle = handle_;
+      TrainerPtr handle = Live(env);
       using Rows = std::vector<runtime::ProfileRow>;
       return RunAsync<Rows>(
           env,
@@ -218,7 +219,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   }
 
   Napi::Value Counters(const Napi::CallbackInfo& info) {
-    Napi::Object out = CountersToJs(info.Env(), handle_->trainer->counters());
+    Napi::Object out = CountersToJs(info.Env(), Live(info.Env())->trainer->counters());
     out.Set("pendingMicroBatches", static_cast<double>(handle_->trainer->pending_micro_batches()));
     return out;
   }
@@ -231,7 +232,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
       auto lr = OptionalNumber(options, "lr");
       if (!lr) throw Napi::TypeError::New(env, "flush(): option 'lr' is required");
       const bool read_back = OptionalBool(options, "readLoss").value_or(true);
-      TrainerPtr handle = handle_;
+      TrainerPtr handle = Live(env);
       return RunAsync<train::StepResult>(
           env,
           [handle, lr = *lr, read_back]() {
@@ -246,7 +247,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   Napi::Value Stats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return Guard(env, [&]() -> Napi::Value {
-      TrainerPtr handle = handle_;
+      TrainerPtr handle = Live(env);
       return RunAsync<train::TrainerStats>(
           env,
           [handle]() {
@@ -267,7 +268,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   Napi::Value ResetEpochStats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return Guard(env, [&]() -> Napi::Value {
-      TrainerPtr handle = handle_;
+      TrainerPtr handle = Live(env);
       return RunAsync<bool>(
           env,
           [handle]() {
@@ -281,7 +282,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
 
   Napi::Value Info(const Napi::CallbackInfo& info) {
     Napi::Object out = Napi::Object::New(info.Env());
-    out.Set("trainableParameters", static_cast<double>(handle_->trainer->trainable_parameters()));
+    out.Set("trainableParameters", static_cast<double>(Live(info.Env())->trainer->trainable_parameters()));
     out.Set("frozenParameters", static_cast<double>(handle_->trainer->frozen_parameters()));
     out.Set("cudaGraph", handle_->trainer->graph_status());
     out.Set("textLength", static_cast<double>(handle_->trainer->text_length()));
@@ -295,7 +296,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     return Guard(env, [&]() -> Napi::Value {
       const std::string path = StringArg(info, 0, "path");
       auto metadata = StringMap(info.Length() > 1 ? info[1] : env.Undefined(), "metadata");
-      TrainerPtr handle = handle_;
+      TrainerPtr handle = Live(env);
       return RunAsync<bool>(
           env,
           [handle, path, metadata]() {
@@ -311,7 +312,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     Napi::Env env = info.Env();
     return Guard(env, [&]() -> Napi::Value {
       const std::string path = StringArg(info, 0, "path");
-      TrainerPtr handle = handle_;
+      TrainerPtr handle = Live(env);
       using Meta = std::map<std::string, std::string>;
       return RunAsync<Meta>(
           env,
@@ -321,6 +322,18 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
           },
           [](Napi::Env e, Meta& metadata) -> Napi::Value { return StringMapToJs(e, metadata); });
     });
+  }
+
+  // dispose(): the trainer's optimizer state and gradients go once pending work has ended (it holds
+  // its own reference); the model stays. Any later call throws.
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    handle_.reset();
+    return info.Env().Undefined();
+  }
+
+  const TrainerPtr& Live(Napi::Env env) const {
+    if (!handle_) throw Napi::Error::New(env, "this trainer was disposed");
+    return handle_;
   }
 
   TrainerPtr handle_;

@@ -4,6 +4,7 @@
 #include <torch/autograd.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <stdexcept>
 
@@ -19,6 +20,16 @@ namespace clip::train {
 namespace {
 
 bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
+
+// Test hook: CLIP_NATIVE_EMULATE_OOM_ABOVE_BATCH=n (read at each step) makes a batch of more than n
+// images fail as a device out of memory does, so the handling of one runs without a GPU to fill.
+void check_emulated_out_of_memory(int64_t batch) {
+  const char* value = std::getenv("CLIP_NATIVE_EMULATE_OOM_ABOVE_BATCH");
+  if (value == nullptr || *value == '\0') return;
+  const int64_t limit = std::strtoll(value, nullptr, 10);
+  TORCH_CHECK_WITH(OutOfMemoryError, batch <= limit, "emulated: CUDA out of memory. Tried to allocate the activations of ", batch,
+                   " images (CLIP_NATIVE_EMULATE_OOM_ABOVE_BATCH=", limit, ")");
+}
 
 bool is_text_tower(const std::string& name) {
   for (const char* prefix : {"transformer.", "token_embedding.", "positional_embedding", "ln_final.", "text_projection"}) {
@@ -152,6 +163,7 @@ void Trainer::set_modes() {
 StepResult Trainer::step(const at::Tensor& images_in, const at::Tensor& all_tokens, const std::optional<at::Tensor>& labels, double lr,
                          bool read_back, bool defer_read) {
   if (!(lr >= 0) || !std::isfinite(lr)) throw std::invalid_argument("learning rate must be a finite non-negative number");
+  check_emulated_out_of_memory(images_in.size(0));
   set_modes();
   prepare_flat_weights();
   model_->check_images(images_in);

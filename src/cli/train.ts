@@ -54,7 +54,7 @@ export function registerTrain(program: Command): void {
     .addOption(new Option('--init <init>', 'start from the pretrained weights or random ones').choices(['pretrained', 'random']))
     .option('--name <prefix>', 'prefix of the per-epoch weight files')
     .option('--epochs <n>', 'epochs (default 30)', num)
-    .option('--batch-size <n>', 'images per batch, per rank (default 4; data parallel: the global batch is this × the ranks, as open_clip counts)', num)
+    .option('--batch-size <n|auto>', 'images per batch, per rank (default 4; data parallel: the global batch is this × the ranks, as open_clip counts); auto (CUDA): the largest power of two that fits', autoOrNumber)
     .addOption(new Option('--optimizer <name>', 'adam (L2 decay, the blog) or adamw (decoupled)').choices(['adam', 'adamw']))
     .option('--lr <lr>', 'learning rate (default 1e-6)', num)
     .option('--weight-decay <wd>', 'weight decay (default 0.001)', num)

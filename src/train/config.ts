@@ -25,7 +25,8 @@ export interface TrainConfig {
   name?: string;
 
   epochs: number;
-  batchSize: number;
+  /** Per rank; 'auto' (CUDA): the largest power of two whose train step fits, found with real steps. */
+  batchSize: number | 'auto';
   optimizer: 'adam' | 'adamw';
   lr: number;
   betas: [number, number];
@@ -204,7 +205,7 @@ const CHECKS: Record<keyof TrainConfig, Check> = {
   out: text,
   name: (v) => (v === undefined || (typeof v === 'string' && /^[\w.-]+$/.test(v)) ? undefined : 'must use letters, digits, _ . - only'),
   epochs: positiveInt,
-  batchSize: positiveInt,
+  batchSize: (v) => (v === 'auto' ? undefined : positiveInt(v)),
   optimizer: oneOf('adam', 'adamw'),
   lr: nonNegative,
   betas: (v) =>

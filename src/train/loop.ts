@@ -36,6 +36,7 @@ import { compatDifferences, compatError, compatRecord, COMPAT_METADATA_KEY, data
 import { checkDiskSpace, estimateWrites, freeBytes, lockRunDir, removeRun, runContents } from './run-dir.js';
 import { checkpointPath, CONFIG_FILE, listCheckpoints, METRICS_FILE, pruneCheckpoints, resolveResume, RETRIEVAL_WORST_FILE, runName, weightsPath, type CheckpointPosition } from './run-files.js';
 import type { Schedule } from './schedule.js';
+import { explainOutOfMemory, findBatchSize, takePeakMemory, type ResolvedConfig } from './memory.js';
 import { createTrainer, type StepResult, type Trainer } from './trainer.js';
 
 export interface StepLog {
@@ -228,7 +229,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
 }
 
 async function trainLocked(
-  config: TrainConfig,
+  requested: TrainConfig,
   out: string,
   say: (message: string) => void,
   {
@@ -243,6 +244,8 @@ async function trainLocked(
     localRank,
   }: Pick<TrainOptions, 'signal' | 'onLog' | 'onBatch' | 'onEpoch' | 'tokenizer' | 'cacheDir'> & { rg: RunGroup; sayRank: (message: string) => void; localRank: number | undefined },
 ): Promise<TrainResult> {
+  // batchSize 'auto' becomes a number once the model is built; nothing reads it before.
+  let config = requested as ResolvedConfig;
   const name = config.name ?? runName(config.model);
   // A new run never writes into an old one: their metrics, checkpoints and weight files would mix.
   // Rank 0's directory: its refusal reaches every rank.
@@ -281,6 +284,7 @@ async function trainLocked(
   await badData.checkSplit(config.trainSplit, trainSet);
   if (evalSet && evalSet.split !== undefined && config.evalSplit !== config.trainSplit) await badData.checkSplit(config.evalSplit, evalSet);
   const model = await buildModel(config, device, resumeFile);
+  if (requested.batchSize === 'auto') config = { ...config, batchSize: await findBatchSize(requested, model, { device, precision, distributed: rg.distributed, samples: trainSet.samples.length, say }) };
   const multiPositive = config.multiPositive === 'on' || (config.multiPositive === 'auto' && (trainSet.kind === 'labels' || config.captions === 'all'));
   // Caption data: the captions of one image are positives of each other (their image's index as a
   // label) when an epoch holds several of them; labelled data: the class.
@@ -598,6 +602,7 @@ async function trainLocked(
       let batchesDone = resuming ? state.position.batch : 0;
       let cursor = resuming ? state.cursor : 0;
       const epochStart = performance.now();
+      takePeakMemory(device); // the peak from here on is this epoch's
       let windowStart = performance.now();
       let windowImages = 0;
       let step: StepResult | undefined;
@@ -616,7 +621,9 @@ async function trainLocked(
         const logged = (batchesDone + 1) % config.logEvery === 0;
         // Which steps read their loss decides where a divergence is seen: the same on every rank.
         const readLoss = readsEveryStep || logged || batchesDone + 1 === loader.batchesPerEpoch || (!rg.distributed && signal?.aborted === true);
-        step = await trainer.stepWithInfo(batch.images, tokens, positives(batch), { readLoss, deferRead: true });
+        step = await trainer.stepWithInfo(batch.images, tokens, positives(batch), { readLoss, deferRead: true }).catch((error: unknown) => {
+          throw explainOutOfMemory(error, { ...config, model: config.model, device, precision });
+        });
         batchesDone++;
         cursor = batch.cursor;
         windowImages += batch.samples.length * rg.worldSize;
@@ -701,8 +708,11 @@ async function trainLocked(
       result.lastLoss = lastLoss;
       result.epochsCompleted = epoch + 1;
       const seconds = (performance.now() - epochStart) / 1000;
+      const peakMemory = takePeakMemory(device);
+      if (peakMemory) say(`epoch ${epoch + 1}: peak device memory ${peakMemory.allocatedGiB} GiB allocated, ${peakMemory.reservedGiB} GiB reserved`);
       await metrics.append({
         type: 'epoch',
+        ...(peakMemory ? { peakMemoryGiB: peakMemory } : {}),
         epoch: epoch + 1,
         loss: epochLoss,
         steps: trainer.optimizerSteps,

@@ -189,6 +189,11 @@ export class Trainer {
     return this.native.takeRead();
   }
 
+  /** Frees the optimizer state and gradients now (the model stays); any later call throws. */
+  dispose(): void {
+    this.native.dispose();
+  }
+
   /**
    * Runs `steps` train steps on one batch under LibTorch's profiler and resolves to where the time went:
    * GPU kernels on a CUDA device, operators on the CPU, longest total first. They are real steps (the
