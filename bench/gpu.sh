@@ -21,6 +21,11 @@
 #   QUICK=1 skips the short runs and the less wanted levers and profiles.
 #   PART=families: the CUDA tests, GELU ViT-B/16 and ViT-B/32 rows, and bench/multi-gpu.sh at world size 1
 #   through NCCL (issues 20 and 21).
+#   PART=memory: issue 23 (prepared 2026-12-06, not yet run on a GPU): ViT-B/16, ViT-L/14 and
+#   ViT-L/14@336px train steps in bf16 at batch 32/64/128/256, with and without activation checkpointing,
+#   all 77 text positions (experiment full-text-context), beside open_clip's own step
+#   (bench/open_clip_peer.py, also with torch.compile), and the largest batch each fits (--batch auto).
+#   About 9 minutes; results in train-step.jsonl and open-clip-peer.jsonl.
 #   PART=a runs the build, doctor, the CUDA tests, the default path, the levers (most wanted first),
 #   parity and the HF peer (PART=check: only up to the first rows of levers, for a short check); PART=b the end-to-end runs, the loader, the profiles and traces (the build is
 #   incremental): two device commands of under 10 minutes each where one would not fit, on the same
@@ -95,6 +100,27 @@ if [ "$PART" = recheck ]; then
   stamp "profiles"
   step --model RN50 --batch 256 --eager --profile 3
   CLIP_NATIVE_EXPERIMENTS=separate-bias-relu step --model RN50 --batch 256 --eager --profile 3
+  stamp done
+  exit 0
+fi
+if [ "$PART" = memory ]; then
+  peer() { timeout 240 python3 bench/open_clip_peer.py "$@" | tee -a "$WORK/open-clip-peer.jsonl"; }
+  cuda_tests
+  for model in ViT-B/16 ViT-L/14 ViT-L/14@336px; do
+    peer_model=${model//\//-}
+    peer_model=${peer_model/@336px/-336}-quickgelu  # OpenAI's activation, as the released names here use
+    for checkpointing in "" --grad-checkpointing; do
+      stamp "$model $checkpointing"
+      for batch in 32 64 128 256; do
+        CLIP_NATIVE_EXPERIMENTS=full-text-context step --model "$model" --batch "$batch" $checkpointing
+        peer --model "$peer_model" --batch "$batch" --steps 5 --warmup 2 $checkpointing
+      done
+      CLIP_NATIVE_EXPERIMENTS=full-text-context step --model "$model" --batch auto --steps 3 --warmup 1 $checkpointing
+      peer --model "$peer_model" --batch auto --steps 3 --warmup 1 $checkpointing
+    done
+    peer --model "$peer_model" --batch 64 --steps 5 --warmup 2 --compile
+  done
+  report
   stamp done
   exit 0
 fi

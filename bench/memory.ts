@@ -10,8 +10,10 @@
 //   checkpointing  the same with --grad-checkpointing
 //   accumulate     the batch as `accumulate` micro-batches of batch/accumulate, one contrastive group
 //   micro          one step on a micro-batch alone (the memory accumulation should stay near)
-// `stepMiB` is the peak RSS over the steps minus the RSS before the first one (weights, optimizer
-// moments and the batch are already there), i.e. what the step itself allocates at its peak.
+// `stepMiB` is the peak RSS over the steps minus the RSS before the first one (weights and the batch
+// are there already): what the steps allocate at their peak. That includes the fp32 gradients and
+// Adam's two moments, made by the first step (`stateMiB`, 12 bytes per trainable parameter, the same
+// in every row); `activationsMiB` is the rest.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -96,6 +98,7 @@ async function measure(row: Row) {
     seconds.push((performance.now() - start) / 1000);
   }
   const peak = process.resourceUsage().maxRSS / 1024;
+  const stateMiB = (trainer.native.info().trainableParameters * 12) / 2 ** 20;
   // The first step pays for lazy initialisation: the time is the mean of the others.
   const timed = seconds.length > 1 ? seconds.slice(1) : seconds;
   return {
@@ -107,6 +110,8 @@ async function measure(row: Row) {
     precision: 'fp32',
     secondsPerStep: Math.round((timed.reduce((a, b) => a + b, 0) / timed.length) * 100) / 100,
     stepMiB: Math.round(peak - before),
+    stateMiB: Math.round(stateMiB),
+    activationsMiB: Math.round(peak - before - stateMiB),
     peakRssMiB: Math.round(peak),
     losses,
   };
@@ -124,10 +129,13 @@ if (values.row) {
   } else {
     const plain = results[0];
     process.stdout.write(`${values.model} on ${values.device} (${os.cpus().length} cores, ${new Date().toISOString().slice(0, 10)})\n`);
-    process.stdout.write('| row | images | accumulate | s/step | step MiB | vs plain | first loss |\n|---|---:|---:|---:|---:|---:|---:|\n');
+    process.stdout.write(
+      '| row | images | accumulate | s/step | step MiB | of which gradients + Adam | activations MiB | vs plain | first loss |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n',
+    );
     for (const r of results) {
       process.stdout.write(
-        `| ${r.row} | ${r.images} | ${r.accumulate} | ${r.secondsPerStep} (×${(r.secondsPerStep / plain.secondsPerStep).toFixed(2)}) | ${r.stepMiB} | ${((r.stepMiB / plain.stepMiB) * 100).toFixed(0)} % | ${r.losses[0].toFixed(6)} |\n`,
+        `| ${r.row} | ${r.images} | ${r.accumulate} | ${r.secondsPerStep} (×${(r.secondsPerStep / plain.secondsPerStep).toFixed(2)}) | ${r.stepMiB} | ${r.stateMiB} | ` +
+          `${r.activationsMiB} | ${((r.activationsMiB / plain.activationsMiB) * 100).toFixed(0)} % | ${r.losses[0].toFixed(6)} |\n`,
       );
     }
   }

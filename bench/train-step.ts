@@ -3,7 +3,10 @@
 //
 //   node dist/bench/train-step.js --model ViT-B/32 --batch 256 --device cuda --precision bf16 [--steps 20] [--warmup 5]
 //        [--eager] [--memory-format auto|channels_last|contiguous] [--pixels uint8|float32] [--sync-every-step]
-//        [--profile N [--trace trace.json]] [--activation quick_gelu|gelu] [--json]
+//        [--profile N [--trace trace.json]] [--activation quick_gelu|gelu] [--grad-checkpointing] [--json]
+//
+// --batch auto: the largest power of two (up to 4096) whose step fits (src/train/memory.ts), then timed.
+// --grad-checkpointing: each transformer block (ResNet stage) recomputed in backward.
 //
 // --activation gelu: the released architecture with open_clip's exact GELU (LAION, DataComp
 // checkpoints), which takes none of QuickGELU's own kernels or fused forms.
@@ -22,6 +25,7 @@ import { parseArgs } from 'node:util';
 import { createModel } from '../src/model/model.js';
 import { architecture } from '../src/model/config.js';
 import { cudaMemory, runtimeInfo } from '../src/native.js';
+import { autoBatchSize } from '../src/train/memory.js';
 import { createTrainer } from '../src/train/trainer.js';
 
 // FLOPs per image-text pair, forward + backward (PyTorch's FLOP counter, h100-reference.md).
@@ -44,6 +48,7 @@ const { values } = parseArgs({
     profile: { type: 'string', default: '0' },
     trace: { type: 'string' },
     activation: { type: 'string', default: 'quick_gelu' },
+    'grad-checkpointing': { type: 'boolean', default: false },
   },
 });
 
@@ -58,10 +63,20 @@ if (values.json) {
   });
 }
 
-const batch = Number(values.batch);
 if (values.activation !== 'quick_gelu' && values.activation !== 'gelu') throw new Error(`--activation must be quick_gelu or gelu, got ${values.activation}`);
 const config = { ...architecture(values.model!), ...(values.activation === 'gelu' ? { activation: 'gelu' as const } : {}) };
 const r = config.image_resolution;
+const memoryFormat = values['memory-format'] as 'auto' | 'channels_last' | 'contiguous';
+const model = await createModel(config, { seed: 0, device: values.device, memoryFormat });
+const trainerOptions = {
+  optimizer: 'adamw' as const,
+  lr: 1e-5,
+  weightDecay: 0.1,
+  precision: values.precision as 'fp32' | 'bf16' | 'fp16',
+  cudaGraph: !values.eager,
+  gradCheckpointing: values['grad-checkpointing'],
+};
+const batch = values.batch === 'auto' ? await autoBatchSize(model, trainerOptions, 4096) : Number(values.batch);
 const images =
   values.pixels === 'float32'
     ? { data: new Float32Array(batch * 3 * r * r).map(() => Math.random() * 2 - 1), shape: [batch, 3, r, r] }
@@ -73,15 +88,7 @@ for (let i = 0; i < batch; i++) {
   tokens.data[i * 77 + 12] = 49407;
 }
 
-const memoryFormat = values['memory-format'] as 'auto' | 'channels_last' | 'contiguous';
-const model = await createModel(config, { seed: 0, device: values.device, memoryFormat });
-const trainer = await createTrainer(model, {
-  optimizer: 'adamw',
-  lr: 1e-5,
-  weightDecay: 0.1,
-  precision: values.precision as 'fp32' | 'bf16' | 'fp16',
-  cudaGraph: !values.eager,
-});
+const trainer = await createTrainer(model, trainerOptions);
 const deviceIndex = values.device!.startsWith('cuda') ? Number(values.device!.split(':')[1] ?? 0) : -1;
 await trainer.step(images, tokens);
 const firstStepSeconds = performance.now() / 1000;
@@ -135,6 +142,8 @@ const result = {
   model: values.model,
   activation: values.activation,
   batch,
+  batchAuto: values.batch === 'auto',
+  gradCheckpointing: values['grad-checkpointing'],
   device: values.device,
   precision: values.precision,
   imagesPerSecond: Math.round(imagesPerSecond * 10) / 10,
