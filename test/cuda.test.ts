@@ -138,6 +138,34 @@ describe('CUDA', () => {
     assert.equal(trainer.cudaGraphStatus, 'captured');
   });
 
+  // Issue 23: activation checkpointing recomputes each block with the forward's kernels (the own
+  // kernels, bf16, flat weights), so its steps equal the plain ones; on CUDA within rounding only, as
+  // some backward kernels accumulate with atomics, whose order varies run to run (the bound: the
+  // graph-vs-eager steps' own, helpers/graph-steps.ts, which face the same effect).
+  for (const name of ['tiny_vit', 'tiny_rn'] as const) {
+    test(`${name}: bf16 steps with activation checkpointing equal the plain ones, eager and under the CUDA graph`, async (t) => {
+      if (!cuda) return t.skip(SKIP);
+      const { images, tokens } = await goldenBatch(name);
+      const run = async (gradCheckpointing: boolean, cudaGraph: boolean) => {
+        const model = await loadModel(fixture('models', `${name}.safetensors`), { device: 'cuda' });
+        if (name === 'tiny_rn') await randomizeBatchNorms(model);
+        const trainer = await createTrainer(model, { optimizer: 'adamw', lr: 1e-4, precision: 'bf16', gradCheckpointing, cudaGraph });
+        const losses: number[] = [];
+        for (let i = 0; i < 6; i++) losses.push(await trainer.step(images, tokens));
+        return { losses, graph: trainer.cudaGraphStatus };
+      };
+      for (const cudaGraph of [false, true]) {
+        const plain = await run(false, cudaGraph);
+        const checkpointed = await run(true, cudaGraph);
+        if (cudaGraph) assert.equal(checkpointed.graph, 'captured', 'checkpointing must not keep the step out of the graph');
+        checkpointed.losses.forEach((loss, i) => {
+          const relative = Math.abs(loss - plain.losses[i]!) / Math.abs(plain.losses[i]!);
+          assert.ok(relative < 1e-3, `${name} graph=${cudaGraph} step ${i + 1}: ${loss} vs ${plain.losses[i]} (relative ${fmt(relative)})`);
+        });
+      }
+    });
+  }
+
   // Nothing read back between logs, so only the trainer's own bound keeps the host from queuing steps
   // (each holding its batch's pinned staging memory) far ahead of the device (native/train/trainer.h).
   // Reads deferred as the training loop defers them (src/train/loop.ts): each taken after the next step.
