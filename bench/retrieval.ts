@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 
 import { normalizeRows, type Matrix } from '../src/eval/matrix.js';
 import { matmul } from '../src/native.js';
-import { contrastiveLoss, rankMetrics, retrievalRanks } from '../src/eval/retrieval-metrics.js';
+import { BLOCK_ENTRIES, contrastiveLoss, rankMetrics, retrievalRanks } from '../src/eval/retrieval-metrics.js';
 import { encodeTexts } from '../src/eval/text-features.js';
 import type { ClipConfig } from '../src/model/config.js';
 import { createModel, type ClipModel } from '../src/model/model.js';
@@ -79,13 +79,13 @@ function pairedFeatures(n: number, d: number): { images: Matrix; texts: Matrix }
   return { images, texts };
 }
 
-/** The score blocks retrievalRanks computes (16 M entries each), products only, nothing ranked. */
+/** The score blocks retrievalRanks computes, products only, nothing ranked. */
 async function timeProducts(images: Matrix, texts: Matrix): Promise<number> {
   const [n, d] = images.shape;
   const m = texts.shape[0];
   const right = new Float32Array(d * m);
   for (let t = 0; t < m; t++) for (let k = 0; k < d; k++) right[k * m + t] = texts.data[t * d + k]!;
-  const blockRows = Math.max(1, Math.floor((1 << 24) / m));
+  const blockRows = Math.max(1, Math.floor(BLOCK_ENTRIES / m));
   const start = performance.now();
   for (let i = 0; i < n; i += blockRows) {
     const rows = Math.min(blockRows, n - i);

@@ -34,8 +34,12 @@ export interface RetrievalRanks {
   textTopImage: Int32Array;
 }
 
-/** Entries of a score block at most (16 M floats: 64 MiB), whatever the number of candidates. */
-const BLOCK_ENTRIES = 1 << 24;
+/**
+ * Entries of a score block at most (1 M floats: 4 MiB), whatever the number of texts. Larger blocks
+ * are slower, not faster: each product's output is a fresh allocation, and one past the allocator's
+ * reuse costs a page fault per 4 KiB written (bench/retrieval.ts).
+ */
+export const BLOCK_ENTRIES = 1 << 20;
 
 /** RankMetrics of 0-based positions, as get_clip_metrics computes them. */
 export function rankMetrics(preds: ArrayLike<number>): RankMetrics {
@@ -93,8 +97,7 @@ export async function retrievalRanks(images: Matrix, texts: Matrix, textImage: I
     for (let r = 0; r < rows; r++) {
       const i = start + r;
       const row = scores.subarray(r * m, (r + 1) * m);
-      [ranks.imageToText[i], ranks.imageTopText[i]] = positionOfBest(row, captionsOf[i]!);
-      countBefore(row, i, textImage, own, ranks.textToImage, topScore, ranks.textTopImage);
+      scanRow(row, i, captionsOf[i]!, textImage, own, ranks, topScore);
     }
   }
   return ranks;
@@ -123,35 +126,45 @@ function ownScores(images: Matrix, texts: Matrix, textImage: Int32Array): Float6
   });
 }
 
-/** Image i's row of scores: each text whose image it outranks (or ties from a lower index) counts it. */
-function countBefore(row: Float32Array, i: number, textImage: Int32Array, own: Float64Array, before: Int32Array, topScore: Float32Array, top: Int32Array): void {
+/**
+ * Image i's row of scores, read once: the position of its best-ranked caption and the text ranked
+ * first; and each text whose image it outranks (or ties from a lower index) counts one more image
+ * before its own, the text's top image updated on the way.
+ */
+function scanRow(row: Float32Array, i: number, captions: readonly number[], textImage: Int32Array, own: Float64Array, ranks: RetrievalRanks, topScore: Float32Array): void {
+  const target = bestTarget(row, captions);
+  const score = row[target]!;
+  const { textToImage: before, textTopImage: topImage } = ranks;
+  let ahead = 0;
+  let first = 0;
+  let firstScore = -Infinity;
   for (let t = 0; t < row.length; t++) {
     const v = row[t]!;
+    if (v > score || (v === score && t < target)) ahead++;
+    if (v > firstScore) {
+      firstScore = v;
+      first = t;
+    }
     if (v > topScore[t]!) {
       topScore[t] = v;
-      top[t] = i;
+      topImage[t] = i;
     }
     const image = textImage[t]!;
-    if (image !== i && (v > own[t]! || (v === own[t] && i < image))) before[t]!++;
+    const mine = own[t]!;
+    if (v > mine ? image !== i : v === mine && i < image) before[t]!++;
   }
+  ranks.imageToText[i] = ahead;
+  ranks.imageTopText[i] = first;
 }
 
-/** The position of the best-ranked target in `row` (stable descending order), and the top candidate. */
-function positionOfBest(row: Float32Array, targets: readonly number[]): [number, number] {
+/** Of an image's captions, the best-ranked: the highest score, the lower index on a tie. */
+function bestTarget(row: Float32Array, targets: readonly number[]): number {
   let target = targets[0]!;
   for (let k = 1; k < targets.length; k++) {
     const t = targets[k]!;
     if (row[t]! > row[target]! || (row[t] === row[target] && t < target)) target = t;
   }
-  const score = row[target]!;
-  let before = 0;
-  let first = 0;
-  for (let j = 0; j < row.length; j++) {
-    const v = row[j]!;
-    if (v > score || (v === score && j < target)) before++;
-    if (v > row[first]!) first = j;
-  }
-  return [before, first];
+  return target;
 }
 
 /**
