@@ -8,12 +8,12 @@ import sharp from 'sharp';
 import { createRng } from '../src/util/prng.js';
 import { fixture } from '../test/helpers/fixtures.js';
 
-export async function makeJpegs(dir: string, count: number, { seed, maxWidth }: { seed: number; maxWidth: number }): Promise<string[]> {
+export async function makeJpegs(dir: string, count: number, { seed, maxWidth, minWidth = 240 }: { seed: number; maxWidth: number; minWidth?: number }): Promise<string[]> {
   const sources = ['astronaut.jpg', 'chelsea.jpg', 'coffee.jpg', 'rocket.jpg'].map((f) => fixture('images', f));
   const rng = createRng(seed);
   // Sizes drawn in order first, so the files do not depend on how many are made at once.
   const jobs = Array.from({ length: count }, (_, i) => {
-    const width = 240 + rng.nextInt(maxWidth - 240);
+    const width = minWidth + rng.nextInt(maxWidth - minWidth);
     const height = Math.round(width * (0.6 + rng.next() * 0.9));
     return { source: sources[i % sources.length]!, width, height, file: path.join(dir, `img${String(i).padStart(5, '0')}.jpg`) };
   });

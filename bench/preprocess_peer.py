@@ -7,10 +7,12 @@ as the fixtures README describes it (Resize with Image.BICUBIC to torchvision's 
 Python round, convert('RGB'), /255, Normalize), which is what torchvision runs for PIL images.
 
 Reads a list of image paths (one per line), produces float32 batches [B,3,R,R], prints one JSON
-line: {"images": n, "seconds": s, "workers": w}.
+line: {"images": n, "seconds": s, "cpu_seconds": c, "workers": w}: c is the CPU time of this
+process and its pool's (user + system), what a per-core comparison divides by.
 """
 import argparse
 import json
+import resource
 import time
 from multiprocessing import Pool
 
@@ -37,6 +39,13 @@ def clip_transform(path, resolution=224):
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
+def cpu_seconds():
+    """User + system time of this process and of its children that have ended (the pool's workers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--list", required=True)
@@ -48,6 +57,7 @@ def main():
         paths = [line.strip() for line in f if line.strip()]
 
     start = time.perf_counter()
+    cpu_start = cpu_seconds()
     batches = 0
     if args.workers > 1:
         with Pool(args.workers) as pool:
@@ -68,7 +78,8 @@ def main():
             np.stack([clip_transform(p, args.resolution) for p in paths[i : i + args.batch_size]])
             batches += 1
     seconds = time.perf_counter() - start
-    print(json.dumps({"images": len(paths), "seconds": seconds, "workers": args.workers, "batches": batches}))
+    cpu = cpu_seconds() - cpu_start
+    print(json.dumps({"images": len(paths), "seconds": seconds, "cpu_seconds": cpu, "workers": args.workers, "batches": batches}))
 
 
 if __name__ == "__main__":

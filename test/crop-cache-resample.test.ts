@@ -94,6 +94,14 @@ describe('the crop cache is keyed by the resample mode', () => {
     assert.equal(cache.entryPath(key), cache.entryPath({ ...key, resample: 'pillow' }), "absent means the default, 'pillow'");
   });
 
+  test('decode worker threads (which load the addon themselves) make the same crops in both modes', async () => {
+    for (const resample of ['pillow', 'libvips'] as const) {
+      const expected = new Map<string, Uint8Array>();
+      for (const s of dataset.samples) expected.set(s.image, (await preprocessImageUint8(s.image, { resolution: R, resample })).data);
+      assert.deepEqual(await pixelsBySample({ resample, decodeThreads: 2 }), expected, resample);
+    }
+  });
+
   test('an unknown mode is refused when the loader is made, not per image', () => {
     assert.throws(() => createLoader(dataset, { batchSize: 2, resample: 'nearest' as never }), /resample must be one of pillow, libvips/);
   });

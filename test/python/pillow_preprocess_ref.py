@@ -10,7 +10,9 @@ the high byte (docs/data.md); their reference is Pillow's transform of that high
 Prints one JSON line: the names written.
 """
 import json
+import struct
 import sys
+import zlib
 
 import numpy as np
 from PIL import Image, ImageCms
@@ -54,6 +56,15 @@ def strip_adobe(jpeg):
     return bytes(out)
 
 
+def png16_rgb(path, a):
+    """A 16-bit RGB PNG (Pillow writes none): signature, IHDR, one IDAT of unfiltered rows, IEND."""
+    h, w, _ = a.shape
+    chunk = lambda kind, body: struct.pack('>I', len(body)) + kind + body + struct.pack('>I', zlib.crc32(kind + body))
+    rows = b''.join(b'\0' + a[y].astype('>u2').tobytes() for y in range(h))
+    with open(path, 'wb') as f:
+        f.write(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 16, 2, 0, 0, 0)) + chunk(b'IDAT', zlib.compress(rows)) + chunk(b'IEND', b''))
+
+
 made = []
 
 
@@ -85,6 +96,10 @@ save('palette_90x70.gif', Image.fromarray(sharp_noise(70, 90, 3)).quantize(50))
 for w, h in [(1200, 800), (150, 200)]:
     a16 = (sharp_noise(h, w, 1)[:, :, 0].astype(np.uint16) << 8) | rng.integers(0, 256, (h, w), dtype=np.uint16)
     save(f'grey16_{w}x{h}.png', Image.fromarray(a16), reference_image=Image.fromarray((a16 >> 8).astype(np.uint8)))
+for w, h in [(900, 700), (90, 130)]:
+    a16 = (sharp_noise(h, w, 3).astype(np.uint16) << 8) | rng.integers(0, 256, (h, w, 3), dtype=np.uint16)
+    png16_rgb(f'{d}/rgb16_{w}x{h}.png', a16)
+    write_references(f'rgb16_{w}x{h}.png', Image.open(f'{d}/rgb16_{w}x{h}.png'))
 for w, h in [(1000, 1400), (160, 120)]:
     cmyk = Image.fromarray(sharp_noise(h, w, 4), 'CMYK')
     save(f'cmyk_{w}x{h}.jpg', cmyk, quality=95)
