@@ -77,10 +77,10 @@ describe('the default resize is Pillow\'s to within 1 uint8 step at every pixel'
     assert.deepEqual(failures, []);
   });
 
-  test('CMYK JPEGs, with and without the Adobe segment, convert as Pillow does (mean |Δ| ≤ 0.02 normalised)', async (t) => {
+  test('CMYK JPEGs, with and without the Adobe segment, and YCCK, convert as Pillow does (mean |Δ| ≤ 0.02 normalised)', async (t) => {
     if (missing) return t.skip(missing);
     const cmyk = names.filter((n) => n.startsWith('cmyk_'));
-    assert.equal(cmyk.length, 4);
+    assert.equal(cmyk.length, 6);
     for (const name of cmyk) {
       const ours = await preprocessImageUint8(path.join(dir, name));
       const mean = meanAbsNormalised(ours.data, await reference(name, 224));

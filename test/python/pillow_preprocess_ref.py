@@ -65,6 +65,15 @@ def png16_rgb(path, a):
         f.write(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 16, 2, 0, 0, 0)) + chunk(b'IDAT', zlib.compress(rows)) + chunk(b'IEND', b''))
 
 
+def as_ycck(jpeg):
+    """The JPEG with its Adobe segment's transform set to 2: libjpeg then reads the components as YCCK
+    (what Photoshop writes), converting to CMYK while decoding, in Pillow and libvips alike."""
+    at = jpeg.index(b'Adobe')  # then version (2 bytes), flags0 (2), flags1 (2), transform (1)
+    out = bytearray(jpeg)
+    out[at + 11] = 2
+    return bytes(out)
+
+
 made = []
 
 
@@ -108,4 +117,10 @@ for w, h in [(1000, 1400), (160, 120)]:
     with open(f'{d}/cmyk_noadobe_{w}x{h}.jpg', 'wb') as f:
         f.write(plain)
     write_references(f'cmyk_noadobe_{w}x{h}.jpg', Image.open(f'{d}/cmyk_noadobe_{w}x{h}.jpg'))
+    with open(f'{d}/cmyk_{w}x{h}.jpg', 'rb') as f:
+        ycck = as_ycck(f.read())
+    with open(f'{d}/cmyk_ycck_{w}x{h}.jpg', 'wb') as f:
+        f.write(ycck)
+    assert Image.open(f'{d}/cmyk_ycck_{w}x{h}.jpg').info.get('adobe_transform') == 2
+    write_references(f'cmyk_ycck_{w}x{h}.jpg', Image.open(f'{d}/cmyk_ycck_{w}x{h}.jpg'))
 print(json.dumps(made))
