@@ -116,13 +116,16 @@ describe('resize mode geometry (open_clip image_transform at eval)', () => {
 describe('crops of one resize mode are never reused for another', () => {
   const base: CropKey = { file: '/data/a.jpg', size: 1234, mtimeMs: 1700000000000, resolution: 224, exif: true };
 
-  test("the disk cache's key: 'shortest' keeps its old key (existing caches stay valid), the others differ", () => {
+  test("the disk cache's key: 'shortest' with resample 'libvips' keeps the old key (how those entries were made), the others differ", () => {
     const cache = new CropCache('/tmp/cache');
     const old = createHash('sha256')
       .update(JSON.stringify({ v: 2, file: path.resolve(base.file), size: base.size, mtimeMs: base.mtimeMs, resolution: base.resolution, exif: base.exif }))
       .digest('hex');
-    assert.equal(cache.entryPath(base), path.join('/tmp/cache', old.slice(0, 2), `${old}.crop`));
-    assert.equal(cache.entryPath({ ...base, resizeMode: 'shortest' }), cache.entryPath(base));
+    const libvips = { ...base, resample: 'libvips' as const };
+    assert.equal(cache.entryPath(libvips), path.join('/tmp/cache', old.slice(0, 2), `${old}.crop`));
+    assert.equal(cache.entryPath({ ...libvips, resizeMode: 'shortest' }), cache.entryPath(libvips));
+    // Pillow's resize, the default since, is never served an entry libvips made.
+    assert.notEqual(cache.entryPath(base), cache.entryPath(libvips));
     const paths = new Set(MODES.map((resizeMode) => cache.entryPath({ ...base, resizeMode })));
     assert.equal(paths.size, 3);
   });
