@@ -79,6 +79,7 @@ export function registerTrain(program: Command): void {
     .addOption(new Option('--multi-positive <mode>', 'same-label pairs as positives (auto: on for labels and for --captions all, off otherwise)').choices(['auto', 'on', 'off']))
     .addOption(new Option('--captions <mode>', 'several captions per image: one per image per epoch, drawn per (seed, epoch, image) (default), or all, the captions of one image each other\'s positives').choices(['one', 'all']))
     .addOption(new Option('--best-metric <metric>', 'what chooses <name>_best.safetensors (auto: top1 for labels, mean-r1 = mean of R@1 both ways for captions; val-loss: lowest)').choices([...BEST_METRICS]))
+    .option('--no-fix-text', "tokenize captions and prompts as they are, without ftfy's fix_text cleaning (on by default, as openai/CLIP)")
     .option('--templates <set|template>', "prompt template set (blog, default, openai-imagenet) or a template with {label} (default blog: 'a photo of {label}')")
     .option('--seed <n>', 'seed for initialisation and data order (default 0)', num)
     .option('--device <device>', 'auto, cpu, cuda or cuda:<n> (default auto)')
@@ -114,8 +115,8 @@ export function registerTrain(program: Command): void {
     .option('--local-loss-only', "data parallel: each rank's loss over its own batch only, without the other ranks' negatives")
     .option('--print-config', 'print the resolved configuration and exit')
     .option('--json', 'print the result as JSON at the end')
-    .action(async (flags: TrainFlags & { cache?: boolean; cudaGraph?: boolean; batchnorm?: TrainConfig['batchNorm']; memoryCache?: TrainConfig['memoryCacheMiB']; maxNonfiniteSteps?: number }) => {
-      const { config, printConfig, json, batchnorm, cache, cudaGraph, memoryCache, maxNonfiniteSteps, nproc, ...rest } = flags;
+    .action(async (flags: TrainFlags & { cache?: boolean; cudaGraph?: boolean; fixText?: boolean; batchnorm?: TrainConfig['batchNorm']; memoryCache?: TrainConfig['memoryCacheMiB']; maxNonfiniteSteps?: number }) => {
+      const { config, printConfig, json, batchnorm, cache, cudaGraph, fixText, memoryCache, maxNonfiniteSteps, nproc, ...rest } = flags;
       // Negatable flags default to true in commander; only an explicit --no-… may override the config file.
       const overrides: Partial<TrainConfig> = {
         ...rest,
@@ -124,6 +125,7 @@ export function registerTrain(program: Command): void {
         maxNonFiniteSteps: maxNonfiniteSteps,
         cache: cache === false ? false : undefined,
         cudaGraph: cudaGraph === false ? false : undefined,
+        fixText: fixText === false ? false : undefined,
       };
       if (printConfig) {
         const resolved = resolveConfig(config ? await readConfigFile(config) : undefined, overrides);

@@ -56,6 +56,8 @@ export interface TrainConfig {
   /** What chooses `<name>_best.safetensors` (BEST_METRICS); 'auto': top1 for labels, mean-r1 (the mean of
    * R@1 image→text and text→image) for captions. */
   bestMetric: BestMetric;
+  /** Clean every caption and prompt as ftfy's fix_text does before tokenizing (as openai/CLIP and open_clip do; docs/text.md). */
+  fixText: boolean;
   /** Prompt template(s): a set name ('blog', 'default', 'openai-imagenet') or one template with {label}. */
   templates: string;
 
@@ -150,6 +152,7 @@ export const DEFAULT_CONFIG: Omit<TrainConfig, 'data' | 'out'> = {
   multiPositive: 'auto',
   captions: 'one',
   bestMetric: 'auto',
+  fixText: true,
   templates: 'blog',
   seed: 0,
   device: 'auto',
@@ -237,6 +240,7 @@ const CHECKS: Record<keyof TrainConfig, Check> = {
   multiPositive: oneOf('auto', 'on', 'off'),
   captions: oneOf('one', 'all'),
   bestMetric: oneOf(...BEST_METRICS),
+  fixText: bool,
   templates: text,
   seed: nonNegativeInt,
   device: (v) => (typeof v === 'string' && /^(auto|cpu|cuda(:\d+)?)$/.test(v) ? undefined : 'must be auto, cpu, cuda or cuda:<n>'),

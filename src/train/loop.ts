@@ -275,7 +275,7 @@ async function trainLocked(
     const why = evalSet.split === undefined ? `${config.data} has no split column (a column split with train/test values holds rows out)` : `evalSplit and trainSplit are both ${config.trainSplit}`;
     say(`warning: evaluation runs on the training samples: ${why}; its ${trainSet.kind === 'labels' ? 'accuracy' : 'retrieval metrics'} measure fit, not generalisation`);
   }
-  const tokenizer = givenTokenizer ?? (await loadTokenizer());
+  const tokenizer = givenTokenizer ?? (await loadTokenizer({ fixText: config.fixText }));
   const resumeFile = config.resume ? await resolveResume(config.resume, out) : undefined;
   // Before any model is built: every skipped entry into skipped.tsv, and a split that is too
   // unreadable stops the run here (the first epoch's decode checks the rest).

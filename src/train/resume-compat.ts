@@ -111,6 +111,8 @@ export function compatRecord(
   };
   // Only where it changes what is trained: a record without it is that of the default.
   if (config.captions !== 'one') record.captions = config.captions;
+  // Only when on: runs made before text cleaning existed tokenized without it, and record nothing.
+  if (config.fixText) record.fixText = true;
   // Only where groups are contrastive: a record without it is that of independent micro-batches, the
   // only accumulation before this option existed.
   if (config.accumulate > 1 && config.accumulateMode === 'contrastive') record.accumulateMode = config.accumulateMode;
@@ -157,7 +159,12 @@ const show = (v: unknown) => (v === undefined ? '(not recorded)' : typeof v === 
 /** The refusal of a resume whose settings differ from the checkpoint's, one line per key. */
 export function compatError(file: string, differences: CompatDifference[]): Error {
   const lines = differences.map((d) => {
-    const note = d.key === 'architecture' ? ' (the checkpoint was made for another architecture)' : '';
+    const note =
+      d.key === 'architecture'
+        ? ' (the checkpoint was made for another architecture)'
+        : d.key === 'fixText'
+          ? ' (runs before text cleaning existed tokenized without it: resume them with --no-fix-text)'
+          : '';
     return `  ${d.key}: checkpoint ${show(d.checkpoint)}, this run ${show(d.run)}${note}`;
   });
   return new Error(

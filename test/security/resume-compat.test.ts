@@ -11,7 +11,8 @@ import { before, describe, test } from 'node:test';
 import sharp from 'sharp';
 
 import { parseSafetensorsHeader, readSafetensorsMetadata } from '../../src/io/safetensors-header.js';
-import { compatDifferences, COMPAT_METADATA_KEY } from '../../src/train/resume-compat.js';
+import { DEFAULT_CONFIG, type TrainConfig } from '../../src/train/config.js';
+import { compatDifferences, compatError, compatRecord, COMPAT_METADATA_KEY } from '../../src/train/resume-compat.js';
 import { listCheckpoints } from '../../src/train/run-files.js';
 import { scratchDir } from '../helpers/scratch.js';
 import { cliEnv, runCli, tinyRunInputs, tinyTrainArgs } from '../helpers/tiny-run.js';
@@ -96,5 +97,19 @@ describe('resume compatibility', () => {
     const cosine = { lr: 1, schedule: 'cosine', warmup: 5, initialWeights: 'sha256:aa' };
     assert.deepEqual(compatDifferences(base, cosine).differences, [{ key: 'schedule', checkpoint: 'step', run: 'cosine' }]);
     assert.deepEqual(compatDifferences({ lr: 1 }, { lr: 1, accumulate: 2 }).differences, [{ key: 'accumulate', checkpoint: undefined, run: 2 }]);
+  });
+
+  test('records made before an option existed stand for its old behaviour: independent accumulation, no text cleaning', () => {
+    const resolved = { precision: 'fp32' as const, architecture: {} as never, initialWeights: undefined, dataset: 'x', worldSize: 1 };
+    const record = (over: Partial<TrainConfig>) => compatRecord({ ...DEFAULT_CONFIG, data: 'd', out: 'o', ...over } as TrainConfig, resolved);
+    const old = record({ fixText: false, accumulate: 2, accumulateMode: 'independent' });
+    assert.ok(!('fixText' in old) && !('accumulateMode' in old), 'the old behaviours record nothing, as records made before the options');
+    const now = record({ accumulate: 2 });
+    assert.equal(now.fixText, true);
+    assert.equal(now.accumulateMode, 'contrastive');
+    const { differences } = compatDifferences(old, now);
+    assert.deepEqual(differences.map((d) => d.key).sort(), ['accumulateMode', 'fixText']);
+    assert.match(compatError('c.safetensors', differences).message, /fixText: checkpoint \(not recorded\), this run true \(runs before text cleaning existed tokenized without it: resume them with --no-fix-text\)/);
+    assert.ok(!('accumulateMode' in record({ accumulate: 1 })), 'no accumulation, nothing to record');
   });
 });
