@@ -1,13 +1,18 @@
 // Turns what bench/gpu.sh left in its output folder into one markdown report, ready to commit as
 // bench/results/gpu-<card>.md: the train-step table against the Python reference and the Hugging Face
-// peer of the same run, the lever rows, the short training runs, the CUDA tests' summary, parity and
+// peer of the same run at the same text positions, the lever rows, the short training runs, the CUDA tests' summary, parity and
 // the end-to-end run.
 //
 //   node dist/bench/gpu-report.js --dir $OUT [--command "bash bench/gpu.sh"] [--write $OUT/gpu-report.md]
+//
+// A committed run keeps its raw outputs in bench/results/<card-date>/<run>/raw.tar.xz beside this
+// report: `tar xJf raw.tar.xz -C <folder>` gives the folder --dir reads.
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
+import { architecture } from '../src/model/config.js';
+import { trainStepFlops } from './flops.js';
 import { leverDeltas } from './lever-deltas.js';
 
 // ../shared/measurements/h100-reference.md: the best Python number per case (images/s) and its mode.
@@ -37,6 +42,10 @@ interface StepRow {
   pixels?: string;
   experiments?: string;
   textLength?: number;
+  /** A ResNet's BatchNorm (frozen or train); absent in rows from before 2026-12-06, which all ran frozen (the trainer's default). */
+  batchNorm?: string | null;
+  /** Where each step's batch came from: host (copied inside the step) or device; absent: ours host, a peer's device. */
+  batchFrom?: string;
   gpu?: string | null;
   torch?: string;
   peer?: string;
@@ -75,6 +84,23 @@ function jsonLines<T>(name: string): T[] {
     });
 }
 
+/** TFLOP/s from the FLOPs of the text positions the row ran (rows written before 2026-12-06 counted 77 on every row). */
+function tflops(r: StepRow): number | null {
+  try {
+    return (trainStepFlops(architecture(r.model), r.textLength ?? 77, r.batch).gflopPerPair * r.imagesPerSecond) / 1000;
+  } catch {
+    return r.tflops;
+  }
+}
+
+/** What keeps a row from comparing like for like with the Python reference (77 positions, RN50's BatchNorm trained). */
+function unlikeReference(r: StepRow): string[] {
+  const reasons: string[] = [];
+  if ((r.textLength ?? 77) !== 77) reasons.push(`text ${r.textLength} vs 77 positions`);
+  if (r.model.startsWith('RN') && (r.batchNorm ?? 'frozen') !== 'train') reasons.push('BatchNorm frozen vs trained');
+  return reasons;
+}
+
 const fmt = (n: number | null | undefined, digits = 0) => (n === null || n === undefined || !Number.isFinite(n) ? '–' : n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
 
 function variant(r: StepRow): string {
@@ -85,7 +111,10 @@ function variant(r: StepRow): string {
   if (r.memoryFormat && r.memoryFormat !== 'auto') parts.push(r.memoryFormat);
   if (r.pixels && r.pixels !== 'uint8') parts.push(`${r.pixels} pixels`);
   if (r.experiments) parts.push(`experiment ${r.experiments}`);
-  if (r.textLength !== undefined && r.textLength < 77) parts.push(`text ${r.textLength} of 77 positions`);
+  // Rows from before 2026-11-27 carry no textLength: the text tower then always ran all 77 positions.
+  parts.push(`text ${r.textLength ?? 77} positions`);
+  if (r.model.startsWith('RN')) parts.push(`BatchNorm ${r.batchNorm ?? 'frozen'}`);
+  parts.push(`batch from ${r.batchFrom ?? 'host'}`);
   return parts.join(', ');
 }
 
@@ -110,7 +139,10 @@ const lines: string[] = [
   `- date: ${new Date().toISOString().slice(0, 10)}`,
   `- LibTorch ${doctor?.libtorch?.version ?? steps[0]?.torch ?? '?'}; CUDA graphs in this build: ${doctor?.cuda?.graphs === undefined ? '?' : doctor.cuda.graphs ? 'yes' : 'no'}`,
   '- each step: forward of both towers, loss, backward, AdamW; random weights; bf16 autocast with fp32 master weights; uint8 pixels sent from the host every step unless said',
-  '- prompts of 13 tokens: where a row says "text 16 of 77 positions", the text tower ran only those (cut after the end token, as clip-native does by default); TFLOP/s always counts the reference\'s 77-position work',
+  '- prompts of 13 tokens: "text 16 positions", the text tower ran only those (cut after the end token, as clip-native does by default); "text 77 positions", all of them, as the Python reference and the peer at 77 do',
+  '- TFLOP/s counts the FLOPs of the positions run, computed here from images/s (bench/flops.ts: PyTorch\'s FLOP counter\'s count for the reference\'s model; 44.2 GFLOP per pair for ViT-B/32 and 52.7 for RN50 at 77 positions, 29.9 and 38.4 at 16)',
+  '- "batch from host": our step copies its batch from host memory inside the timed step; the Python reference and the peers keep theirs on the GPU. RN50 rows say their BatchNorm mode: the Python reference trains it (model.train())',
+  '- the best-Python column is the reference at 77 positions with its batch on the GPU and RN50\'s BatchNorm training: a row that differs says "unlike" and how; the HF peer column is the peer at the same batch and text positions as the row',
   '',
   '## Against the targets (issue 8) and the Python reference',
   '',
@@ -120,12 +152,14 @@ const lines: string[] = [
 for (const r of steps) {
   const key = `${r.model} ${r.batch}`;
   const python = PYTHON_BEST[key];
-  const peer = r.model === 'ViT-B/32' ? peers.find((p) => p.batch === r.batch) : undefined;
+  // The peer at the same batch and text positions (peers from before 2026-12-06 ran 77 only).
+  const peer = r.model === 'ViT-B/32' ? peers.find((p) => p.batch === r.batch && (p.textLength ?? 77) === (r.textLength ?? 77)) : undefined;
   const target = TARGETS[key];
   const mark = target ? (r.imagesPerSecond >= target ? ' ✓' : ' ✗') : '';
+  const unlike = unlikeReference(r);
   lines.push(
-    `| ${r.model} | ${r.batch} | ${variant(r)} | ${fmt(r.imagesPerSecond)} | ${fmt(r.msPerStep, 1)} | ${fmt(r.tflops)} | ${fmt(r.peakGiB, 1)} / ${fmt(r.peakReservedGiB, 1)} | ${fmt(r.firstStepSeconds, 1)} | ` +
-      `${target ? fmt(target) + mark : '–'} | ${python ? `${fmt(python.imagesPerSecond)} (${python.mode}); ×${fmt(r.imagesPerSecond / python.imagesPerSecond, 2)}` : '–'} | ` +
+    `| ${r.model} | ${r.batch} | ${variant(r)} | ${fmt(r.imagesPerSecond)} | ${fmt(r.msPerStep, 1)} | ${fmt(tflops(r))} | ${fmt(r.peakGiB, 1)} / ${fmt(r.peakReservedGiB, 1)} | ${fmt(r.firstStepSeconds, 1)} | ` +
+      `${target ? fmt(target) + mark : '–'} | ${python ? `${fmt(python.imagesPerSecond)} (${python.mode}); ×${fmt(r.imagesPerSecond / python.imagesPerSecond, 2)}${unlike.length ? `; unlike: ${unlike.join(', ')}` : ''}` : '–'} | ` +
       `${peer ? `${fmt(peer.imagesPerSecond)}; ×${fmt(r.imagesPerSecond / peer.imagesPerSecond, 2)}` : '–'} |`,
   );
 }
@@ -151,8 +185,8 @@ for (const r of steps.filter((s) => s.profile?.length)) {
   for (const k of r.profile!) lines.push(`| \`${k.name.replace(/\|/g, '\\|')}\` | ${fmt(k.calls, 1)} | ${fmt(k.ms, 3)} | ${fmt(100 * k.share, 1)} % |`);
 }
 
-lines.push('', '## Hugging Face peer (same run)', '', '| batch | images/s | ms/step | TFLOP/s | peak GiB | first step s |', '|---:|---:|---:|---:|---:|---:|');
-for (const p of peers) lines.push(`| ${p.batch} | ${fmt(p.imagesPerSecond)} | ${fmt(p.msPerStep, 1)} | ${fmt(p.tflops)} | ${fmt(p.peakGiB, 1)} | ${fmt(p.firstStepSeconds, 1)} |`);
+lines.push('', '## Hugging Face peer (same run; bf16, batch already on the GPU)', '', '| batch | text positions | images/s | ms/step | TFLOP/s | peak GiB | first step s |', '|---:|---:|---:|---:|---:|---:|---:|');
+for (const p of peers) lines.push(`| ${p.batch} | ${p.textLength ?? 77} | ${fmt(p.imagesPerSecond)} | ${fmt(p.msPerStep, 1)} | ${fmt(tflops({ ...p, model: 'ViT-B/32' }))} | ${fmt(p.peakGiB, 1)} | ${fmt(p.firstStepSeconds, 1)} |`);
 
 lines.push('', '## Short training runs (issue 6: batch 128, 200 steps from random weights)', '', '| model | precision | images/s | last loss | finite |', '|---|---|---:|---:|---|');
 for (const r of shortRuns) lines.push(`| ${r.model} | ${r.precision} | ${fmt(r.imagesPerSecond)} | ${fmt(r.loss, 4)} | ${Number.isFinite(r.loss) ? 'yes' : '**no**'} |`);

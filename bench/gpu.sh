@@ -9,7 +9,8 @@
 #                      bf16/fp16 training
 #   train-step.jsonl   issue 8: native train step, ViT-B/32 and RN50 at batch 32 and 256 (bf16), the
 #                      default path (a CUDA graph) and eager steps with a kernel profile; then the levers
-#   hf-peer.jsonl      issue 8: Hugging Face CLIPModel (ViT-B/32 config, SDPA, bf16, fused AdamW), same run
+#   hf-peer.jsonl      issue 8: Hugging Face CLIPModel (ViT-B/32 config, SDPA, bf16, fused AdamW), same run,
+#                      over 77 text positions and over 16 as clip-native's default runs these prompts
 #   gpu-parity.json    issue 4: CUDA fp32 parity with the reference goldens, bf16 drift
 #   e2e.md             issue 8: a run from JPEG files, cache warm, vs the step alone (ViT-B/32, batch 256)
 #   loader*.md         the loader alone (bench/loader.ts), with and without decode worker threads
@@ -26,6 +27,10 @@
 #   all 77 text positions (experiment full-text-context), beside open_clip's own step
 #   (bench/open_clip_peer.py, also with torch.compile), and the largest batch each fits (--batch auto).
 #   About 9 minutes; results in train-step.jsonl and open-clip-peer.jsonl.
+#   PART=like: issue 25's like-for-like rows (prepared 2026-12-06, not yet run on a GPU): ViT-B/32 ours
+#   and the HF peer's each at 16 and at 77 text positions; RN50 with BatchNorm frozen (our default) and
+#   training (as the Python reference's model.train()), each at 16 and 77 positions; batch 256 and 32.
+#   About 6 minutes after the build; results in train-step.jsonl and hf-peer.jsonl.
 #   PART=a runs the build, doctor, the CUDA tests, the default path, the levers (most wanted first),
 #   parity and the HF peer (PART=check: only up to the first rows of levers, for a short check); PART=b the end-to-end runs, the loader, the profiles and traces (the build is
 #   incremental): two device commands of under 10 minutes each where one would not fit, on the same
@@ -103,6 +108,26 @@ if [ "$PART" = recheck ]; then
   stamp done
   exit 0
 fi
+hf_peer() { timeout 180 python3 bench/hf_peer.py "$@" | tee -a "$WORK/hf-peer.jsonl"; }
+if [ "$PART" = like ]; then
+  # Every row states its text positions, BatchNorm mode, precision (bf16) and where its batch lives
+  # (ours: host memory, copied each step; the peer's: already on the GPU), and has its twin beside it.
+  for batch in 256 32; do
+    stamp "like for like, batch $batch"
+    step --model ViT-B/32 --batch "$batch"
+    CLIP_NATIVE_EXPERIMENTS=full-text-context step --model ViT-B/32 --batch "$batch"
+    hf_peer --batch "$batch" --text-length 16
+    hf_peer --batch "$batch" --text-length 77
+    for batchnorm in frozen train; do
+      step --model RN50 --batch "$batch" --batchnorm "$batchnorm"
+      CLIP_NATIVE_EXPERIMENTS=full-text-context step --model RN50 --batch "$batch" --batchnorm "$batchnorm"
+    done
+  done
+  nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv > "$WORK/nvidia-smi.csv"
+  report
+  stamp done
+  exit 0
+fi
 if [ "$PART" = memory ]; then
   peer() { timeout 240 python3 bench/open_clip_peer.py "$@" | tee -a "$WORK/open-clip-peer.jsonl"; }
   cuda_tests
@@ -167,14 +192,18 @@ if [ "$PART" != b ]; then
   CLIP_NATIVE_EXPERIMENTS=avg-pool2d step --model RN50 --batch 256
   CLIP_NATIVE_EXPERIMENTS=separate-batchnorm,avg-pool2d step --model RN50 --batch 32
   CLIP_NATIVE_EXPERIMENTS=full-text-context step --model RN50 --batch 256
+  # RN50's BatchNorm training from batch statistics, as the Python reference's model.train() does.
+  step --model RN50 --batch 256 --batchnorm train
+  CLIP_NATIVE_EXPERIMENTS=full-text-context step --model RN50 --batch 256 --batchnorm train
   # Autocast's own cast of each product weight, against the default's one cast of them all.
   CLIP_NATIVE_EXPERIMENTS=per-op-casts step --model ViT-B/32 --batch 32
   CLIP_NATIVE_EXPERIMENTS=per-op-casts step --model ViT-B/32 --batch 256
   # q, k, v from three products, dense for cuDNN's attention (its output then needs no copy back).
   CLIP_NATIVE_EXPERIMENTS=dense-qkv step --model ViT-B/32 --batch 256
   stamp "HF peer"
+  # Over all 77 text positions (as the rows with full-text-context) and over 16 (as the default rows).
   for batch in 256 32; do
-    timeout 180 python3 bench/hf_peer.py --batch "$batch" | tee -a "$WORK/hf-peer.jsonl"
+    for length in 77 16; do hf_peer --batch "$batch" --text-length "$length"; done
   done
   report
 fi

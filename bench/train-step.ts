@@ -3,10 +3,13 @@
 //
 //   node dist/bench/train-step.js --model ViT-B/32 --batch 256 --device cuda --precision bf16 [--steps 20] [--warmup 5]
 //        [--eager] [--memory-format auto|channels_last|contiguous] [--pixels uint8|float32] [--sync-every-step]
-//        [--profile N [--trace trace.json]] [--activation quick_gelu|gelu] [--grad-checkpointing] [--json]
+//        [--profile N [--trace trace.json]] [--activation quick_gelu|gelu] [--grad-checkpointing] [--batchnorm frozen|train] [--json]
 //
 // --batch auto: the largest power of two (up to 4096) whose step fits (src/train/memory.ts), then timed.
 // --grad-checkpointing: each transformer block (ResNet stage) recomputed in backward.
+// --batchnorm train: a ResNet's BatchNorm updates its statistics from each batch, as the Python
+// reference's model.train() does (the trainer's default, frozen, keeps the running statistics and on
+// CUDA folds them into the convolutions).
 //
 // --activation gelu: the released architecture with open_clip's exact GELU (LAION, DataComp
 // checkpoints), which takes none of QuickGELU's own kernels or fused forms.
@@ -18,18 +21,20 @@
 // normalised on the device (the loader's path; a quarter of float32's bytes), so unlike the Python
 // reference, whose batch already sits on the GPU, every timed step includes its host-to-device copy.
 //
-// Prints images/s, ms/step, achieved TFLOP/s (from the reference's FLOP counts per image-text pair),
-// peak GPU memory over the timed steps, and the time from process start to the end of the first step.
+// Prompts of 13 tokens: by default the text tower runs 16 of the 77 positions (cut after the end
+// token); CLIP_NATIVE_EXPERIMENTS=full-text-context runs all 77, as the Python reference does.
+//
+// Prints images/s, ms/step, achieved TFLOP/s (bench/flops.ts: the FLOPs PyTorch's counter gives the
+// reference's model, at the text positions this run's text tower ran), peak GPU memory over the timed
+// steps, and the time from process start to the end of the first step.
 import { parseArgs } from 'node:util';
 
 import { createModel } from '../src/model/model.js';
-import { architecture } from '../src/model/config.js';
+import { architecture, isResNet } from '../src/model/config.js';
 import { cudaMemory, runtimeInfo } from '../src/native.js';
 import { autoBatchSize } from '../src/train/memory.js';
 import { createTrainer } from '../src/train/trainer.js';
-
-// FLOPs per image-text pair, forward + backward (PyTorch's FLOP counter, h100-reference.md).
-const GFLOP_PER_PAIR: Record<string, number> = { RN50: 52.7, 'ViT-B/32': 44.2 };
+import { trainStepFlops } from './flops.js';
 
 const { values } = parseArgs({
   options: {
@@ -49,6 +54,7 @@ const { values } = parseArgs({
     trace: { type: 'string' },
     activation: { type: 'string', default: 'quick_gelu' },
     'grad-checkpointing': { type: 'boolean', default: false },
+    batchnorm: { type: 'string', default: 'frozen' },
   },
 });
 
@@ -58,12 +64,13 @@ if (values.json) {
   process.on('uncaughtException', (err) => {
     const { model, batch, device, precision } = values;
     const experiments = process.env.CLIP_NATIVE_EXPERIMENTS ?? '';
-    process.stdout.write(JSON.stringify({ model, batch: Number(batch), device, precision, eager: values.eager, experiments, error: err.message }) + '\n');
+    process.stdout.write(JSON.stringify({ model, batch: Number(batch), device, precision, eager: values.eager, batchNorm: values.batchnorm, experiments, error: err.message }) + '\n');
     process.exitCode = 1;
   });
 }
 
 if (values.activation !== 'quick_gelu' && values.activation !== 'gelu') throw new Error(`--activation must be quick_gelu or gelu, got ${values.activation}`);
+if (values.batchnorm !== 'frozen' && values.batchnorm !== 'train') throw new Error(`--batchnorm must be frozen or train, got ${values.batchnorm}`);
 const config = { ...architecture(values.model!), ...(values.activation === 'gelu' ? { activation: 'gelu' as const } : {}) };
 const r = config.image_resolution;
 const memoryFormat = values['memory-format'] as 'auto' | 'channels_last' | 'contiguous';
@@ -75,6 +82,7 @@ const trainerOptions = {
   precision: values.precision as 'fp32' | 'bf16' | 'fp16',
   cudaGraph: !values.eager,
   gradCheckpointing: values['grad-checkpointing'],
+  batchNorm: values.batchnorm as 'frozen' | 'train',
 };
 const batch = values.batch === 'auto' ? await autoBatchSize(model, trainerOptions, 4096) : Number(values.batch);
 const images =
@@ -135,8 +143,9 @@ if (rows) {
     share: Math.round((r.totalUs / whole) * 1000) / 1000,
   }));
 }
-// The FLOP counts are for QuickGELU; GELU's erf costs a little more per MLP element, not counted.
-const gflop = GFLOP_PER_PAIR[values.model!];
+// The FLOPs of the positions the text tower ran (16 for these prompts by default, 77 with
+// full-text-context), not the reference's 77 on every row.
+const flops = trainStepFlops(config, trainer.textLength, batch);
 const memory = deviceIndex >= 0 ? cudaMemory(deviceIndex) : undefined;
 const result = {
   model: values.model,
@@ -148,17 +157,23 @@ const result = {
   precision: values.precision,
   imagesPerSecond: Math.round(imagesPerSecond * 10) / 10,
   msPerStep: Math.round(msPerStep * 100) / 100,
-  tflops: gflop ? Math.round(((gflop * imagesPerSecond) / 1000) * 10) / 10 : null,
+  tflops: Math.round(((flops.perStep * steps) / seconds / 1e12) * 10) / 10,
+  gflopPerPair: Math.round(flops.gflopPerPair * 10) / 10,
   firstStepSeconds: Math.round(firstStepSeconds * 100) / 100,
   peakGiB: memory?.available ? Math.round((memory.peakAllocatedBytes / 2 ** 30) * 100) / 100 : null,
   peakReservedGiB: memory?.available ? Math.round((memory.peakReservedBytes / 2 ** 30) * 100) / 100 : null,
   loss,
   syncEveryStep: values['sync-every-step'],
   cudaGraph: trainer.cudaGraphStatus,
-  // Positions the text tower ran: the prompts end at 13 tokens (rounded up to 16); the reference's FLOP
-  // counts, and so `tflops`, are for all 77 (CLIP_NATIVE_EXPERIMENTS=full-text-context runs those).
   kernelsPerStep,
+  // Positions the text tower ran: the prompts end at 13 tokens (rounded up to 16); 77 with
+  // CLIP_NATIVE_EXPERIMENTS=full-text-context. `tflops` counts these.
   textLength: trainer.textLength,
+  // A ResNet's BatchNorm: frozen (running statistics) or train (batch statistics); null for a ViT.
+  batchNorm: isResNet(config) ? values.batchnorm : null,
+  // Where each step's batch comes from: host memory, copied to the device inside the timed step (the
+  // Python reference and the peers keep theirs on the GPU).
+  batchFrom: 'host',
   memoryFormat,
   pixels: values.pixels,
   experiments: process.env.CLIP_NATIVE_EXPERIMENTS ?? '',
@@ -171,8 +186,8 @@ const result = {
 if (values.json) process.stdout.write(JSON.stringify(result) + '\n');
 else {
   process.stdout.write(
-    `${result.model} batch ${batch} ${result.precision} on ${result.device}: ${result.imagesPerSecond} images/s, ${result.msPerStep} ms/step` +
-      `${result.tflops !== null ? `, ${result.tflops} TFLOP/s` : ''}${result.peakGiB !== null ? `, peak ${result.peakGiB} GiB` : ''}` +
+    `${result.model} batch ${batch} ${result.precision} on ${result.device}, text ${result.textLength} positions${result.batchNorm ? `, BatchNorm ${result.batchNorm}` : ''}: ` +
+      `${result.imagesPerSecond} images/s, ${result.msPerStep} ms/step, ${result.tflops} TFLOP/s${result.peakGiB !== null ? `, peak ${result.peakGiB} GiB` : ''}` +
       `, first step after ${result.firstStepSeconds} s; CUDA graph: ${result.cudaGraph}\n`,
   );
 }
