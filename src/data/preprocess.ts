@@ -1,5 +1,5 @@
 import { promises as fs } from 'node:fs';
-import sharp from 'sharp';
+import sharp, { type Metadata, type Sharp } from 'sharp';
 import { OPENAI_IMAGE_MEAN, OPENAI_IMAGE_STD, type ClipConfig } from '../model/config.js';
 import { cropGeometry, RESIZE_MODES, type CropGeometry, type ResizeMode } from './clip-geometry.js';
 import { classifyDecodeError, ImageDecodeError, lacksEndMarker } from './image-problems.js';
@@ -107,8 +107,6 @@ export async function preprocessImageUint8(input: string | Buffer, options: Prep
       throw new ImageDecodeError('unsupported', name, (err as Error).message);
     }
     const { resized, window: win } = geometry;
-    // Pillow pads (resize mode 'longest') with 0: black, but a palette image ("P") with its colour 0.
-    const padded = win.width !== resolution || win.height !== resolution;
 
     let pipeline = sharp(bytes, sharpOptions);
     if (exif) pipeline = pipeline.rotate();
@@ -123,30 +121,7 @@ export async function preprocessImageUint8(input: string | Buffer, options: Prep
     const upscale = resized.width > width || resized.height > height;
     // 'libvips' keeps sharp's resize where it is close to Pillow's (an opaque RGB or grey downscale).
     if (resample === 'pillow' || palette || meta.hasAlpha || upscale || cmyk) {
-      const decoded = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-      const img: RawImage = {
-        data: new Uint8Array(decoded.data.buffer, decoded.data.byteOffset, decoded.data.byteLength),
-        width: decoded.info.width,
-        height: decoded.info.height,
-        channels: decoded.info.channels,
-      };
-      let out: RawImage;
-      if (palette) {
-        // GIF decoders blank the transparent index to 0,0,0,0; Pillow's convert('RGB') shows its colour.
-        const fill = meta.format === 'gif' && img.channels === 4 ? gifTransparentColour(bytes) : undefined;
-        if (fill) {
-          const d = img.data;
-          for (let p = 0; p < d.length; p += 4) if (d[p + 3] === 0) d.set(fill, p);
-        }
-        out = resizeNearest(img, resized.width, resized.height, win);
-      } else {
-        const alphaLast = !cmyk && meta.hasAlpha === true && (img.channels === 2 || img.channels === 4);
-        out = await resampleExact(img, resized, win, alphaLast);
-      }
-      const data = Buffer.from(out.data.buffer, out.data.byteOffset, out.data.byteLength);
-      const padColour = padded && palette ? paletteColourZero(bytes) : undefined;
-      const rgb = cmyk && out.channels === 4 ? cmykToRgb(data) : toRgb(data, out.channels, name);
-      const crop = placeOnCanvas(rgb, geometry, resolution, padColour);
+      const crop = await resizeLikePillow(pipeline, bytes, { meta, palette, cmyk, name }, geometry, resolution);
       return { data: crop, shape: [resolution, resolution, 3], sourceWidth: width, sourceHeight: height };
     }
 
@@ -164,6 +139,46 @@ export async function preprocessImageUint8(input: string | Buffer, options: Prep
     if (problem.kind === 'undecodable' && lacksEndMarker(bytes)) throw new ImageDecodeError('truncated', name, problem.message);
     throw problem;
   }
+}
+
+/**
+ * The R×R RGB crop computed as Pillow does: sharp decodes to raw pixels, then Pillow's resize
+ * (NEAREST for palette and 1-bit images, else the bicubic) and convert('RGB').
+ */
+async function resizeLikePillow(
+  pipeline: Sharp,
+  bytes: Buffer,
+  { meta, palette, cmyk, name }: { meta: Metadata; palette: boolean; cmyk: boolean; name: string },
+  geometry: CropGeometry,
+  resolution: number,
+): Promise<Uint8Array> {
+  const { resized, window: win } = geometry;
+  const decoded = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  const img: RawImage = {
+    data: new Uint8Array(decoded.data.buffer, decoded.data.byteOffset, decoded.data.byteLength),
+    width: decoded.info.width,
+    height: decoded.info.height,
+    channels: decoded.info.channels,
+  };
+  let out: RawImage;
+  if (palette) {
+    // GIF decoders blank the transparent index to 0,0,0,0; Pillow's convert('RGB') shows its colour.
+    const fill = meta.format === 'gif' && img.channels === 4 ? gifTransparentColour(bytes) : undefined;
+    if (fill) {
+      const d = img.data;
+      for (let p = 0; p < d.length; p += 4) if (d[p + 3] === 0) d.set(fill, p);
+    }
+    out = resizeNearest(img, resized.width, resized.height, win);
+  } else {
+    const alphaLast = !cmyk && meta.hasAlpha === true && (img.channels === 2 || img.channels === 4);
+    out = await resampleExact(img, resized, win, alphaLast);
+  }
+  const data = Buffer.from(out.data.buffer, out.data.byteOffset, out.data.byteLength);
+  // Pillow pads (resize mode 'longest') with 0: black, but a palette image ("P") with its colour 0.
+  const padded = win.width !== resolution || win.height !== resolution;
+  const padColour = padded && palette ? paletteColourZero(bytes) : undefined;
+  const rgb = cmyk && out.channels === 4 ? cmykToRgb(data) : toRgb(data, out.channels, name);
+  return placeOnCanvas(rgb, geometry, resolution, padColour);
 }
 
 /** CLIP's full transform: a normalised CHW float32 tensor [3, R, R], with options.mean/std (default OpenAI's). */
