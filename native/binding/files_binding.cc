@@ -121,8 +121,8 @@ Napi::Value ReadFilesIntoJs(const Napi::CallbackInfo& info) {
 }
 
 // joinBytes(parts: Uint8Array[]) → Buffer: the parts one after another. A training batch is 256 crops
-// of 150 KB: copied on the main thread into fresh memory (its page faults included) it cost about
-// 50 µs per image there; here a pool thread allocates and copies.
+// of 150 KB: copied on the main thread into fresh memory, its page faults included, it held the main
+// thread (docs/performance.md); here a pool thread allocates and copies.
 Napi::Value JoinBytesJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value {

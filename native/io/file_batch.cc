@@ -15,7 +15,7 @@
 namespace clip::io {
 namespace {
 
-// Slice-by-8 tables: eight bytes per step, about 1–2 GB/s, where no zlib is found (below).
+// Slice-by-8 tables: eight bytes per step, where no zlib is found (below).
 struct CrcTables {
   std::array<std::array<uint32_t, 256>, 8> t{};
   CrcTables() {

@@ -1,7 +1,7 @@
 // Many small file operations in one call, for the data loader. Reading a cached crop took the event
 // loop four file requests (stat, open, read, close), each handed to a pool thread it had to wake, plus
 // a CRC over 150 KB: on a 2-core machine the main thread, not the disks or the pool, capped the warm
-// loader at ≈ 4,800 images/s. A batch of stats or reads here is one request, and the checksum runs on
+// loader (docs/performance.md). A batch of stats or reads here is one request, and the checksum runs on
 // the pool thread too.
 #pragma once
 #include <cstddef>

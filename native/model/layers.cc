@@ -27,8 +27,8 @@ at::Tensor LayerNormFp32Impl::forward(const at::Tensor& x, bool into_product) {
   if (kernel_) {
     // The reference's numbers (fp32 arithmetic, the output rounded to the input's type) from one
     // kernel each way that reads and writes the activation in its own type, instead of casts to fp32
-    // and back around ATen's fp32 LayerNorm, forward and backward: ViT-B/32 at batch 256 took 31.5
-    // instead of 35.9 ms per step on an H100 (bench/results/levers.md, round five). Where the kernels
+    // and back around ATen's fp32 LayerNorm, forward and backward (the measurement: docs/performance.md,
+    // bench/results/levers.md round five). Where the kernels
     // do not take x (the CPU, a build without nvcc), ATen's LayerNorm below.
     if (auto y = layer_norm_by_kernel(x, weight, bias, 1e-5, output_type(x, into_product))) return *std::move(y);
   }
@@ -71,8 +71,8 @@ at::Tensor quick_gelu(const at::Tensor& x) { return x * at::sigmoid(1.702 * x); 
 namespace {
 
 // x Wᵀ + b with the weight and bias read through compute_weight(): at::linear, or the same forward
-// with the own backward (native/model/own_linear_backward.h; CUDA's default: ViT-B/32 at batch 256
-// took 28.9 instead of 31.0 ms per step on an H100, bench/results/levers.md, round five).
+// with the own backward (native/model/own_linear_backward.h; CUDA's default, measured in
+// docs/performance.md and bench/results/levers.md round five).
 at::Tensor project(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool own_backward) {
   const at::Tensor w = compute_weight(weight), b = bias.defined() ? compute_weight(bias) : at::Tensor();
   return own_backward ? linear_with_own_backward(x, w, b) : at::linear(x, w, b);
@@ -139,8 +139,8 @@ at::Tensor MlpImpl::forward_quick_gelu(const at::Tensor& x, bool own_backward) {
   if (kernel_) return project(c_proj, quick_gelu_by_kernel(project(c_fc, x, own_backward)), own_backward);
   // On CUDA: QuickGELU(h) = silu(1.702 h) / 1.702, the two scalings applied by the matrix products
   // (alpha, on cuBLAS's fp32 accumulator). The block's widest activation ([n, l, 4 d]) then sees one
-  // fused silu kernel forward and one backward instead of three and about five passes: ViT-B/32 at
-  // batch 256 took 62.7 instead of 71.7 ms per step on an H200 (bench/results/gpu-h200.md). Equal to
+  // fused silu kernel forward and one backward instead of three and about five passes (the
+  // measurement: docs/performance.md, bench/results/gpu-h200.md). Equal to
   // the reference up to rounding in fp32. On the CPU the reference's form stays: there its bf16 drift
   // from fp32 grew (mean 2.65 % vs 2.42 % of the largest logit over 21 batches of tiny_vit), and speed
   // is not the CPU's job. Experiments fused-mlp / reference-mlp force one form on any device.

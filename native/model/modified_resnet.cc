@@ -18,9 +18,9 @@ torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride =
 
 // The anti-aliasing pools (kernel = stride = s, no padding) average disjoint s×s windows: on a
 // channels-last tensor that is a mean over two axes of a view, which CUDA reduces at memory speed and
-// whose backward is a broadcast. PyTorch's NHWC avg_pool2d backward took 13.6 ms per step for RN50 at
-// batch 256 on an H200 (forward 4.7 ms); by means, 106.7 instead of 120.9 ms per step on an H100
-// (bench/results/levers.md, round five). CUDA's default; experiment avg-pool2d keeps avg_pool2d.
+// whose backward is a broadcast. PyTorch's NHWC avg_pool2d backward is slow there (the measurements:
+// docs/performance.md, bench/results/levers.md round five). CUDA's default; experiment avg-pool2d
+// keeps avg_pool2d.
 at::Tensor avg_pool(const at::Tensor& x, int64_t s, const ResNetPaths& paths) {
   const bool by_mean = paths.pool_by_mean.taken(x.is_cuda()) && x.is_contiguous(at::MemoryFormat::ChannelsLast) && x.size(2) % s == 0 && x.size(3) % s == 0;
   if (!by_mean) return at::avg_pool2d(x, s);
@@ -31,10 +31,9 @@ at::Tensor avg_pool(const at::Tensor& x, int64_t s, const ResNetPaths& paths) {
 // A frozen BatchNorm (eval mode: running statistics) is an affine map per output channel, so it folds
 // into the convolution before it: bn(conv(x, W)) = conv(x, W·s) + t with s = γ/√(var+ε) and
 // t = β − mean·s, made from the trainable γ and β at every call, so their gradients still arrive. On
-// CUDA, BatchNorm's own pass over every activation, forward and backward (about a quarter of RN50's
-// step at batch 256 on an H200), becomes a bias and a weight-sized product: 81.9 instead of 120.9 ms
-// per step on an H100, 67.7 with the pools by means (levers.md, round five). CUDA's default;
-// experiment separate-batchnorm keeps them apart. With batch statistics (train mode) the two stay
+// CUDA, BatchNorm's own pass over every activation, forward and backward (a large share of RN50's
+// step), becomes a bias and a weight-sized product (the measurements: docs/performance.md, levers.md
+// round five). CUDA's default; experiment separate-batchnorm keeps them apart. With batch statistics (train mode) the two stay
 // apart. Returns {W·s, t}.
 namespace {
 std::pair<at::Tensor, at::Tensor> folded(const torch::nn::Conv2d& conv, const torch::nn::BatchNorm2d& bn) {
@@ -52,10 +51,10 @@ at::Tensor conv_bn(torch::nn::Conv2d conv, torch::nn::BatchNorm2d bn, const at::
 }
 
 // With the BatchNorm folded: ATen adds a convolution's bias in a pass of its own, whose broadcast keeps
-// it off the vectorised path (9.7 ms per RN50 step at batch 256 on an H100), then the residual, then
-// the ReLU (3.7 ms); one kernel pass does the three (native/kernels/bias_relu.cu), and the bias
-// gradient comes from the column-sum kernel: 71.4 → 61.0 ms per step (levers.md, round six). CUDA's
-// default ("bias-relu-kernel"); experiment separate-bias-relu keeps the three passes.
+// it off the vectorised path, then the residual, then the ReLU, each a pass over the activations; one
+// kernel pass does the three (native/kernels/bias_relu.cu), and the bias gradient comes from the
+// column-sum kernel (the measurements: docs/performance.md, levers.md round six). CUDA's default
+// ("bias-relu-kernel"); experiment separate-bias-relu keeps the three passes.
 namespace {
 at::Tensor conv_bn_relu(torch::nn::Conv2d conv, torch::nn::BatchNorm2d bn, const at::Tensor& x, const ResNetPaths& paths, const at::Tensor& residual = {}) {
   if (!paths.bias_relu.taken(x.is_cuda()) || !paths.fold.taken(x.is_cuda()) || bn->is_training()) {

@@ -40,9 +40,8 @@ at::Tensor VisionTransformerImpl::forward(const at::Tensor& images) {
 }
 
 // conv1 (kernel = stride = patch, no padding) sees each patch once, so it is one matrix product:
-// patches as rows [N·g², 3·p·p] times the kernel as [W, 3·p·p]ᵀ. cuDNN ran this convolution at a
-// fraction of the GEMM's speed (ViT-B/32, batch 256, H200: 1.5 ms forward and 2.8 ms for the weight
-// gradient). The images are cast to autocast's type first, so the copy that gathers the patches moves
+// patches as rows [N·g², 3·p·p] times the kernel as [W, 3·p·p]ᵀ. cuDNN ran this stride-p convolution
+// at a fraction of the GEMM's speed (docs/performance.md). The images are cast to autocast's type first, so the copy that gathers the patches moves
 // half the bytes.
 at::Tensor VisionTransformerImpl::embed_patches(const at::Tensor& images) const {
   const at::Tensor kernel = compute_weight(conv1->weight);  // [W, 3, p, p]

@@ -1,8 +1,7 @@
 // Preprocessed crops kept in this process's memory between epochs, up to a byte budget, so that a warm
-// epoch opens no file. Reading the crop cache costs about 150 µs of CPU per image on the development
-// machine (open, read, CRC, close; bench/results/loader-cpu.md), and on the GPU machines the warm
-// loader waited on its files (run 1 of 2026-11-27: 3,937 images/s on 16 cores with its main thread
-// 32 % busy, slower than the 2-core machine here), while a copy from memory is a memcpy on the pool.
+// epoch opens no file. Reading the crop cache costs CPU per image (open, read, CRC, close;
+// bench/results/loader-cpu.md), and on the GPU machines the warm loader waited on its files with its
+// main thread mostly idle (docs/performance.md), while a copy from memory is a memcpy on the pool.
 import os from 'node:os';
 
 import { copyPartsInto } from '../io/batched-files.js';
@@ -67,9 +66,9 @@ export class CropMemory {
 
   /**
    * keep() for a group of crops, copied on the thread pool into one new block: the epoch that fills
-   * memory from the disk cache otherwise spent 176 µs of the main thread per crop on an H100 machine
-   * (an allocation and its page faults, then the copy), its loader held to 5,125 images/s
-   * (bench/results/gpu-h100.md, run 3). The crops that fit the budget are kept, in order; the
+   * memory from the disk cache otherwise spent the main thread on each crop (an allocation and its page
+   * faults, then the copy) and held its loader back (docs/performance.md; bench/results/gpu-h100.md,
+   * run 3). The crops that fit the budget are kept, in order; the
    * others are refused. They are held once the copy is done.
    */
   async keepMany(crops: Array<{ key: CropKey; data: Uint8Array; sourcePixels: number }>): Promise<void> {

@@ -1,6 +1,6 @@
-// Decoding in worker threads. On the main thread each decoded image cost ≈ 0.6 ms of it (sharp's
+// Decoding in worker threads. On the main thread each decoded image cost a share of it (sharp's
 // per-call JavaScript, the Pillow port for enlargements, the cache write: bench/loader.ts), which
-// capped a first epoch near 1,600 images/s however many cores were free. A few workers run
+// capped a first epoch however many cores were free (docs/performance.md). A few workers run
 // preprocessImageUint8 and the cache write instead, each with many images in flight (the pixel work
 // itself runs on libuv's and libvips' threads either way), and send back the crops' memory.
 import os from 'node:os';

@@ -5,7 +5,7 @@ import type { ClipTokenizer } from '../text/tokenizer.js';
 /**
  * Prompts → tokens, cached per distinct text: labelled data repeats a handful of prompts. Captions are
  * mostly distinct, so the cache stops growing at `maxCached` texts (≈ 40 MB at the default) and later
- * ones are tokenized each time they come (≈ 20 µs each).
+ * ones are tokenized each time they come (cheap beside an image; docs/performance.md).
  */
 export class BatchTokenizer {
   private readonly cache = new Map<string, Int32Array>();

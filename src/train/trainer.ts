@@ -35,8 +35,8 @@ export interface TrainerOptions {
   freeze?: string[];
   /**
    * On a CUDA device with accumulate 1 (default true; ignored elsewhere): after 3 eager steps with one
-   * batch shape, record the whole step in a CUDA graph and replay it (one launch instead of thousands:
-   * 3.5x the images/s of eager steps for ViT-B/32 at batch 32 on an H200). Batches of another shape run
+   * batch shape, record the whole step in a CUDA graph and replay it (one launch instead of thousands,
+   * which matters most at small batches; docs/performance.md). Batches of another shape run
    * eagerly; a failed capture falls back to eager steps. See `cudaGraphStatus`.
    */
   cudaGraph?: boolean;
