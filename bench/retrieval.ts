@@ -6,7 +6,7 @@
  *   - the metrics on precomputed features: both directions' ranks in blocks (src/eval/retrieval-metrics.ts)
  *     and the validation loss, at the model's width and at ViT-B/32's (512).
  *
- *   npx tsc -p tsconfig.json && node dist/bench/retrieval.js [--pairs 50000] [--model tiny|<config.json>] [--device cpu] [--out FILE]
+ *   npx tsc -p tsconfig.json && node dist/bench/retrieval.js [--pairs 50000] [--model tiny|ViT-B/32|<config.json>] [--device cpu] [--out FILE]
  *
  * The vocabulary comes from CLIP_NATIVE_VOCAB / the cache, else ../shared/fixtures.
  */
@@ -19,7 +19,7 @@ import { normalizeRows, type Matrix } from '../src/eval/matrix.js';
 import { matmul } from '../src/native.js';
 import { BLOCK_ENTRIES, contrastiveLoss, rankMetrics, retrievalRanks } from '../src/eval/retrieval-metrics.js';
 import { encodeTexts } from '../src/eval/text-features.js';
-import type { ClipConfig } from '../src/model/config.js';
+import { architecture, type ClipConfig } from '../src/model/config.js';
 import { createModel, type ClipModel } from '../src/model/model.js';
 import { runtimeInfo } from '../src/native.js';
 import { loadTokenizer } from '../src/text/tokenizer.js';
@@ -111,7 +111,8 @@ async function main(): Promise<void> {
   const n = Number(flag('pairs', '50000'));
   const modelFlag = flag('model', 'tiny');
   const device = flag('device', 'cpu');
-  const config = modelFlag === 'tiny' ? TINY : (JSON.parse(readFileSync(modelFlag, 'utf8')) as ClipConfig);
+  // tiny, a released architecture's name (random weights: only the cost matters), or a JSON configuration.
+  const config = modelFlag === 'tiny' ? TINY : modelFlag.endsWith('.json') ? (JSON.parse(readFileSync(modelFlag, 'utf8')) as ClipConfig) : architecture(modelFlag);
   if (!process.env.CLIP_NATIVE_VOCAB) {
     const shared = path.resolve(repoRoot, '..', 'shared', 'fixtures', 'bpe_simple_vocab_16e6.txt.gz');
     if (existsSync(shared)) process.env.CLIP_NATIVE_VOCAB = shared;
