@@ -2,7 +2,7 @@
 // accumulation against the one batch it stands for (issue 23). Each configuration runs in its own
 // process, so each peak RSS is that configuration's alone.
 //
-//   node dist/bench/memory.js [--model ViT-B/32] [--batch 32] [--accumulate 4] [--steps 3] [--device cpu] [--json]
+//   node dist/bench/memory.js [--model ViT-B/32] [--batch 32] [--accumulate 4] [--steps 2 (timed, after one untimed)] [--device cpu] [--json]
 //
 // Rows (same random weights, seed 0; same batch of `batch` random images and 13-token prompts; fp32,
 // AdamW; the text tower runs the trimmed 16 positions in every row):
@@ -10,12 +10,12 @@
 //   checkpointing  the same with --grad-checkpointing
 //   accumulate     the batch as `accumulate` micro-batches of batch/accumulate, one contrastive group
 //   micro          one step on a micro-batch alone (the memory accumulation should stay near)
-// `stepMiB` is the peak RSS over the steps minus the RSS before the first one (weights and the batch
-// are there already): what the steps allocate at their peak. That includes the fp32 gradients and
-// Adam's two moments, made by the first step (`stateMiB`, 12 bytes per trainable parameter, the same
-// in every row); `activationsMiB` is the rest.
+// `stepMiB`: the peak RSS over the timed steps above the RSS before them. A first step runs untimed
+// and unmeasured, so weights, Adam's moments and the allocator's warm state are there already; the peak
+// is then the step's own: activations, and the fp32 gradients (4 bytes per trainable parameter, in
+// every row) until the update. Linux's peak counter is reset after the first step (/proc/self/clear_refs).
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -29,7 +29,7 @@ const { values } = parseArgs({
     model: { type: 'string', default: 'ViT-B/32' },
     batch: { type: 'string', default: '32' },
     accumulate: { type: 'string', default: '4' },
-    steps: { type: 'string', default: '3' },
+    steps: { type: 'string', default: '2' },
     device: { type: 'string', default: 'cpu' },
     row: { type: 'string' },
     json: { type: 'boolean', default: false },
@@ -39,9 +39,9 @@ const { values } = parseArgs({
 const ROWS = ['plain', 'checkpointing', 'accumulate', 'micro'] as const;
 type Row = (typeof ROWS)[number];
 
-/** Resident memory now, in MiB (Linux). */
-function rssMiB(): number {
-  const line = readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'))!;
+/** Resident memory now (VmRSS) or at its peak since the last reset (VmHWM), in MiB (Linux). */
+function statusMiB(key: 'VmRSS' | 'VmHWM'): number {
+  const line = readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith(`${key}:`))!;
   return Number(line.split(/\s+/)[1]) / 1024;
 }
 
@@ -78,29 +78,23 @@ async function measure(row: Row) {
     cudaGraph: false,
   });
   const whole = syntheticBatch(batch, config.image_resolution);
-  const before = rssMiB();
-  const losses: number[] = [];
-  const seconds: number[] = [];
-  for (let s = 0; s < Number(values.steps); s++) {
-    const start = performance.now();
-    if (row === 'accumulate') {
-      let loss = Number.NaN;
-      for (let k = 0; k < accumulate; k++) {
-        const r = await trainer.stepWithInfo(slice(whole.images, k * micro, micro), slice(whole.tokens, k * micro, micro));
-        if (r.lossRead) loss = r.loss;
-      }
-      losses.push(loss);
-    } else if (row === 'micro') {
-      losses.push(await trainer.step(slice(whole.images, 0, micro), slice(whole.tokens, 0, micro)));
-    } else {
-      losses.push(await trainer.step(whole.images, whole.tokens));
+  const step = async (): Promise<number> => {
+    if (row === 'micro') return trainer.step(slice(whole.images, 0, micro), slice(whole.tokens, 0, micro));
+    if (row !== 'accumulate') return trainer.step(whole.images, whole.tokens);
+    let loss = Number.NaN;
+    for (let k = 0; k < accumulate; k++) {
+      const r = await trainer.stepWithInfo(slice(whole.images, k * micro, micro), slice(whole.tokens, k * micro, micro));
+      if (r.lossRead) loss = r.loss;
     }
-    seconds.push((performance.now() - start) / 1000);
-  }
-  const peak = process.resourceUsage().maxRSS / 1024;
-  const stateMiB = (trainer.native.info().trainableParameters * 12) / 2 ** 20;
-  // The first step pays for lazy initialisation: the time is the mean of the others.
-  const timed = seconds.length > 1 ? seconds.slice(1) : seconds;
+    return loss;
+  };
+  const losses = [await step()];
+  writeFileSync('/proc/self/clear_refs', '5'); // the peak from here on is the timed steps'
+  const before = statusMiB('VmRSS');
+  const start = performance.now();
+  for (let s = 0; s < Number(values.steps); s++) losses.push(await step());
+  const seconds = (performance.now() - start) / 1000 / Number(values.steps);
+  const peak = statusMiB('VmHWM');
   return {
     row,
     model: values.model,
@@ -108,10 +102,9 @@ async function measure(row: Row) {
     accumulate: row === 'accumulate' ? accumulate : 1,
     device: values.device,
     precision: 'fp32',
-    secondsPerStep: Math.round((timed.reduce((a, b) => a + b, 0) / timed.length) * 100) / 100,
+    secondsPerStep: Math.round(seconds * 100) / 100,
     stepMiB: Math.round(peak - before),
-    stateMiB: Math.round(stateMiB),
-    activationsMiB: Math.round(peak - before - stateMiB),
+    gradientMiB: Math.round((trainer.native.info().trainableParameters * 4) / 2 ** 20),
     peakRssMiB: Math.round(peak),
     losses,
   };
@@ -130,12 +123,12 @@ if (values.row) {
     const plain = results[0];
     process.stdout.write(`${values.model} on ${values.device} (${os.cpus().length} cores, ${new Date().toISOString().slice(0, 10)})\n`);
     process.stdout.write(
-      '| row | images | accumulate | s/step | step MiB | of which gradients + Adam | activations MiB | vs plain | first loss |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n',
+      '| row | images | accumulate | s/step | step peak MiB | vs plain | of it, fp32 gradients | first loss |\n|---|---:|---:|---:|---:|---:|---:|---:|\n',
     );
     for (const r of results) {
       process.stdout.write(
-        `| ${r.row} | ${r.images} | ${r.accumulate} | ${r.secondsPerStep} (×${(r.secondsPerStep / plain.secondsPerStep).toFixed(2)}) | ${r.stepMiB} | ${r.stateMiB} | ` +
-          `${r.activationsMiB} | ${((r.activationsMiB / plain.activationsMiB) * 100).toFixed(0)} % | ${r.losses[0].toFixed(6)} |\n`,
+        `| ${r.row} | ${r.images} | ${r.accumulate} | ${r.secondsPerStep} (×${(r.secondsPerStep / plain.secondsPerStep).toFixed(2)}) | ${r.stepMiB} | ` +
+          `${((r.stepMiB / plain.stepMiB) * 100).toFixed(0)} % | ${r.gradientMiB} | ${r.losses[0].toFixed(6)} |\n`,
       );
     }
   }
