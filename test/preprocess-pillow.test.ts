@@ -11,7 +11,8 @@ import { repoRoot } from './helpers/fixtures.js';
 /**
  * The default preprocessing against Pillow itself (issue #22): images with hard edges, thin lines
  * and noise in every source mode, sizes from 31 px to 4032×3024 at odd aspect ratios, each turned
- * into the crop by openai/CLIP's transform with pip's Pillow (test/python/pillow_preprocess_ref.py).
+ * into the crop by openai/CLIP's transform with pip's torchvision and Pillow (test/python/pillow_preprocess_ref.py;
+ * Pillow alone where torchvision does not import).
  * Every pixel must be within 1 uint8 step; 'libvips' must stay within its documented difference.
  */
 

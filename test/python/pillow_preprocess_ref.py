@@ -3,13 +3,17 @@ them with Pillow (test/preprocess-pillow.test.ts).
 
     python3 pillow_preprocess_ref.py DIR RESOLUTION...
 
-Writes DIR/<name> images and DIR/<name>.<R>.u8: the uint8 [R, R, 3] crop of `Resize(R, BICUBIC)`,
-`CenterCrop(R)`, `convert('RGB')` as torchvision runs them on a PIL image (Image.resize, then crop
-with Python's round). 16-bit sources: Pillow saturates 16-bit grey to white, where clip-native keeps
+Writes DIR/<name> images and DIR/<name>.<R>.u8: the uint8 [R, R, 3] crop of openai/CLIP's
+`_transform` before ToTensor: torchvision's `Resize(R, interpolation=BICUBIC)`, `CenterCrop(R)`,
+`convert('RGB')`. Where torchvision imports (test/python/open_clip_env.py unblocks a mismatched
+wheel), the reference is torchvision's own output, and the same steps written with Pillow alone
+(Image.resize, then a crop with Python's round) are checked equal to it; otherwise the Pillow
+version is the reference, and stderr says so. 16-bit sources: Pillow saturates 16-bit grey to white, where clip-native keeps
 the high byte (docs/data.md); their reference is Pillow's transform of that high byte.
 Prints one JSON line: the names written.
 """
 import json
+import os
 import struct
 import sys
 import zlib
@@ -32,7 +36,33 @@ def sharp_noise(h, w, c):
     return np.clip(noisy, 0, 255).astype(np.uint8)
 
 
+def load_torchvision():
+    try:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import open_clip_env
+
+        open_clip_env.prepare()
+        from torchvision import transforms
+        return transforms
+    except Exception as err:  # noqa: BLE001 - any import failure means: Pillow alone
+        print(f'torchvision unavailable ({err}); references from Pillow alone', file=sys.stderr)
+        return None
+
+
+TV = load_torchvision()
+
+
 def transform(im, resolution):
+    ours = pillow_transform(im, resolution)
+    if TV is None:
+        return ours
+    tv = TV.Compose([TV.Resize(resolution, interpolation=TV.InterpolationMode.BICUBIC), TV.CenterCrop(resolution), lambda x: x.convert('RGB')])
+    theirs = np.asarray(tv(im))
+    assert np.array_equal(ours, theirs), f'torchvision and Image.resize disagree on a {im.mode} {im.size} image'
+    return theirs
+
+
+def pillow_transform(im, resolution):
     w, h = im.size
     size = (resolution, int(resolution * h / w)) if w <= h else (int(resolution * w / h), resolution)
     im = im.resize(size, Image.BICUBIC)
