@@ -273,7 +273,8 @@ async function trainLocked(
   const evalSet: Dataset | undefined = config.evalEvery > 0 ? await loadDataset(config.data, { ...datasetOptions, split: config.evalSplit }) : undefined;
   if (evalSet && (evalSet.split === undefined || config.evalSplit === config.trainSplit)) {
     const why = evalSet.split === undefined ? `${config.data} has no split column (a column split with train/test values holds rows out)` : `evalSplit and trainSplit are both ${config.trainSplit}`;
-    say(`warning: evaluation runs on the training samples: ${why}; its ${trainSet.kind === 'labels' ? 'accuracy' : 'retrieval metrics'} measure fit, not generalisation`);
+    const what = trainSet.kind === 'labels' ? ['zero-shot evaluation', 'accuracy measures'] : ['retrieval evaluation', 'metrics measure'];
+    say(`warning: ${what[0]} runs on the training samples: ${why}; its ${what[1]} fit, not generalisation`);
   }
   const tokenizer = givenTokenizer ?? (await loadTokenizer({ fixText: config.fixText }));
   const resumeFile = config.resume ? await resolveResume(config.resume, out) : undefined;
