@@ -50,7 +50,7 @@ export {
 } from './text/prompts.js';
 
 // Images and data
-export { preprocessImage, preprocessImageUint8, modelPreprocessing, type PreprocessOptions, type ImageTensor } from './data/preprocess.js';
+export { preprocessImage, preprocessImageUint8, modelPreprocessing, RESAMPLE_MODES, type PreprocessOptions, type ImageTensor, type ResampleMode } from './data/preprocess.js';
 export { cropGeometry, type CropGeometry, type ResizeMode } from './data/clip-geometry.js';
 export { normalize, CLIP_MEAN, CLIP_STD } from './data/normalize.js';
 export { ImageDecodeError } from './data/image-problems.js';
