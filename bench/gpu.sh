@@ -198,8 +198,6 @@ if [ "$PART" != b ]; then
   # Autocast's own cast of each product weight, against the default's one cast of them all.
   CLIP_NATIVE_EXPERIMENTS=per-op-casts step --model ViT-B/32 --batch 32
   CLIP_NATIVE_EXPERIMENTS=per-op-casts step --model ViT-B/32 --batch 256
-  # q, k, v from three products, dense for cuDNN's attention (its output then needs no copy back).
-  CLIP_NATIVE_EXPERIMENTS=dense-qkv step --model ViT-B/32 --batch 256
   stamp "HF peer"
   # Over all 77 text positions (as the rows with full-text-context) and over 16 (as the default rows).
   for batch in 256 32; do
@@ -264,19 +262,11 @@ if [ -z "${QUICK:-}" ]; then
   step --model ViT-B/32 --batch 32 --eager --profile 3
   step --model RN50 --batch 32 --eager --profile 3
   CLIP_NATIVE_EXPERIMENTS=per-op-casts step --model RN50 --batch 32
-  # ATen's LayerNorm on the vision tower's bf16 stream without casts of the activations (the default's
-  # own kernels do the same, and the text tower's too), against aten-layernorm alone above.
-  CLIP_NATIVE_EXPERIMENTS=aten-layernorm,half-layernorm step --model ViT-B/32 --batch 256
-  # The reference's QuickGELU form against the default fused one, and the own QuickGELU kernel
-  # (measured in runs 1 and 2: bench/results/levers.md).
+  # The reference's QuickGELU form against the default fused one (bench/results/levers.md, round one).
   CLIP_NATIVE_EXPERIMENTS=reference-mlp step --model ViT-B/32 --batch 256 --eager
-  CLIP_NATIVE_EXPERIMENTS=quick-gelu-kernel step --model ViT-B/32 --batch 256 --eager
-  CLIP_NATIVE_EXPERIMENTS=quick-gelu-kernel step --model ViT-B/32 --batch 32
   step --model ViT-B/32 --batch 32 --eager --sync-every-step
   step --model RN50 --batch 256 --eager --memory-format contiguous
   step --model ViT-B/32 --batch 256 --eager --pixels float32
-  CLIP_NATIVE_EXPERIMENTS=cudnn-benchmark step --model RN50 --batch 256 --eager
-  CLIP_NATIVE_EXPERIMENTS=cudnn-benchmark step --model RN50 --batch 32
   stamp "short runs"
   for model in ViT-B/32 RN50; do
     for precision in bf16 fp16; do

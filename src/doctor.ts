@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 
 import { defaultCropMemoryBudget } from './data/crop-memory.js';
+import { activeExperiments, EXPERIMENTS_ENV, type Experiment } from './experiments.js';
 import { addonPath, buildInfo, distributedBackends, runtimeInfo } from './native.js';
 import { BUNDLED_VOCAB, VOCAB_ENV, VOCAB_FILE_NAME } from './text/vocabulary.js';
 import { cacheDir } from './util/cache.js';
@@ -26,8 +27,8 @@ export interface DoctorReport {
   cache: { dir: string; exists: boolean };
   /** Bytes of preprocessed crops a training run keeps in memory by default (memoryCacheMiB 'auto'). */
   cropMemoryBytes: number;
-  /** CLIP_NATIVE_EXPERIMENTS: performance experiments switched on for this process. */
-  experiments: string[];
+  /** CLIP_NATIVE_EXPERIMENTS: the other code paths switched on for this process (src/experiments.ts). */
+  experiments: Array<Pick<Experiment, 'name' | 'switches' | 'defaultOn'>>;
   /** Data parallel: the c10d process groups this build can create, and why each other one cannot be (with the fix). */
   distributed: { backends: string[]; missing: Record<string, string> };
 }
@@ -68,7 +69,7 @@ export function doctor(): DoctorReport {
     vocab: vocabLocation(),
     cache: { dir: cacheDir(), exists: existsSync(cacheDir()) },
     cropMemoryBytes: defaultCropMemoryBudget(),
-    experiments: (process.env.CLIP_NATIVE_EXPERIMENTS ?? '').split(',').filter(Boolean),
+    experiments: activeExperiments().map(({ name, switches, defaultOn }) => ({ name, switches, defaultOn })),
     distributed: distributedReport(),
   };
 }
@@ -94,7 +95,7 @@ export function formatDoctor(report: DoctorReport): string {
     `  vocabulary    ${report.vocab.path} (${report.vocab.exists ? 'found' : 'missing'}; from ${report.vocab.source})`,
     `  model cache   ${report.cache.dir}${report.cache.exists ? '' : ' (not created yet)'}`,
     `  crop memory   up to ${gib(report.cropMemoryBytes)} of preprocessed images kept between epochs by default (--memory-cache)`,
-    ...(report.experiments.length ? [`  experiments   ${report.experiments.join(', ')} (CLIP_NATIVE_EXPERIMENTS)`] : []),
+    ...report.experiments.map((e, i) => `  ${(i ? '' : 'experiments').padEnd(14)}${e.name}: ${e.switches} (${EXPERIMENTS_ENV})`),
     `  distributed   ${report.distributed.backends.length ? `c10d process groups: ${report.distributed.backends.join(', ')}` : 'no c10d process group: one process only (WORLD_SIZE > 1 is refused)'}`,
     ...Object.entries(report.distributed.missing).map(([backend, why]) => `    no ${backend.padEnd(10)}${why}`),
   ];

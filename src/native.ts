@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
+import { activeExperiments } from './experiments.js';
 import { packageRoot } from './util/package-root.js';
 
 /** A tensor crossing the boundary: row-major data plus its shape. */
@@ -174,6 +175,38 @@ export interface ResampleWindow {
   height: number;
 }
 
+/**
+ * The trainer's options as the binding (native/binding/trainer_binding.cc) takes them: every key
+ * required, none defaulted on the native side (a missing key is a TypeError naming it). The defaults
+ * are src/train/trainer.ts's DEFAULT_TRAINER_OPTIONS.
+ */
+export interface NativeTrainerOptions {
+  optimizer: 'adam' | 'adamw';
+  betas: readonly [number, number];
+  eps: number;
+  weightDecay: number;
+  precision: 'fp32' | 'bf16' | 'fp16';
+  batchNorm: 'frozen' | 'train';
+  /** 0: no clipping. */
+  gradClip: number;
+  accumulate: number;
+  accumulateMode: 'contrastive' | 'independent';
+  gradCheckpointing: boolean;
+  lockImage: boolean;
+  lockText: boolean;
+  /** Regular expressions over parameter names. */
+  freeze: readonly string[];
+  /** logit_scale clamped to [0, ln 100] after each step, as CLIP's training did. */
+  clampLogitScale: boolean;
+  cudaGraph: boolean;
+  /** fp16's loss scaler: its first scale and the steps without overflow before it doubles. */
+  initScale: number;
+  growthInterval: number;
+  /** null: one process. */
+  group: NativeGroup | null;
+  localLoss: boolean;
+}
+
 /** The raw addon surface. Kept private to this module; wrappers below add types and validation. */
 interface Addon {
   runtimeInfo(): RuntimeInfo;
@@ -183,7 +216,7 @@ interface Addon {
   createModel(configJson: string, options: { seed: number; device: string; memoryFormat: string }): Promise<NativeModel>;
   /** One weight file, or the shards of one model (their tensors together). */
   loadModel(path: string | string[], options: { device: string; strict: boolean; config?: string; memoryFormat: string }): Promise<NativeLoadResult>;
-  createTrainer(model: NativeModel, options: object): Promise<NativeTrainer>;
+  createTrainer(model: NativeModel, options: NativeTrainerOptions): Promise<NativeTrainer>;
   statFiles(paths: string[]): Promise<NativeFileStats>;
   readFilesInto(paths: string[], headerBytes: number, bodyBytes: number, dest: Uint8Array, slots: Int32Array): Promise<NativeFileReads>;
   joinBytes(parts: Uint8Array[]): Promise<Buffer>;
@@ -204,6 +237,9 @@ export function addonPath(): string {
 let addon: Addon | undefined;
 
 export function native(): Addon {
+  // Models and trainers read the switches when they are built, so a name set after the addon loaded
+  // is checked too: an unknown one would otherwise switch nothing, silently.
+  activeExperiments();
   if (addon) return addon;
   const file = addonPath();
   if (!existsSync(file)) {
@@ -254,7 +290,7 @@ export function loadNativeModel(path: string | string[], options: { device: stri
   return native().loadModel(path, options);
 }
 
-export function createNativeTrainer(model: NativeModel, options: object): Promise<NativeTrainer> {
+export function createNativeTrainer(model: NativeModel, options: NativeTrainerOptions): Promise<NativeTrainer> {
   return native().createTrainer(model, options);
 }
 

@@ -60,10 +60,20 @@ test("doctor finds the vocabulary shipped in the package (no download needed); C
   assert.deepEqual(chosen.vocab, { path: '/nowhere/vocab.gz', exists: false, source: 'CLIP_NATIVE_VOCAB' });
 });
 
-test('doctor names the performance experiments switched on by CLIP_NATIVE_EXPERIMENTS', () => {
-  const env = { ...process.env, CLIP_NATIVE_EXPERIMENTS: 'reference-mlp' };
-  assert.deepEqual(JSON.parse(execFileSync(process.execPath, [cli, 'doctor', '--json'], { encoding: 'utf8', env })).experiments, ['reference-mlp']);
-  assert.match(execFileSync(process.execPath, [cli, 'doctor'], { encoding: 'utf8', env }), /experiments\s+reference-mlp \(CLIP_NATIVE_EXPERIMENTS\)/);
+test('doctor names the experiments switched on by CLIP_NATIVE_EXPERIMENTS, with what each switches', () => {
+  const env = { ...process.env, CLIP_NATIVE_EXPERIMENTS: 'reference-mlp,full-text-context' };
+  const report = JSON.parse(execFileSync(process.execPath, [cli, 'doctor', '--json'], { encoding: 'utf8', env })) as { experiments: Array<{ name: string; defaultOn: string }> };
+  assert.deepEqual(report.experiments.map((e) => [e.name, e.defaultOn]), [['reference-mlp', 'cpu'], ['full-text-context', 'none']]);
+  const out = execFileSync(process.execPath, [cli, 'doctor'], { encoding: 'utf8', env });
+  assert.match(out, /experiments\s+reference-mlp: QuickGELU as the reference writes it.* \(CLIP_NATIVE_EXPERIMENTS\)\n\s+full-text-context: the text tower over all 77 positions/);
+});
+
+test('an unknown name in CLIP_NATIVE_EXPERIMENTS is refused before the addon loads, listing the known ones', () => {
+  // dense-qkv was an experiment once (bench/results/levers.md): removed, it must not pass silently.
+  const env = { ...process.env, CLIP_NATIVE_EXPERIMENTS: 'fused-mlp,dense-qkv' };
+  const r = spawnSync(process.execPath, [cli, 'doctor'], { encoding: 'utf8', env });
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /CLIP_NATIVE_EXPERIMENTS names "dense-qkv", which is no experiment; the known ones are fused-mlp, reference-mlp, .*portable-crc/);
 });
 
 test('find-libtorch fails with instructions when LIBTORCH points nowhere', () => {

@@ -4,7 +4,6 @@
 #include <napi.h>
 
 #include "binding/addon_data.h"
-#include "common/experiments.h"
 
 namespace clip::binding {
 void RegisterRuntime(Napi::Env env, Napi::Object exports);
@@ -19,9 +18,6 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // 'fp32' means fp32: cuDNN would otherwise run fp32 convolutions in TF32 (10-bit mantissa), off
   // the reference by ~1e-3. The fast modes are bf16/fp16 autocast, which TF32 does not affect.
   at::globalContext().setAllowTF32CuDNN(false);
-  // Experiment "cudnn-benchmark": cuDNN times its convolution algorithms for each new shape and keeps
-  // the fastest (the ResNet's first step of each shape pays for the timing).
-  if (clip::experiment_enabled("cudnn-benchmark")) at::globalContext().setBenchmarkCuDNN(true);
   env.SetInstanceData(new clip::binding::AddonData());
   clip::binding::RegisterRuntime(env, exports);
   clip::binding::RegisterModel(env, exports);

@@ -55,6 +55,31 @@ inline std::optional<bool> OptionalBool(const Napi::Object& options, const char*
   return v.As<Napi::Boolean>().Value();
 }
 
+/** A key the caller must pass (no default on this side of the boundary): a TypeError naming it otherwise. */
+inline Napi::Value RequiredValue(const Napi::Object& options, const char* key) {
+  Napi::Value v = options.Get(key);
+  if (v.IsUndefined()) throw Napi::TypeError::New(options.Env(), std::string("option '") + key + "' is required");
+  return v;
+}
+
+inline std::string RequiredString(const Napi::Object& options, const char* key) {
+  RequiredValue(options, key);
+  if (options.Get(key).IsNull()) throw Napi::TypeError::New(options.Env(), std::string("option '") + key + "' must be a string");
+  return *OptionalString(options, key);
+}
+
+inline double RequiredNumber(const Napi::Object& options, const char* key) {
+  RequiredValue(options, key);
+  if (options.Get(key).IsNull()) throw Napi::TypeError::New(options.Env(), std::string("option '") + key + "' must be a number");
+  return *OptionalNumber(options, key);
+}
+
+inline bool RequiredBool(const Napi::Object& options, const char* key) {
+  RequiredValue(options, key);
+  if (options.Get(key).IsNull()) throw Napi::TypeError::New(options.Env(), std::string("option '") + key + "' must be a boolean");
+  return *OptionalBool(options, key);
+}
+
 inline std::map<std::string, std::string> StringMap(const Napi::Value& value, const char* what) {
   std::map<std::string, std::string> out;
   if (value.IsUndefined() || value.IsNull()) return out;

@@ -4,6 +4,10 @@
 #include <napi.h>
 
 #include <memory>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
 
 #include "binding/addon_data.h"
 #include "binding/async.h"
@@ -25,47 +29,61 @@ struct TrainerHandle {
 };
 using TrainerPtr = std::shared_ptr<TrainerHandle>;
 
+/** `[beta1, beta2]` of option 'betas'. */
+std::pair<double, double> ParseBetas(const Napi::Object& o) {
+  Napi::Value betas = RequiredValue(o, "betas");
+  if (!betas.IsArray() || betas.As<Napi::Array>().Length() != 2) throw Napi::TypeError::New(o.Env(), "option 'betas' must be [beta1, beta2]");
+  const Napi::Array pair = betas.As<Napi::Array>();
+  if (!pair.Get(0u).IsNumber() || !pair.Get(1u).IsNumber()) throw Napi::TypeError::New(o.Env(), "option 'betas' must be [beta1, beta2]");
+  return {pair.Get(0u).As<Napi::Number>().DoubleValue(), pair.Get(1u).As<Napi::Number>().DoubleValue()};
+}
+
+/** Option 'freeze': regular expressions over parameter names. */
+std::vector<std::string> ParseFreeze(const Napi::Object& o) {
+  Napi::Value freeze = RequiredValue(o, "freeze");
+  if (!freeze.IsArray()) throw Napi::TypeError::New(o.Env(), "option 'freeze' must be an array of regular expressions");
+  std::vector<std::string> out;
+  Napi::Array list = freeze.As<Napi::Array>();
+  for (uint32_t i = 0; i < list.Length(); ++i) {
+    if (!list.Get(i).IsString()) throw Napi::TypeError::New(o.Env(), "option 'freeze' must be an array of regular expressions");
+    out.push_back(list.Get(i).As<Napi::String>().Utf8Value());
+  }
+  return out;
+}
+
+/** A string option that must be one of two words; returns whether it is the first. */
+bool IsFirstOf(const Napi::Object& o, const char* key, const char* first, const char* second) {
+  const std::string value = RequiredString(o, key);
+  if (value != first && value != second)
+    throw Napi::TypeError::New(o.Env(), std::string("option '") + key + "' must be '" + first + "' or '" + second + "'");
+  return value == first;
+}
+
+// Every key is required and none has a default here: the defaults are TypeScript's
+// (src/train/trainer.ts DEFAULT_TRAINER_OPTIONS), one place for the CLI, the library and this binding.
 train::TrainerOptions ParseTrainerOptions(const Napi::Object& o) {
-  Napi::Env env = o.Env();
   train::TrainerOptions t;
-  const std::string optimizer = OptionalString(o, "optimizer").value_or("adam");
-  if (optimizer != "adam" && optimizer != "adamw") throw Napi::TypeError::New(env, "option 'optimizer' must be 'adam' or 'adamw'");
-  t.adamw = optimizer == "adamw";
-  Napi::Value betas = o.Get("betas");
-  if (!betas.IsUndefined()) {
-    if (!betas.IsArray() || betas.As<Napi::Array>().Length() != 2)
-      throw Napi::TypeError::New(env, "option 'betas' must be [beta1, beta2]");
-    t.adam.beta1 = betas.As<Napi::Array>().Get(0u).As<Napi::Number>().DoubleValue();
-    t.adam.beta2 = betas.As<Napi::Array>().Get(1u).As<Napi::Number>().DoubleValue();
-  }
-  t.adam.eps = OptionalNumber(o, "eps").value_or(t.adam.eps);
-  t.adam.weight_decay = OptionalNumber(o, "weightDecay").value_or(0.0);
-  t.precision = model::parse_precision(OptionalString(o, "precision").value_or("fp32"));
-  const std::string bn = OptionalString(o, "batchNorm").value_or("frozen");
-  if (bn != "frozen" && bn != "train") throw Napi::TypeError::New(env, "option 'batchNorm' must be 'frozen' or 'train'");
-  t.batchnorm_train = bn == "train";
-  t.grad_clip_norm = OptionalNumber(o, "gradClip").value_or(0.0);
-  t.accumulate = static_cast<int64_t>(OptionalNumber(o, "accumulate").value_or(1));
-  const std::string accumulation = OptionalString(o, "accumulateMode").value_or("contrastive");
-  if (accumulation != "contrastive" && accumulation != "independent")
-    throw Napi::TypeError::New(env, "option 'accumulateMode' must be 'contrastive' or 'independent'");
-  t.accumulation = accumulation == "contrastive" ? train::TrainerOptions::Accumulation::kContrastive : train::TrainerOptions::Accumulation::kIndependent;
-  t.grad_checkpointing = OptionalBool(o, "gradCheckpointing").value_or(false);
-  t.lock_image = OptionalBool(o, "lockImage").value_or(false);
-  t.lock_text = OptionalBool(o, "lockText").value_or(false);
-  t.clamp_logit_scale = OptionalBool(o, "clampLogitScale").value_or(true);
-  t.cuda_graph = OptionalBool(o, "cudaGraph").value_or(true);
-  t.scaler.init_scale = OptionalNumber(o, "initScale").value_or(t.scaler.init_scale);
-  t.scaler.growth_interval = static_cast<int64_t>(OptionalNumber(o, "growthInterval").value_or(static_cast<double>(t.scaler.growth_interval)));
-  Napi::Value group = o.Get("group");
-  if (!group.IsUndefined() && !group.IsNull()) t.group = GroupWrap::Unwrap(group, "option 'group'");
-  t.local_loss = OptionalBool(o, "localLoss").value_or(false);
-  Napi::Value freeze = o.Get("freeze");
-  if (!freeze.IsUndefined()) {
-    if (!freeze.IsArray()) throw Napi::TypeError::New(env, "option 'freeze' must be an array of regular expressions");
-    Napi::Array list = freeze.As<Napi::Array>();
-    for (uint32_t i = 0; i < list.Length(); ++i) t.freeze.push_back(list.Get(i).As<Napi::String>().Utf8Value());
-  }
+  t.adamw = !IsFirstOf(o, "optimizer", "adam", "adamw");
+  std::tie(t.adam.beta1, t.adam.beta2) = ParseBetas(o);
+  t.adam.eps = RequiredNumber(o, "eps");
+  t.adam.weight_decay = RequiredNumber(o, "weightDecay");
+  t.precision = model::parse_precision(RequiredString(o, "precision"));
+  t.batchnorm_train = !IsFirstOf(o, "batchNorm", "frozen", "train");
+  t.grad_clip_norm = RequiredNumber(o, "gradClip");
+  t.accumulate = static_cast<int64_t>(RequiredNumber(o, "accumulate"));
+  t.accumulation = IsFirstOf(o, "accumulateMode", "contrastive", "independent") ? train::TrainerOptions::Accumulation::kContrastive
+                                                                                 : train::TrainerOptions::Accumulation::kIndependent;
+  t.grad_checkpointing = RequiredBool(o, "gradCheckpointing");
+  t.lock_image = RequiredBool(o, "lockImage");
+  t.lock_text = RequiredBool(o, "lockText");
+  t.clamp_logit_scale = RequiredBool(o, "clampLogitScale");
+  t.cuda_graph = RequiredBool(o, "cudaGraph");
+  t.scaler.init_scale = RequiredNumber(o, "initScale");
+  t.scaler.growth_interval = static_cast<int64_t>(RequiredNumber(o, "growthInterval"));
+  Napi::Value group = RequiredValue(o, "group");  // null: one process
+  if (!group.IsNull()) t.group = GroupWrap::Unwrap(group, "option 'group'");
+  t.local_loss = RequiredBool(o, "localLoss");
+  t.freeze = ParseFreeze(o);
   return t;
 }
 

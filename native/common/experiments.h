@@ -1,7 +1,9 @@
 // Other code paths, switched on per process by the environment: CLIP_NATIVE_EXPERIMENTS=name[,name…].
-// Performance experiments stay off until the GPU benchmark (bench/gpu.sh) shows them faster than the
-// default path; those it did become CUDA's default (CudaDefault), and a second name brings back the
-// path they replaced (reference-mlp, aten-layernorm, …), for measuring and for tests, which cover both.
+// Every name is declared once, with what it switches, its default per device and the test or
+// measurement that keeps it, in src/experiments.ts; an unknown name is refused there before the addon
+// loads, and test/experiments-table.test.ts checks that each name read here is declared there. Paths
+// the GPU benchmark (bench/gpu.sh) measured faster became CUDA's default (CudaDefault); a second name
+// brings back the path they replaced, for measuring and for tests, which cover both.
 #pragma once
 #include <cstdlib>
 #include <sstream>

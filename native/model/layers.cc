@@ -10,14 +10,11 @@
 #include "model/compute_weights.h"
 #include "model/layer_norm_kernel.h"
 #include "model/own_linear_backward.h"
-#include "model/quick_gelu_kernel.h"
 
 namespace clip::model {
 
 LayerNormFp32Impl::LayerNormFp32Impl(int64_t width)
-    : width_(width),
-      half_(experiment_enabled("half-layernorm")),
-      kernel_(!experiment_enabled("aten-layernorm")) {
+    : width_(width), kernel_(!experiment_enabled("aten-layernorm")) {
   weight = register_parameter("weight", torch::ones({width}));
   bias = register_parameter("bias", torch::zeros({width}));
 }
@@ -31,17 +28,6 @@ at::Tensor LayerNormFp32Impl::forward(const at::Tensor& x, bool into_product) {
     // bench/results/levers.md round five). Where the kernels
     // do not take x (the CPU, a build without nvcc), ATen's LayerNorm below.
     if (auto y = layer_norm_by_kernel(x, weight, bias, 1e-5, output_type(x, into_product))) return *std::move(y);
-  }
-  if (half_ && (dtype == at::kBFloat16 || dtype == at::kHalf)) {
-    // Experiment "half-layernorm" (where the own kernels do not run: on CUDA with "aten-layernorm"):
-    // a bf16/fp16 input (the vision tower's residual stream under autocast) is normalised as it is,
-    // with γ and β in its type: LayerNorm's kernels still sum in fp32, and the four casts of the
-    // activation (to fp32 and back, forward and backward) go. γ and β are rounded to the input's type,
-    // as a matrix product's weights are under autocast; with the trainer's one cast (compute_weight)
-    // that costs no kernel. Autocast would put the fp32 casts back (layer_norm is on its fp32 list), so
-    // it is kept out of this call.
-    const c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
-    return at::layer_norm(x, {width_}, compute_weight(weight).to(dtype), compute_weight(bias).to(dtype), 1e-5);
   }
   return at::layer_norm(x.to(at::kFloat), {width_}, weight, bias, 1e-5).to(dtype);
 }
@@ -83,7 +69,7 @@ at::Tensor project(const torch::nn::Linear& m, const at::Tensor& x, bool own_bac
 }  // namespace
 
 SelfAttentionImpl::SelfAttentionImpl(int64_t width, int64_t heads)
-    : heads_(heads), dense_qkv_(experiment_enabled("dense-qkv")), own_backward_("own-linear-backward", "autograd-linear") {
+    : heads_(heads), own_backward_("own-linear-backward", "autograd-linear") {
   in_proj_weight = register_parameter("in_proj_weight", torch::empty({3 * width, width}));
   in_proj_bias = register_parameter("in_proj_bias", torch::zeros({3 * width}));
   out_proj = register_module("out_proj", torch::nn::Linear(width, width));
@@ -96,20 +82,6 @@ SelfAttentionImpl::SelfAttentionImpl(int64_t width, int64_t heads)
 at::Tensor SelfAttentionImpl::forward(const at::Tensor& x, bool causal) {
   const int64_t n = x.size(0), l = x.size(1), d = x.size(2);
   const bool own_backward = own_backward_.taken(x.is_cuda());
-  if (dense_qkv_) {
-    // Experiment "dense-qkv": q, k and v from three products with the packed weight's thirds, each
-    // [N, L, D] dense. cuDNN's attention lays its output out like a dense q (else [N, H, L, D/H]
-    // contiguous), so the output then needs no copy back to [N, L, D], nor its gradient one to the
-    // output's layout (Hugging Face's CLIPAttention has three projections too). The price: the
-    // input's gradient is the sum of three products.
-    const std::vector<at::Tensor> w = compute_weight(in_proj_weight).chunk(3), b = compute_weight(in_proj_bias).chunk(3);
-    auto heads = [&](int i) {
-      const at::Tensor part = own_backward ? linear_with_own_backward(x, w[i], b[i]) : at::linear(x, w[i], b[i]);
-      return part.view({n, l, heads_, d / heads_}).transpose(1, 2);
-    };
-    at::Tensor out = at::scaled_dot_product_attention(heads(0), heads(1), heads(2), /*attn_mask=*/{}, /*dropout_p=*/0.0, /*is_causal=*/causal);
-    return project(out_proj, out.transpose(1, 2).reshape({n, l, d}), own_backward);
-  }
   // [N, L, 3D] → q, k, v as [N, H, L, D/H] views. unbind, not qkv[0..2]: the backward of three
   // selects is three zero-filled [N, L, 3D] tensors, three copies and two sums per layer; unbind's is
   // one stack, which writes the packed gradient in the linear's layout.
@@ -122,7 +94,6 @@ at::Tensor SelfAttentionImpl::forward(const at::Tensor& x, bool causal) {
 MlpImpl::MlpImpl(const BlockShape& shape)
     : activation_(shape.activation),
       fused_("fused-mlp", "reference-mlp"),
-      kernel_(experiment_enabled("quick-gelu-kernel")),
       own_backward_("own-linear-backward", "autograd-linear") {
   c_fc = register_module("c_fc", torch::nn::Linear(shape.width, shape.mlp_width));
   c_proj = register_module("c_proj", torch::nn::Linear(shape.mlp_width, shape.width));
@@ -136,7 +107,6 @@ at::Tensor MlpImpl::forward(const at::Tensor& x) {
 }
 
 at::Tensor MlpImpl::forward_quick_gelu(const at::Tensor& x, bool own_backward) {
-  if (kernel_) return project(c_proj, quick_gelu_by_kernel(project(c_fc, x, own_backward)), own_backward);
   // On CUDA: QuickGELU(h) = silu(1.702 h) / 1.702, the two scalings applied by the matrix products
   // (alpha, on cuBLAS's fp32 accumulator). The block's widest activation ([n, l, 4 d]) then sees one
   // fused silu kernel forward and one backward instead of three and about five passes (the

@@ -37,7 +37,6 @@ class LayerNormFp32Impl : public torch::nn::Module {
   /** The output's type: x's, or autocast's for an fp32 x headed for a product (see forward). */
   at::ScalarType output_type(const at::Tensor& x, bool into_product) const;
   int64_t width_;
-  bool half_;    // CLIP_NATIVE_EXPERIMENTS=half-layernorm when the module was built
   bool kernel_;  // the own kernels where they take the input: not under experiment aten-layernorm
 };
 TORCH_MODULE(LayerNormFp32);
@@ -55,7 +54,6 @@ class SelfAttentionImpl : public torch::nn::Module {
 
  private:
   int64_t heads_;
-  bool dense_qkv_;            // CLIP_NATIVE_EXPERIMENTS=dense-qkv when the module was built
   CudaDefault own_backward_;  // native/model/own_linear_backward.h: own-linear-backward / autograd-linear
 };
 TORCH_MODULE(SelfAttention);
@@ -67,11 +65,10 @@ class MlpImpl : public torch::nn::Module {
   torch::nn::Linear c_fc{nullptr}, c_proj{nullptr};
 
  private:
-  /** QuickGELU's forms: the reference's, the own kernel's, or silu with its scalings in the products. */
+  /** QuickGELU's forms: the reference's, or silu with its scalings in the products. */
   at::Tensor forward_quick_gelu(const at::Tensor& x, bool own_backward);
   Activation activation_;
   CudaDefault fused_;         // QuickGELU by silu, its scalings in the products: fused-mlp / reference-mlp
-  bool kernel_;               // CLIP_NATIVE_EXPERIMENTS=quick-gelu-kernel (native/model/quick_gelu_kernel.h)
   CudaDefault own_backward_;  // native/model/own_linear_backward.h: own-linear-backward / autograd-linear
 };
 TORCH_MODULE(Mlp);

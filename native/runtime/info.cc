@@ -1,6 +1,5 @@
 #include "runtime/info.h"
 
-#include "model/quick_gelu_kernel.h"
 #include "runtime/cuda_graph.h"
 
 #include <ATen/Parallel.h>
@@ -27,7 +26,12 @@ RuntimeInfo runtime_info() {
 #endif
   info.cuda_available = torch::cuda::is_available();
   info.cuda_graphs = runtime::CudaGraph::available();
-  info.cuda_kernels = model::quick_gelu_kernels_built();
+  // CMakeLists.txt defines CLIP_NATIVE_KERNELS when nvcc compiled native/kernels/*.cu.
+#ifdef CLIP_NATIVE_KERNELS
+  info.cuda_kernels = true;
+#else
+  info.cuda_kernels = false;
+#endif
   info.threads = at::get_num_threads();
   info.cpu_bf16 = true;
   info.parallel_info = at::get_parallel_info();

@@ -12,7 +12,7 @@ namespace clip::train {
 
 struct AdamOptions {
   bool decoupled = false;  // false: Adam with L2; true: AdamW
-  double beta1 = 0.9, beta2 = 0.98, eps = 1e-6, weight_decay = 0.0;
+  double beta1 = 0.9, beta2 = 0.98, eps = 1e-6, weight_decay = 0.001;  // as DEFAULT_TRAINER_OPTIONS (src/train/trainer.ts)
 };
 
 struct ParamState {

@@ -26,6 +26,9 @@
 
 namespace clip::train {
 
+// The binding sets every field from the JS options (src/native.ts NativeTrainerOptions, all keys
+// required); the defaults are src/train/trainer.ts's DEFAULT_TRAINER_OPTIONS, which these initial
+// values agree with.
 struct TrainerOptions {
   bool adamw = false;
   AdamOptions adam;
@@ -48,7 +51,7 @@ struct TrainerOptions {
   GradScalerOptions scaler;
   // On a CUDA device with accumulate 1: after a few eager steps with the same batch shape, capture the
   // whole step (forward, loss, backward, clipping, optimizer, scaler) in a CUDA graph and replay it.
-  bool cuda_graph = false;
+  bool cuda_graph = true;
   // Data parallel: the ranks of this group train one model. Weights start as rank 0's, gradients are
   // averaged every optimizer step and a non-finite loss on any rank skips the step on all of them.
   std::shared_ptr<dist::Group> group;

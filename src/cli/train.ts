@@ -4,7 +4,7 @@ import { addAugmentArgument } from '../data/augment.js';
 import { launchFromEnv } from '../distributed/group.js';
 import { launchLocal } from '../distributed/launch.js';
 import { formatKinds } from '../train/bad-data.js';
-import { BEST_METRICS, readConfigFile, resolveConfig, type TrainConfig } from '../train/config.js';
+import { BEST_METRICS, DEFAULT_CONFIG, readConfigFile, resolveConfig, type TrainConfig } from '../train/config.js';
 import { train } from '../train/loop.js';
 import { createTrainProgress } from './train-progress.js';
 
@@ -24,6 +24,13 @@ const augmentArgument = (v: string, previous: unknown) => {
   } catch (err) {
     throw new InvalidArgumentError((err as Error).message);
   }
+};
+
+/** "default X", X being DEFAULT_CONFIG's value, so the help cannot disagree with what runs. */
+const dflt = (key: keyof typeof DEFAULT_CONFIG): string => {
+  const value = DEFAULT_CONFIG[key];
+  const text = typeof value === 'string' ? value : typeof value === 'number' && value > 0 && value < 1e-3 ? value.toExponential() : JSON.stringify(value);
+  return `default ${text}`;
 };
 
 interface TrainFlags extends Partial<TrainConfig> {
@@ -53,20 +60,20 @@ export function registerTrain(program: Command): void {
     .option('--config <file>', 'JSON or YAML file of options; flags override it')
     .addOption(new Option('--init <init>', 'start from the pretrained weights or random ones').choices(['pretrained', 'random']))
     .option('--name <prefix>', 'prefix of the per-epoch weight files')
-    .option('--epochs <n>', 'epochs (default 30)', num)
-    .option('--batch-size <n|auto>', 'images per batch, per rank (default 4; data parallel: the global batch is this × the ranks, as open_clip counts); auto (CUDA): the largest power of two that fits', autoOrNumber)
-    .addOption(new Option('--optimizer <name>', 'adam (L2 decay, the blog) or adamw (decoupled)').choices(['adam', 'adamw']))
-    .option('--lr <lr>', 'learning rate (default 1e-6)', num)
-    .option('--weight-decay <wd>', 'weight decay (default 0.001)', num)
-    .option('--eps <eps>', 'Adam epsilon (default 1e-6)', num)
-    .addOption(new Option('--schedule <kind>', 'learning-rate schedule (default step: ×gamma every --step-every epochs)').choices(['step', 'cosine', 'constant']))
-    .option('--step-every <epochs>', 'StepLR period in epochs (default 10)', num)
-    .option('--gamma <g>', 'StepLR factor (default 0.1)', num)
-    .option('--warmup <steps>', 'cosine warm-up in optimizer steps', num)
-    .option('--grad-clip <norm>', 'clip gradients to this global norm', num)
+    .option('--epochs <n>', `epochs (${dflt('epochs')})`, num)
+    .option('--batch-size <n|auto>', `images per batch, per rank (${dflt('batchSize')}; data parallel: the global batch is this × the ranks, as open_clip counts); auto (CUDA): the largest power of two that fits`, autoOrNumber)
+    .addOption(new Option('--optimizer <name>', `adam (L2 decay, the blog) or adamw (decoupled) (${dflt('optimizer')})`).choices(['adam', 'adamw']))
+    .option('--lr <lr>', `learning rate (${dflt('lr')})`, num)
+    .option('--weight-decay <wd>', `weight decay (${dflt('weightDecay')})`, num)
+    .option('--eps <eps>', `Adam epsilon (${dflt('eps')})`, num)
+    .addOption(new Option('--schedule <kind>', `learning-rate schedule (${dflt('schedule')}; step: ×gamma every --step-every epochs)`).choices(['step', 'cosine', 'constant']))
+    .option('--step-every <epochs>', `StepLR period in epochs (${dflt('stepEvery')})`, num)
+    .option('--gamma <g>', `StepLR factor (${dflt('gamma')})`, num)
+    .option('--warmup <steps>', `cosine warm-up in optimizer steps (${dflt('warmup')})`, num)
+    .option('--grad-clip <norm>', `clip gradients to this global norm (${dflt('gradClip')}: no clipping)`, num)
     .option('--accumulate <n>', 'micro-batches per optimizer step, one contrastive batch of n × batch size (see --accumulate-mode)', num)
     .addOption(
-      new Option('--accumulate-mode <mode>', "contrastive (default): the micro-batches are one batch's negatives; independent: each micro-batch's own loss").choices([
+      new Option('--accumulate-mode <mode>', `contrastive: the micro-batches are one batch's negatives; independent: each micro-batch's own loss (${dflt('accumulateMode')})`).choices([
         'contrastive',
         'independent',
       ]),
@@ -75,15 +82,15 @@ export function registerTrain(program: Command): void {
     .option('--lock-image', 'freeze the image tower')
     .option('--lock-text', 'freeze the text tower')
     .option('--freeze <regex>', 'freeze parameters whose name matches (repeatable)', list)
-    .addOption(new Option('--batchnorm <mode>', 'ResNet BatchNorm: keep statistics frozen (default) or train them').choices(['frozen', 'train']))
+    .addOption(new Option('--batchnorm <mode>', `ResNet BatchNorm: keep statistics frozen or train them (${dflt('batchNorm')})`).choices(['frozen', 'train']))
     .addOption(new Option('--multi-positive <mode>', 'same-label pairs as positives (auto: on for labels and for --captions all, off otherwise)').choices(['auto', 'on', 'off']))
-    .addOption(new Option('--captions <mode>', 'several captions per image: one per image per epoch, drawn per (seed, epoch, image) (default), or all, the captions of one image each other\'s positives').choices(['one', 'all']))
+    .addOption(new Option('--captions <mode>', `several captions per image: one per image per epoch, drawn per (seed, epoch, image), or all, the captions of one image each other's positives (${dflt('captions')})`).choices(['one', 'all']))
     .addOption(new Option('--best-metric <metric>', 'what chooses <name>_best.safetensors (auto: top1 for labels, mean-r1 = mean of R@1 both ways for captions; val-loss: lowest)').choices([...BEST_METRICS]))
     .option('--no-fix-text', "tokenize captions and prompts as they are, without ftfy's fix_text cleaning (on by default, as openai/CLIP)")
-    .option('--templates <set|template>', "prompt template set (blog, default, openai-imagenet) or a template with {label} (default blog: 'a photo of {label}')")
-    .option('--seed <n>', 'seed for initialisation and data order (default 0)', num)
-    .option('--device <device>', 'auto, cpu, cuda or cuda:<n> (default auto)')
-    .addOption(new Option('--precision <p>', 'auto: bf16 where supported, else fp32').choices(['auto', 'fp32', 'bf16', 'fp16']))
+    .option('--templates <set|template>', `prompt template set (blog: 'a photo of {label}', default, openai-imagenet) or a template with {label} (${dflt('templates')})`)
+    .option('--seed <n>', `seed for initialisation and data order (${dflt('seed')})`, num)
+    .option('--device <device>', `auto (the first CUDA device, else the CPU), cpu, cuda or cuda:<n> (${dflt('device')})`)
+    .addOption(new Option('--precision <p>', `${dflt('precision')}; auto: bf16 on a CUDA device with bf16 (compute capability ≥ 8), fp16 on another CUDA device, fp32 on the CPU`).choices(['auto', 'fp32', 'bf16', 'fp16']))
     .option('--drop-last', 'drop a last smaller batch')
     .option(
       '--augment [key=value...]',
@@ -91,26 +98,26 @@ export function registerTrain(program: Command): void {
       augmentArgument,
     )
     .option('--no-cuda-graph', 'run every train step eagerly instead of replaying it as a CUDA graph')
-    .option('--workers <n>', 'images read and decoded at once (default auto: twice the CPU cores, at least 4)', autoOrNumber)
-    .option('--decode-threads <n>', 'worker threads that decode images (default auto: none below 4 cores, else a quarter of them, at most 4; 0: the main thread)', autoOrNumber)
-    .addOption(new Option('--resample <mode>', "how images are resized: pillow (default: Pillow's antialiased bicubic to the bit, as openai/CLIP and open_clip preprocess) or libvips (sharp's cubic: faster, a few uint8 steps off on sharp edges; docs/data.md)").choices(['pillow', 'libvips']))
+    .option('--workers <n>', `images read and decoded at once (${dflt('workers')}; auto: twice the CPU cores, at least 4)`, autoOrNumber)
+    .option('--decode-threads <n>', `worker threads that decode images (${dflt('decodeThreads')}; auto: none below 4 cores, else a quarter of them, at most 4; 0: the main thread)`, autoOrNumber)
+    .addOption(new Option('--resample <mode>', `how images are resized: pillow (Pillow's antialiased bicubic to the bit, as openai/CLIP and open_clip preprocess) or libvips (sharp's cubic: faster, a few uint8 steps off on sharp edges; docs/data.md) (${dflt('resample')})`).choices(['pillow', 'libvips']))
     .option('--no-cache', 'do not cache preprocessed images on disk')
-    .option('--memory-cache <MiB>', 'MiB of preprocessed images kept in memory between epochs (default auto: a quarter of the memory, at most half of the free; 0: none)', autoOrNumber)
+    .option('--memory-cache <MiB>', `MiB of preprocessed images kept in memory between epochs (${dflt('memoryCacheMiB')}; auto: a quarter of the memory, at most half of the free; 0: none)`, autoOrNumber)
     .option('--strict', 'fail on the first unreadable image instead of skipping it')
-    .option('--max-bad-fraction <f>', 'stop when more than this fraction of a split is unreadable, or all of it (default 0.01; every skipped entry is listed in <out>/skipped.tsv)', num)
-    .option('--log-every <n>', 'log every n batches (default 4)', num)
-    .option('--weights-every <n>', 'weight files every n epochs and after the last (default 1: every epoch; 0: the last only)', num)
-    .option('--checkpoint-every <n>', 'full checkpoint every n epochs (default 4; 0: only at the end)', num)
+    .option('--max-bad-fraction <f>', `stop when more than this fraction of a split is unreadable, or all of it (${dflt('maxBadFraction')}; every skipped entry is listed in <out>/skipped.tsv)`, num)
+    .option('--log-every <n>', `log every n batches (${dflt('logEvery')})`, num)
+    .option('--weights-every <n>', `weight files every n epochs and after the last (${dflt('weightsEvery')}; 1: every epoch; 0: the last only)`, num)
+    .option('--checkpoint-every <n>', `full checkpoint every n epochs (${dflt('checkpointEvery')}; 0: only at the end)`, num)
     .option('--save-pt', 'also write each epoch’s weights as .pt')
     .option('--keep-last <n>', 'keep only the newest n checkpoints', num)
     .option('--eval-every <n>', 'evaluation every n epochs (and before the first): zero-shot accuracy for labels, retrieval metrics and validation loss for captions', num)
-    .option('--images-dir <dir>', "blog layout: images folder (default 'images')")
-    .option('--ext <ext>', "blog layout: image extension (default 'jpg')")
+    .option('--images-dir <dir>', `blog layout: images folder (${dflt('imagesDir')})`)
+    .option('--ext <ext>', `blog layout: image extension (${dflt('ext')})`)
     .option('--resume <path|latest>', 'continue from a checkpoint (refused, naming each difference, when the settings its state depends on differ: docs/resume.md)')
     .option('--overwrite', 'start a new run in an --out that holds one, deleting its files first (without this or --resume, such a directory is refused)')
-    .option('--max-nonfinite-steps <n>', 'stop after n steps in a row with a non-finite loss, with a checkpoint of the last finite state and exit code 1 (default 10)', num)
+    .option('--max-nonfinite-steps <n>', `stop after n steps in a row with a non-finite loss, with a checkpoint of the last finite state and exit code 1 (${dflt('maxNonFiniteSteps')})`, num)
     .option('--nproc <n>', 'data parallel: start n ranks on this machine (through torchrun when python3 has torch, else its own launch); under torchrun, leave it out (docs/distributed.md)', num)
-    .option('--dist-timeout <seconds>', 'data parallel: how long any wait for the other ranks may take before it fails (default 300)', num)
+    .option('--dist-timeout <seconds>', `data parallel: how long any wait for the other ranks may take before it fails (${dflt('distTimeout')})`, num)
     .option('--allow-reshard', 'resume a checkpoint made with another number of ranks but the same global batch, re-sliced')
     .option('--local-loss-only', "data parallel: each rank's loss over its own batch only, without the other ranks' negatives")
     .option('--print-config', 'print the resolved configuration and exit')

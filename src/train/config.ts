@@ -64,7 +64,7 @@ export interface TrainConfig {
   seed: number;
   /** 'auto': the first CUDA device when there is one, else the CPU. */
   device: string;
-  /** 'auto': bf16 where the device supports it (CUDA, compute capability ≥ 8), else fp32. */
+  /** 'auto': bf16 on a CUDA device that supports it (compute capability ≥ 8), fp16 on another CUDA device, fp32 on the CPU (loop.ts resolvePrecision). */
   precision: Precision | 'auto';
   dropLast: boolean;
   /** Replay the train step as a CUDA graph (on CUDA with accumulate 1); a smaller last batch runs eagerly. */

@@ -1,8 +1,16 @@
 // The low-level trainer: single native train steps on given tensors, with the learning rate taken
 // from a schedule over optimizer steps. The training loop (loop.ts) drives it batch by batch.
 import type { ClipModel, ImageData, Precision, TokenData } from '../model/model.js';
-import { createNativeTrainer, type NativeStepResult, type NativeTrainer, type NativeTrainerStats, type ProfileRow } from '../native.js';
+import {
+  createNativeTrainer,
+  type NativeStepResult,
+  type NativeTrainer,
+  type NativeTrainerOptions,
+  type NativeTrainerStats,
+  type ProfileRow,
+} from '../native.js';
 import type { ProcessGroup } from '../distributed/group.js';
+import { DEFAULT_CONFIG } from './config.js';
 import { learningRate, scheduleProblems, type Schedule } from './schedule.js';
 
 export interface TrainerOptions {
@@ -40,6 +48,12 @@ export interface TrainerOptions {
    * eagerly; a failed capture falls back to eager steps. See `cudaGraphStatus`.
    */
   cudaGraph?: boolean;
+  /** logit_scale clamped to [0, ln 100] after each step, as CLIP's training did (default true). */
+  clampLogitScale?: boolean;
+  /** fp16 only: the loss scaler's first scale (default 65536, as PyTorch's GradScaler). */
+  initScale?: number;
+  /** fp16 only: steps without overflow before the loss scale doubles (default 2000, as PyTorch's GradScaler). */
+  growthInterval?: number;
   /**
    * Data parallel: this process is one rank of the group. Weights start as rank 0's, gradients are
    * averaged over the ranks at each optimizer step, and the loss is each rank's rows against the whole
@@ -54,22 +68,69 @@ export interface StepResult extends NativeStepResult {
   lr: number;
 }
 
-/** The blog's recipe, without its bugs: Adam(1e-6, (0.9, 0.98), 1e-6, wd 0.001), fp32 master weights. */
-export const DEFAULT_TRAINER_OPTIONS = {
-  optimizer: 'adam',
-  lr: 1e-6,
-  betas: [0.9, 0.98],
-  eps: 1e-6,
-  weightDecay: 0.001,
+/** Every option but the group, resolved. */
+export type ResolvedTrainerOptions = Required<Omit<TrainerOptions, 'group'>> & Pick<TrainerOptions, 'group'>;
+
+/**
+ * The blog's recipe, without its bugs: Adam(1e-6, (0.9, 0.98), 1e-6, wd 0.001), fp32 master weights.
+ * The keys the training configuration shares are its defaults (DEFAULT_CONFIG), so the CLI, the config
+ * file and this API start from the same values; the native binding defaults none.
+ */
+export const DEFAULT_TRAINER_OPTIONS: Readonly<ResolvedTrainerOptions> = {
+  optimizer: DEFAULT_CONFIG.optimizer,
+  lr: DEFAULT_CONFIG.lr,
+  betas: DEFAULT_CONFIG.betas,
+  eps: DEFAULT_CONFIG.eps,
+  weightDecay: DEFAULT_CONFIG.weightDecay,
+  // The configuration's schedule runs over epochs in the loop; a trainer on its own keeps its rate.
   schedule: { kind: 'constant' },
+  // The configuration's 'auto' is resolved by the loop, which knows the device.
   precision: 'fp32',
-  batchNorm: 'frozen',
-  gradClip: 0,
-  accumulate: 1,
-  accumulateMode: 'contrastive',
-  gradCheckpointing: false,
-  cudaGraph: true,
-} as const satisfies TrainerOptions;
+  batchNorm: DEFAULT_CONFIG.batchNorm,
+  gradClip: DEFAULT_CONFIG.gradClip,
+  accumulate: DEFAULT_CONFIG.accumulate,
+  accumulateMode: DEFAULT_CONFIG.accumulateMode,
+  gradCheckpointing: DEFAULT_CONFIG.gradCheckpointing,
+  lockImage: DEFAULT_CONFIG.lockImage,
+  lockText: DEFAULT_CONFIG.lockText,
+  freeze: DEFAULT_CONFIG.freeze,
+  cudaGraph: DEFAULT_CONFIG.cudaGraph,
+  clampLogitScale: true,
+  initScale: 65536,
+  growthInterval: 2000,
+  localLoss: DEFAULT_CONFIG.localLossOnly,
+};
+
+/** `options` over the defaults; a key given as undefined keeps its default. */
+export function resolveTrainerOptions(options: TrainerOptions): ResolvedTrainerOptions {
+  const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as TrainerOptions;
+  return { ...DEFAULT_TRAINER_OPTIONS, ...given };
+}
+
+/** The complete struct the binding takes (every key; lr and the schedule stay on this side). */
+function nativeTrainerOptions(o: ResolvedTrainerOptions): NativeTrainerOptions {
+  return {
+    optimizer: o.optimizer,
+    betas: o.betas,
+    eps: o.eps,
+    weightDecay: o.weightDecay,
+    precision: o.precision,
+    batchNorm: o.batchNorm,
+    gradClip: o.gradClip,
+    accumulate: o.accumulate,
+    accumulateMode: o.accumulateMode,
+    gradCheckpointing: o.gradCheckpointing,
+    lockImage: o.lockImage,
+    lockText: o.lockText,
+    freeze: o.freeze,
+    clampLogitScale: o.clampLogitScale,
+    cudaGraph: o.cudaGraph,
+    initScale: o.initScale,
+    growthInterval: o.growthInterval,
+    group: o.group?.native ?? null,
+    localLoss: o.localLoss,
+  };
+}
 
 /** Class indices per sample as the native call takes them (null: no labels). */
 function labelTensor(labels: ArrayLike<number> | BigInt64Array | undefined) {
@@ -82,15 +143,15 @@ export class Trainer {
   private constructor(
     readonly native: NativeTrainer,
     readonly model: ClipModel,
-    readonly options: Required<Pick<TrainerOptions, 'lr' | 'schedule'>> & TrainerOptions,
+    readonly options: ResolvedTrainerOptions,
   ) {}
 
   static async create(model: ClipModel, options: TrainerOptions = {}): Promise<Trainer> {
-    const resolved = { ...DEFAULT_TRAINER_OPTIONS, ...options } as Required<Pick<TrainerOptions, 'lr' | 'schedule'>> & TrainerOptions;
+    const resolved = resolveTrainerOptions(options);
     const problems = scheduleProblems(resolved.schedule);
     if (!(resolved.lr >= 0)) problems.push('lr: must be a non-negative number');
     if (problems.length) throw new Error(`invalid trainer options: ${problems.join('; ')}`);
-    const native = await createNativeTrainer(model.native, { ...resolved, group: resolved.group?.native });
+    const native = await createNativeTrainer(model.native, nativeTrainerOptions(resolved));
     return new Trainer(native, model, resolved);
   }
 
