@@ -93,9 +93,11 @@ function tflops(r: StepRow): number | null {
   }
 }
 
-/** What keeps a row from comparing like for like with the Python reference (77 positions, RN50's BatchNorm trained). */
-function unlikeReference(r: StepRow): string[] {
+/** What keeps a row from comparing like for like with the Python reference (77 positions, RN50's BatchNorm trained, its mode's precision). */
+function unlikeReference(r: StepRow, referenceMode: string): string[] {
   const reasons: string[] = [];
+  // The reference's `seed` mode trains fp16 weights (openai/CLIP's convert_weights), not bf16 autocast.
+  if (referenceMode.startsWith('seed') && r.precision !== 'fp16') reasons.push(`${r.precision} vs the reference's fp16 weights`);
   if ((r.textLength ?? 77) !== 77) reasons.push(`text ${r.textLength} vs 77 positions`);
   if (r.model.startsWith('RN') && (r.batchNorm ?? 'frozen') !== 'train') reasons.push('BatchNorm frozen vs trained');
   return reasons;
@@ -156,7 +158,7 @@ for (const r of steps) {
   const peer = r.model === 'ViT-B/32' ? peers.find((p) => p.batch === r.batch && (p.textLength ?? 77) === (r.textLength ?? 77)) : undefined;
   const target = TARGETS[key];
   const mark = target ? (r.imagesPerSecond >= target ? ' ✓' : ' ✗') : '';
-  const unlike = unlikeReference(r);
+  const unlike = python ? unlikeReference(r, python.mode) : [];
   lines.push(
     `| ${r.model} | ${r.batch} | ${variant(r)} | ${fmt(r.imagesPerSecond)} | ${fmt(r.msPerStep, 1)} | ${fmt(tflops(r))} | ${fmt(r.peakGiB, 1)} / ${fmt(r.peakReservedGiB, 1)} | ${fmt(r.firstStepSeconds, 1)} | ` +
       `${target ? fmt(target) + mark : '–'} | ${python ? `${fmt(python.imagesPerSecond)} (${python.mode}); ×${fmt(r.imagesPerSecond / python.imagesPerSecond, 2)}${unlike.length ? `; unlike: ${unlike.join(', ')}` : ''}` : '–'} | ` +
