@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { CropCache } from '../src/data/crop-cache.js';
@@ -10,6 +11,8 @@ import { CropMemory } from '../src/data/crop-memory.js';
 import type { Dataset } from '../src/data/dataset.js';
 import { createLoader, type Batch, type LoaderOptions } from '../src/data/loader.js';
 import { preprocessImageUint8, type ResampleMode } from '../src/data/preprocess.js';
+import { ConfigError, resolveConfig } from '../src/train/config.js';
+import { repoRoot } from './helpers/fixtures.js';
 
 /**
  * Issue #22 item 6: the crop cache (disk and memory) is keyed by the resample mode, so switching
@@ -104,5 +107,26 @@ describe('the crop cache is keyed by the resample mode', () => {
 
   test('an unknown mode is refused when the loader is made, not per image', () => {
     assert.throws(() => createLoader(dataset, { batchSize: 2, resample: 'nearest' as never }), /resample must be one of pillow, libvips/);
+  });
+});
+
+describe('the training option resample', () => {
+  test("config key: 'pillow' by default, 'libvips' kept, anything else refused naming the key", () => {
+    assert.equal(resolveConfig({ data: 'd', out: 'o' }).resample, 'pillow');
+    assert.equal(resolveConfig({ data: 'd', out: 'o', resample: 'libvips' }).resample, 'libvips');
+    assert.throws(
+      () => resolveConfig({ data: 'd', out: 'o', resample: 'bilinear' } as never),
+      (err: unknown) => err instanceof ConfigError && /^resample: must be one of pillow, libvips/m.test(err.problems.join('\n')),
+    );
+  });
+
+  test('clip-native train --resample reaches the configuration; an unknown mode is refused', () => {
+    const cli = (...args: string[]) =>
+      spawnSync(process.execPath, [path.join(repoRoot, 'dist', 'src', 'cli', 'main.js'), 'train', '--data', 'd', '--out', 'o', ...args, '--print-config'], { encoding: 'utf8' });
+    assert.equal(JSON.parse(cli().stdout).resample, 'pillow');
+    assert.equal(JSON.parse(cli('--resample', 'libvips').stdout).resample, 'libvips');
+    const bad = cli('--resample', 'lanczos');
+    assert.notEqual(bad.status, 0);
+    assert.match(bad.stderr, /--resample/);
   });
 });
