@@ -2,6 +2,7 @@
 // from ftfy's documented behaviour; its data (codecs, character classes, regexes) is generated from
 // ftfy by scripts/gen-ftfy-tables.py into ./ftfy/tables.ts. Checked against ftfy itself by
 // test/fix-text.test.ts.
+import { inRanges } from './code-point-ranges.js';
 import { fixEncoding } from './ftfy/fix-encoding.js';
 import {
   fixCharacterWidth,
@@ -38,19 +39,6 @@ export const UNASSIGNED_IN_UNICODE_14 = new RegExp(
 const UNASSIGNED_ALL = new RegExp(UNASSIGNED_IN_UNICODE_14.source, 'gu');
 const NON_ASCII = /[^\x00-\x7f]/;
 const UNASSIGNED_BMP = bmpBitmap(UNASSIGNED_RANGES.filter((_, i) => UNASSIGNED_RANGES[i - (i % 2)]! < 0x10000).map((cp) => Math.min(cp, 0xffff)));
-
-/** Whether an astral code point is in the flat inclusive ranges (binary search). */
-function inRanges(ranges: readonly number[], cp: number): boolean {
-  let lo = 0;
-  let hi = (ranges.length >> 1) - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    if (cp < ranges[2 * mid]!) hi = mid - 1;
-    else if (cp > ranges[2 * mid + 1]!) lo = mid + 1;
-    else return true;
-  }
-  return false;
-}
 
 /** Whether the text holds a code point Unicode 14.0 leaves unassigned (a bitmap scan: this runs on every non-ASCII text). */
 function hasUnassigned(text: string): boolean {

@@ -3,6 +3,7 @@ import path from 'node:path';
 
 import { BytePairEncoder, BYTE_TO_CHAR, CHAR_TO_BYTE, END_OF_TEXT, END_OF_WORD, parseBpeVocabulary, START_OF_TEXT } from './bpe.js';
 import type { BpeVocabulary } from './bpe.js';
+import { inRanges } from './code-point-ranges.js';
 import { fixText } from './fix-text.js';
 import { htmlUnescape } from './html-unescape.js';
 import { resolveVocabularyPath, type LoadTokenizerOptions } from './vocabulary.js';
@@ -82,19 +83,6 @@ function classBody(ranges: readonly number[]): string {
     if (last !== first) body += '-' + classChar(last);
   }
   return body;
-}
-
-/** Whether `cp` is in flat inclusive ranges (binary search). */
-function inRanges(ranges: readonly number[], cp: number): boolean {
-  let lo = 0;
-  let hi = (ranges.length >> 1) - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    if (cp < ranges[2 * mid]!) hi = mid - 1;
-    else if (cp > ranges[2 * mid + 1]!) lo = mid + 1;
-    else return true;
-  }
-  return false;
 }
 
 /** The regex module's `\s` (Unicode White_Space): unlike JS `\s`, it has U+0085 and lacks U+FEFF. */
