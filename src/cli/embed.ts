@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 
-import { deviceOption, positiveInteger, precisionOption, progressLine } from '../eval/cli-options.js';
+import { deviceOption, positiveInteger, precisionOption, progressLine } from './cli-options.js';
 import { embedImages, embedTexts } from '../eval/embed.js';
 import { writeEmbeddings, type EmbeddingFormat, type EmbeddingSet } from '../eval/embedding-files.js';
 import { readTextLines } from '../eval/image-list.js';

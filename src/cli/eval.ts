@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 
-import { deviceOption, positiveInteger, precisionOption, progressLine, templatesOption } from '../eval/cli-options.js';
+import { deviceOption, positiveInteger, precisionOption, progressLine, templatesOption } from './cli-options.js';
 import { formatEvaluation, formatRetrieval } from '../eval/format.js';
 import { isRetrieval } from '../eval/retrieval.js';
 import { evaluate } from '../eval/zero-shot.js';

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 
-import { unitInterval } from '../eval/cli-options.js';
+import { unitInterval } from './cli-options.js';
 import { interpolateWeights } from '../eval/interpolate.js';
 
 export function registerInterpolate(program: Command): void {

@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import type { Command } from 'commander';
 
 import { classify } from '../eval/classify.js';
-import { deviceOption, positiveInteger, precisionOption, templatesOption } from '../eval/cli-options.js';
+import { deviceOption, positiveInteger, precisionOption, templatesOption } from './cli-options.js';
 import { formatPredictions } from '../eval/format.js';
 import type { Precision } from '../model/model.js';
 
