@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util';
 
 import sharp from 'sharp';
 
-import { loadDataset } from '../src/data/datasets.js';
+import { loadDataset } from '../src/data/load-dataset.js';
 import { CropMemory, defaultCropMemoryBudget } from '../src/data/crop-memory.js';
 import { createLoader } from '../src/data/loader.js';
 import { architecture, type ClipConfig } from '../src/model/config.js';

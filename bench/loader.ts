@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 
 import type { Dataset } from '../src/data/dataset.js';
 import { CropMemory } from '../src/data/crop-memory.js';
-import { defaultDecodeThreads } from '../src/data/decode-workers.js';
+import { defaultDecodeThreads } from '../src/data/decode-pool.js';
 import { createLoader } from '../src/data/loader.js';
 import { makeJpegs } from './jpegs.js';
 import { mainThreadCpuSeconds } from './main-thread.js';

@@ -54,7 +54,7 @@ export { preprocessImage, preprocessImageUint8, modelPreprocessing, RESAMPLE_MOD
 export { cropGeometry, type CropGeometry, type ResizeMode } from './data/clip-geometry.js';
 export { normalize, CLIP_MEAN, CLIP_STD } from './data/normalize.js';
 export { ImageDecodeError } from './data/image-problems.js';
-export { loadDataset, detectDatasetFormat, type LoadDatasetOptions } from './data/datasets.js';
+export { loadDataset, detectDatasetFormat, type LoadDatasetOptions } from './data/load-dataset.js';
 export { DatasetError, type Dataset, type Sample, type DatasetProblem } from './data/dataset.js';
 export { createLoader, type Loader, type LoaderOptions, type Batch, type LoaderStats } from './data/loader.js';
 export { exportFashionMnist, FASHION_MNIST_CLASSES } from './data/fashion-mnist.js';

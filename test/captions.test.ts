@@ -8,7 +8,7 @@ import { describe, test } from 'node:test';
 import sharp from 'sharp';
 
 import { captionEpoch, captionsByImage, imageGroups } from '../src/data/captions.js';
-import { loadDataset } from '../src/data/datasets.js';
+import { loadDataset } from '../src/data/load-dataset.js';
 import { evaluateRetrievalModel } from '../src/eval/retrieval.js';
 import { loadModel } from '../src/model/model.js';
 import { loadTokenizer } from '../src/text/tokenizer.js';

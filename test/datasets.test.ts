@@ -5,7 +5,7 @@ import { before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { parseDelimited } from '../src/data/csv.js';
 import { DatasetError, formatProblem, type Dataset } from '../src/data/dataset.js';
-import { detectDatasetFormat, loadDataset } from '../src/data/datasets.js';
+import { detectDatasetFormat, loadDataset } from '../src/data/load-dataset.js';
 import { scratchDir } from './helpers/scratch.js';
 
 const tmp = scratchDir('clip-datasets-');

@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
-import { loadDataset } from '../src/data/datasets.js';
+import { loadDataset } from '../src/data/load-dataset.js';
 import type { Dataset } from '../src/data/dataset.js';
 import { exportFashionMnist } from '../src/data/fashion-mnist.js';
 import { preprocessImage } from '../src/data/preprocess.js';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import sharp from 'sharp';
-import { loadDataset } from '../src/data/datasets.js';
+import { loadDataset } from '../src/data/load-dataset.js';
 import { DEBIAN_FASHION_MNIST_DIR, exportFashionMnist, FASHION_MNIST_CLASSES, readIdx } from '../src/data/fashion-mnist.js';
 import { createLoader } from '../src/data/loader.js';
 import { scratchDir } from './helpers/scratch.js';

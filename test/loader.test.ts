@@ -4,7 +4,7 @@ import path from 'node:path';
 import { before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import type { Dataset } from '../src/data/dataset.js';
-import { loadDataset } from '../src/data/datasets.js';
+import { loadDataset } from '../src/data/load-dataset.js';
 import { normalize } from '../src/data/normalize.js';
 import { CropMemory } from '../src/data/crop-memory.js';
 import { createLoader, type Batch, type LoaderOptions, type SkippedImage } from '../src/data/loader.js';
@@ -402,7 +402,7 @@ describe('crops kept in memory between epochs (CropMemory)', () => {
   });
 });
 
-// The built-in decoder in worker threads (src/data/decode-workers.ts; the default from 4 cores, so
+// The built-in decoder in worker threads (src/data/decode-pool.ts; the default from 4 cores, so
 // this 2-core CI machine asks for it): the same crops, cache entries and skip reports as the main thread.
 describe('decoding in worker threads (decodeThreads)', () => {
   test('the same uint8 batches as the main thread, the cache entries written by the workers read back', async () => {
@@ -453,7 +453,7 @@ describe('decoding in worker threads (decodeThreads)', () => {
 });
 
 test('a decode worker that dies hands its images to the main thread, with a warning, instead of skipping them', async () => {
-  const { DecodePool, decodeHere } = await import('../src/data/decode-workers.js');
+  const { DecodePool, decodeHere } = await import('../src/data/decode-pool.js');
   const fallbackFiles: string[] = [];
   const pool = new DecodePool(
     1,

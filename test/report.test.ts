@@ -6,7 +6,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, test } from 'node:test';
 import { renderReport, writeReport } from '../src/report/html.js';
-import { readRun } from '../src/report/run-files.js';
+import { readRun } from '../src/report/read-run.js';
 import { niceTicks } from '../src/report/svg-charts.js';
 import { repoRoot } from './helpers/fixtures.js';
 import { scratchDir } from './helpers/scratch.js';

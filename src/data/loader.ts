@@ -9,7 +9,7 @@ import { BoundedQueue } from './bounded-queue.js';
 import { RESIZE_MODES, type ResizeMode } from './clip-geometry.js';
 import { CropCache, type CropKey } from './crop-cache.js';
 import type { CropMemory, RememberedCrop } from './crop-memory.js';
-import { decodeHere, defaultDecodeThreads, sharedDecodePool } from './decode-workers.js';
+import { decodeHere, defaultDecodeThreads, sharedDecodePool } from './decode-pool.js';
 import type { Dataset, Sample } from './dataset.js';
 import { classifyDecodeError, ImageDecodeError, type ImageProblemKind } from './image-problems.js';
 import { normalizeInto } from './normalize.js';
@@ -71,7 +71,7 @@ export interface LoaderOptions {
    * the main thread; the built-in one runs in `decodeThreads` worker threads. */
   decoder?: (file: string, options: PreprocessOptions) => Promise<Uint8Crop>;
   /** Worker threads for decoding and cache writes (0: the main thread). Default: none below 4 cores,
-   * else a quarter of the cores, at most 4 (src/data/decode-workers.ts). */
+   * else a quarter of the cores, at most 4 (src/data/decode-pool.ts). */
   decodeThreads?: number;
   /**
    * Training augmentation (src/data/augment.ts): true for open_clip's defaults, or options; checked

@@ -1,6 +1,6 @@
 // Zero-shot evaluation of a labelled dataset: class embeddings from prompt templates, image
 // embeddings batch by batch through the loader, metrics from the cosine scores.
-import { loadDataset, type LoadDatasetOptions } from '../data/datasets.js';
+import { loadDataset, type LoadDatasetOptions } from '../data/load-dataset.js';
 import type { Dataset } from '../data/dataset.js';
 import { createLoader } from '../data/loader.js';
 import { modelPreprocessing } from '../data/preprocess.js';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { writeFileAtomic } from '../util/atomic.js';
 import { escapeXml, formatNumber } from './escape.js';
 import { RETRIEVAL_WORST_FILE } from '../train/run-files.js';
-import { readRun, type EpochRecord, type EvalRecord, type RunData, type StepRecord } from './run-files.js';
+import { readRun, type EpochRecord, type EvalRecord, type RunData, type StepRecord } from './read-run.js';
 import { barChart, confusionHeatmap, lineChart, PALETTE, type Series } from './svg-charts.js';
 import { readWorstExamples, renderWorstExamples, type WorstExamples } from './worst-examples.js';
 

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 
 import { captionEpoch, imageGroups } from '../data/captions.js';
-import { loadDataset } from '../data/datasets.js';
+import { loadDataset } from '../data/load-dataset.js';
 import type { Dataset } from '../data/dataset.js';
 import { CropMemory, defaultCropMemoryBudget } from '../data/crop-memory.js';
 import { createLoader, type Batch } from '../data/loader.js';

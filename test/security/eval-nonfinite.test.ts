@@ -8,7 +8,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 
-import { loadDataset } from '../../src/data/datasets.js';
+import { loadDataset } from '../../src/data/load-dataset.js';
 import type { Dataset } from '../../src/data/dataset.js';
 import { classify } from '../../src/eval/classify.js';
 import { embedImages } from '../../src/eval/embed.js';

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 
 import { DatasetError, firstInvalidUtf8, normaliseListedPath } from '../../src/data/dataset.js';
-import { loadDataset } from '../../src/data/datasets.js';
+import { loadDataset } from '../../src/data/load-dataset.js';
 import { parseSkippedTsv, SkippedLog, type SkippedEntry } from '../../src/train/bad-data.js';
 import { writeGoodPng } from '../helpers/bad-images.js';
 import { scratchDir } from '../helpers/scratch.js';

@@ -1,8 +1,8 @@
-// The body of a decode worker (src/data/decode-workers.ts): preprocesses images, writes their cache
+// The body of a decode worker (src/data/decode-pool.ts): preprocesses images, writes their cache
 // entries, and sends each crop back in memory of its own, transferred rather than copied.
 import { parentPort } from 'node:worker_threads';
 
-import { decodeHere, type CacheTarget } from './decode-workers.js';
+import { decodeHere, type CacheTarget } from './decode-pool.js';
 import { classifyDecodeError, type ImageProblemKind } from './image-problems.js';
 import { preprocessImageUint8, type PreprocessOptions } from './preprocess.js';
 

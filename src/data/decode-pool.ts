@@ -7,7 +7,7 @@ import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 
 import { CropCache, type CropKey } from './crop-cache.js';
-import type { DecodeReply, DecodeRequest } from './decode-worker.js';
+import type { DecodeReply, DecodeRequest } from './decode-worker-thread.js';
 import { ImageDecodeError } from './image-problems.js';
 import { preprocessImageUint8, type PreprocessOptions, type Uint8Crop } from './preprocess.js';
 
@@ -111,7 +111,7 @@ export class DecodePool {
   constructor(
     private readonly threads: number,
     private readonly fallback: (file: string, options: PreprocessOptions, cache?: CacheTarget) => Promise<WorkerDecode>,
-    private readonly script = new URL('./decode-worker.js', import.meta.url),
+    private readonly script = new URL('./decode-worker-thread.js', import.meta.url),
   ) {}
 
   decode(file: string, options: PreprocessOptions, cache?: CacheTarget): Promise<WorkerDecode> {
