@@ -453,7 +453,8 @@ describe('decoding in worker threads (decodeThreads)', () => {
 });
 
 test('a decode worker that dies hands its images to the main thread, with a warning, instead of skipping them', async () => {
-  const { DecodePool, decodeHere } = await import('../src/data/decode-pool.js');
+  const { DecodePool } = await import('../src/data/decode-pool.js');
+  const { decodeHere } = await import('../src/data/decode-job.js');
   const fallbackFiles: string[] = [];
   const pool = new DecodePool(
     1,

@@ -6,21 +6,9 @@
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 
-import { CropCache, type CropKey } from './crop-cache.js';
-import type { DecodeReply, DecodeRequest } from './decode-worker-thread.js';
+import { decodeHere, type CacheTarget, type DecodeReply, type DecodeRequest, type WorkerDecode } from './decode-job.js';
 import { ImageDecodeError } from './image-problems.js';
-import { preprocessImageUint8, type PreprocessOptions, type Uint8Crop } from './preprocess.js';
-
-export interface CacheTarget {
-  dir: string;
-  key: CropKey;
-}
-
-export interface WorkerDecode {
-  crop: Uint8Crop;
-  /** The worker could not write the cache entry (the crop is still good). */
-  cacheWriteFailed: boolean;
-}
+import { preprocessImageUint8, type PreprocessOptions } from './preprocess.js';
 
 /** Workers a loader uses by default: none below 4 cores, where a thread of its own only competes. */
 export function defaultDecodeThreads(cores = os.availableParallelism()): number {
@@ -68,25 +56,6 @@ class DecodeWorker {
       cacheWriteFailed: reply.cacheWriteFailed,
     });
   }
-}
-
-const caches = new Map<string, CropCache>();
-
-/** A decode worker's work, on the calling thread: `decoder`, then the cache entry. */
-export async function decodeHere(
-  decoder: (file: string, options: PreprocessOptions) => Promise<Uint8Crop>,
-  file: string,
-  options: PreprocessOptions,
-  cache?: CacheTarget,
-): Promise<WorkerDecode> {
-  const crop = await decoder(file, options);
-  let cacheWriteFailed = false;
-  if (cache) {
-    let entries = caches.get(cache.dir);
-    if (!entries) caches.set(cache.dir, (entries = new CropCache(cache.dir)));
-    await entries.put(cache.key, { data: crop.data, sourcePixels: crop.sourceWidth * crop.sourceHeight }).catch(() => (cacheWriteFailed = true));
-  }
-  return { crop, cacheWriteFailed };
 }
 
 const pools = new Map<number, DecodePool>();

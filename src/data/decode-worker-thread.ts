@@ -2,20 +2,9 @@
 // entries, and sends each crop back in memory of its own, transferred rather than copied.
 import { parentPort } from 'node:worker_threads';
 
-import { decodeHere, type CacheTarget } from './decode-pool.js';
-import { classifyDecodeError, type ImageProblemKind } from './image-problems.js';
-import { preprocessImageUint8, type PreprocessOptions } from './preprocess.js';
-
-export interface DecodeRequest {
-  id: number;
-  file: string;
-  options: PreprocessOptions;
-  cache?: CacheTarget;
-}
-
-export type DecodeReply =
-  | { id: number; ok: true; data: Uint8Array; sourceWidth: number; sourceHeight: number; cacheWriteFailed: boolean }
-  | { id: number; ok: false; kind: ImageProblemKind; detail: string };
+import { decodeHere, type DecodeReply, type DecodeRequest } from './decode-job.js';
+import { classifyDecodeError } from './image-problems.js';
+import { preprocessImageUint8 } from './preprocess.js';
 
 async function decode(request: DecodeRequest): Promise<{ reply: DecodeReply; transfer: ArrayBuffer[] }> {
   try {
