@@ -131,6 +131,23 @@ describe('contrastive accumulation (GradCache)', () => {
     });
   }
 
+  test('a micro-batch is kept as it was given: the caller may refill its buffers before the group ends', async () => {
+    const batch = await goldenBatch('tiny_vit');
+    const separate = await createTrainer(await model('tiny_vit'), { ...GRADIENT_STEP, accumulate: 2 });
+    const reused = await createTrainer(await model('tiny_vit'), { ...GRADIENT_STEP, accumulate: 2 });
+    const first = rows(batch, 0, 2);
+    const second = rows(batch, 2, 2);
+    await separate.step(first.images, first.tokens);
+    await separate.step(second.images, second.tokens);
+    // One pair of buffers for both micro-batches, as a loader that recycles its batch memory does.
+    const buffer = rows(batch, 0, 2);
+    await reused.step(buffer.images, buffer.tokens);
+    buffer.images.data.set(second.images.data);
+    buffer.tokens.data.set(second.tokens.data);
+    await reused.step(buffer.images, buffer.tokens);
+    assert.deepEqual(bitwiseEqual(await weights(reused.model), await weights(separate.model)), []);
+  });
+
   test('an incomplete group at flush is one contrastive batch of what it holds', async () => {
     const batch = await goldenBatch('tiny_vit');
     const whole = await createTrainer(await model('tiny_vit'), GRADIENT_STEP);

@@ -371,7 +371,10 @@ void put_back_buffers(torch::nn::Module& module, const std::vector<at::Tensor>& 
 void Trainer::cache_micro_batch(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels) {
   if (!cached_.empty() && cached_.front().labels.has_value() != labels.has_value())
     throw std::invalid_argument("the micro-batches of one accumulation group must all have labels or all have none");
-  CachedMicroBatch batch{images, tokens, labels, {}, {}};
+  // Kept past this call: on the CPU the inputs may still be the caller's buffers (to_device copies
+  // nothing there), which the caller refills with the next batch.
+  const auto own = [](const at::Tensor& t) { return t.is_cpu() ? t.clone() : t; };
+  CachedMicroBatch batch{own(images), own(tokens), labels ? std::optional<at::Tensor>(own(*labels)) : std::nullopt, {}, {}};
   // The statistics a train-mode BatchNorm gathers here come again when the micro-batch runs with its
   // gradient: this forward leaves them as they were, so each micro-batch updates them once.
   const bool restore = options_.batchnorm_train && !model_->batch_norms().empty();
