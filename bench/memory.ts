@@ -13,7 +13,8 @@
 // `stepMiB`: the peak RSS over the timed steps above the RSS before them. A first step runs untimed
 // and unmeasured, so weights, Adam's moments and the allocator's warm state are there already; the peak
 // is then the step's own: activations, and the fp32 gradients (4 bytes per trainable parameter, in
-// every row) until the update. Linux's peak counter is reset after the first step (/proc/self/clear_refs).
+// every row) until the update. Linux's peak counter is reset after the first step (/proc/self/clear_refs),
+// and each row runs with glibc's MALLOC_MMAP_THRESHOLD_=65536 so that freed tensors leave the RSS.
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -116,7 +117,10 @@ if (values.row) {
 } else {
   const self = fileURLToPath(import.meta.url);
   const args = process.argv.slice(2).filter((a) => a !== '--json');
-  const results = ROWS.map((row) => JSON.parse(execFileSync(process.execPath, [self, ...args, '--row', row], { encoding: 'utf8' }).trim().split('\n').at(-1)!));
+  // Every allocation from 64 KiB up is its own mapping, returned to the system when freed: resident
+  // memory then follows live tensors, instead of keeping an earlier step's freed heap.
+  const env = { ...process.env, MALLOC_MMAP_THRESHOLD_: '65536' };
+  const results = ROWS.map((row) => JSON.parse(execFileSync(process.execPath, [self, ...args, '--row', row], { encoding: 'utf8', env }).trim().split('\n').at(-1)!));
   if (values.json) {
     process.stdout.write(JSON.stringify(results) + '\n');
   } else {
