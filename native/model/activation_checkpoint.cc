@@ -56,26 +56,6 @@ struct SegmentRecord : torch::CustomClassHolder {
   std::vector<at::Tensor> casts;   // params[i]'s compute weight in the forward, where it had a cast
 };
 
-/**
- * The running statistics a recomputation will update (those of train-mode BatchNorms), with copies of
- * their values now, to put back after it. Eval-mode statistics are left alone: nothing changes them.
- */
-std::vector<std::pair<at::Tensor, at::Tensor>> updated_statistics(torch::nn::Module& module) {
-  std::vector<std::pair<at::Tensor, at::Tensor>> saved;
-  for (const auto& m : module.modules(/*include_self=*/true)) {
-    if (!m->is_training() || !std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(m)) continue;
-    for (const auto& b : m->buffers(/*recurse=*/false)) saved.emplace_back(b, b.clone());
-  }
-  return saved;
-}
-
-// Through variable_data(), which has its own version counter: the recomputed graph saved these
-// tensors, and a train-mode BatchNorm's backward reads its batch statistics, not the running ones.
-void restore(const std::vector<std::pair<at::Tensor, at::Tensor>>& saved) {
-  at::NoGradGuard no_grad;
-  for (const auto& [buffer, value] : saved) buffer.variable_data().copy_(value);
-}
-
 at::Tensor detached_leaf(const at::Tensor& t) {
   at::Tensor leaf = t.detach();
   leaf.requires_grad_(t.requires_grad());
@@ -116,12 +96,12 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
     }
     std::vector<at::Tensor> outputs;
     {
-      const auto statistics = updated_statistics(*record->module);
+      const RunningStatistics statistics(*record->module);
       at::AutoGradMode grad(true);
       RestoredAutocast autocast(record->autocast);
       ComputeWeightScope scope(&weights);
       outputs = record->segment(inputs);
-      restore(statistics);
+      statistics.restore();
     }
     return gradients(*record, outputs, grad_outputs, inputs, cast_leaves);
   }
@@ -158,6 +138,20 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
 };
 
 }  // namespace
+
+RunningStatistics::RunningStatistics(torch::nn::Module& module) {
+  for (const auto& m : module.modules(/*include_self=*/true)) {
+    if (!m->is_training() || !std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(m)) continue;
+    for (const auto& b : m->buffers(/*recurse=*/false)) saved_.emplace_back(b, b.clone());
+  }
+}
+
+// Through variable_data(), which has its own version counter: a recomputed graph saved these tensors,
+// and a train-mode BatchNorm's backward reads its batch statistics, not the running ones.
+void RunningStatistics::restore() const {
+  at::NoGradGuard no_grad;
+  for (const auto& [buffer, value] : saved_) buffer.variable_data().copy_(value);
+}
 
 CheckpointScope::CheckpointScope(bool on) : previous_(enabled) { enabled = on; }
 CheckpointScope::~CheckpointScope() { enabled = previous_; }

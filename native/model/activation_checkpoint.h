@@ -8,6 +8,7 @@
 #include <torch/nn/module.h>
 
 #include <functional>
+#include <utility>
 #include <vector>
 
 namespace clip::model {
@@ -26,6 +27,20 @@ class CheckpointScope {
 
 /** Whether a segment run now should be checkpointed: inside an enabled CheckpointScope, with grad mode on. */
 bool checkpointing();
+
+/**
+ * The running statistics of `module`'s train-mode BatchNorms as they are now; restore() puts them
+ * back, so that a forward that will run again (a recomputation, a contrastive group's first pass)
+ * updates them once. Eval-mode statistics are not kept: nothing changes them.
+ */
+class RunningStatistics {
+ public:
+  explicit RunningStatistics(torch::nn::Module& module);
+  void restore() const;
+
+ private:
+  std::vector<std::pair<at::Tensor, at::Tensor>> saved_;  // each buffer, and its value at construction
+};
 
 /** A segment: defined tensors in, tensors out. It must read its parameters only through `module`. */
 using Segment = std::function<std::vector<at::Tensor>(const std::vector<at::Tensor>&)>;

@@ -351,23 +351,6 @@ at::Tensor Trainer::forward_backward(const at::Tensor& images, const at::Tensor&
   return loss.detach();
 }
 
-namespace {
-
-/** BatchNorm running statistics (any buffers), to undo the update of a forward that will run again. */
-std::vector<at::Tensor> copy_buffers(torch::nn::Module& module) {
-  std::vector<at::Tensor> saved;
-  for (const auto& b : module.buffers()) saved.push_back(b.clone());
-  return saved;
-}
-
-void put_back_buffers(torch::nn::Module& module, const std::vector<at::Tensor>& saved) {
-  at::NoGradGuard no_grad;
-  size_t i = 0;
-  for (auto& b : module.buffers()) b.copy_(saved[i++]);
-}
-
-}  // namespace
-
 void Trainer::cache_micro_batch(const at::Tensor& images, const at::Tensor& tokens, const std::optional<at::Tensor>& labels) {
   if (!cached_.empty() && cached_.front().labels.has_value() != labels.has_value())
     throw std::invalid_argument("the micro-batches of one accumulation group must all have labels or all have none");
@@ -377,15 +360,14 @@ void Trainer::cache_micro_batch(const at::Tensor& images, const at::Tensor& toke
   CachedMicroBatch batch{own(images), own(tokens), labels ? std::optional<at::Tensor>(own(*labels)) : std::nullopt, {}, {}};
   // The statistics a train-mode BatchNorm gathers here come again when the micro-batch runs with its
   // gradient: this forward leaves them as they were, so each micro-batch updates them once.
-  const bool restore = options_.batchnorm_train && !model_->batch_norms().empty();
-  const std::vector<at::Tensor> buffers = restore ? copy_buffers(*model_) : std::vector<at::Tensor>{};
+  const model::RunningStatistics statistics(*model_);
   {
     at::NoGradGuard no_grad;
     ForwardScope scope(*this);
     batch.image_features = model_->encode_image(images);
     batch.text_features = model_->encode_text(tokens);
   }
-  if (restore) put_back_buffers(*model_, buffers);
+  statistics.restore();
   cached_.push_back(std::move(batch));
 }
 
