@@ -1,20 +1,17 @@
-import os from 'node:os';
 import { shardOrder } from '../distributed/shard.js';
-import { copyPartsInto, statFileBatch } from '../io/batched-files.js';
 import { joinBytes } from '../native.js';
 import { seededPermutation } from '../util/prng.js';
-import { Semaphore } from '../util/semaphore.js';
 import { augmentInto, augmentParams, augmentRng, augmentSourceResolution, resolveAugmentation, type AugmentOptions } from './augment.js';
 import { BoundedQueue } from './bounded-queue.js';
 import { RESIZE_MODES, type ResizeMode } from './clip-geometry.js';
-import { CropCache, type CropKey } from './crop-cache.js';
-import type { CropMemory, RememberedCrop } from './crop-memory.js';
-import { decodeHere } from './decode-job.js';
-import { defaultDecodeThreads, sharedDecodePool } from './decode-pool.js';
+import type { CropMemory } from './crop-memory.js';
+import { CropTiers, type CropGroup, type CropRecipe, type SkippedImage } from './crop-tiers.js';
 import type { Dataset, Sample } from './dataset.js';
-import { classifyDecodeError, ImageDecodeError, type ImageProblemKind } from './image-problems.js';
+import type { ImageProblemKind } from './image-problems.js';
 import { normalizeInto } from './normalize.js';
-import { DEFAULT_MAX_PIXELS, preprocessImageUint8, RESAMPLE_MODES, type PreprocessOptions, type ResampleMode, type Uint8Crop } from './preprocess.js';
+import { DEFAULT_MAX_PIXELS, RESAMPLE_MODES, type PreprocessOptions, type ResampleMode, type Uint8Crop } from './preprocess.js';
+
+export type { SkippedImage };
 
 export interface LoaderOptions {
   batchSize: number;
@@ -92,13 +89,6 @@ export interface Batch {
   cursor: number;
 }
 
-export interface SkippedImage {
-  file: string;
-  source: { file: string; line: number };
-  kind: ImageProblemKind;
-  message: string;
-}
-
 export interface LoaderStats {
   epoch: number;
   batches: number;
@@ -126,11 +116,7 @@ export interface Loader extends AsyncIterable<Batch> {
 
 const MAX_REPORTED = 1000;
 
-/** `index`: the sample's index in dataset.samples (what its augmentation is keyed on). */
-type Outcome = { ok: true; sample: Sample; index: number; crop: Uint8Array } | { ok: false; skipped: SkippedImage };
 type Ready = { sample: Sample; index: number; crop: Uint8Array };
-/** A run of consecutive samples of the epoch order: one outcome per sample; cached crops lie in `buffer`. */
-type Group = { buffer: Uint8Array; outcomes: Outcome[] };
 
 export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
   const batchSize = options.batchSize;
@@ -138,119 +124,36 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
   const seed = options.seed ?? 0;
   const epoch = options.epoch ?? 0;
   const resolution = options.resolution ?? 224;
-  const resizeMode = options.resizeMode ?? 'shortest';
   const augment = resolveAugmentation(options.augment);
   // What is decoded, cached and kept in memory: the R×R crop, or with augmentation the larger source it is drawn from.
   const sourceResolution = augment ? augmentSourceResolution(resolution) : resolution;
-  // Checked here, not per image: a bad mode or statistics would otherwise skip every image as undecodable.
-  if (!RESIZE_MODES.includes(resizeMode)) throw new RangeError(`resizeMode must be one of ${RESIZE_MODES.join(', ')}, got '${String(resizeMode)}'`);
-  if (options.pixels !== 'uint8') normalizeInto(new Uint8Array(0), new Float32Array(0), 0, options.mean, options.std);
-  const exif = options.exif ?? true;
-  const resample = options.resample ?? 'pillow';
-  if (!RESAMPLE_MODES.includes(resample)) throw new RangeError(`resample must be one of ${RESAMPLE_MODES.join(', ')}, got '${String(resample)}'`);
-  const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
-  const concurrency = options.concurrency ?? Math.max(4, os.availableParallelism() * 2);
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
+  const recipe = cropRecipe(options, sourceResolution, augment !== undefined);
+  let stats = emptyStats(epoch);
+  const tiers = new CropTiers({
+    recipe,
+    memory: options.memory,
+    cache: options.cache,
+    cacheDir: options.cacheDir,
+    concurrency: options.concurrency,
+    decoder: options.decoder,
+    decodeThreads: options.decodeThreads,
+    // Through `stats` as it is then: each pass starts a new one.
+    count: (counter) => void stats[counter]++,
+  });
   const prefetch = options.prefetch ?? 2;
-  const decoder = options.decoder ?? preprocessImageUint8;
-  const decodeThreads = options.decoder ? 0 : (options.decodeThreads ?? defaultDecodeThreads());
-  if (!Number.isInteger(decodeThreads) || decodeThreads < 0) throw new RangeError(`decodeThreads must be a non-negative integer, got ${decodeThreads}`);
-  const pool = decodeThreads > 0 ? sharedDecodePool(decodeThreads) : undefined;
-  const cache = options.cache === false ? undefined : new CropCache(options.cacheDir);
-  const memory = options.memory;
   const samples = dataset.samples;
-  const epochOrder = options.shuffle === false ? Int32Array.from(samples.keys()) : seededPermutation(samples.length, seed, epoch);
-  const order = options.shard ? shardOrder(epochOrder, batchSize, options.shard.rank, options.shard.worldSize, options.dropLast ?? false) : epochOrder;
+  const order = epochOrder(samples, batchSize, seed, epoch, options);
   const batchesPerEpoch = options.dropLast ? Math.floor(order.length / batchSize) : Math.ceil(order.length / batchSize);
   const startBatch = options.startBatch ?? 0;
   const startCursor = options.startCursor ?? startBatch * batchSize;
-  let stats = emptyStats(epoch);
 
   const plane = 3 * resolution * resolution;
-  const sourcePlane = 3 * sourceResolution * sourceResolution;
-  const decodes = new Semaphore(concurrency);
+  const sourcePlane = tiers.cropBytes;
 
-  /** Decodes (and caches) one image, `concurrency` at most at once. */
-  async function decode(sample: Sample, index: number, key: CropKey): Promise<Outcome> {
-    await decodes.acquire();
-    try {
-      const target = cache ? { dir: cache.dir, key } : undefined;
-      const preprocess = { resolution: sourceResolution, resizeMode, exif, resample, maxPixels };
-      const { crop, cacheWriteFailed } = pool ? await pool.decode(sample.image, preprocess, target) : await decodeHere(decoder, sample.image, preprocess, target);
-      stats.decoded++;
-      if (cacheWriteFailed) stats.cacheWriteErrors++;
-      memory?.keep(key, crop.data, crop.sourceWidth * crop.sourceHeight);
-      // The crop stays in its own memory: copied into the group's here, it cost the main thread more
-      // than the pool's join of the batch (joinBytes) does.
-      return { ok: true, sample, index, crop: crop.data };
-    } catch (err) {
-      return failed(sample, err);
-    } finally {
-      decodes.release();
-    }
-  }
-
-  function failed(sample: Sample, err: unknown): Outcome {
-    const problem = classifyDecodeError(sample.image, err);
-    const where = sample.source.line > 0 ? `${sample.source.file}:${sample.source.line}: ` : '';
-    return { ok: false, skipped: { file: sample.image, source: sample.source, kind: problem.kind, message: `${where}${problem.message}` } };
-  }
-
-  /**
-   * The samples at order[start, start + size): stats of all files in one go, crops held in memory
-   * copied and cached ones read straight into one buffer (slot i for the i-th sample), the rest
-   * decoded. A warm epoch thus costs a few requests per batch, not several per image, and no copy on
-   * the main thread: its batches are these buffers.
-   */
-  async function loadGroup(start: number, size: number): Promise<Group> {
+  /** The crops of the samples at order[start, start + size). */
+  function loadGroup(start: number, size: number): Promise<CropGroup> {
     const indices = order.subarray(start, start + size);
-    const members = Array.from(indices, (index) => samples[index]!);
-    const outcomes: Array<Outcome | undefined> = new Array(size);
-    const keys: Array<CropKey | undefined> = new Array(size);
-    (await statFileBatch(members.map((m) => m.image))).forEach((stat, i) => {
-      const sample = members[i]!;
-      if (stat instanceof Error) outcomes[i] = failed(sample, stat);
-      else if (!stat.isFile) outcomes[i] = failed(sample, new ImageDecodeError('missing', sample.image, 'not a regular file'));
-      else if (stat.size === 0) outcomes[i] = failed(sample, new ImageDecodeError('empty', sample.image, '0 bytes'));
-      else keys[i] = { file: sample.image, size: stat.size, mtimeMs: stat.mtimeMs, resolution: sourceResolution, exif, resizeMode, resample, ...(augment && { augmentSource: true }) };
-    });
-    const wanted = keys.flatMap((key, i) => (key ? [i] : []));
-    const remembered: Array<RememberedCrop | undefined> = new Array(size);
-    if (memory) for (const i of wanted) remembered[i] = memory.get(keys[i]!);
-    const inMemory = wanted.filter((i) => remembered[i]);
-    const onDisk = cache ? wanted.filter((i) => !remembered[i]) : [];
-    // Every slot is written before it is used (or its sample is skipped): no need to zero it.
-    const buffer: Uint8Array = inMemory.length + onDisk.length > 0 ? Buffer.allocUnsafeSlow(size * sourcePlane) : new Uint8Array(0);
-    const [cached] = await Promise.all([
-      cache ? cache.readInto(onDisk.map((i) => keys[i]!), buffer, onDisk) : [],
-      copyPartsInto(inMemory.map((i) => remembered[i]!.data), buffer, inMemory.map((i) => i * sourcePlane)),
-    ]);
-    // The source's pixel count of each crop now in its slot of `buffer`.
-    const sourcePixelsAt: Array<number | undefined> = new Array(size);
-    for (const i of inMemory) sourcePixelsAt[i] = remembered[i]!.sourcePixels;
-    onDisk.forEach((i, j) => (sourcePixelsAt[i] = cached[j]));
-    const misses: Promise<void>[] = [];
-    const fromDisk: Array<{ key: CropKey; data: Uint8Array; sourcePixels: number }> = [];
-    for (const i of wanted) {
-      const sample = members[i]!;
-      const sourcePixels = sourcePixelsAt[i];
-      if (sourcePixels === undefined) {
-        misses.push(decode(sample, indices[i]!, keys[i]!).then((outcome) => void (outcomes[i] = outcome)));
-      } else if (sourcePixels > maxPixels) {
-        outcomes[i] = failed(sample, new ImageDecodeError('too-large', sample.image, `${sourcePixels} pixels > maxPixels ${maxPixels}`));
-      } else {
-        const crop = buffer.subarray(i * sourcePlane, (i + 1) * sourcePlane);
-        if (remembered[i]) stats.memoryHits++;
-        else {
-          stats.cacheHits++;
-          if (memory) fromDisk.push({ key: keys[i]!, data: crop, sourcePixels });
-        }
-        outcomes[i] = { ok: true, sample, index: indices[i]!, crop };
-      }
-    }
-    // Before the group's buffer becomes batches, which their consumer may change.
-    await Promise.all([...misses, memory?.keepMany(fromDisk)]);
-    return { buffer, outcomes: outcomes as Outcome[] };
+    return tiers.load(Array.from(indices, (index) => samples[index]!), indices);
   }
 
   async function makeBatch(index: number, ready: Ready[], cursor: number, whole?: Uint8Array): Promise<Batch> {
@@ -298,7 +201,7 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
    * refilling past skipped images from the next group.
    */
   async function produce(queue: BoundedQueue<Batch>): Promise<void> {
-    const groups: Promise<Group>[] = [];
+    const groups: Promise<CropGroup>[] = [];
     let next = startCursor;
     const refill = () => {
       while (groups.length < 2 && next < order.length) {
@@ -313,6 +216,8 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
     refill();
     let ready: Ready[] = [];
     let readyFrom: Uint8Array | undefined; // the buffer all of `ready` lies in, in order from its start
+    // That buffer, when it holds exactly the batch: the batch is then made without a join.
+    const whole = () => (readyFrom && readyFrom.byteLength === ready.length * sourcePlane ? readyFrom : undefined);
     let index = startBatch;
     let consumed = startCursor;
     while (groups.length > 0) {
@@ -329,24 +234,23 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
         readyFrom = slot === ready.length && (ready.length === 0 || readyFrom === group.buffer) ? group.buffer : undefined;
         ready.push(outcome);
         if (ready.length === batchSize) {
-          const whole = readyFrom && readyFrom.byteLength === batchSize * sourcePlane ? readyFrom : undefined;
-          const batch = await makeBatch(index++, ready, consumed, whole);
+          const batch = await makeBatch(index++, ready, consumed, whole());
           ready = [];
-          if (!(await queue.push(batch))) return;
-          stats.batches++;
-          stats.samples += batch.samples.length;
+          if (!(await handOver(queue, batch))) return;
         }
       }
       // Only now: a stalled consumer holds one group loading beyond the batch it blocks.
       refill();
     }
-    if (ready.length > 0 && !options.dropLast) {
-      const whole = readyFrom && readyFrom.byteLength === ready.length * sourcePlane ? readyFrom : undefined;
-      if (await queue.push(await makeBatch(index, ready, consumed, whole))) {
-        stats.batches++;
-        stats.samples += ready.length;
-      }
-    }
+    if (ready.length > 0 && !options.dropLast) await handOver(queue, await makeBatch(index, ready, consumed, whole()));
+  }
+
+  /** Queues a batch and counts it; false once the consumer has stopped. */
+  async function handOver(queue: BoundedQueue<Batch>, batch: Batch): Promise<boolean> {
+    if (!(await queue.push(batch))) return false;
+    stats.batches++;
+    stats.samples += batch.samples.length;
+    return true;
   }
 
   function recordSkip(skipped: SkippedImage): void {
@@ -382,4 +286,23 @@ export function createLoader(dataset: Dataset, options: LoaderOptions): Loader {
 
 function emptyStats(epoch: number): LoaderStats {
   return { epoch, batches: 0, samples: 0, skipped: 0, skippedByKind: {}, skippedImages: [], cacheHits: 0, memoryHits: 0, decoded: 0, cacheWriteErrors: 0 };
+}
+
+/**
+ * The preprocessing every crop gets, checked here, not per image: a bad mode or statistics would
+ * otherwise skip every image as undecodable.
+ */
+function cropRecipe(options: LoaderOptions, resolution: number, augmentSource: boolean): CropRecipe {
+  const resizeMode = options.resizeMode ?? 'shortest';
+  if (!RESIZE_MODES.includes(resizeMode)) throw new RangeError(`resizeMode must be one of ${RESIZE_MODES.join(', ')}, got '${String(resizeMode)}'`);
+  if (options.pixels !== 'uint8') normalizeInto(new Uint8Array(0), new Float32Array(0), 0, options.mean, options.std);
+  const resample = options.resample ?? 'pillow';
+  if (!RESAMPLE_MODES.includes(resample)) throw new RangeError(`resample must be one of ${RESAMPLE_MODES.join(', ')}, got '${String(resample)}'`);
+  return { resolution, resizeMode, exif: options.exif ?? true, resample, maxPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS, augmentSource };
+}
+
+/** The epoch's order of sample indices, a pure function of (seed, epoch), or this rank's part of it. */
+function epochOrder(samples: readonly Sample[], batchSize: number, seed: number, epoch: number, options: LoaderOptions): Int32Array {
+  const all = options.shuffle === false ? Int32Array.from(samples.keys()) : seededPermutation(samples.length, seed, epoch);
+  return options.shard ? shardOrder(all, batchSize, options.shard.rank, options.shard.worldSize, options.dropLast ?? false) : all;
 }
