@@ -6,13 +6,13 @@ import type { Dataset, Sample } from '../data/dataset.js';
 import { createLoader } from '../data/loader.js';
 import { modelPreprocessing } from '../data/preprocess.js';
 import type { ClipModel } from '../model/model.js';
+import { DEFAULT_EVAL_BATCH, type EvaluateModelOptions } from './evaluate-options.js';
 import { assertFinite } from './finite.js';
 import { logitScale } from './logit-scale.js';
 import { asMatrix, concatRows, normalizeRows, type Matrix } from './matrix.js';
 import { inEvalMode, tokenizerFor } from './model-source.js';
 import { contrastiveLoss, rankMetrics, retrievalRanks, type RankMetrics, type RetrievalRanks } from './retrieval-metrics.js';
 import { encodeTexts } from './text-features.js';
-import type { EvaluateModelOptions } from './zero-shot.js';
 
 export type { RankMetrics };
 
@@ -68,7 +68,7 @@ export function meanRecallAt1(metrics: RetrievalMetrics): number {
 async function encodeImages(model: ClipModel, dataset: Dataset, groups: Sample[][], options: EvaluateModelOptions): Promise<{ features: Matrix; kept: Sample[][]; skipped: number }> {
   const firsts: Dataset = { ...dataset, samples: groups.map((g) => g[0]!) };
   const loader = createLoader(firsts, {
-    batchSize: options.batchSize ?? 32,
+    batchSize: options.batchSize ?? DEFAULT_EVAL_BATCH,
     shuffle: false,
     ...modelPreprocessing(model.config),
     cache: options.cache,
@@ -110,7 +110,7 @@ export async function evaluateRetrievalModel(model: ClipModel, dataset: Dataset,
       retrieval: {
         imageToText: rankMetrics(ranks.imageToText),
         textToImage: rankMetrics(ranks.textToImage),
-        loss: contrastiveLoss(images.features, texts, textImage, scale, options.batchSize ?? 32),
+        loss: contrastiveLoss(images.features, texts, textImage, scale, options.batchSize ?? DEFAULT_EVAL_BATCH),
       },
       images: images.kept.length,
       texts: captions.length,

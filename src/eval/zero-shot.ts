@@ -4,37 +4,17 @@ import { loadDataset, type LoadDatasetOptions } from '../data/load-dataset.js';
 import type { Dataset } from '../data/dataset.js';
 import { createLoader } from '../data/loader.js';
 import { modelPreprocessing } from '../data/preprocess.js';
-import type { ClipModel, Precision } from '../model/model.js';
+import type { ClipModel } from '../model/model.js';
 import { resolveTemplates } from '../text/prompts.js';
-import type { ClipTokenizer } from '../text/tokenizer.js';
-import { zeroShotClassifier, type Templates } from './classifier.js';
+import { zeroShotClassifier } from './classifier.js';
+import { DEFAULT_EVAL_BATCH, type EvaluateModelOptions, type EvaluateProgress } from './evaluate-options.js';
 import { assertFinite } from './finite.js';
 import { asMatrix, matmulTransposed, normalizeRows } from './matrix.js';
 import { MetricsAccumulator, type ClassificationMetrics } from './metrics.js';
 import { inEvalMode, tokenizerFor, withModel, type ModelSource } from './model-source.js';
 import { evaluateRetrievalModel, type RetrievalEvaluation } from './retrieval.js';
 
-export interface EvaluateProgress {
-  /** Images scored so far. */
-  done: number;
-  total: number;
-}
-
-export interface EvaluateModelOptions {
-  /** Template set name, one template, or a list. Default 'default'. */
-  templates?: Templates;
-  /** Images per encodeImage call. Default 32. */
-  batchSize?: number;
-  precision?: Precision;
-  tokenizer?: ClipTokenizer;
-  signal?: AbortSignal;
-  onProgress?: (progress: EvaluateProgress) => void;
-  /** Loader cache of preprocessed crops (see LoaderOptions). Default: the loader's default. */
-  cache?: boolean;
-  cacheDir?: string;
-  /** Fail on an unreadable image instead of skipping it (skipped images are counted). */
-  strict?: boolean;
-}
+export { DEFAULT_EVAL_BATCH, type EvaluateModelOptions, type EvaluateProgress };
 
 export interface EvaluateOptions extends EvaluateModelOptions {
   model: ModelSource;
@@ -53,8 +33,6 @@ export interface EvaluateResult extends ClassificationMetrics {
   /** Images the loader could not read and left out of the metrics. */
   skipped: number;
 }
-
-export const DEFAULT_EVAL_BATCH = 32;
 
 /**
  * A model on a dataset, loading either when given by location: zero-shot accuracy for class labels,

@@ -9,7 +9,7 @@ import { parseBpeVocabulary, type BpeVocabulary } from '../text/bpe.js';
 import { resolveVocabularyPath, type LoadTokenizerOptions } from '../text/vocabulary.js';
 import { syncDirectory, temporaryPath } from '../util/atomic.js';
 import { isResNet, OPENAI_IMAGE_MEAN, OPENAI_IMAGE_STD, type ClipConfig } from './config.js';
-import type { ClipModel } from './model.js';
+import type { WeightsSource } from './weights-copy.js';
 
 export type ExportTarget = 'hf' | 'open_clip';
 export const EXPORT_TARGETS: readonly ExportTarget[] = ['hf', 'open_clip'];
@@ -311,7 +311,7 @@ async function moveIntoPlace(tmp: string, dir: string): Promise<void> {
  * Writes `model` as a folder another library loads as its own (see the module comment). Refuses a
  * non-empty existing `dir` unless `overwrite`; the folder appears complete or not at all.
  */
-export async function exportModel(model: ClipModel, dir: string, options: ExportOptions): Promise<ExportResult> {
+export async function exportModel(model: WeightsSource, dir: string, options: ExportOptions): Promise<ExportResult> {
   const { to } = options;
   if (!EXPORT_TARGETS.includes(to)) throw new Error(`export target must be one of ${EXPORT_TARGETS.join(', ')}, got ${JSON.stringify(to)}`);
   const weightsFormat = options.weights ?? 'safetensors';

@@ -7,14 +7,11 @@ import { architecture, type ClipConfig } from './config.js';
 import { exportModel, type ExportOptions, type ExportResult } from './export.js';
 import { resolvePretrainedModel } from './resolve-name.js';
 import { loadFromPath, type LoadedModelSource } from './load-model.js';
+import type { WeightFormat, WeightsCopy, WeightsSource } from './weights-copy.js';
+
+export type { WeightFormat, WeightsCopy };
 
 export type Precision = 'fp32' | 'bf16' | 'fp16';
-export type WeightFormat = 'safetensors' | 'pt';
-
-/** Weights copied from a model (ClipModel.copyWeights), written as ClipModel.save writes them. */
-export interface WeightsCopy {
-  save(path: string, options?: { format?: WeightFormat; metadata?: Record<string, string> }): Promise<void>;
-}
 
 function formatOf(path: string): WeightFormat {
   return path.endsWith('.pt') || path.endsWith('.pth') ? 'pt' : 'safetensors';
@@ -61,7 +58,7 @@ export interface InferenceOptions {
   precision?: Precision;
 }
 
-export class ClipModel {
+export class ClipModel implements WeightsSource {
   /** How the weights were found, for models from loadModel(). */
   readonly source?: LoadedModelSource;
 
