@@ -1,6 +1,6 @@
 // The programmatic API of clip-native.
 export { doctor, type DoctorReport } from './doctor.js';
-export { cudaMemory, runtimeInfo, setThreads, type CudaMemory, type TensorData, type RuntimeInfo } from './native.js';
+export { cudaMemory, runtimeInfo, setThreads, type CudaMemory, type TensorData, type RuntimeInfo, type NativeTrainerOptions } from './native.js';
 export { cacheDir } from './util/cache.js';
 export { version } from './version.js';
 
