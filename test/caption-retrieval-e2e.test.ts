@@ -11,20 +11,8 @@ import type { RetrievalMetrics, WorstImage, WorstText } from '../src/eval/retrie
 import { writeCompositionalSet } from './helpers/compositional.js';
 import { referenceFromFiles } from './helpers/retrieval-reference.js';
 import { scratchDir } from './helpers/scratch.js';
+import { SMALL_MODEL } from './helpers/tiny-model.js';
 import { cliEnv, runCli } from './helpers/tiny-run.js';
-
-const MODEL = {
-  embed_dim: 64,
-  image_resolution: 32,
-  vision_layers: 2,
-  vision_width: 64,
-  vision_patch_size: 8,
-  context_length: 77,
-  vocab_size: 49408,
-  transformer_width: 64,
-  transformer_heads: 4,
-  transformer_layers: 2,
-};
 
 const TEST_IMAGES = 200;
 
@@ -33,7 +21,7 @@ test('caption retrieval: trained from random weights, R@1 rises far above chance
   const env = cliEnv(dir);
   const set = await writeCompositionalSet(path.join(dir, 'data'), { train: 1800, test: TEST_IMAGES });
   const model = path.join(dir, 'tiny.json');
-  await fs.writeFile(model, JSON.stringify(MODEL));
+  await fs.writeFile(model, JSON.stringify(SMALL_MODEL));
   const out = path.join(dir, 'run');
   const args = ['train', '--data', set.csv, '--model', model, '--init', 'random', '--out', out, '--epochs', '8', '--batch-size', '64'];
   args.push('--optimizer', 'adamw', '--lr', '2e-3', '--weight-decay', '0.1', '--schedule', 'cosine', '--warmup', '20');

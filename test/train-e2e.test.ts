@@ -11,6 +11,7 @@ import { after, test } from 'node:test';
 import { exportFashionMnist } from '../src/data/fashion-mnist.js';
 import { FASHION_MNIST_SKIP, fashionMnistPresent } from './helpers/fashion-mnist.js';
 import { fixture, repoRoot } from './helpers/fixtures.js';
+import { SMALL_MODEL } from './helpers/tiny-model.js';
 
 let tmp: string | undefined;
 after(() => (tmp ? fs.rm(tmp, { recursive: true, force: true }) : undefined));
@@ -21,21 +22,7 @@ test('a from-scratch CLIP trained by `clip-native train` reaches ≥ 70% zero-sh
   const data = path.join(tmp, 'fashion');
   await exportFashionMnist({ out: data, trainPerClass: 400, testPerClass: 30, seed: 0 });
   const model = path.join(tmp, 'tiny-vit.json');
-  await fs.writeFile(
-    model,
-    JSON.stringify({
-      embed_dim: 64,
-      image_resolution: 32,
-      vision_layers: 2,
-      vision_width: 64,
-      vision_patch_size: 8,
-      context_length: 77,
-      vocab_size: 49408,
-      transformer_width: 64,
-      transformer_heads: 4,
-      transformer_layers: 2,
-    }),
-  );
+  await fs.writeFile(model, JSON.stringify(SMALL_MODEL));
   const out = path.join(tmp, 'run');
   const args = ['train', '--data', data, '--ext', 'png', '--model', model, '--init', 'random', '--out', out, '--epochs', '8', '--batch-size', '64'];
   args.push('--optimizer', 'adamw', '--lr', '2e-3', '--weight-decay', '0.1', '--schedule', 'cosine', '--warmup', '20');

@@ -15,6 +15,23 @@ export const TINY_MODEL = {
   transformer_layers: 1,
 };
 
+/**
+ * A 32 px ViT with 8 px patches (16 of them), two layers per tower, 64 wide: what the end-to-end runs
+ * (train-e2e, caption-retrieval-e2e) train from random weights, large enough to learn their data.
+ */
+export const SMALL_MODEL = {
+  embed_dim: 64,
+  image_resolution: 32,
+  vision_layers: 2,
+  vision_width: 64,
+  vision_patch_size: 8,
+  context_length: 77,
+  vocab_size: 49408,
+  transformer_width: 64,
+  transformer_heads: 4,
+  transformer_layers: 2,
+};
+
 /** TINY_MODEL as a JSON file in `dir`, for `--model <file> --init random`. */
 export async function writeTinyModel(dir: string): Promise<string> {
   const file = path.join(dir, 'tiny.json');
